@@ -1,0 +1,60 @@
+# paas — quick start: `make demo`, `make test`. Every target installs what it needs.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+APT_PACKAGES := haproxy git shellcheck python3 python3-venv ca-certificates curl procps iproute2 passwd
+export PAAS_HOME ?= $(CURDIR)/var/demo
+export PAAS_API_PORT ?= 5050
+export PAAS_HTTP_PORT ?= 8080
+export PAAS_DOMAIN ?= paas.localhost
+
+.PHONY: setup system-packages demo stop test lint unit integration bench clean
+
+setup: system-packages $(BIN)/paas
+
+# apt-get only as root; otherwise say what is missing.
+system-packages:
+	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  missing=$$(for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	  if [ -n "$$missing" ]; then \
+	    echo "-----> installing $$missing"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	  fi; \
+	else \
+	  for t in haproxy git; do command -v $$t >/dev/null || { echo "missing $$t: install it (apt-get install $$t) or run make as root" >&2; exit 1; }; done; \
+	fi
+
+$(BIN)/paas: pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip >/dev/null
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $@
+
+demo: setup
+	bash bin/demo
+
+stop: setup
+	$(BIN)/paas server --stop
+
+lint: setup
+	$(BIN)/ruff check platform router tests bench
+	$(BIN)/ruff format --check platform router tests bench
+	$(BIN)/mypy
+	$(BIN)/lint-imports
+	shellcheck -x buildpacks/*/bin/* buildpacks/*/lib/*.sh bin/*
+
+unit: setup
+	$(BIN)/pytest -q tests/unit
+
+integration: setup
+	$(BIN)/pytest -q tests/integration
+
+test: setup lint
+	$(BIN)/pytest -q tests
+
+bench: setup
+	$(BIN)/python bench/deploy.py
+
+clean:
+	rm -rf $(VENV) var

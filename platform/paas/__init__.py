@@ -1,0 +1,1 @@
+"""paas: a self-hosted, Heroku-style twelve-factor platform (the control plane)."""
