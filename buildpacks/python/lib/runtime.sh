@@ -1,0 +1,113 @@
+#!/usr/bin/env bash
+# Usage: source lib/runtime.sh — choose the Python interpreter for the app.
+# shellcheck disable=SC2034 # the RUNTIME_* globals are this file's output, read elsewhere
+#
+# The stack's interpreters are the `python3.X` executables on PATH; the
+# buildpack never downloads one. The app may ask for a major.minor version in
+# .python-version (e.g. "3.11" or "3.11.4") or runtime.txt ("python-3.11.4");
+# a patch level is accepted but only major.minor is honoured.
+#
+# After runtime::select, these globals are set:
+#   RUNTIME_PYTHON   absolute path of the interpreter (symlinks resolved)
+#   RUNTIME_MINOR    its major.minor, e.g. 3.11
+#   RUNTIME_FULL     its full version, e.g. 3.11.2
+#   RUNTIME_SOURCE   why it was chosen (".python-version", "runtime.txt", "default")
+
+RUNTIME_PYTHON=""
+RUNTIME_MINOR=""
+RUNTIME_FULL=""
+RUNTIME_SOURCE=""
+
+# runtime::available — print "MAJOR.MINOR PATH" for each interpreter on PATH,
+# oldest first, one per version (the first one on PATH wins). Directories
+# that belong to a virtualenv (such as the one holding uv) are skipped: their
+# interpreter is someone else's, not part of the stack.
+runtime::available() {
+	local dir candidate name real
+	local -A seen=()
+	local IFS=:
+	for dir in $PATH; do
+		[[ -n "$dir" && -d "$dir" && ! -f "$dir/../pyvenv.cfg" ]] || continue
+		for candidate in "$dir"/python3.*; do
+			name=${candidate##*/}
+			[[ "$name" =~ ^python(3\.[0-9]+)$ && -x "$candidate" ]] || continue
+			[[ -z "${seen[${BASH_REMATCH[1]}]:-}" ]] || continue
+			real=$(readlink -f -- "$candidate") || continue
+			seen[${BASH_REMATCH[1]}]=1
+			printf '%s %s\n' "${BASH_REMATCH[1]}" "$real"
+		done
+	done | sort -V
+}
+
+# runtime::parse_request FILE KIND — print the major.minor asked for in FILE,
+# or fail with a help message when the contents cannot be understood.
+runtime::parse_request() {
+	local file=$1 kind=$2 line="" raw=""
+	while IFS= read -r line || [[ -n "$line" ]]; do
+		line=${line%%#*}
+		line=${line//[[:space:]]/}
+		if [[ -n "$line" ]]; then
+			raw=$line
+			break
+		fi
+	done <"$file"
+	local pattern='^3\.([0-9]+)(\.[0-9]+)?$'
+	[[ "$kind" == runtime.txt ]] && pattern='^python-3\.([0-9]+)(\.[0-9]+)?$'
+	if [[ "$raw" =~ $pattern ]]; then
+		printf '3.%s\n' "${BASH_REMATCH[1]}"
+		return 0
+	fi
+	local example='3.11'
+	[[ "$kind" == runtime.txt ]] && example='python-3.11.4'
+	output::fail "Cannot read the Python version in $kind: found '${raw:-<empty file>}'." \
+		"" \
+		"The file should hold a single version such as '$example'." \
+		"To fix it, either:" \
+		"  1. write a version such as '$example' into $kind, or" \
+		"  2. delete $kind to use the newest Python on this stack."
+}
+
+# runtime::select BUILD_DIR — pick the interpreter and set the RUNTIME_* globals.
+runtime::select() {
+	local build_dir=$1 wanted="" source="default"
+	if [[ -f "$build_dir/.python-version" ]]; then
+		source=".python-version"
+		wanted=$(runtime::parse_request "$build_dir/.python-version" .python-version)
+		if [[ -f "$build_dir/runtime.txt" ]]; then
+			output::warning "Both .python-version and runtime.txt exist; using .python-version." \
+				"Delete runtime.txt to silence this warning."
+		fi
+	elif [[ -f "$build_dir/runtime.txt" ]]; then
+		source="runtime.txt"
+		wanted=$(runtime::parse_request "$build_dir/runtime.txt" runtime.txt)
+	fi
+
+	local available version path versions="" chosen_path=""
+	available=$(runtime::available)
+	while read -r version path; do
+		[[ -n "$version" ]] || continue
+		versions+="${versions:+, }$version"
+		if [[ -z "$wanted" || "$version" == "$wanted" ]]; then
+			RUNTIME_MINOR=$version
+			chosen_path=$path
+		fi
+	done <<<"$available"
+
+	if [[ -z "$versions" ]]; then
+		output::fail "No Python interpreter (python3.X) was found on PATH." \
+			"" \
+			"PATH is: $PATH" \
+			"This is a problem with the build host, not the app: install Python 3" \
+			"on the stack (e.g. apt-get install python3 python3-venv) and retry."
+	fi
+	if [[ -z "$chosen_path" ]]; then
+		output::fail "Python $wanted was requested by $source, but this stack has: $versions" \
+			"" \
+			"Python is never downloaded during the build. To fix it, either:" \
+			"  1. change $source to one of: $versions, or" \
+			"  2. delete $source to use the newest Python on this stack."
+	fi
+	RUNTIME_PYTHON=$chosen_path
+	RUNTIME_SOURCE=$source
+	RUNTIME_FULL=$("$RUNTIME_PYTHON" -c 'import platform; print(platform.python_version())')
+}

@@ -1,0 +1,341 @@
+"""The agent: reconciles desired formations with the dynos really running, forever.
+
+Level-triggered: each tick re-reads the store and the runtime (observe, don't remember),
+probes starting web dynos, applies the pure plan, and publishes the route table for the
+router. A web dyno leaves the router before it is stopped: it is drained first, and stopped
+only once the router reports a route generation without it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import socket
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from paas import plan as planning
+from paas.logs import LogStore
+from paas.runtime import DynoSpec, DynoStatus, Runtime, read_json, write_json
+from paas.settings import Settings
+from paas.slugs import SlugStore
+from paas.store import App, DynoSlot, Release, Store
+from paas.users import build_user
+
+DRAIN_TIMEOUT_SECONDS = 5.0
+PROBE_TIMEOUT_SECONDS = 0.2
+
+
+@dataclass(frozen=True)
+class DynoView:
+    """One line of `paas ps`."""
+
+    name: str
+    type: str
+    state: str
+    release: int | None
+    started_at: float | None
+    crash_count: int
+    last_exit_status: int | None
+    next_retry_at: float | None
+    command: str | None
+
+
+def to_observed(status: DynoStatus) -> planning.ObservedDyno:
+    spec = status.spec
+    return planning.ObservedDyno(
+        id=spec.id,
+        app=spec.app,
+        name=spec.name,
+        type=spec.type,
+        release=spec.release,
+        generation=spec.generation,
+        state=status.state,
+        started_at=status.started_at,
+        exit_status=status.exit_status,
+        stop_requested=status.stop_requested,
+    )
+
+
+def describe_dynos(statuses: list[DynoStatus], slots: dict[str, DynoSlot]) -> list[DynoView]:
+    """Running dynos plus crashed names waiting for their retry, sorted by name."""
+    views: dict[str, DynoView] = {}
+    for status in statuses:
+        spec = status.spec
+        slot = slots.get(spec.name)
+        if status.state == "exited" or (spec.name in views and status.state == "stopping"):
+            continue
+        views[spec.name] = DynoView(
+            spec.name,
+            spec.type,
+            status.state,
+            spec.release,
+            status.started_at,
+            slot.crash_count if slot else 0,
+            slot.last_exit_status if slot else None,
+            slot.next_retry_at if slot else None,
+            spec.command,
+        )
+    for name, slot in slots.items():
+        if name not in views and slot.crash_count:
+            views[name] = DynoView(
+                name,
+                name.split(".")[0],
+                "crashed",
+                None,
+                None,
+                slot.crash_count,
+                slot.last_exit_status,
+                slot.next_retry_at,
+                None,
+            )
+    return sorted(views.values(), key=lambda v: (v.type, _number(v.name)))
+
+
+def _number(name: str) -> int:
+    tail = name.rpartition(".")[2]
+    return int(tail) if tail.isdigit() else 0
+
+
+def port_open(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=PROBE_TIMEOUT_SECONDS):
+            return True
+    except OSError:
+        return False
+
+
+class Agent:
+    def __init__(
+        self,
+        settings: Settings,
+        store: Store,
+        logs: LogStore,
+        runtime: Runtime,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.logs = logs
+        self.runtime = runtime
+        self.clock = clock
+        self.slugs = SlugStore(settings.slugs_dir)
+        self.draining: dict[str, int] = {}
+        self.drain_started: dict[str, float] = {}
+        self.routes_generation = self._published_generation()
+
+    # --- observe ----------------------------------------------------------------------
+    def desired(self) -> tuple[list[planning.DesiredApp], dict[str, tuple[App, Release]]]:
+        wanted, releases = [], {}
+        for app in self.store.apps():
+            release = self.store.current_release(app)
+            slots = {
+                name: planning.Slot(s.crash_count, s.next_retry_at)
+                for name, s in self.store.slots(app).items()
+            }
+            wanted.append(
+                planning.DesiredApp(
+                    app=app.name,
+                    release=release.version if release else None,
+                    process_types=release.process_types if release else {},
+                    quantities={f.type: f.quantity for f in self.store.formation(app)},
+                    generations=self.store.restart_generations(app),
+                    slots=slots,
+                    boot_timeout=self.settings.boot_timeout_seconds,
+                )
+            )
+            if release is not None:
+                releases[app.name] = (app, release)
+        return wanted, releases
+
+    def probe(self, statuses: list[DynoStatus]) -> list[DynoStatus]:
+        """Marks starting dynos up: web once its port answers, others once running."""
+        probed = []
+        for status in statuses:
+            spec = status.spec
+            ready = (
+                status.state == "starting"
+                and status.pid is not None
+                and (spec.type != "web" or (spec.port is not None and port_open(spec.port)))
+            )
+            if ready:
+                self.runtime.mark_up(spec.id)
+                self.logs.event(spec.app, spec.name, "State changed from starting to up")
+                status = DynoStatus(
+                    spec, "up", status.started_at, None, status.stop_requested, status.pid
+                )
+            probed.append(status)
+        return probed
+
+    # --- act --------------------------------------------------------------------------
+    def tick(self) -> None:
+        now = self.clock()
+        wanted, releases = self.desired()
+        statuses = self.probe(self.runtime.list())
+        actions = planning.plan(wanted, [to_observed(s) for s in statuses], now)
+        used_ports: set[int | None] = {s.spec.port for s in statuses if s.spec.port}
+        for action in actions:
+            self.apply(action, releases, used_ports)
+        self.publish_routes(statuses)
+        self.finish_drains(now)
+
+    def apply(
+        self,
+        action: planning.Action,
+        releases: dict[str, tuple[App, Release]],
+        used_ports: set[int | None],
+    ) -> None:
+        if isinstance(action, planning.Start):
+            self.start(action, releases, used_ports)
+        elif isinstance(action, planning.Stop):
+            self.stop(action)
+        elif isinstance(action, planning.Forget):
+            self.runtime.forget(action.dyno.id)
+            self.draining.pop(action.dyno.id, None)
+        elif isinstance(action, planning.Crash):
+            self.record_crash(action, releases)
+        elif isinstance(action, planning.ResetSlot) and action.app in releases:
+            app = releases[action.app][0]
+            self.store.save_slot(app, DynoSlot(action.name, 0, None, None))
+
+    def start(
+        self,
+        action: planning.Start,
+        releases: dict[str, tuple[App, Release]],
+        used_ports: set[int | None],
+    ) -> None:
+        app, release = releases[action.app]
+        port = free_port(used_ports)
+        used_ports.add(port)
+        generations = self.store.restart_generations(app)
+        kind = action.type
+        generation = max(
+            generations.get("", 0), generations.get(kind, 0), generations.get(action.name, 0)
+        )
+        spec = DynoSpec(
+            id=f"{app.name}.{action.name}.v{release.version}.{secrets.token_hex(4)}",
+            app=app.name,
+            name=action.name,
+            type=kind,
+            release=release.version,
+            generation=generation,
+            command=release.process_types[kind],
+            app_dir=str(self.slugs.unpacked(release.artifact)),
+            port=port,
+            env=dict(release.config),
+            user=build_user(self.settings),
+            grace_seconds=self.settings.stop_grace_seconds,
+        )
+        self.logs.event(app.name, action.name, f"Starting process of release v{release.version}")
+        self.runtime.start(spec)
+
+    def stop(self, action: planning.Stop) -> None:
+        dyno = action.dyno
+        if dyno.type == "web" and dyno.state == "up":
+            if dyno.id not in self.draining:
+                self.draining[dyno.id] = self.routes_generation + 1
+                self.drain_started[dyno.id] = self.clock()
+            return  # stopped by finish_drains once the router no longer sends it requests
+        self.logs.event(dyno.app, dyno.name, f"Stopping ({action.reason})")
+        self.runtime.stop(dyno.id)
+
+    def finish_drains(self, now: float) -> None:
+        applied = self.applied_generation()
+        for dyno_id, generation in list(self.draining.items()):
+            waited = now - self.drain_started.get(dyno_id, now)
+            if applied >= generation or waited > DRAIN_TIMEOUT_SECONDS:
+                self.runtime.stop(dyno_id)
+                del self.draining[dyno_id]
+                self.drain_started.pop(dyno_id, None)
+
+    def record_crash(
+        self, action: planning.Crash, releases: dict[str, tuple[App, Release]]
+    ) -> None:
+        if action.app not in releases:
+            return
+        app = releases[action.app][0]
+        slot = action.slot
+        self.store.save_slot(
+            app, DynoSlot(action.name, slot.crash_count, action.exit_status, slot.next_retry_at)
+        )
+        wait = max(0.0, (slot.next_retry_at or 0) - self.clock())
+        self.logs.event(
+            app.name,
+            action.name,
+            f"State changed to crashed ({action.reason}, exit status {action.exit_status}); "
+            f"crash {slot.crash_count}, restarting in {wait:.0f}s",
+        )
+
+    # --- routes -----------------------------------------------------------------------
+    def route_table(self, statuses: list[DynoStatus]) -> dict[str, object]:
+        apps = []
+        for app in self.store.apps():
+            servers = [
+                {
+                    "name": s.spec.name + "-" + s.spec.id.rsplit(".", 1)[-1],
+                    "host": "127.0.0.1",
+                    "port": s.spec.port,
+                }
+                for s in statuses
+                if s.spec.app == app.name
+                and s.spec.type == "web"
+                and s.state == "up"
+                and s.spec.id not in self.draining
+                and not s.stop_requested
+            ]
+            hostnames = [f"{app.name}.{self.settings.domain}", *self.store.domains(app)]
+            apps.append({"app": app.name, "hostnames": hostnames, "servers": servers})
+        return {"apps": apps}
+
+    def publish_routes(self, statuses: list[DynoStatus]) -> None:
+        table = self.route_table(statuses)
+        path = self.settings.routes_path
+        previous = read_json(path) or {}
+        if previous.get("apps") == table["apps"]:
+            return
+        self.routes_generation += 1
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_json(path, {"generation": self.routes_generation, **table})
+
+    def _published_generation(self) -> int:
+        value = (read_json(self.settings.routes_path) or {}).get("generation", 0)
+        return value if isinstance(value, int) else 0
+
+    def applied_generation(self) -> int:
+        value = (read_json(self.settings.router_dir / "applied.json") or {}).get("generation", 0)
+        return value if isinstance(value, int) else 0
+
+    def run(self, stop: threading.Event, interval: float = 0.25) -> None:
+        while not stop.is_set():
+            try:
+                self.tick()
+            except Exception as error:
+                print(f"agent: tick failed: {error!r}", file=sys.stderr, flush=True)
+            stop.wait(interval)
+
+
+def free_port(used: set[int | None]) -> int:
+    while True:
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = int(probe.getsockname()[1])
+        if port not in used:
+            return port
+
+
+def supervisor_environment(settings: Settings) -> dict[str, str]:
+    """What each dyno supervisor needs: where the logs go and how to import paas."""
+    return {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "PAAS_LOGS_DB": str(settings.logs_db_path),
+        "PYTHONPATH": str(Path(__file__).resolve().parents[1]),
+    }
+
+
+def dump(views: list[DynoView]) -> str:
+    return json.dumps([v.__dict__ for v in views])

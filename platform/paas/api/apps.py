@@ -1,0 +1,140 @@
+"""Apps, config vars, formation and domains: the Heroku Platform API's app resources."""
+
+from __future__ import annotations
+
+import secrets
+
+from flask import Blueprint, Response, jsonify, request
+
+from paas import gitservice, releases, validation
+from paas.api.context import ctx, find_app, json_body
+from paas.errors import InvalidParams
+from paas.store import App
+
+blueprint = Blueprint("apps", __name__)
+ADJECTIVES = ("calm", "brave", "quiet", "swift", "bright", "gentle", "bold", "keen")
+NOUNS = ("river", "forest", "meadow", "harbor", "summit", "canyon", "island", "valley")
+
+
+def git_url(name: str) -> str:
+    return f"{request.host_url.rstrip('/')}/{name}.git"
+
+
+def app_json(app: App) -> dict[str, object]:
+    context = ctx()
+    current = context.store.current_release(app)
+    port = context.settings.http_port
+    return {
+        "id": app.id,
+        "name": app.name,
+        "stack": app.stack,
+        "created_at": app.created_at,
+        "released_at": current.created_at if current else None,
+        "current_release": current.version if current else None,
+        "git_url": git_url(app.name),
+        "web_url": f"http://{app.name}.{context.settings.domain}"
+        + ("" if port == 80 else f":{port}")
+        + "/",
+    }
+
+
+def generated_name() -> str:
+    return f"{secrets.choice(ADJECTIVES)}-{secrets.choice(NOUNS)}-{secrets.randbelow(9000) + 1000}"
+
+
+@blueprint.get("/account")
+def account() -> Response:
+    return jsonify(name="admin")
+
+
+@blueprint.get("/apps")
+def list_apps() -> Response:
+    return jsonify([app_json(a) for a in ctx().store.apps()])
+
+
+@blueprint.post("/apps")
+def create_app() -> tuple[Response, int]:
+    body = json_body()
+    name = body.get("name") or generated_name()
+    if not isinstance(name, str):
+        raise InvalidParams("app name must be a string")
+    context = ctx()
+    app = context.store.create_app(validation.app_name(name), "paas-host")
+    gitservice.ensure_repo(context.settings, app.name)
+    context.logs.event(app.name, "api", "App created")
+    return jsonify(app_json(app)), 201
+
+
+@blueprint.get("/apps/<name>")
+def show_app(name: str) -> Response:
+    return jsonify(app_json(find_app(name)))
+
+
+@blueprint.delete("/apps/<name>")
+def destroy_app(name: str) -> Response:
+    context = ctx()
+    app = find_app(name)
+    shown = app_json(app)
+    context.store.delete_app(app)  # the agent then stops its dynos and drops its routes
+    gitservice.delete_repo(context.settings, app.name)
+    context.logs.delete_app(app.name)
+    return jsonify(shown)
+
+
+@blueprint.get("/apps/<name>/config-vars")
+def show_config(name: str) -> Response:
+    return jsonify(ctx().store.config(find_app(name)))
+
+
+@blueprint.patch("/apps/<name>/config-vars")
+def update_config(name: str) -> Response:
+    context = ctx()
+    config, _release = releases.set_config(
+        context.store,
+        context.logs,
+        find_app(name),
+        json_body(),  # type: ignore[arg-type]
+    )
+    return jsonify(config)
+
+
+def formation_json(app: App) -> list[dict[str, object]]:
+    store = ctx().store
+    current = store.current_release(app)
+    commands = current.process_types if current else {}
+    return [
+        {"type": f.type, "quantity": f.quantity, "size": f.size, "command": commands.get(f.type)}
+        for f in store.formation(app)
+        if f.type in commands
+    ]
+
+
+@blueprint.get("/apps/<name>/formation")
+def show_formation(name: str) -> Response:
+    return jsonify(formation_json(find_app(name)))
+
+
+@blueprint.patch("/apps/<name>/formation")
+def update_formation(name: str) -> Response:
+    context = ctx()
+    app = find_app(name)
+    releases.scale(context.store, context.logs, app, json_body().get("updates"))
+    return jsonify(formation_json(app))
+
+
+@blueprint.get("/apps/<name>/domains")
+def list_domains(name: str) -> Response:
+    return jsonify([{"hostname": h} for h in ctx().store.domains(find_app(name))])
+
+
+@blueprint.post("/apps/<name>/domains")
+def add_domain(name: str) -> tuple[Response, int]:
+    hostname = validation.hostname(json_body().get("hostname"))
+    ctx().store.add_domain(find_app(name), hostname)
+    return jsonify(hostname=hostname), 201
+
+
+@blueprint.delete("/apps/<name>/domains/<hostname>")
+def remove_domain(name: str, hostname: str) -> Response:
+    ctx().store.remove_domain(find_app(name), hostname.lower())
+    return jsonify(hostname=hostname)

@@ -1,0 +1,89 @@
+"""Dynos (listing and restarts) and log lines."""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+
+from flask import Blueprint, Response, jsonify, request
+
+from paas.agent import describe_dynos
+from paas.api.context import ctx, find_app
+from paas.errors import InvalidParams
+from paas.runtime import ProcessRuntime
+
+blueprint = Blueprint("dynos", __name__)
+
+
+def iso(timestamp: float | None) -> str | None:
+    if timestamp is None:
+        return None
+    return (
+        datetime.fromtimestamp(timestamp, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+    )
+
+
+@blueprint.get("/apps/<name>/dynos")
+def list_dynos(name: str) -> Response:
+    context = ctx()
+    app = find_app(name)
+    runtime = ProcessRuntime(context.settings.dynos_dir, {})
+    statuses = [s for s in runtime.list() if s.spec.app == app.name]
+    now = time.time()
+    views = describe_dynos(statuses, context.store.slots(app))
+    return jsonify(
+        [
+            {
+                "name": v.name,
+                "type": v.type,
+                "state": v.state,
+                "release": {"version": v.release},
+                "command": v.command,
+                "started_at": iso(v.started_at),
+                "uptime_seconds": None if v.started_at is None else round(now - v.started_at, 1),
+                "crash_count": v.crash_count,
+                "last_exit_status": v.last_exit_status,
+                "next_retry_at": iso(v.next_retry_at) if v.state == "crashed" else None,
+            }
+            for v in views
+        ]
+    )
+
+
+@blueprint.delete("/apps/<name>/dynos")
+@blueprint.delete("/apps/<name>/dynos/<target>")
+def restart(name: str, target: str = "") -> tuple[Response, int]:
+    context = ctx()
+    app = find_app(name)
+    current = context.store.current_release(app)
+    if target:
+        kind, _, number = target.partition(".")
+        known = current.process_types if current else {}
+        if kind not in known or (number and not number.isdigit()):
+            raise InvalidParams(
+                f"no dyno or process type {target!r} in {app.name}: `paas ps` lists them"
+            )
+    context.store.request_restart(app, target)
+    context.logs.event(app.name, "api", f"Restart {target or 'all dynos'} requested")
+    return jsonify(message=f"Restarting {target or 'all dynos'} of {app.name}"), 202
+
+
+@blueprint.get("/apps/<name>/log-lines")
+def log_lines(name: str) -> Response:
+    context = ctx()
+    app = find_app(name)
+    source = request.args.get("source") or None
+    if source not in (None, "app", "paas"):
+        raise InvalidParams("--source must be app or paas")
+    try:
+        num = int(request.args.get("num", "100"))
+        after = request.args.get("after")
+        cursor = None if after is None else int(after)
+    except ValueError:
+        raise InvalidParams("num and after must be whole numbers") from None
+    if not 1 <= num <= 10_000:
+        raise InvalidParams("num must be between 1 and 10000")
+    lines, cursor = context.logs.read(
+        app.name, num=num, after=cursor, process=request.args.get("dyno") or None, source=source
+    )
+    return jsonify(lines=[line.format() for line in lines], cursor=cursor)

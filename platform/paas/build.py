@@ -1,0 +1,328 @@
+"""The builder: a git revision in, an immutable slug and its process types out.
+
+It follows the classic buildpack API (bin/detect, bin/compile BUILD CACHE ENV,
+bin/release) and runs every buildpack step as the unprivileged build user with a minimal
+environment, argv lists and a timeout. It never writes a release: it returns an Artifact
+or raises BuildFailed, so a failed build cannot touch what is running.
+"""
+
+from __future__ import annotations
+
+import os
+import pwd
+import shutil
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from paas import procfile
+from paas.errors import BuildFailed, PaasError
+from paas.settings import Settings
+from paas.slugs import SlugStore
+
+BUILTIN_BUILDPACKS = Path(__file__).resolve().parents[2] / "buildpacks"
+COMPILE_TIMEOUT = 15 * 60
+STEP_TIMEOUT = 120
+STACK = "paas-host"
+PASSED_THROUGH = (
+    "HTTP_PROXY",
+    "HTTPS_PROXY",
+    "NO_PROXY",
+    "http_proxy",
+    "https_proxy",
+    "no_proxy",
+    "SSL_CERT_FILE",
+    "SSL_CERT_DIR",
+    "REQUESTS_CA_BUNDLE",
+    "CURL_CA_BUNDLE",
+    "PIP_CERT",
+    "PIP_INDEX_URL",
+    "PIP_EXTRA_INDEX_URL",
+    "PIP_FIND_LINKS",
+    "PIP_TRUSTED_HOST",
+    "PIP_DEFAULT_TIMEOUT",
+    "UV_INDEX_URL",
+    "UV_EXTRA_INDEX_URL",
+    "UV_DEFAULT_INDEX",
+    "UV_INDEX",
+    "UV_NATIVE_TLS",
+    "UV_HTTP_TIMEOUT",
+    "UV_FIND_LINKS",
+)
+
+
+class Output(Protocol):
+    def write(self, text: str, /) -> int: ...
+    def flush(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class Artifact:
+    digest: str
+    process_types: dict[str, str]
+
+
+@dataclass(frozen=True)
+class BuildRequest:
+    app: str
+    app_id: str
+    commit: str
+    config: Mapping[str, str]
+    git_dir: Path
+    git_env: Mapping[str, str]
+
+
+class Builder:
+    def __init__(self, settings: Settings, user: str | None, out: Output) -> None:
+        self.settings = settings
+        self.user = user
+        self.out = out
+        self.slugs = SlugStore(settings.slugs_dir)
+
+    def say(self, line: str) -> None:
+        self.out.write(line + "\n")
+        self.out.flush()
+
+    def build(self, request: BuildRequest) -> Artifact:
+        workspace = self.settings.builds_dir / uuid.uuid4().hex
+        app_dir = workspace / "app"
+        try:
+            app_dir.mkdir(parents=True)
+            self.export(request, app_dir)
+            declared = read_procfile(app_dir)
+            self.prepare(workspace, request)
+            buildpacks = self.select_buildpacks(request, workspace)
+            defaults: dict[str, str] = {}
+            for buildpack in buildpacks:
+                self.compile(buildpack, workspace, request)
+                defaults = self.release(buildpack, workspace, request)
+            process_types = {**defaults, **declared}
+            if not process_types:
+                raise BuildFailed(
+                    "no process types: add a Procfile with a line such as `web: gunicorn app:app`"
+                )
+            started = time.monotonic()
+            digest = self.slugs.add(app_dir)
+            self.say(
+                f"-----> Compressing... done, {digest[:19]} ({time.monotonic() - started:.1f}s)"
+            )
+            return Artifact(digest, process_types)
+        finally:
+            shutil.rmtree(workspace, ignore_errors=True)
+
+    def export(self, request: BuildRequest, app_dir: Path) -> None:
+        """Extracts the pushed revision (still in git's quarantine) into the build dir."""
+        env = {**request.git_env, "GIT_DIR": str(request.git_dir)}
+        archive = subprocess.run(
+            ["git", "archive", "--format=tar", request.commit],
+            env=env,
+            capture_output=True,
+            timeout=STEP_TIMEOUT,
+        )
+        if archive.returncode != 0:
+            raise BuildFailed(
+                f"cannot read revision {request.commit[:8]}: {archive.stderr.decode()}"
+            )
+        subprocess.run(
+            ["tar", "-x", "--no-same-owner", "-C", str(app_dir)],
+            input=archive.stdout,
+            check=True,
+            timeout=STEP_TIMEOUT,
+        )
+
+    def prepare(self, workspace: Path, request: BuildRequest) -> None:
+        env_dir = workspace / "env"
+        env_dir.mkdir()
+        for key, value in request.config.items():
+            (env_dir / key).write_text(value)
+        (workspace / "home").mkdir()
+        cache = self.cache_dir(request)
+        cache.mkdir(parents=True, exist_ok=True)
+        self.give_to_build_user(workspace, cache)
+
+    def cache_dir(self, request: BuildRequest) -> Path:
+        return self.settings.cache_dir / request.app_id
+
+    def give_to_build_user(self, *paths: Path) -> None:
+        if self.user is None:
+            return
+        account = pwd.getpwnam(self.user)
+        for path in paths:
+            subprocess.run(
+                ["chown", "-R", f"{account.pw_uid}:{account.pw_gid}", str(path)],
+                check=True,
+                timeout=STEP_TIMEOUT,
+            )
+
+    def select_buildpacks(self, request: BuildRequest, workspace: Path) -> list[Path]:
+        url = request.config.get("BUILDPACK_URL")
+        listed = workspace / "app" / ".buildpacks"
+        urls = [url] if url else []
+        if not urls and listed.is_file():
+            urls = [u.strip() for u in listed.read_text().splitlines() if u.strip()]
+        if urls:
+            packs = [self.fetch_buildpack(u, workspace, i) for i, u in enumerate(urls)]
+            for pack in packs:
+                if self.detect(pack, workspace, request) is None:
+                    raise BuildFailed(
+                        f"buildpack {pack.name} cannot build this app (bin/detect failed)"
+                    )
+            return packs
+        for candidate in sorted(BUILTIN_BUILDPACKS.iterdir()):
+            pack = self.copy_buildpack(candidate, workspace, 0)
+            if self.detect(pack, workspace, request) is not None:
+                return [pack]
+        raise BuildFailed(
+            "unable to select a buildpack: no built-in buildpack detected this app "
+            "(a Python app needs requirements.txt or pyproject.toml); "
+            "or set BUILDPACK_URL with `paas config:set BUILDPACK_URL=...`"
+        )
+
+    def copy_buildpack(self, source: Path, workspace: Path, index: int) -> Path:
+        target = workspace / "buildpacks" / f"{index}-{source.name}"
+        shutil.copytree(source, target, symlinks=True)
+        self.give_to_build_user(target)
+        return target
+
+    def fetch_buildpack(self, url: str, workspace: Path, index: int) -> Path:
+        builtin = BUILTIN_BUILDPACKS / url.removeprefix("heroku/")
+        if "/" not in url.removeprefix("heroku/") and builtin.is_dir():
+            return self.copy_buildpack(builtin, workspace, index)
+        if Path(url).is_absolute() and Path(url).is_dir():
+            return self.copy_buildpack(Path(url), workspace, index)
+        repo, _, ref = url.partition("#")
+        target = workspace / "buildpacks" / f"{index}-remote"
+        args = ["git", "clone", "--quiet", "--depth", "1", *(["--branch", ref] if ref else [])]
+        self.say(f"-----> Fetching buildpack {url}")
+        clone = subprocess.run(
+            [*args, repo, str(target)], capture_output=True, text=True, timeout=STEP_TIMEOUT
+        )
+        if clone.returncode != 0:
+            raise BuildFailed(f"cannot fetch buildpack {url}: {clone.stderr.strip()}")
+        self.give_to_build_user(target)
+        return target
+
+    def environment(self, request: BuildRequest, workspace: Path) -> dict[str, str]:
+        env = {k: os.environ[k] for k in PASSED_THROUGH if k in os.environ}
+        env.update(
+            PATH=f"{self.settings.tools_dir}:/usr/local/bin:/usr/bin:/bin",
+            HOME=str(workspace / "home"),
+            LANG="C.UTF-8",
+            STACK=STACK,
+            SOURCE_VERSION=request.commit,
+            UV_PYTHON_DOWNLOADS="never",
+        )
+        return env
+
+    def run_step(
+        self,
+        argv: list[str],
+        request: BuildRequest,
+        workspace: Path,
+        timeout: float,
+        echo: bool = True,
+    ) -> tuple[int, str]:
+        """Runs one buildpack script as the build user, streaming its output live."""
+        account = pwd.getpwnam(self.user) if self.user else None
+        process = subprocess.Popen(
+            argv,
+            cwd=workspace / "app",
+            env=self.environment(request, workspace),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            errors="replace",
+            start_new_session=True,
+            user=account.pw_uid if account else None,
+            group=account.pw_gid if account else None,
+            extra_groups=[] if account else None,
+        )
+        deadline = time.monotonic() + timeout
+        lines = []
+        assert process.stdout is not None
+        for line in process.stdout:
+            lines.append(line)
+            if echo:
+                self.out.write(line)
+                self.out.flush()
+            if time.monotonic() > deadline:
+                process.kill()
+                raise BuildFailed(f"{Path(argv[0]).name} took longer than {timeout:.0f}s")
+        return process.wait(), "".join(lines)
+
+    def detect(self, buildpack: Path, workspace: Path, request: BuildRequest) -> str | None:
+        argv = [str(buildpack / "bin" / "detect"), str(workspace / "app")]
+        code, text = self.run_step(argv, request, workspace, STEP_TIMEOUT, echo=False)
+        if code != 0:
+            return None
+        name = text.strip() or buildpack.name
+        self.say(f"-----> {name} app detected")
+        return name
+
+    def compile(self, buildpack: Path, workspace: Path, request: BuildRequest) -> None:
+        argv = [
+            str(buildpack / "bin" / "compile"),
+            str(workspace / "app"),
+            str(self.cache_dir(request)),
+            str(workspace / "env"),
+        ]
+        code, _ = self.run_step(argv, request, workspace, COMPILE_TIMEOUT)
+        if code != 0:
+            raise BuildFailed(
+                f"the {buildpack.name.split('-', 1)[-1]} buildpack failed to compile "
+                f"(exit status {code}): see the output above"
+            )
+
+    def release(self, buildpack: Path, workspace: Path, request: BuildRequest) -> dict[str, str]:
+        script = buildpack / "bin" / "release"
+        if not script.exists():
+            return {}
+        argv = [str(script), str(workspace / "app")]
+        code, text = self.run_step(argv, request, workspace, STEP_TIMEOUT, echo=False)
+        if code != 0:
+            raise BuildFailed(f"bin/release of {buildpack.name} failed (exit status {code})")
+        return default_process_types(text)
+
+
+def read_procfile(app_dir: Path) -> dict[str, str]:
+    path = app_dir / "Procfile"
+    if not path.is_file():
+        return {}
+    try:
+        return procfile.parse(path.read_text(errors="replace"))
+    except PaasError as error:
+        raise BuildFailed(error.message) from None
+
+
+def default_process_types(release_yaml: str) -> dict[str, str]:
+    """Reads `default_process_types` from bin/release's YAML (a flat mapping)."""
+    types: dict[str, str] = {}
+    inside = False
+    for line in release_yaml.splitlines():
+        if not line.strip() or line.startswith("---"):
+            continue
+        if not line.startswith((" ", "\t")):
+            inside = line.split(":", 1)[0].strip() == "default_process_types"
+            continue
+        if inside and ":" in line:
+            name, command = line.strip().split(":", 1)
+            types[name.strip()] = command.strip().strip("'\"")
+    return types
+
+
+def ensure_tools(settings: Settings) -> None:
+    """Puts uv where the build user can run it (the platform's venv may be private)."""
+    settings.tools_dir.mkdir(parents=True, exist_ok=True)
+    source = Path(sys.prefix) / "bin" / "uv"
+    target = settings.tools_dir / "uv"
+    if source.exists() and (not target.exists() or target.stat().st_size != source.stat().st_size):
+        tmp = target.with_suffix(".tmp")
+        shutil.copy2(source, tmp)
+        os.chmod(tmp, 0o755)
+        os.replace(tmp, target)

@@ -1,0 +1,43 @@
+"""One error hierarchy for the control plane.
+
+Each error carries Heroku's error id and the HTTP status the API answers with, so every
+entry point (API, hook, CLI, server) has one place that turns it into a one-line message.
+"""
+
+
+class PaasError(Exception):
+    """Base of every expected failure: the message is shown to the user as it is."""
+
+    id = "bad_request"
+    status = 400
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class InvalidParams(PaasError):
+    id = "invalid_params"
+    status = 422
+
+
+class NotFound(PaasError):
+    id = "not_found"
+    status = 404
+
+
+class Conflict(PaasError):
+    id = "conflict"
+    status = 409
+
+
+class Unauthorized(PaasError):
+    id = "unauthorized"
+    status = 401
+
+
+class BuildFailed(PaasError):
+    """A build or release phase failed; the running release is untouched."""
+
+    id = "build_failed"
+    status = 422

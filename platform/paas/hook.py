@@ -1,0 +1,111 @@
+"""The pre-receive hook: build and release each push to main or master.
+
+Runs inside `git receive-pack` with git's quarantine environment, as root; everything it
+prints reaches the pusher as `remote:` lines. A non-zero exit rejects the push, and since a
+release is only written after a successful build, the running release stays untouched.
+Pushes to one app are serialized by a lock file.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import sys
+from pathlib import Path
+from typing import TextIO
+
+from paas import releases
+from paas import settings as settings_module
+from paas.build import Builder, BuildRequest, Output, ensure_tools
+from paas.errors import PaasError
+from paas.logs import LogStore
+from paas.settings import Settings
+from paas.store import Store
+from paas.users import build_user
+
+DEPLOY_REFS = ("refs/heads/main", "refs/heads/master")
+ZERO = "0" * 40
+GIT_ENV = ("GIT_OBJECT_DIRECTORY", "GIT_ALTERNATE_OBJECT_DIRECTORIES", "GIT_QUARANTINE_PATH")
+
+
+def web_url(settings: Settings, app: str) -> str:
+    port = "" if settings.http_port == 80 else f":{settings.http_port}"
+    return f"http://{app}.{settings.domain}{port}/"
+
+
+def deploy(settings: Settings, app_name: str, commit: str, out: TextIO) -> None:
+    store, logs = Store(settings.db_path), LogStore(settings.logs_db_path)
+    app = store.app(app_name)
+    ensure_tools(settings)
+    build = store.start_build(app, commit)
+    logs.event(app.name, "api", f"Build started for {commit[:8]}")
+    capture = Tee(out)
+    try:
+        artifact = Builder(settings, build_user(settings), capture).build(
+            BuildRequest(
+                app=app.name,
+                app_id=app.id,
+                commit=commit,
+                config=store.config(app),
+                git_dir=Path(os.environ.get("GIT_DIR", ".")).absolute(),
+                git_env={k: os.environ[k] for k in GIT_ENV if k in os.environ},
+            )
+        )
+    except PaasError as error:
+        store.finish_build(build, "failed", None, capture.text())
+        logs.event(app.name, "api", f"Build failed: {error.message}")
+        raise
+    store.finish_build(build, "succeeded", artifact.digest, capture.text())
+    types = ", ".join(f"{name}" for name in artifact.process_types)
+    capture.write(f"-----> Discovering process types\n       Procfile declares types -> {types}\n")
+    release = releases.deploy(store, logs, app, artifact.digest, artifact.process_types, commit)
+    capture.write(f"-----> Launching... done, v{release.version}\n")
+    capture.write(f"       {web_url(settings, app.name)} deployed to paas\n")
+    capture.flush()
+
+
+class Tee:
+    """Writes through to the pusher and keeps a copy for the build record."""
+
+    def __init__(self, out: Output) -> None:
+        self.out = out
+        self.parts: list[str] = []
+
+    def write(self, text: str) -> int:
+        self.parts.append(text)
+        self.out.write(text)
+        return len(text)
+
+    def flush(self) -> None:
+        self.out.flush()
+
+    def text(self) -> str:
+        return "".join(self.parts)
+
+
+def pre_receive(stdin: TextIO, out: TextIO) -> int:
+    settings = settings_module.from_env()
+    app_name = os.environ["PAAS_APP"]
+    for line in stdin.read().splitlines():
+        _old, new, ref = line.split()
+        if ref not in DEPLOY_REFS:
+            out.write(f"-----> Skipping {ref}: only main or master is deployed\n")
+            continue
+        if new == ZERO:
+            out.write(f" !     Deleting {ref} is not allowed\n")
+            return 1
+        lock_path = settings.repos_dir / f"{app_name}.lock"
+        with lock_path.open("w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)  # two pushes to one app never interleave
+            try:
+                deploy(settings, app_name, new, out)
+            except PaasError as error:
+                out.write(f" !     Push rejected: {error.message}\n")
+                out.flush()
+                return 1
+    return 0
+
+
+def main() -> int:
+    sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]
+    return pre_receive(sys.stdin, sys.stdout)

@@ -1,0 +1,28 @@
+"""Procfile parsing: `TYPE: COMMAND` lines into an ordered mapping (pure).
+
+Blank lines and `#` comments are allowed; any other malformed line or a duplicate type
+raises InvalidParams naming the line, so a bad Procfile fails the build, never a dyno.
+"""
+
+from __future__ import annotations
+
+import re
+
+from paas.errors import InvalidParams
+
+LINE = re.compile(r"^([A-Za-z0-9_-]{1,63})[ \t]*:[ \t]*(\S.*?)\s*$")
+
+
+def parse(text: str) -> dict[str, str]:
+    processes: dict[str, str] = {}
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        match = LINE.match(line)
+        if not match:
+            raise InvalidParams(f"Procfile line {number} is not `TYPE: COMMAND`: {line.strip()!r}")
+        name, command = match.groups()
+        if name in processes:
+            raise InvalidParams(f"Procfile line {number} repeats process type {name!r}")
+        processes[name] = command
+    return processes

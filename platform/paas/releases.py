@@ -1,0 +1,157 @@
+"""Releases: the one place that creates vN, for deploys, config changes and rollbacks.
+
+A release is artifact + config snapshot + process types. Each function runs in a single
+store transaction, so a release is either fully recorded or not at all; config changes
+and rollbacks reuse an existing artifact and never rebuild.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import uuid
+
+from paas import validation
+from paas.errors import InvalidParams, NotFound
+from paas.logs import LogStore
+from paas.store import App, Release, Store, now_iso
+
+
+def _next_release(
+    db: sqlite3.Connection,
+    app: App,
+    artifact: str,
+    config: dict[str, str],
+    process_types: dict[str, str],
+    description: str,
+) -> Release:
+    row = db.execute("SELECT MAX(version) FROM releases WHERE app_id = ?", (app.id,)).fetchone()
+    release = Release(
+        id=str(uuid.uuid4()),
+        app_id=app.id,
+        version=int(row[0] or 0) + 1,
+        description=description,
+        artifact=artifact,
+        config=config,
+        process_types=process_types,
+        created_at=now_iso(),
+    )
+    Store.insert_release(db, release)
+    Store.clear_slots(db, app)
+    return release
+
+
+def deploy(
+    store: Store,
+    logs: LogStore,
+    app: App,
+    artifact: str,
+    process_types: dict[str, str],
+    commit: str,
+) -> Release:
+    """Releases a built artifact; new process types join the formation (web at 1)."""
+    with store.transaction() as db:
+        known = {entry.type for entry in store.formation(app, db)}
+        for name in process_types:
+            if name not in known:
+                Store.set_quantity(db, app, name, 1 if name == "web" else 0)
+        release = _next_release(
+            db, app, artifact, store.config(app, db), process_types, f"Deploy {commit[:8]}"
+        )
+    logs.event(app.name, "api", f"Release v{release.version} created ({release.description})")
+    return release
+
+
+def _config_description(changes: dict[str, str | None]) -> str:
+    set_keys = [k for k, v in changes.items() if v is not None]
+    unset_keys = [k for k, v in changes.items() if v is None]
+    parts = []
+    if set_keys:
+        parts.append(f"Set {', '.join(set_keys)} config vars")
+    if unset_keys:
+        parts.append(f"Unset {', '.join(unset_keys)} config vars")
+    return "; ".join(parts)
+
+
+def set_config(
+    store: Store, logs: LogStore, app: App, changes: dict[str, str | None]
+) -> tuple[dict[str, str], Release | None]:
+    """Applies config changes all or nothing; a release only once the app has one."""
+    changes = validation.config_changes(changes)
+    with store.transaction() as db:
+        Store.write_config(db, app, changes)
+        config = store.config(app, db)
+        validation.config_size(config)
+        current = store.current_release(app, db)
+        release = None
+        if current is not None:
+            release = _next_release(
+                db,
+                app,
+                current.artifact,
+                config,
+                current.process_types,
+                _config_description(changes),
+            )
+    if release is not None:
+        logs.event(app.name, "api", f"Release v{release.version} created ({release.description})")
+    return config, release
+
+
+def rollback(store: Store, logs: LogStore, app: App, version: int | None) -> Release:
+    """A new release copying vN's artifact and config (default: the one before current)."""
+    with store.transaction() as db:
+        current = store.current_release(app, db)
+        if current is None:
+            raise NotFound(f"{app.name} has no releases yet: push code first")
+        target_version = current.version - 1 if version is None else version
+        row = db.execute(
+            "SELECT version, artifact, config, process_types FROM releases "
+            "WHERE app_id = ? AND version = ?",
+            (app.id, target_version),
+        ).fetchone()
+        if row is None:
+            raise NotFound(
+                f"release v{target_version} of {app.name} not found: `paas releases` lists them"
+            )
+        release = _next_release(
+            db,
+            app,
+            row["artifact"],
+            json.loads(row["config"]),
+            json.loads(row["process_types"]),
+            f"Rollback to v{target_version}",
+        )
+        db.execute("DELETE FROM config_vars WHERE app_id = ?", (app.id,))
+        Store.write_config(db, app, dict(release.config))
+    logs.event(app.name, "api", f"Release v{release.version} created ({release.description})")
+    return release
+
+
+def scale(store: Store, logs: LogStore, app: App, updates: object) -> None:
+    """Sets quantities for several process types at once, all or nothing."""
+    if not isinstance(updates, list) or not updates:
+        raise InvalidParams(
+            'formation updates must be a list such as [{"type": "web", "quantity": 2}]'
+        )
+    checked: dict[str, int] = {}
+    for update in updates:
+        if not isinstance(update, dict):
+            raise InvalidParams("each formation update must be an object with type and quantity")
+        checked[validation.process_type(update.get("type"))] = validation.quantity(
+            update.get("quantity")
+        )
+    with store.transaction() as db:
+        current = store.current_release(app, db)
+        if current is None:
+            raise InvalidParams(f"{app.name} has no release yet: push code before scaling")
+        for name, quantity in checked.items():
+            if name not in current.process_types:
+                raise InvalidParams(
+                    f"no process type {name!r} in {app.name}'s Procfile "
+                    f"(it has: {', '.join(sorted(current.process_types)) or 'none'})"
+                )
+            Store.set_quantity(db, app, name, quantity)
+            Store.clear_slots(db, app, name)
+    summary = ", ".join(f"{name}@{quantity}" for name, quantity in checked.items())
+    logs.event(app.name, "api", f"Scaled to {summary}")

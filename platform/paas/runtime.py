@@ -1,0 +1,203 @@
+"""The dyno runtime behind one small interface: start, stop, list, stats, forget.
+
+`ProcessRuntime` runs each dyno as a plain process under its own supervisor
+(`paas.supervisor`), detached in a session of its own so dynos outlive the control plane.
+Everything it knows is on disk under PAAS_HOME/dynos/ID/ (spec.json written here,
+status.json written by the supervisor), so a restarted control plane observes the same
+dynos again instead of remembering them. A container runtime will implement the same
+interface.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+from paas import procs
+
+
+@dataclass(frozen=True)
+class DynoSpec:
+    id: str
+    app: str
+    name: str
+    type: str
+    release: int
+    generation: int
+    command: str
+    app_dir: str
+    port: int | None
+    env: dict[str, str] = field(default_factory=dict)
+    user: str | None = None
+    grace_seconds: float = 30.0
+
+
+@dataclass(frozen=True)
+class DynoStatus:
+    """What the runtime observes: state is starting, up, stopping or exited."""
+
+    spec: DynoSpec
+    state: str
+    started_at: float | None
+    exit_status: int | None
+    stop_requested: bool
+    pid: int | None
+
+
+@dataclass(frozen=True)
+class DynoStats:
+    rss_bytes: int
+    processes: int
+
+
+class Runtime(Protocol):
+    def start(self, spec: DynoSpec) -> None: ...
+    def stop(self, dyno_id: str) -> None: ...
+    def mark_up(self, dyno_id: str) -> None: ...
+    def list(self) -> list[DynoStatus]: ...
+    def forget(self, dyno_id: str) -> None: ...
+    def stats(self, dyno_id: str) -> DynoStats | None: ...
+
+
+def read_json(path: Path) -> dict[str, object] | None:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def write_json(path: Path, data: object) -> None:
+    tmp = path.with_suffix(f".tmp{os.getpid()}")
+    tmp.write_text(json.dumps(data))
+    os.replace(tmp, path)
+
+
+class ProcessRuntime:
+    def __init__(self, dynos_dir: Path, supervisor_env: dict[str, str]) -> None:
+        self.dynos_dir = dynos_dir
+        self.supervisor_env = supervisor_env
+        dynos_dir.mkdir(parents=True, exist_ok=True)
+
+    def _dir(self, dyno_id: str) -> Path:
+        return self.dynos_dir / dyno_id
+
+    def start(self, spec: DynoSpec) -> None:
+        directory = self._dir(spec.id)
+        directory.mkdir()
+        write_json(directory / "spec.json", asdict(spec))
+        # The supervisor forks into the background itself; this call only waits for the
+        # short-lived parent, so no zombie is left with the control plane.
+        subprocess.run(
+            [sys.executable, "-m", "paas.supervisor", str(directory)],
+            env=self.supervisor_env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+            check=True,
+            timeout=30,
+        )
+
+    def stop(self, dyno_id: str) -> None:
+        """Asks the supervisor to stop its dyno (SIGTERM, SIGKILL after the grace)."""
+        directory = self._dir(dyno_id)
+        (directory / "stop").touch()
+        status = read_json(directory / "status.json") or {}
+        pid, started = status.get("supervisor_pid"), status.get("supervisor_started")
+        if isinstance(pid, int) and isinstance(started, int) and procs.alive(pid, started):
+            os.kill(pid, signal.SIGTERM)
+
+    def mark_up(self, dyno_id: str) -> None:
+        (self._dir(dyno_id) / "up").touch()
+
+    def forget(self, dyno_id: str) -> None:
+        self._kill_orphan(read_json(self._dir(dyno_id) / "status.json") or {})
+        shutil.rmtree(self._dir(dyno_id), ignore_errors=True)
+
+    def list(self) -> list[DynoStatus]:
+        found = []
+        for directory in sorted(self.dynos_dir.iterdir()):
+            status = self._observe(directory)
+            if status is not None:
+                found.append(status)
+        return found
+
+    def _observe(self, directory: Path) -> DynoStatus | None:
+        raw_spec = read_json(directory / "spec.json")
+        if raw_spec is None:
+            return None
+        spec = DynoSpec(**raw_spec)  # type: ignore[arg-type]
+        status = read_json(directory / "status.json") or {}
+        stop_requested = (directory / "stop").exists()
+        exit_status = status.get("exit_status")
+        started_at = status.get("started_at")
+        pid = status.get("pid")
+        if status.get("state") == "exited":
+            state = "exited"
+        elif not self._supervisor_alive(status):
+            if not status and not _older_than(directory / "spec.json", 10.0):
+                state = "starting"  # the supervisor has not written its status yet
+            else:
+                state, exit_status = "exited", exit_status if exit_status is not None else -9
+        elif stop_requested:
+            state = "stopping"
+        elif (directory / "up").exists():
+            state = "up"
+        else:
+            state = "starting"
+        return DynoStatus(
+            spec=spec,
+            state=state,
+            started_at=started_at if isinstance(started_at, float) else None,
+            exit_status=exit_status if isinstance(exit_status, int) else None,
+            stop_requested=stop_requested,
+            pid=pid if isinstance(pid, int) else None,
+        )
+
+    @staticmethod
+    def _supervisor_alive(status: dict[str, object]) -> bool:
+        pid, started = status.get("supervisor_pid"), status.get("supervisor_started")
+        return isinstance(pid, int) and isinstance(started, int) and procs.alive(pid, started)
+
+    @staticmethod
+    def _kill_orphan(status: dict[str, object]) -> None:
+        """A supervisor killed by force may leave its dyno behind: end the dyno's group."""
+        pid, started = status.get("pid"), status.get("pid_started")
+        if isinstance(pid, int) and isinstance(started, int) and procs.alive(pid, started):
+            procs.signal_group(pid, signal.SIGKILL)
+
+    def stats(self, dyno_id: str) -> DynoStats | None:
+        status = read_json(self._dir(dyno_id) / "status.json") or {}
+        pgid = status.get("pid")
+        if not isinstance(pgid, int):
+            return None
+        rss, count = 0, 0
+        for proc in Path("/proc").iterdir():
+            if not proc.name.isdigit():
+                continue
+            try:
+                if os.getpgid(int(proc.name)) != pgid:
+                    continue
+                for line in (proc / "status").read_text().splitlines():
+                    if line.startswith("VmRSS:"):
+                        rss += int(line.split()[1]) * 1024
+            except (OSError, ValueError):
+                continue
+            count += 1
+        return DynoStats(rss, count)
+
+
+def _older_than(path: Path, seconds: float) -> bool:
+    try:
+        return time.time() - path.stat().st_mtime > seconds
+    except OSError:
+        return True

@@ -1,0 +1,224 @@
+"""`paas server`: the whole platform in the foreground, from its own Procfile.
+
+The server runs the platform's processes (api, agent, router) as children that die with it,
+even on SIGKILL (PR_SET_PDEATHSIG). Dynos and HAProxy live in sessions of their own, so
+stopping or killing the server leaves apps serving; a new server adopts them. `paas server
+--stop` stops everything, apps included.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from types import FrameType
+
+from paas import procfile, procs
+from paas.agent import Agent, supervisor_environment
+from paas.build import ensure_tools
+from paas.errors import PaasError
+from paas.logs import LogStore
+from paas.runtime import ProcessRuntime
+from paas.settings import Settings
+from paas.store import Store
+from paas.users import build_user, ensure_user
+
+PLATFORM_PROCFILE = Path(__file__).resolve().parents[2] / "Procfile"
+DEFAULT_PROCESSES = {"api": "paas api", "agent": "paas agent", "router": "paas router"}
+CHILD_STOP_SECONDS = 10.0
+
+
+def platform_processes() -> dict[str, str]:
+    if PLATFORM_PROCFILE.is_file():
+        return procfile.parse(PLATFORM_PROCFILE.read_text())
+    return DEFAULT_PROCESSES
+
+
+def prepare(settings: Settings) -> None:
+    """Creates PAAS_HOME's layout, the database, the dyno user and the admin token."""
+    settings.home.mkdir(parents=True, exist_ok=True)
+    settings.home.chmod(0o711)
+    for directory in (settings.repos_dir, settings.run_dir, settings.router_dir):
+        directory.mkdir(exist_ok=True)
+        directory.chmod(0o700)
+    for directory in (
+        settings.slugs_dir,
+        settings.builds_dir,
+        settings.cache_dir,
+        settings.dynos_dir,
+        settings.tools_dir,
+    ):
+        directory.mkdir(exist_ok=True)
+    user = build_user(settings)
+    if user is not None:
+        ensure_user(user)
+        check_reachable(settings.home, user)
+    ensure_tools(settings)
+    store = Store(settings.db_path)
+    LogStore(settings.logs_db_path)
+    ensure_admin_token(settings, store)
+
+
+def check_reachable(home: Path, user: str) -> None:
+    for directory in [home, *home.parents]:
+        if not os.stat(directory).st_mode & 0o001:
+            raise PaasError(
+                f"PAAS_HOME {home} is not reachable by user {user}: {directory} is not "
+                "world-executable; choose a PAAS_HOME such as /var/lib/paas or run chmod o+x"
+            )
+
+
+def ensure_admin_token(settings: Settings, store: Store) -> None:
+    token = settings.admin_token
+    path = settings.admin_token_file
+    if token is None and path.exists():
+        token = path.read_text().strip()
+    if token is None:
+        token = secrets.token_urlsafe(32)
+        print(f"paas: generated admin API token (kept in {path}):\n{token}", flush=True)
+    if not path.exists() or path.read_text().strip() != token:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(token + "\n")
+    store.add_token(token, "admin")
+
+
+def child_argv(command: str) -> list[str]:
+    """`paas NAME ...` from the Procfile runs with this interpreter, wherever PATH points."""
+    words = command.split()
+    if words and words[0] == "paas":
+        return [sys.executable, "-m", "paas", *words[1:]]
+    return ["/bin/sh", "-c", command]
+
+
+class Server:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.children: dict[str, subprocess.Popen[bytes]] = {}
+        self.stopping = threading.Event()
+
+    def handle(self, _signum: int, _frame: FrameType | None) -> None:
+        self.stopping.set()
+
+    def spawn(self, name: str, command: str) -> None:
+        self.children[name] = subprocess.Popen(
+            child_argv(command), preexec_fn=procs.die_with_parent, stdin=subprocess.DEVNULL
+        )
+
+    def run(self) -> int:
+        prepare(self.settings)
+        pidfile = self.settings.run_dir / "server.pid"
+        pidfile.write_text(f"{os.getpid()} {procs.start_time(os.getpid())}\n")
+        signal.signal(signal.SIGTERM, self.handle)
+        signal.signal(signal.SIGINT, self.handle)
+        processes = platform_processes()
+        for name, command in processes.items():
+            self.spawn(name, command)
+        print(
+            f"paas: API on http://{self.settings.bind_address}:{self.settings.api_port}, "
+            f"apps on http://APP.{self.settings.domain}:{self.settings.http_port}",
+            flush=True,
+        )
+        while not self.stopping.wait(0.5):
+            for name, child in list(self.children.items()):
+                if child.poll() is not None:
+                    print(f"paas: {name} exited with {child.returncode}; restarting", flush=True)
+                    time.sleep(1.0)
+                    self.spawn(name, processes[name])
+        self.stop_children()
+        pidfile.unlink(missing_ok=True)
+        print("paas: control plane stopped; dynos and router keep serving", flush=True)
+        return 0
+
+    def stop_children(self) -> None:
+        for child in self.children.values():
+            if child.poll() is None:
+                child.terminate()
+        deadline = time.monotonic() + CHILD_STOP_SECONDS
+        for child in self.children.values():
+            try:
+                child.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                child.kill()
+                child.wait()
+
+
+def run_api(settings: Settings) -> None:
+    """Replaces this process with gunicorn serving the API (threads for long git pushes)."""
+    os.execv(
+        sys.executable,
+        [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "--bind",
+            f"{settings.bind_address}:{settings.api_port}",
+            "--workers",
+            "2",
+            "--worker-class",
+            "gthread",
+            "--threads",
+            "16",
+            "--timeout",
+            "0",
+            "--graceful-timeout",
+            "5",
+            "--log-level",
+            "warning",
+            "paas.api:create_app()",
+        ],
+    )
+
+
+def run_agent(settings: Settings) -> None:
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    runtime = ProcessRuntime(settings.dynos_dir, supervisor_environment(settings))
+    agent = Agent(settings, Store(settings.db_path), LogStore(settings.logs_db_path), runtime)
+    agent.run(stop)
+
+
+def run_router(settings: Settings) -> None:
+    from paas_router.haproxy import HAProxy
+    from paas_router.model import RouterSettings
+    from paas_router.service import RouterService
+
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    router_settings = RouterSettings(
+        http_port=settings.http_port, bind_address="*", run_dir=settings.router_dir
+    )
+    service = RouterService(
+        settings.routes_path, router_settings, HAProxy(run_dir=settings.router_dir)
+    )
+    service.run(stop)
+
+
+def stop_everything(settings: Settings) -> None:
+    """Stops the server, every dyno and HAProxy, leaving no process behind."""
+    pidfile = settings.run_dir / "server.pid"
+    if pidfile.exists():
+        pid, _, started = pidfile.read_text().partition(" ")
+        if procs.alive(int(pid), int(started or 0)):
+            os.kill(int(pid), signal.SIGTERM)
+            procs.wait_until(lambda: not procs.alive(int(pid), int(started)), 20)
+    if settings.dynos_dir.exists():
+        runtime = ProcessRuntime(settings.dynos_dir, {})
+        for status in runtime.list():
+            if status.state != "exited":
+                runtime.stop(status.spec.id)
+        limit = settings.stop_grace_seconds + 5
+        procs.wait_until(lambda: all(s.state == "exited" for s in runtime.list()), limit)
+        for status in runtime.list():
+            runtime.forget(status.spec.id)
+    if settings.router_dir.exists():
+        from paas_router.haproxy import HAProxy
+
+        HAProxy(run_dir=settings.router_dir).stop()

@@ -1,0 +1,102 @@
+"""Settings read once from the environment (twelve-factor) into a frozen value.
+
+Nothing else in the control plane reads os.environ for configuration: tests build a
+Settings directly and pass it in.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from paas.errors import InvalidParams
+
+
+@dataclass(frozen=True)
+class Settings:
+    home: Path
+    api_port: int = 5050
+    http_port: int = 8080
+    domain: str = "paas.localhost"
+    admin_token: str | None = None
+    bind_address: str = "127.0.0.1"
+    dyno_user: str = "paas-dyno"
+    stop_grace_seconds: float = 30.0
+    boot_timeout_seconds: float = 60.0
+
+    @property
+    def db_path(self) -> Path:
+        return self.home / "state.db"
+
+    @property
+    def logs_db_path(self) -> Path:
+        return self.home / "logs.db"
+
+    @property
+    def repos_dir(self) -> Path:
+        return self.home / "repos"
+
+    @property
+    def slugs_dir(self) -> Path:
+        return self.home / "slugs"
+
+    @property
+    def cache_dir(self) -> Path:
+        return self.home / "cache"
+
+    @property
+    def builds_dir(self) -> Path:
+        return self.home / "builds"
+
+    @property
+    def dynos_dir(self) -> Path:
+        return self.home / "dynos"
+
+    @property
+    def router_dir(self) -> Path:
+        return self.home / "router"
+
+    @property
+    def run_dir(self) -> Path:
+        return self.home / "run"
+
+    @property
+    def tools_dir(self) -> Path:
+        return self.home / "tools"
+
+    @property
+    def admin_token_file(self) -> Path:
+        return self.home / "admin-token"
+
+    @property
+    def routes_path(self) -> Path:
+        return self.router_dir / "routes.json"
+
+
+def _port(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name, str(default))
+    if not raw.isdigit() or not 0 < int(raw) < 65536:
+        raise InvalidParams(f"{name}={raw!r} is not a TCP port: set it to a number 1-65535")
+    return int(raw)
+
+
+def from_env(env: Mapping[str, str] | None = None) -> Settings:
+    env = os.environ if env is None else env
+    default_home = Path.home() / ".paas"
+    grace = env.get("PAAS_STOP_GRACE", "30")
+    try:
+        grace_seconds = float(grace)
+    except ValueError:
+        raise InvalidParams(f"PAAS_STOP_GRACE={grace!r} is not a number of seconds") from None
+    return Settings(
+        home=Path(env.get("PAAS_HOME") or default_home).absolute(),
+        api_port=_port(env, "PAAS_API_PORT", 5050),
+        http_port=_port(env, "PAAS_HTTP_PORT", 8080),
+        domain=env.get("PAAS_DOMAIN") or "paas.localhost",
+        admin_token=env.get("PAAS_ADMIN_TOKEN") or None,
+        bind_address=env.get("PAAS_BIND_ADDRESS") or "127.0.0.1",
+        dyno_user=env.get("PAAS_DYNO_USER") or "paas-dyno",
+        stop_grace_seconds=grace_seconds,
+    )

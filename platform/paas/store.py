@@ -1,0 +1,427 @@
+"""The platform's state in SQLite (WAL): apps, config, releases, formation, builds, tokens.
+
+Invariants: every change happens inside one transaction (`BEGIN IMMEDIATE`), so a failed
+call changes nothing; rows leave as frozen values; only hashes of API tokens are stored.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from paas.errors import Conflict, NotFound
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS apps (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,
+    stack TEXT NOT NULL,
+    created_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS config_vars (
+    app_id TEXT NOT NULL REFERENCES apps(id) ON DELETE CASCADE,
+    key TEXT NOT NULL,
+    value TEXT NOT NULL,
+    PRIMARY KEY (app_id, key)
+);
+CREATE TABLE IF NOT EXISTS releases (
+    id TEXT PRIMARY KEY,
+    app_id TEXT NOT NULL REFERENCES apps(id) ON DELETE CASCADE,
+    version INTEGER NOT NULL,
+    description TEXT NOT NULL,
+    artifact TEXT NOT NULL,
+    config TEXT NOT NULL,
+    process_types TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    UNIQUE (app_id, version)
+);
+CREATE TABLE IF NOT EXISTS formation (
+    app_id TEXT NOT NULL REFERENCES apps(id) ON DELETE CASCADE,
+    type TEXT NOT NULL,
+    quantity INTEGER NOT NULL,
+    size TEXT NOT NULL DEFAULT 'standard-1x',
+    PRIMARY KEY (app_id, type)
+);
+CREATE TABLE IF NOT EXISTS builds (
+    id TEXT PRIMARY KEY,
+    app_id TEXT NOT NULL REFERENCES apps(id) ON DELETE CASCADE,
+    status TEXT NOT NULL,
+    source_version TEXT NOT NULL,
+    artifact TEXT,
+    output TEXT NOT NULL DEFAULT '',
+    created_at TEXT NOT NULL,
+    finished_at TEXT
+);
+CREATE TABLE IF NOT EXISTS domains (
+    app_id TEXT NOT NULL REFERENCES apps(id) ON DELETE CASCADE,
+    hostname TEXT NOT NULL UNIQUE
+);
+CREATE TABLE IF NOT EXISTS restarts (
+    app_id TEXT NOT NULL REFERENCES apps(id) ON DELETE CASCADE,
+    target TEXT NOT NULL,
+    generation INTEGER NOT NULL,
+    PRIMARY KEY (app_id, target)
+);
+CREATE TABLE IF NOT EXISTS dyno_slots (
+    app_id TEXT NOT NULL REFERENCES apps(id) ON DELETE CASCADE,
+    name TEXT NOT NULL,
+    crash_count INTEGER NOT NULL DEFAULT 0,
+    last_exit_status INTEGER,
+    next_retry_at REAL,
+    PRIMARY KEY (app_id, name)
+);
+CREATE TABLE IF NOT EXISTS tokens (
+    hash TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    created_at TEXT NOT NULL
+);
+"""
+
+
+def now_iso() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class App:
+    id: str
+    name: str
+    stack: str
+    created_at: str
+
+
+@dataclass(frozen=True)
+class Release:
+    id: str
+    app_id: str
+    version: int
+    description: str
+    artifact: str
+    config: dict[str, str]
+    process_types: dict[str, str]
+    created_at: str
+
+
+@dataclass(frozen=True)
+class FormationEntry:
+    type: str
+    quantity: int
+    size: str
+
+
+@dataclass(frozen=True)
+class Build:
+    id: str
+    app_id: str
+    status: str
+    source_version: str
+    artifact: str | None
+    output: str
+    created_at: str
+    finished_at: str | None
+
+
+@dataclass(frozen=True)
+class DynoSlot:
+    """Crash bookkeeping for one dyno name (web.1): what `paas ps` shows and backoff uses."""
+
+    name: str
+    crash_count: int
+    last_exit_status: int | None
+    next_retry_at: float | None
+
+
+def _app(row: sqlite3.Row) -> App:
+    return App(row["id"], row["name"], row["stack"], row["created_at"])
+
+
+def _release(row: sqlite3.Row) -> Release:
+    return Release(
+        id=row["id"],
+        app_id=row["app_id"],
+        version=row["version"],
+        description=row["description"],
+        artifact=row["artifact"],
+        config=json.loads(row["config"]),
+        process_types=json.loads(row["process_types"]),
+        created_at=row["created_at"],
+    )
+
+
+def _build(row: sqlite3.Row) -> Build:
+    return Build(*(row[k] for k in Build.__dataclass_fields__))
+
+
+class Store:
+    """A handle on the state database; cheap to create, one connection per call."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with self._connect() as db:
+            db.execute("PRAGMA journal_mode=WAL")
+            db.executescript(SCHEMA)
+
+    def _connect(self) -> sqlite3.Connection:
+        db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+        db.row_factory = sqlite3.Row
+        db.execute("PRAGMA foreign_keys=ON")
+        db.execute("PRAGMA busy_timeout=30000")
+        return db
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """One atomic change: commits on success, rolls back on any exception."""
+        db = self._connect()
+        try:
+            db.execute("BEGIN IMMEDIATE")
+            yield db
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        finally:
+            db.close()
+
+    @contextmanager
+    def reading(self) -> Iterator[sqlite3.Connection]:
+        db = self._connect()
+        try:
+            yield db
+        finally:
+            db.close()
+
+    # --- tokens -------------------------------------------------------------------------
+    def add_token(self, token: str, name: str) -> None:
+        with self.transaction() as db:
+            db.execute(
+                "INSERT OR IGNORE INTO tokens (hash, name, created_at) VALUES (?, ?, ?)",
+                (token_hash(token), name, now_iso()),
+            )
+
+    def token_owner(self, token: str) -> str | None:
+        with self.reading() as db:
+            row = db.execute(
+                "SELECT name FROM tokens WHERE hash = ?", (token_hash(token),)
+            ).fetchone()
+        return None if row is None else str(row["name"])
+
+    def has_tokens(self) -> bool:
+        with self.reading() as db:
+            return db.execute("SELECT 1 FROM tokens LIMIT 1").fetchone() is not None
+
+    # --- apps ---------------------------------------------------------------------------
+    def create_app(self, name: str, stack: str) -> App:
+        app = App(str(uuid.uuid4()), name, stack, now_iso())
+        with self.transaction() as db:
+            if db.execute("SELECT 1 FROM apps WHERE name = ?", (name,)).fetchone():
+                raise Conflict(f"app {name!r} already exists: choose another name")
+            db.execute(
+                "INSERT INTO apps (id, name, stack, created_at) VALUES (?, ?, ?, ?)",
+                (app.id, app.name, app.stack, app.created_at),
+            )
+        return app
+
+    def apps(self) -> list[App]:
+        with self.reading() as db:
+            return [_app(r) for r in db.execute("SELECT * FROM apps ORDER BY name")]
+
+    def app(self, name: str) -> App:
+        with self.reading() as db:
+            row = db.execute("SELECT * FROM apps WHERE name = ?", (name,)).fetchone()
+        if row is None:
+            raise NotFound(f"app {name!r} not found: `paas apps` lists the apps")
+        return _app(row)
+
+    def delete_app(self, app: App) -> None:
+        with self.transaction() as db:
+            db.execute("DELETE FROM apps WHERE id = ?", (app.id,))
+
+    # --- config -------------------------------------------------------------------------
+    def config(self, app: App, db: sqlite3.Connection | None = None) -> dict[str, str]:
+        if db is None:
+            with self.reading() as own:
+                return self.config(app, own)
+        rows = db.execute(
+            "SELECT key, value FROM config_vars WHERE app_id = ? ORDER BY key", (app.id,)
+        )
+        return {r["key"]: r["value"] for r in rows}
+
+    @staticmethod
+    def write_config(db: sqlite3.Connection, app: App, changes: dict[str, str | None]) -> None:
+        for key, value in changes.items():
+            if value is None:
+                db.execute("DELETE FROM config_vars WHERE app_id = ? AND key = ?", (app.id, key))
+            else:
+                db.execute(
+                    "INSERT INTO config_vars (app_id, key, value) VALUES (?, ?, ?) "
+                    "ON CONFLICT (app_id, key) DO UPDATE SET value = excluded.value",
+                    (app.id, key, value),
+                )
+
+    # --- releases -----------------------------------------------------------------------
+    def releases(self, app: App) -> list[Release]:
+        with self.reading() as db:
+            rows = db.execute("SELECT * FROM releases WHERE app_id = ? ORDER BY version", (app.id,))
+            return [_release(r) for r in rows]
+
+    def current_release(self, app: App, db: sqlite3.Connection | None = None) -> Release | None:
+        if db is None:
+            with self.reading() as own:
+                return self.current_release(app, own)
+        row = db.execute(
+            "SELECT * FROM releases WHERE app_id = ? ORDER BY version DESC LIMIT 1", (app.id,)
+        ).fetchone()
+        return None if row is None else _release(row)
+
+    def release(self, app: App, version: int) -> Release:
+        with self.reading() as db:
+            row = db.execute(
+                "SELECT * FROM releases WHERE app_id = ? AND version = ?", (app.id, version)
+            ).fetchone()
+        if row is None:
+            raise NotFound(
+                f"release v{version} of {app.name} not found: `paas releases` lists them"
+            )
+        return _release(row)
+
+    @staticmethod
+    def insert_release(db: sqlite3.Connection, release: Release) -> None:
+        db.execute(
+            "INSERT INTO releases (id, app_id, version, description, artifact, config, "
+            "process_types, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                release.id,
+                release.app_id,
+                release.version,
+                release.description,
+                release.artifact,
+                json.dumps(release.config, sort_keys=True),
+                json.dumps(release.process_types),
+                release.created_at,
+            ),
+        )
+
+    # --- formation ----------------------------------------------------------------------
+    def formation(self, app: App, db: sqlite3.Connection | None = None) -> list[FormationEntry]:
+        if db is None:
+            with self.reading() as own:
+                return self.formation(app, own)
+        rows = db.execute(
+            "SELECT type, quantity, size FROM formation WHERE app_id = ? ORDER BY type", (app.id,)
+        )
+        return [FormationEntry(r["type"], r["quantity"], r["size"]) for r in rows]
+
+    @staticmethod
+    def set_quantity(db: sqlite3.Connection, app: App, process_type: str, quantity: int) -> None:
+        db.execute(
+            "INSERT INTO formation (app_id, type, quantity) VALUES (?, ?, ?) "
+            "ON CONFLICT (app_id, type) DO UPDATE SET quantity = excluded.quantity",
+            (app.id, process_type, quantity),
+        )
+
+    # --- builds -------------------------------------------------------------------------
+    def start_build(self, app: App, source_version: str) -> Build:
+        build = Build(
+            str(uuid.uuid4()), app.id, "pending", source_version, None, "", now_iso(), None
+        )
+        with self.transaction() as db:
+            db.execute(
+                "INSERT INTO builds (id, app_id, status, source_version, created_at) "
+                "VALUES (?, ?, ?, ?, ?)",
+                (build.id, app.id, build.status, source_version, build.created_at),
+            )
+        return build
+
+    def finish_build(self, build: Build, status: str, artifact: str | None, output: str) -> None:
+        with self.transaction() as db:
+            db.execute(
+                "UPDATE builds SET status = ?, artifact = ?, output = ?, finished_at = ? "
+                "WHERE id = ?",
+                (status, artifact, output[-200_000:], now_iso(), build.id),
+            )
+
+    def builds(self, app: App) -> list[Build]:
+        with self.reading() as db:
+            rows = db.execute(
+                "SELECT * FROM builds WHERE app_id = ? ORDER BY created_at", (app.id,)
+            )
+            return [_build(r) for r in rows]
+
+    # --- domains ------------------------------------------------------------------------
+    def domains(self, app: App) -> list[str]:
+        with self.reading() as db:
+            rows = db.execute(
+                "SELECT hostname FROM domains WHERE app_id = ? ORDER BY hostname", (app.id,)
+            )
+            return [r["hostname"] for r in rows]
+
+    def add_domain(self, app: App, hostname: str) -> None:
+        with self.transaction() as db:
+            if db.execute("SELECT 1 FROM domains WHERE hostname = ?", (hostname,)).fetchone():
+                raise Conflict(f"domain {hostname} is already in use")
+            db.execute("INSERT INTO domains (app_id, hostname) VALUES (?, ?)", (app.id, hostname))
+
+    def remove_domain(self, app: App, hostname: str) -> None:
+        with self.transaction() as db:
+            deleted = db.execute(
+                "DELETE FROM domains WHERE app_id = ? AND hostname = ?", (app.id, hostname)
+            ).rowcount
+        if not deleted:
+            raise NotFound(f"domain {hostname} is not attached to {app.name}")
+
+    # --- restarts and crash bookkeeping -----------------------------------------------
+    def request_restart(self, app: App, target: str) -> None:
+        """Bumps the restart generation of '' (all), a type or a dyno name."""
+        with self.transaction() as db:
+            db.execute(
+                "INSERT INTO restarts (app_id, target, generation) VALUES (?, ?, 1) "
+                "ON CONFLICT (app_id, target) DO UPDATE SET generation = generation + 1",
+                (app.id, target),
+            )
+            self.clear_slots(db, app, target)
+
+    def restart_generations(self, app: App) -> dict[str, int]:
+        with self.reading() as db:
+            rows = db.execute("SELECT target, generation FROM restarts WHERE app_id = ?", (app.id,))
+            return {r["target"]: r["generation"] for r in rows}
+
+    @staticmethod
+    def clear_slots(db: sqlite3.Connection, app: App, target: str = "") -> None:
+        """Resets crash backoff (new release, restart, scale): '' clears every slot."""
+        db.execute(
+            "DELETE FROM dyno_slots WHERE app_id = ? AND (? = '' OR name = ? OR name LIKE ?)",
+            (app.id, target, target, f"{target}.%"),
+        )
+
+    def slots(self, app: App) -> dict[str, DynoSlot]:
+        with self.reading() as db:
+            rows = db.execute("SELECT * FROM dyno_slots WHERE app_id = ?", (app.id,))
+            return {
+                r["name"]: DynoSlot(
+                    r["name"], r["crash_count"], r["last_exit_status"], r["next_retry_at"]
+                )
+                for r in rows
+            }
+
+    def save_slot(self, app: App, slot: DynoSlot) -> None:
+        with self.transaction() as db:
+            db.execute(
+                "INSERT INTO dyno_slots (app_id, name, crash_count, last_exit_status, "
+                "next_retry_at) VALUES (?, ?, ?, ?, ?) ON CONFLICT (app_id, name) DO UPDATE "
+                "SET crash_count = excluded.crash_count, "
+                "last_exit_status = excluded.last_exit_status, "
+                "next_retry_at = excluded.next_retry_at",
+                (app.id, slot.name, slot.crash_count, slot.last_exit_status, slot.next_retry_at),
+            )

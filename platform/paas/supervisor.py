@@ -1,0 +1,169 @@
+"""The per-dyno supervisor: `python -m paas.supervisor DYNO_DIR`.
+
+It detaches (fork, own session), starts the dyno's command as the dyno user in a process
+group of its own, writes every output line to the app's log, and records pid, start time
+and exit status in DYNO_DIR/status.json. SIGTERM (or a `stop` file) asks it to stop the
+dyno: SIGTERM to the whole group, SIGKILL after the grace period. It never restarts the
+dyno: restarts are the agent's decision. Invariant: when the supervisor exits, no process
+of its dyno is left.
+"""
+
+from __future__ import annotations
+
+import os
+import pwd
+import select
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from types import FrameType
+
+from paas import procs
+from paas.logs import LogStore
+from paas.runtime import DynoSpec, read_json, write_json
+
+PROFILE_SCRIPT = 'for f in .profile.d/*.sh; do [ -f "$f" ] && . "$f"; done\n'
+FLUSH_SECONDS = 0.1
+
+
+def dyno_environment(spec: DynoSpec, account: pwd.struct_passwd | None) -> dict[str, str]:
+    env = {
+        "PATH": "/usr/local/bin:/usr/bin:/bin",
+        "LANG": "C.UTF-8",
+        **spec.env,
+        "HOME": spec.app_dir,
+        "DYNO": spec.name,
+        "PAAS_APP": spec.app,
+        "PAAS_RELEASE_VERSION": str(spec.release),
+    }
+    if spec.port is not None:
+        env["PORT"] = str(spec.port)
+    if account is not None:
+        env["USER"] = env["LOGNAME"] = account.pw_name
+    return env
+
+
+class Supervisor:
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        raw = read_json(directory / "spec.json")
+        if raw is None:
+            raise SystemExit(f"no readable spec.json in {directory}")
+        self.spec = DynoSpec(**raw)  # type: ignore[arg-type]
+        self.logs = LogStore(Path(os.environ["PAAS_LOGS_DB"]))
+        self.status: dict[str, object] = {
+            "state": "starting",
+            "supervisor_pid": os.getpid(),
+            "supervisor_started": procs.start_time(os.getpid()),
+        }
+        self.stop_deadline: float | None = None
+
+    def save(self, **changes: object) -> None:
+        self.status.update(changes)
+        write_json(self.directory / "status.json", self.status)
+
+    def event(self, message: str) -> None:
+        self.logs.event(self.spec.app, self.spec.name, message)
+
+    def request_stop(self, _signum: int = 0, _frame: FrameType | None = None) -> None:
+        if self.stop_deadline is None:
+            self.stop_deadline = time.monotonic() + self.spec.grace_seconds
+
+    def spawn(self) -> subprocess.Popen[bytes]:
+        account = pwd.getpwnam(self.spec.user) if self.spec.user else None
+        return subprocess.Popen(
+            ["/bin/bash", "-c", PROFILE_SCRIPT + self.spec.command],
+            cwd=self.spec.app_dir,
+            env=dyno_environment(self.spec, account),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            user=account.pw_uid if account else None,
+            group=account.pw_gid if account else None,
+            extra_groups=[] if account else None,
+        )
+
+    def run(self) -> int:
+        signal.signal(signal.SIGTERM, self.request_stop)
+        signal.signal(signal.SIGINT, self.request_stop)
+        self.event(f"Starting process with command `{self.spec.command}`")
+        try:
+            child = self.spawn()
+        except OSError as error:
+            self.event(f"Process failed to start: {error}")
+            self.save(state="exited", exit_status=127, started_at=time.time())
+            return 0
+        self.save(
+            state="running",
+            pid=child.pid,
+            pid_started=procs.start_time(child.pid),
+            started_at=time.time(),
+        )
+        status = self.pump(child)
+        procs.signal_group(child.pid, signal.SIGKILL)  # nothing of the dyno outlives it
+        self.event(f"Process exited with status {status}")
+        self.save(state="exited", exit_status=status)
+        return 0
+
+    def pump(self, child: subprocess.Popen[bytes]) -> int:
+        """Copies output to the log until the dyno ends; handles stop and its deadline."""
+        assert child.stdout is not None
+        stream = child.stdout.fileno()
+        os.set_blocking(stream, False)
+        pending = b""
+        terminated = killed = False
+        open_stream = True
+        while True:
+            if (self.directory / "stop").exists():
+                self.request_stop()
+            if self.stop_deadline is not None and not terminated:
+                self.event("Stopping all processes with SIGTERM")
+                procs.signal_group(child.pid, signal.SIGTERM)
+                terminated = True
+            if terminated and not killed and time.monotonic() > (self.stop_deadline or 0):
+                self.event("Error R12 (Exit timeout) -> Stopping all processes with SIGKILL")
+                procs.signal_group(child.pid, signal.SIGKILL)
+                killed = True
+            if open_stream:
+                ready, _, _ = select.select([stream], [], [], FLUSH_SECONDS)
+                if ready:
+                    chunk = os.read(stream, 65536)
+                    if chunk:
+                        pending += chunk
+                    else:
+                        open_stream = False
+                pending = self.flush(pending)
+            else:
+                time.sleep(FLUSH_SECONDS)
+            code = child.poll()
+            if code is not None:
+                self.flush(pending, final=True)
+                return code if code >= 0 else 128 - code
+
+    def flush(self, pending: bytes, final: bool = False) -> bytes:
+        *lines, rest = pending.split(b"\n")
+        if final and rest:
+            lines, rest = [*lines, rest], b""
+        if lines:
+            self.logs.append(
+                self.spec.app, "app", self.spec.name, [ln.decode(errors="replace") for ln in lines]
+            )
+        return rest
+
+
+def main(argv: list[str]) -> int:
+    directory = Path(argv[1])
+    if os.fork():
+        return 0  # the caller waits only for this short-lived parent
+    os.setsid() if os.getsid(0) != os.getpid() else None
+    devnull = os.open(os.devnull, os.O_RDWR)
+    for fd in (0, 1, 2):
+        os.dup2(devnull, fd)
+    return Supervisor(directory).run()
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
