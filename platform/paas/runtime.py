@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import json
 import os
+import pwd
 import shutil
 import signal
 import subprocess
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Protocol
 
@@ -76,9 +77,23 @@ def read_json(path: Path) -> dict[str, object] | None:
 
 
 def write_json(path: Path, data: object) -> None:
+    """Atomic and private (0600): specs hold config vars, which are secrets."""
     tmp = path.with_suffix(f".tmp{os.getpid()}")
-    tmp.write_text(json.dumps(data))
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(json.dumps(data))
     os.replace(tmp, path)
+
+
+def ephemeral_copy(slug: Path, target: Path, user: str | None) -> None:
+    """A dyno's own writable app dir: hard links to the read-only slug files, in
+    directories the dyno owns. The dyno can add, replace and delete files (the twelve-factor
+    ephemeral filesystem) but cannot change the shared slug's files in place."""
+    subprocess.run(["cp", "-al", str(slug), str(target)], check=True, timeout=120)
+    if user is not None:
+        account = pwd.getpwnam(user)
+        for root, _dirs, _files in os.walk(target):
+            os.chown(root, account.pw_uid, account.pw_gid)
 
 
 class ProcessRuntime:
@@ -86,13 +101,17 @@ class ProcessRuntime:
         self.dynos_dir = dynos_dir
         self.supervisor_env = supervisor_env
         dynos_dir.mkdir(parents=True, exist_ok=True)
+        dynos_dir.chmod(0o711)  # dynos may reach their own dir, never list the others
 
     def _dir(self, dyno_id: str) -> Path:
         return self.dynos_dir / dyno_id
 
     def start(self, spec: DynoSpec) -> None:
         directory = self._dir(spec.id)
-        directory.mkdir()
+        directory.mkdir(mode=0o711)
+        app_dir = directory / "app"
+        ephemeral_copy(Path(spec.app_dir), app_dir, spec.user)
+        spec = replace(spec, app_dir=str(app_dir))
         write_json(directory / "spec.json", asdict(spec))
         # The supervisor forks into the background itself; this call only waits for the
         # short-lived parent, so no zombie is left with the control plane.

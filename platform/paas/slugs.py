@@ -23,6 +23,7 @@ class SlugStore:
     def __init__(self, directory: Path) -> None:
         self.directory = directory
         directory.mkdir(parents=True, exist_ok=True)
+        directory.chmod(0o711)
 
     def tar_path(self, digest: str) -> Path:
         return self.directory / f"{digest}.tar"
