@@ -1,0 +1,194 @@
+"""A real platform for integration tests: `paas server` on free loopback ports.
+
+Everything it starts is stopped by pid or by `paas server --stop`; every wait is a bounded
+poll.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import TypeVar
+
+ROOT = Path(__file__).resolve().parents[2]
+PAAS = ROOT / ".venv" / "bin" / "paas"
+SAMPLE_APP = ROOT / "examples" / "flask-hello"
+T = TypeVar("T")
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def wait_for(check: Callable[[], T | None], timeout: float, what: str) -> T:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            value = check()
+        except OSError:
+            value = None
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(0.1)
+
+
+class Platform:
+    def __init__(self) -> None:
+        self.base = Path(tempfile.mkdtemp(prefix="paas-it-", dir="/tmp"))
+        self.base.chmod(0o711)  # the dyno user must reach PAAS_HOME
+        self.home = self.base / "home"
+        self.api_port = free_port()
+        self.http_port = free_port()
+        self.token = "it-admin-token-" + os.urandom(8).hex()
+        self.api_url = f"http://127.0.0.1:{self.api_port}"
+        self.env = {
+            **os.environ,
+            "PAAS_HOME": str(self.home),
+            "PAAS_API_PORT": str(self.api_port),
+            "PAAS_HTTP_PORT": str(self.http_port),
+            "PAAS_DOMAIN": "paas.localhost",
+            "PAAS_ADMIN_TOKEN": self.token,
+            "PAAS_API_URL": self.api_url,
+            "PAAS_API_TOKEN": self.token,
+            "PAAS_STOP_GRACE": "5",
+            "HOME": str(self.base),
+            "GIT_TERMINAL_PROMPT": "0",
+        }
+        self.server: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        log = (self.base / "server.log").open("ab")
+        self.server = subprocess.Popen(
+            [str(PAAS), "server"],
+            env=self.env,
+            stdout=log,
+            stderr=log,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        wait_for(self.api_answers, 30, "the API to answer")
+
+    def api_answers(self) -> bool:
+        status, _ = self.request("GET", "/account")
+        return status == 200
+
+    def request(self, method: str, path: str, token: str | None = None) -> tuple[int, object]:
+        connection = http.client.HTTPConnection("127.0.0.1", self.api_port, timeout=10)
+        try:
+            connection.request(
+                method, path, headers={"Authorization": f"Bearer {token or self.token}"}
+            )
+            response = connection.getresponse()
+            return response.status, json.loads(response.read() or b"null")
+        finally:
+            connection.close()
+
+    def kill_server(self) -> None:
+        assert self.server is not None
+        self.server.send_signal(signal.SIGKILL)
+        self.server.wait(10)
+
+    def stop(self) -> None:
+        subprocess.run(
+            [str(PAAS), "server", "--stop"], env=self.env, timeout=120, capture_output=True
+        )
+        if self.server is not None and self.server.poll() is None:
+            self.server.kill()
+            self.server.wait(10)
+        shutil.rmtree(self.base, ignore_errors=True)
+
+    def paas(
+        self,
+        *args: str,
+        check: bool = True,
+        cwd: Path | None = None,
+        env: dict[str, str] | None = None,
+    ) -> subprocess.CompletedProcess[str]:
+        result = subprocess.run(
+            [str(PAAS), *args],
+            env=env or self.env,
+            cwd=cwd or self.base,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        if check and result.returncode != 0:
+            raise AssertionError(f"paas {' '.join(args)} failed: {result.stderr}")
+        return result
+
+    def git_url(self, app: str, token: str | None = None) -> str:
+        return f"http://paas:{token or self.token}@127.0.0.1:{self.api_port}/{app}.git"
+
+    def new_repo(self, name: str) -> Path:
+        repo = self.base / name
+        shutil.copytree(SAMPLE_APP, repo)
+        git(repo, "init", "-q", "-b", "main")
+        commit(repo, "sample app")
+        return repo
+
+    def push(
+        self, app: str, repo: Path, token: str | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            ["git", "push", self.git_url(app, token), "main"],
+            cwd=repo,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+
+    def get(self, app: str, path: str = "/") -> tuple[int, str]:
+        connection = http.client.HTTPConnection("127.0.0.1", self.http_port, timeout=5)
+        try:
+            connection.request("GET", path, headers={"Host": f"{app}.paas.localhost"})
+            response = connection.getresponse()
+            return response.status, response.read().decode()
+        finally:
+            connection.close()
+
+    def get_json(self, app: str) -> dict[str, str] | None:
+        status, body = self.get(app)
+        return json.loads(body) if status == 200 else None
+
+    def dyno_statuses(self, app: str) -> list[dict[str, object]]:
+        """What the supervisors recorded on disk (pids of running dynos)."""
+        found = []
+        for directory in (self.home / "dynos").iterdir():
+            spec = json.loads((directory / "spec.json").read_text())
+            status_file = directory / "status.json"
+            if spec["app"] == app and status_file.exists():
+                found.append({**spec, **json.loads(status_file.read_text())})
+        return found
+
+
+def git(repo: Path, *args: str) -> None:
+    subprocess.run(["git", *args], cwd=repo, check=True, capture_output=True, timeout=60)
+
+
+def commit(repo: Path, message: str) -> None:
+    git(repo, "add", "-A")
+    git(
+        repo,
+        "-c",
+        "user.name=t",
+        "-c",
+        "user.email=t@paas.localhost",
+        "commit",
+        "-q",
+        "-m",
+        message,
+    )

@@ -1,0 +1,207 @@
+"""The core loop, end to end: real git pushes, real HAProxy, real dyno processes.
+
+The tests in this module share one platform and one app, and run in order.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+
+import pytest
+from platform_harness import Platform, commit, wait_for
+
+APP = "e2e"
+
+
+def answered_by(platform: Platform, count: int, timeout: float = 30) -> set[str]:
+    """Polls through the router until `count` distinct dynos have answered."""
+    seen: set[str] = set()
+
+    def enough() -> bool:
+        body = platform.get_json(APP)
+        if body:
+            seen.add(body["dyno"])
+        return len(seen) >= count
+
+    wait_for(enough, timeout, f"{count} dynos to answer")
+    return seen
+
+
+def serving(platform: Platform, key: str, value: str, timeout: float = 30) -> None:
+    wait_for(
+        lambda: (platform.get_json(APP) or {}).get(key) == value,
+        timeout,
+        f"{key}={value} through the router",
+    )
+
+
+def release_count(platform: Platform) -> int:
+    return len(json.loads(platform.paas("releases", "-a", APP, "--json").stdout))
+
+
+def test_push_deploys_and_serves_through_the_router(platform: Platform) -> None:
+    platform.paas("apps:create", APP, "--no-remote")
+    repo = platform.new_repo("repo")
+    result = platform.push(APP, repo)
+    assert result.returncode == 0, result.stderr
+    assert "remote: -----> Python app detected" in result.stderr
+    assert "Launching... done, v1" in result.stderr
+    serving(platform, "dyno", "web.1")
+    info = json.loads(platform.paas("apps:info", "-a", APP, "--json").stdout)
+    assert info["git_url"] == f"{platform.api_url}/{APP}.git"
+    assert info["web_url"] == f"http://{APP}.paas.localhost:{platform.http_port}/"
+
+
+def test_unknown_host_gets_404(platform: Platform) -> None:
+    status, _ = platform.get("nosuchapp")
+    assert status == 404
+
+
+def test_config_set_is_visible_without_a_push(platform: Platform) -> None:
+    builds_before = len(json.loads(platform.paas("apps:info", "-a", APP, "--json").stdout))
+    platform.paas("config:set", "GREETING=hello from config", "-a", APP)
+    serving(platform, "message", "hello from config")
+    releases = json.loads(platform.paas("releases", "-a", APP, "--json").stdout)
+    assert releases[-1]["description"] == "Set GREETING config vars"
+    assert platform.paas("config:get", "GREETING", "-a", APP).stdout.strip() == "hello from config"
+    assert builds_before == len(json.loads(platform.paas("apps:info", "-a", APP, "--json").stdout))
+    status, builds = platform.request("GET", f"/apps/{APP}/builds")
+    assert status == 200 and isinstance(builds, list) and len(builds) == 1  # no rebuild
+
+
+def test_scale_up_to_three_and_back_to_one(platform: Platform) -> None:
+    platform.paas("ps:scale", "web=3", "-a", APP)
+    assert answered_by(platform, 3) == {"web.1", "web.2", "web.3"}
+    platform.paas("scale", "web=1", "-a", APP)
+
+    def only_web1() -> bool:
+        dynos = json.loads(platform.paas("ps", "-a", APP, "--json").stdout)
+        return [d["name"] for d in dynos] == ["web.1"]
+
+    wait_for(only_web1, 30, "scale down to web.1")
+    assert {platform.get_json(APP)["dyno"] for _ in range(6)} == {"web.1"}  # type: ignore[index]
+
+
+def test_killed_dyno_is_replaced(platform: Platform) -> None:
+    (victim,) = [d for d in platform.dyno_statuses(APP) if d.get("state") == "running"]
+    os.kill(int(victim["pid"]), signal.SIGKILL)  # type: ignore[call-overload]
+
+    def replaced() -> bool:
+        running = [d for d in platform.dyno_statuses(APP) if d.get("state") == "running"]
+        return any(d["id"] != victim["id"] for d in running) and bool(platform.get_json(APP))
+
+    wait_for(replaced, 30, "a replacement dyno")
+    dynos = json.loads(platform.paas("ps", "-a", APP, "--json").stdout)
+    assert dynos[0]["crash_count"] == 1 and dynos[0]["last_exit_status"] == 137
+
+
+def test_code_change_is_redeployed(platform: Platform) -> None:
+    repo = platform.base / "repo"
+    app_py = repo / "app.py"
+    app_py.write_text(app_py.read_text().replace('"Hello from paas"', '"Hello v2"'))
+    platform.paas("config:unset", "GREETING", "-a", APP)
+    commit(repo, "new greeting")
+    result = platform.push(APP, repo)
+    assert result.returncode == 0, result.stderr
+    assert "Dependencies unchanged" in result.stderr
+    serving(platform, "message", "Hello v2")
+
+
+def test_failed_build_rejects_the_push_and_keeps_serving(platform: Platform) -> None:
+    repo = platform.base / "repo"
+    before = release_count(platform)
+    (repo / "requirements.txt").write_text("flask\ngunicorn\nno-such-package-paas-test==9.9\n")
+    commit(repo, "broken dependency")
+    result = platform.push(APP, repo)
+    assert result.returncode != 0
+    assert "pre-receive hook declined" in result.stderr
+    assert release_count(platform) == before
+    assert platform.get_json(APP)["message"] == "Hello v2"  # type: ignore[index]
+    (repo / "requirements.txt").write_text("flask\ngunicorn\n")
+    commit(repo, "fix dependency")
+
+
+def test_bad_procfile_fails_the_build_naming_the_line(platform: Platform) -> None:
+    repo = platform.base / "repo"
+    procfile = repo / "Procfile"
+    good = procfile.read_text()
+    procfile.write_text(good + "this is not a process line\n")
+    commit(repo, "broken Procfile")
+    result = platform.push(APP, repo)
+    assert result.returncode != 0
+    assert "Procfile line 2" in result.stderr
+    procfile.write_text(good)
+    commit(repo, "fixed Procfile")
+
+
+def test_rollback_serves_the_previous_release(platform: Platform) -> None:
+    releases = json.loads(platform.paas("releases", "-a", APP, "--json").stdout)
+    first_deploy = releases[0]["version"]
+    platform.paas("rollback", f"v{first_deploy}", "-a", APP)
+    serving(platform, "message", "Hello from paas")
+    latest = json.loads(platform.paas("releases", "-a", APP, "--json").stdout)[-1]
+    assert latest["description"] == f"Rollback to v{first_deploy}" and latest["current"]
+
+
+def test_logs_show_dyno_output_and_platform_events(platform: Platform) -> None:
+    app_lines = platform.paas("logs", "-a", APP, "--source", "app", "-n", "500").stdout
+    assert " app[web.1]: " in app_lines and "Listening at" in app_lines
+    events = platform.paas("logs", "-a", APP, "--source", "paas", "-n", "500").stdout
+    assert "paas[web.1]: State changed from starting to up" in events
+    assert "paas[api]: Release v1 created" in events
+    one = platform.paas("logs", "-a", APP, "--dyno", "web.2", "-n", "500").stdout
+    assert one and all("[web.2]" in line for line in one.splitlines())
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("apps:create", "../x", "--no-remote"), "invalid app name"),
+        (("ps:scale", "web=-1", "-a", APP), "web=-1"),
+        (("ps:scale", "web=abc", "-a", APP), "web=abc"),
+        (("ps", "-a", "no-such-app"), "not found"),
+        (("config:set", "PORT=1", "-a", APP), "reserved"),
+    ],
+)
+def test_bad_input_is_refused_and_changes_nothing(
+    platform: Platform, args: tuple[str, ...], message: str
+) -> None:
+    before = (platform.paas("apps").stdout, release_count(platform))
+    result = platform.paas(*args, check=False)
+    assert result.returncode != 0
+    assert message in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    assert (platform.paas("apps").stdout, release_count(platform)) == before
+
+
+def test_wrong_token_is_refused(platform: Platform) -> None:
+    result = platform.paas("apps", check=False, env={**platform.env, "PAAS_API_TOKEN": "wrong"})
+    assert result.returncode != 0 and "invalid credentials" in result.stderr
+    status, body = platform.request("GET", "/apps", token="wrong")
+    assert status == 401
+    assert body == {
+        "id": "unauthorized",
+        "message": "invalid credentials: the API token was not accepted",
+    }
+    before = release_count(platform)
+    push = platform.push(APP, platform.base / "repo", token="wrong")
+    assert push.returncode != 0 and "Authentication failed" in push.stderr
+    assert release_count(platform) == before
+
+
+def test_dynos_survive_kill_9_of_the_control_plane(platform: Platform) -> None:
+    before = sorted(d["id"] for d in platform.dyno_statuses(APP) if d.get("state") == "running")
+    children = [int(p) for p in os.popen(f"pgrep -P {platform.server.pid}").read().split()]  # type: ignore[union-attr]
+    assert children
+    platform.kill_server()
+    wait_for(
+        lambda: not any(os.path.exists(f"/proc/{p}") for p in children),
+        15,
+        "the control plane's children to end with it",
+    )
+    assert platform.get_json(APP)  # the dyno and HAProxy keep serving
+    platform.start()
+    wait_for(lambda: platform.get_json(APP), 15, "serving after restart")
+    after = sorted(d["id"] for d in platform.dyno_statuses(APP) if d.get("state") == "running")
+    assert after == before  # adopted, not restarted

@@ -1,0 +1,79 @@
+"""Releases against a real SQLite store."""
+
+from pathlib import Path
+
+import pytest
+
+from paas import releases
+from paas.errors import InvalidParams, NotFound
+from paas.logs import LogStore
+from paas.store import Store
+
+
+@pytest.fixture
+def env(tmp_path: Path) -> tuple[Store, LogStore]:
+    return Store(tmp_path / "state.db"), LogStore(tmp_path / "logs.db")
+
+
+def test_config_before_deploy_creates_no_release(env: tuple[Store, LogStore]) -> None:
+    store, logs = env
+    app = store.create_app("demo", "paas-host")
+    config, release = releases.set_config(store, logs, app, {"A": "1"})
+    assert config == {"A": "1"} and release is None
+    assert store.releases(app) == []
+
+
+def test_deploy_config_and_rollback_versions(env: tuple[Store, LogStore]) -> None:
+    store, logs = env
+    app = store.create_app("demo", "paas-host")
+    v1 = releases.deploy(store, logs, app, "sha256:aa", {"web": "serve"}, "1a2b3c4d5e6f")
+    assert (v1.version, v1.description) == (1, "Deploy 1a2b3c4d")
+    assert [(f.type, f.quantity) for f in store.formation(app)] == [("web", 1)]
+    _, v2 = releases.set_config(store, logs, app, {"FOO": "x", "BAR": "y"})
+    assert v2 is not None and v2.description == "Set FOO, BAR config vars"
+    assert v2.artifact == "sha256:aa" and v2.config == {"BAR": "y", "FOO": "x"}
+    v3 = releases.rollback(store, logs, app, None)
+    assert (v3.version, v3.description, v3.config) == (3, "Rollback to v1", {})
+    assert store.config(app) == {}
+    v4 = releases.rollback(store, logs, app, 2)
+    assert (v4.version, v4.artifact, v4.config) == (4, "sha256:aa", v2.config)
+    assert store.config(app) == v2.config
+
+
+def test_bad_config_changes_nothing(env: tuple[Store, LogStore]) -> None:
+    store, logs = env
+    app = store.create_app("demo", "paas-host")
+    releases.deploy(store, logs, app, "sha256:aa", {"web": "serve"}, "abc")
+    with pytest.raises(InvalidParams):
+        releases.set_config(store, logs, app, {"GOOD": "1", "PORT": "2"})
+    with pytest.raises(InvalidParams):
+        releases.set_config(store, logs, app, {"BIG": "x" * 40_000})
+    assert store.config(app) == {} and len(store.releases(app)) == 1
+
+
+def test_scale_is_all_or_nothing(env: tuple[Store, LogStore]) -> None:
+    store, logs = env
+    app = store.create_app("demo", "paas-host")
+    releases.deploy(store, logs, app, "sha256:aa", {"web": "serve"}, "abc")
+    with pytest.raises(InvalidParams, match="no process type 'worker'"):
+        releases.scale(
+            store, logs, app, [{"type": "web", "quantity": 3}, {"type": "worker", "quantity": 1}]
+        )
+    assert store.formation(app)[0].quantity == 1
+    releases.scale(store, logs, app, [{"type": "web", "quantity": 3}])
+    assert store.formation(app)[0].quantity == 3
+
+
+def test_rollback_to_unknown_version(env: tuple[Store, LogStore]) -> None:
+    store, logs = env
+    app = store.create_app("demo", "paas-host")
+    with pytest.raises(NotFound, match="no releases"):
+        releases.rollback(store, logs, app, None)
+
+
+def test_tokens_are_stored_hashed(env: tuple[Store, LogStore], tmp_path: Path) -> None:
+    store, _ = env
+    store.add_token("s3cret-token", "admin")
+    assert store.token_owner("s3cret-token") == "admin"
+    assert store.token_owner("other") is None
+    assert b"s3cret-token" not in (tmp_path / "state.db").read_bytes()
