@@ -8,7 +8,6 @@ only once the router reports a route generation without it.
 
 from __future__ import annotations
 
-import json
 import os
 import secrets
 import socket
@@ -65,11 +64,11 @@ def to_observed(status: DynoStatus) -> planning.ObservedDyno:
 def describe_dynos(statuses: list[DynoStatus], slots: dict[str, DynoSlot]) -> list[DynoView]:
     """Running dynos plus crashed names waiting for their retry, sorted by name."""
     views: dict[str, DynoView] = {}
-    for status in statuses:
+    for status in sorted(statuses, key=lambda s: s.started_at or 0.0):
         spec = status.spec
         slot = slots.get(spec.name)
         if status.state == "exited" or (spec.name in views and status.state == "stopping"):
-            continue
+            continue  # the newest live dyno of a name is the one to show
         views[spec.name] = DynoView(
             spec.name,
             spec.type,
@@ -335,7 +334,3 @@ def supervisor_environment(settings: Settings) -> dict[str, str]:
         "PAAS_LOGS_DB": str(settings.logs_db_path),
         "PYTHONPATH": str(Path(__file__).resolve().parents[1]),
     }
-
-
-def dump(views: list[DynoView]) -> str:
-    return json.dumps([v.__dict__ for v in views])

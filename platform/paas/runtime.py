@@ -199,20 +199,16 @@ class ProcessRuntime:
         pgid = status.get("pid")
         if not isinstance(pgid, int):
             return None
-        rss, count = 0, 0
-        for proc in Path("/proc").iterdir():
-            if not proc.name.isdigit():
-                continue
+        members = procs.group_members(pgid)
+        rss = 0
+        for pid in members:
             try:
-                if os.getpgid(int(proc.name)) != pgid:
-                    continue
-                for line in (proc / "status").read_text().splitlines():
+                for line in Path(f"/proc/{pid}/status").read_text().splitlines():
                     if line.startswith("VmRSS:"):
                         rss += int(line.split()[1]) * 1024
             except (OSError, ValueError):
                 continue
-            count += 1
-        return DynoStats(rss, count)
+        return DynoStats(rss, len(members))
 
 
 def _older_than(path: Path, seconds: float) -> bool:

@@ -87,6 +87,7 @@ class Supervisor:
         )
 
     def run(self) -> int:
+        procs.become_subreaper()
         signal.signal(signal.SIGTERM, self.request_stop)
         signal.signal(signal.SIGINT, self.request_stop)
         self.event(f"Starting process with command `{self.spec.command}`")
@@ -104,6 +105,7 @@ class Supervisor:
         )
         status = self.pump(child)
         procs.signal_group(child.pid, signal.SIGKILL)  # nothing of the dyno outlives it
+        procs.reap_all(timeout=5.0)
         self.event(f"Process exited with status {status}")
         self.save(state="exited", exit_status=status)
         return 0

@@ -1,0 +1,104 @@
+"""The process runtime and its supervisor, with real processes."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from platform_harness import wait_for
+
+from paas import procs
+from paas.agent import supervisor_environment
+from paas.logs import LogStore
+from paas.runtime import DynoSpec, ProcessRuntime
+from paas.settings import Settings
+from paas.users import build_user, ensure_user
+
+
+@pytest.fixture
+def settings() -> Iterator[Settings]:
+    base = Path(tempfile.mkdtemp(prefix="paas-rt-", dir="/tmp"))
+    base.chmod(0o711)
+    settings = Settings(home=base / "home", stop_grace_seconds=1.0)
+    settings.home.mkdir(mode=0o711)
+    user = build_user(settings)
+    if user:
+        ensure_user(user)
+    yield settings
+    shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.fixture
+def runtime(settings: Settings) -> Iterator[ProcessRuntime]:
+    runtime = ProcessRuntime(settings.dynos_dir, supervisor_environment(settings))
+    yield runtime
+    for status in runtime.list():
+        runtime.stop(status.spec.id)
+    wait_for(lambda: all(s.state == "exited" for s in runtime.list()), 10, "dynos to stop")
+    for status in runtime.list():
+        runtime.forget(status.spec.id)
+
+
+def make_slug(settings: Settings, script: str) -> Path:
+    slug = settings.home / "slug"
+    (slug / ".profile.d").mkdir(parents=True)
+    (slug / ".profile.d" / "greeting.sh").write_text('export GREETING="${GREETING:-profile}"\n')
+    (slug / "run.sh").write_text(script)
+    slug.chmod(0o755)
+    return slug
+
+
+def spec(settings: Settings, slug: Path, command: str, name: str = "worker.1") -> DynoSpec:
+    return DynoSpec(
+        id=f"t.{name}.{os.urandom(3).hex()}",
+        app="t",
+        name=name,
+        type=name.split(".")[0],
+        release=1,
+        generation=0,
+        command=command,
+        app_dir=str(slug),
+        port=4321,
+        env={"SECRET": "s"},
+        user=build_user(settings),
+        grace_seconds=1.0,
+    )
+
+
+def test_dyno_output_environment_and_exit_are_recorded(
+    settings: Settings, runtime: ProcessRuntime
+) -> None:
+    slug = make_slug(settings, 'echo "$GREETING $DYNO $PORT $SECRET $HOME $(id -u)"; touch mine\n')
+    dyno = spec(settings, slug, "bash run.sh")
+    runtime.start(dyno)
+    (status,) = wait_for(
+        lambda: [s for s in runtime.list() if s.state == "exited"] or None, 10, "exit"
+    )
+    assert status.exit_status == 0
+    lines, _ = LogStore(settings.logs_db_path).read("t", source="app")
+    greeting, name, port, secret, home, uid = lines[0].message.split()
+    assert (greeting, name, port, secret) == ("profile", "worker.1", "4321", "s")
+    assert home == status.spec.app_dir and home != str(slug)  # its own copy of the slug
+    assert (Path(home) / "mine").exists() and not (slug / "mine").exists()
+    if os.geteuid() == 0:
+        assert uid != "0"  # never root
+
+
+def test_stop_escalates_to_sigkill_and_leaves_no_process(
+    settings: Settings, runtime: ProcessRuntime
+) -> None:
+    slug = make_slug(settings, "trap '' TERM; sleep 300 & sleep 300 & wait\n")
+    dyno = spec(settings, slug, "bash run.sh")
+    runtime.start(dyno)
+    (status,) = wait_for(lambda: [s for s in runtime.list() if s.pid] or None, 10, "start")
+    pgid = status.pid
+    assert pgid is not None and procs.group_alive(pgid)
+    runtime.stop(dyno.id)
+    wait_for(lambda: runtime.list()[0].state == "exited", 10, "the dyno to stop")
+    assert not procs.group_alive(pgid)
+    events, _ = LogStore(settings.logs_db_path).read("t", source="paas")
+    assert any("SIGKILL" in e.message for e in events)
