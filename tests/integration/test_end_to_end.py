@@ -7,10 +7,13 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
+import subprocess
+import time
 
 import pytest
-from platform_harness import Platform, commit, wait_for
+from platform_harness import PAAS, Platform, commit, wait_for
 
 APP = "e2e"
 
@@ -205,3 +208,63 @@ def test_dynos_survive_kill_9_of_the_control_plane(platform: Platform) -> None:
     wait_for(lambda: platform.get_json(APP), 15, "serving after restart")
     after = sorted(d["id"] for d in platform.dyno_statuses(APP) if d.get("state") == "running")
     assert after == before  # adopted, not restarted
+
+
+def test_logs_tail_follows_new_lines(platform: Platform) -> None:
+    tail = subprocess.Popen(
+        [str(PAAS), "logs", "--tail", "-a", APP, "-n", "1", "--source", "paas"],
+        env=platform.env,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        platform.paas("config:set", "TAILED=1", "-a", APP)
+        assert tail.stdout is not None
+        deadline = time.monotonic() + 20
+        seen = ""
+        while "Set TAILED config vars" not in seen and time.monotonic() < deadline:
+            seen += tail.stdout.readline()
+        assert "Set TAILED config vars" in seen
+    finally:
+        tail.kill()
+        tail.wait(10)
+
+
+def test_concurrent_pushes_are_serialized(platform: Platform) -> None:
+    repo = platform.base / "repo"
+    before = release_count(platform)
+    (repo / "first.txt").write_text("first push\n")
+    commit(repo, "first push")
+    first = subprocess.Popen(
+        ["git", "push", "-f", platform.git_url(APP), "main"],
+        cwd=repo,
+        env=platform.env,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    other = platform.base / "repo2"
+    shutil.copytree(repo, other)
+    (other / "extra.txt").write_text("second push\n")
+    commit(other, "second push")
+    second = platform.push(APP, other)
+    _, first_err = first.communicate(timeout=300)
+    outcomes = [first.returncode, second.returncode]
+    assert 0 in outcomes
+    # Each build's output is whole: never two builds' steps interleaved in one push.
+    for output in (first_err, second.stderr):
+        assert output.count("-----> Python app detected") <= 1
+    versions = [
+        r["version"] for r in json.loads(platform.paas("releases", "-a", APP, "--json").stdout)
+    ]
+    assert versions == list(range(1, len(versions) + 1))
+    assert len(versions) == before + outcomes.count(0)
+
+
+def test_destroyed_app_stops_serving(platform: Platform) -> None:
+    platform.paas("apps:create", "doomed", "--no-remote")
+    repo = platform.new_repo("doomed-repo")
+    assert platform.push("doomed", repo).returncode == 0
+    wait_for(lambda: platform.get_json("doomed"), 30, "doomed to serve")
+    platform.paas("apps:destroy", "-a", "doomed", "--confirm", "doomed")
+    wait_for(lambda: platform.get("doomed")[0] == 404, 30, "doomed to be gone from the router")
+    wait_for(lambda: not platform.dyno_statuses("doomed"), 30, "doomed's dynos to stop")
