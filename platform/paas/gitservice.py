@@ -8,6 +8,7 @@ what lets a failed build reject the push.
 
 from __future__ import annotations
 
+import fcntl
 import gzip
 import os
 import shutil
@@ -15,6 +16,7 @@ import subprocess
 import sys
 import threading
 from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 
 from paas.settings import Settings
@@ -86,6 +88,23 @@ def serve_rpc(
     """Runs the service on the request body and yields its output as it comes."""
     if encoding == "gzip":
         body = gzip.decompress(body)
+    if service == "git-receive-pack":
+        with push_lock(settings, app):  # one push per app at a time, ref update included
+            yield from _run_service(settings, app, service, body, env)
+    else:
+        yield from _run_service(settings, app, service, body, env)
+
+
+@contextmanager
+def push_lock(settings: Settings, app: str) -> Iterator[None]:
+    with (settings.repos_dir / f"{app}.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
+
+
+def _run_service(
+    settings: Settings, app: str, service: str, body: bytes, env: Mapping[str, str]
+) -> Iterator[bytes]:
     process = subprocess.Popen(
         ["git", service.removeprefix("git-"), "--stateless-rpc", str(repo_path(settings, app))],
         stdin=subprocess.PIPE,

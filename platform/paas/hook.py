@@ -3,13 +3,12 @@
 Runs inside `git receive-pack` with git's quarantine environment, as root; everything it
 prints reaches the pusher as `remote:` lines. A non-zero exit rejects the push, and since a
 release is only written after a successful build, the running release stays untouched.
-Pushes to one app are serialized by a lock file.
 """
 
 from __future__ import annotations
 
-import fcntl
 import os
+import subprocess
 import sys
 from pathlib import Path
 from typing import TextIO
@@ -83,26 +82,42 @@ class Tee:
         return "".join(self.parts)
 
 
+def current_ref(ref: str) -> str:
+    """What the ref points at now in the real repository (ZERO when it does not exist)."""
+    result = subprocess.run(
+        ["git", "rev-parse", "--verify", "--quiet", ref],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    return result.stdout.strip() or ZERO
+
+
 def pre_receive(stdin: TextIO, out: TextIO) -> int:
+    """Builds each pushed main/master. Whole pushes of one app are serialized by the API
+    (gitservice.push_lock), so the ref cannot move between this check and git's update."""
     settings = settings_module.from_env()
     app_name = os.environ["PAAS_APP"]
     for line in stdin.read().splitlines():
-        _old, new, ref = line.split()
+        old, new, ref = line.split()
         if ref not in DEPLOY_REFS:
             out.write(f"-----> Skipping {ref}: only main or master is deployed\n")
             continue
         if new == ZERO:
             out.write(f" !     Deleting {ref} is not allowed\n")
             return 1
-        lock_path = settings.repos_dir / f"{app_name}.lock"
-        with lock_path.open("w") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)  # two pushes to one app never interleave
-            try:
-                deploy(settings, app_name, new, out)
-            except PaasError as error:
-                out.write(f" !     Push rejected: {error.message}\n")
-                out.flush()
-                return 1
+        if current_ref(ref) != old:
+            out.write(
+                f" !     Push rejected: {ref} moved while this push waited (another push "
+                "landed first): fetch, merge and push again\n"
+            )
+            return 1
+        try:
+            deploy(settings, app_name, new, out)
+        except PaasError as error:
+            out.write(f" !     Push rejected: {error.message}\n")
+            out.flush()
+            return 1
     return 0
 
 

@@ -14,6 +14,7 @@ import os
 import pwd
 import select
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -65,7 +66,14 @@ class Supervisor:
         write_json(self.directory / "status.json", self.status)
 
     def event(self, message: str) -> None:
-        self.logs.event(self.spec.app, self.spec.name, message)
+        self.log("paas", [message])
+
+    def log(self, source: str, lines: list[str]) -> None:
+        """A log that cannot be written must never take the dyno's supervision down."""
+        try:
+            self.logs.append(self.spec.app, source, self.spec.name, lines)
+        except sqlite3.Error:
+            pass
 
     def request_stop(self, _signum: int = 0, _frame: FrameType | None = None) -> None:
         if self.stop_deadline is None:
@@ -103,9 +111,11 @@ class Supervisor:
             pid_started=procs.start_time(child.pid),
             started_at=time.time(),
         )
-        status = self.pump(child)
-        procs.signal_group(child.pid, signal.SIGKILL)  # nothing of the dyno outlives it
-        procs.reap_all(timeout=5.0)
+        try:
+            status = self.pump(child)
+        finally:
+            procs.signal_group(child.pid, signal.SIGKILL)  # nothing of the dyno outlives it
+            procs.reap_all(timeout=5.0)
         self.event(f"Process exited with status {status}")
         self.save(state="exited", exit_status=status)
         return 0
@@ -150,9 +160,7 @@ class Supervisor:
         if final and rest:
             lines, rest = [*lines, rest], b""
         if lines:
-            self.logs.append(
-                self.spec.app, "app", self.spec.name, [ln.decode(errors="replace") for ln in lines]
-            )
+            self.log("app", [ln.decode(errors="replace") for ln in lines])
         return rest
 
 

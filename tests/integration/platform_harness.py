@@ -70,15 +70,15 @@ class Platform:
         self.server: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
-        log = (self.base / "server.log").open("ab")
-        self.server = subprocess.Popen(
-            [str(PAAS), "server"],
-            env=self.env,
-            stdout=log,
-            stderr=log,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
-        )
+        with (self.base / "server.log").open("ab") as log:
+            self.server = subprocess.Popen(
+                [str(PAAS), "server"],
+                env=self.env,
+                stdout=log,
+                stderr=log,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
         wait_for(self.api_answers, 30, "the API to answer")
 
     def api_answers(self) -> bool:

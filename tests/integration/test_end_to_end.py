@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import select
 import shutil
 import signal
 import subprocess
@@ -195,7 +196,11 @@ def test_wrong_token_is_refused(platform: Platform) -> None:
 
 def test_dynos_survive_kill_9_of_the_control_plane(platform: Platform) -> None:
     before = sorted(d["id"] for d in platform.dyno_statuses(APP) if d.get("state") == "running")
-    children = [int(p) for p in os.popen(f"pgrep -P {platform.server.pid}").read().split()]  # type: ignore[union-attr]
+    assert platform.server is not None
+    pgrep = subprocess.run(
+        ["pgrep", "-P", str(platform.server.pid)], capture_output=True, text=True, timeout=10
+    )
+    children = [int(p) for p in pgrep.stdout.split()]
     assert children
     platform.kill_server()
     wait_for(
@@ -223,11 +228,15 @@ def test_logs_tail_follows_new_lines(platform: Platform) -> None:
         deadline = time.monotonic() + 20
         seen = ""
         while "Set TAILED config vars" not in seen and time.monotonic() < deadline:
-            seen += tail.stdout.readline()
+            ready, _, _ = select.select([tail.stdout], [], [], 0.5)
+            if ready:
+                seen += tail.stdout.readline()
         assert "Set TAILED config vars" in seen
     finally:
         tail.kill()
         tail.wait(10)
+        if tail.stdout is not None:
+            tail.stdout.close()
 
 
 def test_concurrent_pushes_are_serialized(platform: Platform) -> None:
