@@ -10,6 +10,7 @@ of its dyno is left.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pwd
 import select
@@ -70,10 +71,8 @@ class Supervisor:
 
     def log(self, source: str, lines: list[str]) -> None:
         """A log that cannot be written must never take the dyno's supervision down."""
-        try:
+        with contextlib.suppress(sqlite3.Error):
             self.logs.append(self.spec.app, source, self.spec.name, lines)
-        except sqlite3.Error:
-            pass
 
     def request_stop(self, _signum: int = 0, _frame: FrameType | None = None) -> None:
         if self.stop_deadline is None:
