@@ -300,6 +300,21 @@ class Agent:
         self.routes_generation += 1
         path.parent.mkdir(parents=True, exist_ok=True)
         write_json(path, {"generation": self.routes_generation, **table})
+        self.log_route_changes(previous.get("apps"), table["apps"])
+
+    def log_route_changes(self, before: object, after: object) -> None:
+        """`paas[router]: Routing to web.1, web.2` whenever an app's routed dynos change."""
+
+        def routed(apps: object) -> dict[str, list[str]]:
+            if not isinstance(apps, list):
+                return {}
+            return {a["app"]: sorted(s["name"].split("-")[0] for s in a["servers"]) for a in apps}
+
+        old, new = routed(before), routed(after)
+        for app, dynos in new.items():
+            if old.get(app) != dynos:
+                target = ", ".join(dynos) if dynos else "no web dyno (requests get 503)"
+                self.logs.event(app, "router", f"Routing to {target}")
 
     def _published_generation(self) -> int:
         value = (read_json(self.settings.routes_path) or {}).get("generation", 0)

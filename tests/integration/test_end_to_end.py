@@ -5,6 +5,7 @@ The tests in this module share one platform and one app, and run in order.
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import select
@@ -61,6 +62,24 @@ def test_push_deploys_and_serves_through_the_router(platform: Platform) -> None:
 def test_unknown_host_gets_404(platform: Platform) -> None:
     status, _ = platform.get("nosuchapp")
     assert status == 404
+
+
+def test_custom_domain_routes_to_the_app(platform: Platform) -> None:
+    platform.paas("domains:add", "www.example.test", "-a", APP)
+
+    def served() -> bool:
+        connection = http.client.HTTPConnection("127.0.0.1", platform.http_port, timeout=5)
+        try:
+            connection.request("GET", "/", headers={"Host": "WWW.example.test:80"})
+            return json.loads(connection.getresponse().read()).get("dyno") == "web.1"
+        except ValueError:
+            return False
+        finally:
+            connection.close()
+
+    wait_for(served, 30, "the custom domain to route")
+    events = platform.paas("logs", "-a", APP, "--dyno", "router", "-n", "50").stdout
+    assert "paas[router]: Routing to web.1" in events
 
 
 def test_config_set_is_visible_without_a_push(platform: Platform) -> None:
