@@ -296,3 +296,38 @@ def test_destroyed_app_stops_serving(platform: Platform) -> None:
     platform.paas("apps:destroy", "-a", "doomed", "--confirm", "doomed")
     wait_for(lambda: platform.get("doomed")[0] == 404, 30, "doomed to be gone from the router")
     wait_for(lambda: not platform.dyno_statuses("doomed"), 30, "doomed's dynos to stop")
+
+
+def test_build_output_streams_live_from_a_buildpack_url(platform: Platform) -> None:
+    buildpack = platform.base / "slow-buildpack"
+    (buildpack / "bin").mkdir(parents=True)
+    scripts = {
+        "detect": "#!/bin/sh\necho Slow\n",
+        "compile": "#!/bin/sh\necho '-----> first step'\nsleep 3\necho '-----> second step'\n",
+    }
+    for name, text in scripts.items():
+        (buildpack / "bin" / name).write_text(text)
+        (buildpack / "bin" / name).chmod(0o755)
+    buildpack.chmod(0o755)
+    platform.paas("apps:create", "streamed", "--no-remote")
+    platform.paas("config:set", f"BUILDPACK_URL={buildpack}", "-a", "streamed")
+    repo = platform.base / "streamed-repo"
+    repo.mkdir()
+    (repo / "Procfile").write_text("web: exec python3 -m http.server $PORT\n")
+    subprocess.run(["git", "init", "-q", "-b", "main"], cwd=repo, check=True, timeout=30)
+    commit(repo, "custom buildpack")
+    first_seen = None
+    with subprocess.Popen(
+        ["git", "push", platform.git_url("streamed"), "main"],
+        cwd=repo,
+        env=platform.env,
+        stderr=subprocess.PIPE,
+        text=True,
+    ) as push:
+        assert push.stderr is not None
+        for line in push.stderr:
+            if "first step" in line:
+                first_seen = time.monotonic()
+        assert push.wait(60) == 0
+    assert first_seen is not None and time.monotonic() - first_seen > 2.0
+    platform.paas("apps:destroy", "-a", "streamed", "--confirm", "streamed")
