@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from paas import database
+
 MAX_LINES_PER_APP = 20_000
 MAX_LINE_BYTES = 10_000
 PRUNE_CHANCE = 0.02
@@ -61,15 +63,10 @@ def split_long(message: str) -> list[str]:
 class LogStore:
     def __init__(self, path: Path) -> None:
         self.path = path
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with self._connect() as db:
-            db.execute("PRAGMA journal_mode=WAL")
-            db.executescript(SCHEMA)
+        database.create(path, SCHEMA)
 
     def _connect(self) -> sqlite3.Connection:
-        db = sqlite3.connect(self.path, timeout=30)
-        db.execute("PRAGMA busy_timeout=30000")
-        return db
+        return database.connect(self.path)
 
     def append(self, app: str, source: str, process: str, messages: list[str]) -> None:
         ts = timestamp()
