@@ -3,15 +3,21 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-APT_PACKAGES := haproxy git shellcheck python3 python3-venv ca-certificates curl procps iproute2 passwd
+APT_PACKAGES := haproxy git shellcheck python3 python3-venv ca-certificates curl procps iproute2 passwd \
+	runc crun mmdebstrap tini umoci skopeo iptables
 export PAAS_HOME ?= $(if $(filter 0,$(shell id -u)),/var/lib/paas,$(HOME)/.paas)
 export PAAS_API_PORT ?= 5050
 export PAAS_HTTP_PORT ?= 8080
 export PAAS_DOMAIN ?= paas.localhost
 
-.PHONY: setup system-packages demo stop test lint unit integration bench clean
+.PHONY: setup system-packages stack demo stop test lint unit integration bench clean
 
-setup: system-packages $(BIN)/paas
+setup: system-packages $(BIN)/paas stack
+
+# The default stack (built once per host, cached outside PAAS_HOME); needs root.
+stack: $(BIN)/paas
+	@if [ "$$(id -u)" = 0 ]; then $(BIN)/paas stacks:build debian-12; \
+	else echo "not root: no stack built, dynos will run as plain processes"; fi
 
 # apt-get only as root; otherwise say what is missing.
 system-packages:

@@ -9,16 +9,19 @@ only once the router reports a route generation without it.
 from __future__ import annotations
 
 import os
+import pwd
 import secrets
 import socket
 import sys
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
+from paas import container, isolation, network, oci, stacks
 from paas import plan as planning
+from paas.container import ContainerPlan
 from paas.logs import LogStore
 from paas.runtime import DynoSpec, DynoStatus, Runtime, read_json, write_json
 from paas.settings import Settings
@@ -43,6 +46,7 @@ class DynoView:
     last_exit_status: int | None
     next_retry_at: float | None
     command: str | None
+    id: str | None = None
 
 
 def to_observed(status: DynoStatus) -> planning.ObservedDyno:
@@ -79,6 +83,7 @@ def describe_dynos(statuses: list[DynoStatus], slots: dict[str, DynoSlot]) -> li
             slot.last_exit_status if slot else None,
             slot.next_retry_at if slot else None,
             spec.command,
+            spec.id,
         )
     for name, slot in slots.items():
         if name not in views and slot.crash_count:
@@ -101,9 +106,13 @@ def _number(name: str) -> int:
     return int(tail) if tail.isdigit() else 0
 
 
-def port_open(port: int) -> bool:
+def stack_of(app: App) -> str:
+    return app.stack if app.stack in stacks.RECIPES else stacks.DEFAULT_STACK
+
+
+def port_open(host: str, port: int) -> bool:
     try:
-        with socket.create_connection(("127.0.0.1", port), timeout=PROBE_TIMEOUT_SECONDS):
+        with socket.create_connection((host, port), timeout=PROBE_TIMEOUT_SECONDS):
             return True
     except OSError:
         return False
@@ -127,6 +136,7 @@ class Agent:
         self.draining: dict[str, int] = {}
         self.drain_started: dict[str, float] = {}
         self.routes_generation = self._published_generation()
+        self.isolation = isolation.load(settings)
 
     # --- observe ----------------------------------------------------------------------
     def desired(self) -> tuple[list[planning.DesiredApp], dict[str, tuple[App, Release]]]:
@@ -160,7 +170,10 @@ class Agent:
             ready = (
                 status.state == "starting"
                 and status.pid is not None
-                and (spec.type != "web" or (spec.port is not None and port_open(spec.port)))
+                and (
+                    spec.type != "web"
+                    or (spec.port is not None and port_open(spec.host, spec.port))
+                )
             )
             if ready:
                 self.runtime.mark_up(spec.id)
@@ -177,7 +190,7 @@ class Agent:
         wanted, releases = self.desired()
         statuses = self.probe(self.runtime.list())
         actions = planning.plan(wanted, [to_observed(s) for s in statuses], now)
-        used_ports: set[int | None] = {s.spec.port for s in statuses if s.spec.port}
+        used_ports = {s.spec.port for s in statuses if s.spec.port}
         for action in actions:
             self.apply(action, releases, used_ports)
         self.publish_routes(statuses)
@@ -187,7 +200,7 @@ class Agent:
         self,
         action: planning.Action,
         releases: dict[str, tuple[App, Release]],
-        used_ports: set[int | None],
+        used_ports: set[int],
     ) -> None:
         if isinstance(action, planning.Start):
             self.start(action, releases, used_ports)
@@ -203,10 +216,7 @@ class Agent:
             self.store.save_slot(app, DynoSlot(action.name, 0, None, None))
 
     def start(
-        self,
-        action: planning.Start,
-        releases: dict[str, tuple[App, Release]],
-        used_ports: set[int | None],
+        self, action: planning.Start, releases: dict[str, tuple[App, Release]], used_ports: set[int]
     ) -> None:
         app, release = releases[action.app]
         port = free_port(used_ports)
@@ -230,8 +240,33 @@ class Agent:
             user=build_user(self.settings),
             grace_seconds=self.settings.stop_grace_seconds,
         )
+        plan = self.container_plan(app, spec)
+        if plan is not None:
+            spec = replace(spec, app_dir="/app", host=plan.address, container=asdict(plan))
         self.logs.event(app.name, action.name, f"Starting process of release v{release.version}")
         self.runtime.start(spec)
+
+    def container_plan(self, app: App, spec: DynoSpec) -> ContainerPlan | None:
+        """How this dyno runs in a container, or None to run it as a plain process."""
+        if not self.isolation.containers or spec.user is None or self.isolation.runtime is None:
+            return None
+        stack_rootfs = stacks.rootfs(stack_of(app))
+        if stack_rootfs is None:
+            return None
+        account = pwd.getpwnam(spec.user)
+        sizes = {f.type: f.size for f in self.store.formation(app)}
+        subnet = network.subnet(self.isolation.subnet)
+        return ContainerPlan(
+            runtime=self.isolation.runtime,
+            state_root=str(self.settings.run_dir / "oci"),
+            stack_rootfs=str(stack_rootfs),
+            layer=str(container.app_layer(Path(spec.app_dir), account.pw_uid, account.pw_gid)),
+            address=network.claim_address(subnet, spec.id),
+            subnet=str(subnet),
+            memory_mb=oci.memory_mb(sizes.get(spec.type, oci.DEFAULT_SIZE)),
+            uid=account.pw_uid,
+            gid=account.pw_gid,
+        )
 
     def stop(self, action: planning.Stop) -> None:
         dyno = action.dyno
@@ -277,7 +312,7 @@ class Agent:
             servers = [
                 {
                     "name": s.spec.name + "-" + s.spec.id.rsplit(".", 1)[-1],
-                    "host": "127.0.0.1",
+                    "host": s.spec.host,
                     "port": s.spec.port,
                 }
                 for s in statuses
@@ -333,7 +368,7 @@ class Agent:
             stop.wait(interval)
 
 
-def free_port(used: set[int | None]) -> int:
+def free_port(used: set[int]) -> int:
     while True:
         with socket.socket() as probe:
             probe.bind(("127.0.0.1", 0))

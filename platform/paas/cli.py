@@ -234,6 +234,8 @@ def format_dyno(dyno: Mapping[str, Any], now: datetime) -> str:
     if since:
         line += f" {since}"
     details = []
+    if dyno.get("memory_mb") is not None:
+        details.append(f"mem {dyno['memory_mb']}M, cpu {dyno.get('cpu_percent', 0)}%")
     crashes = dyno.get("crash_count") or 0
     if crashes:
         details.append(f"crashed {crashes} time{'s' if crashes != 1 else ''}")

@@ -2,24 +2,53 @@
 
 from __future__ import annotations
 
+import os
 import sys
 
 import click
 
-from paas import cli, hook, server
+from paas import cli, hook, server, stacks
 from paas import settings as settings_module
+from paas.errors import PaasError
 
 
 @cli.cli.command("server")
 @click.option("--stop", "stop", is_flag=True, help="Stop the platform, its dynos and router.")
 def server_command(stop: bool) -> None:
     """Run the whole platform (api, agent, router) in the foreground."""
-    settings = settings_module.from_env()
-    if stop:
-        server.stop_everything(settings)
-        click.echo("paas: stopped the platform, its dynos and the router")
-        return
-    sys.exit(server.Server(settings).run())
+    try:
+        settings = settings_module.from_env()
+        if stop:
+            server.stop_everything(settings)
+            click.echo("paas: stopped the platform, its dynos and the router")
+            return
+        code = server.Server(settings).run()
+    except PaasError as error:
+        raise click.ClickException(error.message) from None
+    sys.exit(code)
+
+
+@cli.cli.command("stacks:build")
+@click.argument("name", type=click.Choice(sorted(stacks.RECIPES)))
+@click.option("--force", is_flag=True, help="Rebuild even if this version is built.")
+def stacks_build_command(name: str, force: bool) -> None:
+    """Build a stack (Debian base filesystem) with mmdebstrap, once per host."""
+    mirror = os.environ.get("PAAS_DEBIAN_MIRROR") or "http://deb.debian.org/debian"
+    try:
+        rootfs = stacks.build(name, mirror, force=force)
+    except PaasError as error:
+        raise click.ClickException(error.message) from None
+    click.echo(f"{name}: {rootfs}")
+
+
+@cli.cli.command("stacks")
+def stacks_command() -> None:
+    """List the stacks and whether each is built on this host."""
+    for name, recipe in sorted(stacks.RECIPES.items()):
+        built = stacks.rootfs(name)
+        state = f"built at {built}" if built else "not built"
+        default = " (default)" if name == stacks.DEFAULT_STACK else ""
+        click.echo(f"{name}{default}: Debian {recipe.suite}, Python {recipe.python}, {state}")
 
 
 @cli.cli.command("api", hidden=True)

@@ -22,7 +22,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Protocol
 
-from paas import procs
+from paas import cgroups, container, procs
 
 
 @dataclass(frozen=True)
@@ -39,6 +39,8 @@ class DynoSpec:
     env: dict[str, str] = field(default_factory=dict)
     user: str | None = None
     grace_seconds: float = 30.0
+    host: str = "127.0.0.1"
+    container: dict[str, object] | None = None
 
 
 @dataclass(frozen=True)
@@ -55,8 +57,8 @@ class DynoStatus:
 
 @dataclass(frozen=True)
 class DynoStats:
-    rss_bytes: int
-    processes: int
+    memory_bytes: int
+    cpu_ns: int
 
 
 class Runtime(Protocol):
@@ -109,9 +111,10 @@ class ProcessRuntime:
     def start(self, spec: DynoSpec) -> None:
         directory = self._dir(spec.id)
         directory.mkdir(mode=0o711)
-        app_dir = directory / "app"
-        ephemeral_copy(Path(spec.app_dir), app_dir, spec.user)
-        spec = replace(spec, app_dir=str(app_dir))
+        if spec.container is None:  # a container gets its own upper layer instead
+            app_dir = directory / "app"
+            ephemeral_copy(Path(spec.app_dir), app_dir, spec.user)
+            spec = replace(spec, app_dir=str(app_dir))
         write_json(directory / "spec.json", asdict(spec))
         # The supervisor forks into the background itself; this call only waits for the
         # short-lived parent, so no zombie is left with the control plane.
@@ -139,7 +142,11 @@ class ProcessRuntime:
         (self._dir(dyno_id) / "up").touch()
 
     def forget(self, dyno_id: str) -> None:
-        self._kill_orphan(read_json(self._dir(dyno_id) / "status.json") or {})
+        directory = self._dir(dyno_id)
+        self._kill_orphan(read_json(directory / "status.json") or {})
+        plan = container.plan_from((read_json(directory / "spec.json") or {}).get("container"))
+        if plan is not None:
+            container.cleanup(dyno_id, directory, plan)
         shutil.rmtree(self._dir(dyno_id), ignore_errors=True)
 
     def list(self) -> list[DynoStatus]:
@@ -195,20 +202,31 @@ class ProcessRuntime:
             procs.signal_group(pid, signal.SIGKILL)
 
     def stats(self, dyno_id: str) -> DynoStats | None:
-        status = read_json(self._dir(dyno_id) / "status.json") or {}
+        """Memory and CPU time from the dyno's cgroup (containers) or its processes."""
+        directory = self._dir(dyno_id)
+        plan = container.plan_from((read_json(directory / "spec.json") or {}).get("container"))
+        if plan is not None:
+            pid = container.init_pid(dyno_id, plan)
+            group = None if pid is None else cgroups.of_process(pid)
+            if group is None:
+                return None
+            memory = cgroups.memory_working_set(group)
+            return DynoStats(memory or 0, cgroups.cpu_usage_ns(group) or 0)
+        status = read_json(directory / "status.json") or {}
         pgid = status.get("pid")
         if not isinstance(pgid, int):
             return None
-        members = procs.group_members(pgid)
-        rss = 0
-        for pid in members:
+        rss, cpu_ticks = 0, 0
+        for pid in procs.group_members(pgid):
             try:
                 for line in Path(f"/proc/{pid}/status").read_text().splitlines():
                     if line.startswith("VmRSS:"):
                         rss += int(line.split()[1]) * 1024
-            except (OSError, ValueError):
+                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+                cpu_ticks += int(fields[11]) + int(fields[12])
+            except (OSError, ValueError, IndexError):
                 continue
-        return DynoStats(rss, len(members))
+        return DynoStats(rss, cpu_ticks * 1_000_000_000 // os.sysconf("SC_CLK_TCK"))
 
 
 def _older_than(path: Path, seconds: float) -> bool:

@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 from types import FrameType
 
-from paas import procfile, procs
+from paas import isolation, procfile, procs
 from paas.agent import Agent, supervisor_environment
 from paas.build import ensure_tools
 from paas.errors import PaasError
@@ -62,6 +62,12 @@ def prepare(settings: Settings) -> None:
     store = Store(settings.db_path)
     LogStore(settings.logs_db_path)
     ensure_admin_token(settings, store)
+    found = isolation.detect(settings)
+    isolation.save(settings, found)
+    if found.containers:
+        print(f"paas: {found.reason}", flush=True)
+    else:
+        print(f"paas: dynos run as plain processes: {found.reason}", flush=True)
 
 
 def check_reachable(home: Path, user: str) -> None:

@@ -25,6 +25,8 @@ class Settings:
     dyno_user: str = "paas-dyno"
     stop_grace_seconds: float = 30.0
     boot_timeout_seconds: float = 60.0
+    dyno_subnet: str = "10.213.0.0/16"
+    containers: bool = True
 
     @property
     def db_path(self) -> Path:
@@ -99,4 +101,6 @@ def from_env(env: Mapping[str, str] | None = None) -> Settings:
         bind_address=env.get("PAAS_BIND_ADDRESS") or "127.0.0.1",
         dyno_user=env.get("PAAS_DYNO_USER") or "paas-dyno",
         stop_grace_seconds=grace_seconds,
+        dyno_subnet=env.get("PAAS_DYNO_SUBNET") or "10.213.0.0/16",
+        containers=(env.get("PAAS_CONTAINERS") or "auto") != "off",
     )

@@ -19,10 +19,12 @@ import sqlite3
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 from types import FrameType
 
-from paas import procs
+from paas import container, procs
+from paas.errors import PaasError
 from paas.logs import LogStore
 from paas.runtime import DynoSpec, read_json, write_json
 
@@ -47,6 +49,74 @@ def dyno_environment(spec: DynoSpec, account: pwd.struct_passwd | None) -> dict[
     return env
 
 
+class ProcessLauncher:
+    """A dyno as a plain process group on the host, as the dyno user."""
+
+    def __init__(self, spec: DynoSpec) -> None:
+        self.spec = spec
+
+    def spawn(self) -> subprocess.Popen[bytes]:
+        account = pwd.getpwnam(self.spec.user) if self.spec.user else None
+        return subprocess.Popen(
+            ["/bin/bash", "-c", PROFILE_SCRIPT + self.spec.command],
+            cwd=self.spec.app_dir,
+            env=dyno_environment(self.spec, account),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            user=account.pw_uid if account else None,
+            group=account.pw_gid if account else None,
+            extra_groups=[] if account else None,
+        )
+
+    def terminate(self, child: subprocess.Popen[bytes]) -> None:
+        procs.signal_group(child.pid, signal.SIGTERM)
+
+    def kill(self, child: subprocess.Popen[bytes]) -> None:
+        procs.signal_group(child.pid, signal.SIGKILL)
+
+    def oom_kills(self) -> int:
+        return 0
+
+    def cleanup(self) -> None:
+        pass
+
+
+class BoundContainerLauncher:
+    """ContainerLauncher with this dyno's hostname, command and environment."""
+
+    def __init__(self, spec: DynoSpec, directory: Path, plan: container.ContainerPlan) -> None:
+        self.spec = spec
+        self.inner = container.ContainerLauncher(spec.id, directory, plan)
+
+    def spawn(self) -> subprocess.Popen[bytes]:
+        env = dyno_environment(replace(self.spec, app_dir="/app"), None)
+        return self.inner.spawn(self.spec.id, self.spec.command, env)
+
+    def terminate(self, child: subprocess.Popen[bytes]) -> None:
+        self.inner.terminate(child)
+
+    def kill(self, child: subprocess.Popen[bytes]) -> None:
+        self.inner.kill(child)
+
+    def oom_kills(self) -> int:
+        return self.inner.oom_kills()
+
+    def cleanup(self) -> None:
+        self.inner.cleanup()
+
+
+Launcher = ProcessLauncher | BoundContainerLauncher
+
+
+def launcher_for(spec: DynoSpec, directory: Path) -> Launcher:
+    plan = container.plan_from(spec.container)
+    if plan is None:
+        return ProcessLauncher(spec)
+    return BoundContainerLauncher(spec, directory, plan)
+
+
 class Supervisor:
     def __init__(self, directory: Path) -> None:
         self.directory = directory
@@ -61,6 +131,7 @@ class Supervisor:
             "supervisor_started": procs.start_time(os.getpid()),
         }
         self.stop_deadline: float | None = None
+        self.launcher = launcher_for(self.spec, directory)
 
     def save(self, **changes: object) -> None:
         self.status.update(changes)
@@ -78,30 +149,16 @@ class Supervisor:
         if self.stop_deadline is None:
             self.stop_deadline = time.monotonic() + self.spec.grace_seconds
 
-    def spawn(self) -> subprocess.Popen[bytes]:
-        account = pwd.getpwnam(self.spec.user) if self.spec.user else None
-        return subprocess.Popen(
-            ["/bin/bash", "-c", PROFILE_SCRIPT + self.spec.command],
-            cwd=self.spec.app_dir,
-            env=dyno_environment(self.spec, account),
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-            user=account.pw_uid if account else None,
-            group=account.pw_gid if account else None,
-            extra_groups=[] if account else None,
-        )
-
     def run(self) -> int:
         procs.become_subreaper()
         signal.signal(signal.SIGTERM, self.request_stop)
         signal.signal(signal.SIGINT, self.request_stop)
         self.event(f"Starting process with command `{self.spec.command}`")
         try:
-            child = self.spawn()
-        except OSError as error:
+            child = self.launcher.spawn()
+        except (OSError, PaasError) as error:
             self.event(f"Process failed to start: {error}")
+            self.launcher.cleanup()
             self.save(state="exited", exit_status=127, started_at=time.time())
             return 0
         self.save(
@@ -113,8 +170,11 @@ class Supervisor:
         try:
             status = self.pump(child)
         finally:
-            procs.signal_group(child.pid, signal.SIGKILL)  # nothing of the dyno outlives it
+            # Nothing of the dyno outlives its supervisor.
+            self.launcher.kill(child)
+            procs.signal_group(child.pid, signal.SIGKILL)
             procs.reap_all(timeout=5.0)
+            self.launcher.cleanup()
         self.event(f"Process exited with status {status}")
         self.save(state="exited", exit_status=status)
         return 0
@@ -127,16 +187,21 @@ class Supervisor:
         pending = b""
         terminated = killed = False
         open_stream = True
+        ooms = self.launcher.oom_kills()
         while True:
+            if not killed and self.launcher.oom_kills() > ooms:
+                self.event("Error R15 (Memory quota vastly exceeded) -> restarting the dyno")
+                self.launcher.kill(child)
+                killed = True
             if (self.directory / "stop").exists():
                 self.request_stop()
             if self.stop_deadline is not None and not terminated:
                 self.event("Stopping all processes with SIGTERM")
-                procs.signal_group(child.pid, signal.SIGTERM)
+                self.launcher.terminate(child)
                 terminated = True
             if terminated and not killed and time.monotonic() > (self.stop_deadline or 0):
                 self.event("Error R12 (Exit timeout) -> Stopping all processes with SIGKILL")
-                procs.signal_group(child.pid, signal.SIGKILL)
+                self.launcher.kill(child)
                 killed = True
             if open_stream:
                 ready, _, _ = select.select([stream], [], [], FLUSH_SECONDS)

@@ -102,6 +102,9 @@ class Platform:
         self.server.wait(10)
 
     def stop(self) -> None:
+        if os.environ.get("PAAS_TEST_KEEP"):  # debugging: leave the platform to inspect
+            print(f"kept platform at {self.base}")
+            return
         subprocess.run(
             [str(PAAS), "server", "--stop"], env=self.env, timeout=120, capture_output=True
         )

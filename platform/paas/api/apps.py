@@ -6,7 +6,7 @@ import secrets
 
 from flask import Blueprint, Response, jsonify, request
 
-from paas import gitservice, releases, validation
+from paas import gitservice, releases, stacks, validation
 from paas.api.context import ctx, find_app, json_body
 from paas.errors import InvalidParams
 from paas.store import App
@@ -58,8 +58,11 @@ def create_app() -> tuple[Response, int]:
     name = body.get("name") or generated_name()
     if not isinstance(name, str):
         raise InvalidParams("app name must be a string")
+    stack = body.get("stack") or stacks.DEFAULT_STACK
+    if stack not in stacks.RECIPES:
+        raise InvalidParams(f"unknown stack {stack!r}: choose one of {', '.join(stacks.RECIPES)}")
     context = ctx()
-    app = context.store.create_app(validation.app_name(name), "paas-host")
+    app = context.store.create_app(validation.app_name(name), str(stack))
     gitservice.ensure_repo(context.settings, app.name)
     context.logs.event(app.name, "api", "App created")
     return jsonify(app_json(app)), 201

@@ -13,6 +13,7 @@ from paas.errors import InvalidParams
 from paas.runtime import ProcessRuntime
 
 blueprint = Blueprint("dynos", __name__)
+CPU_WINDOW_SECONDS = 0.2
 
 
 def iso(timestamp: float | None) -> str | None:
@@ -31,6 +32,7 @@ def list_dynos(name: str) -> Response:
     statuses = [s for s in runtime.list() if s.spec.app == app.name]
     now = time.time()
     views = describe_dynos(statuses, context.store.slots(app))
+    usage = sample_usage(runtime, [v.id for v in views if v.id and v.state == "up"])
     return jsonify(
         [
             {
@@ -44,10 +46,28 @@ def list_dynos(name: str) -> Response:
                 "crash_count": v.crash_count,
                 "last_exit_status": v.last_exit_status,
                 "next_retry_at": iso(v.next_retry_at) if v.state == "crashed" else None,
+                **usage.get(v.id or "", {}),
             }
             for v in views
         ]
     )
+
+
+def sample_usage(runtime: ProcessRuntime, dyno_ids: list[str]) -> dict[str, dict[str, float]]:
+    """Working-set memory and CPU % over a short window, per dyno."""
+    first = {i: runtime.stats(i) for i in dyno_ids}
+    time.sleep(CPU_WINDOW_SECONDS)
+    usage = {}
+    for dyno_id, before in first.items():
+        after = runtime.stats(dyno_id)
+        if before is None or after is None:
+            continue
+        busy = max(0, after.cpu_ns - before.cpu_ns) / (CPU_WINDOW_SECONDS * 1e9)
+        usage[dyno_id] = {
+            "memory_mb": round(after.memory_bytes / 2**20, 1),
+            "cpu_percent": round(100 * busy, 1),
+        }
+    return usage
 
 
 @blueprint.delete("/apps/<name>/dynos")

@@ -1,0 +1,236 @@
+"""Dyno networking: one network namespace per container dyno, joined to the host by a veth
+pair on the `paas0` bridge.
+
+What it guarantees: the router (on the host) reaches a dyno at its own address; dynos reach
+the outside world through NAT; a dyno cannot open a connection to any host address (so not
+to the API, HAProxy's admin socket or anything else the host serves), nor to another dyno
+(bridge ports are isolated and bridge-to-bridge forwarding is dropped); nobody but the host
+reaches a dyno's port.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+import json
+import os
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from paas.errors import InvalidParams, PaasError
+
+BRIDGE = "paas0"
+INPUT_CHAIN = "PAAS-DYNOS-IN"
+FORWARD_CHAIN = "PAAS-DYNOS-FWD"
+DEFAULT_SUBNET = "10.213.0.0/16"
+CLAIMS = Path("/run/paas/addresses")
+CLAIM_GRACE_SECONDS = 60.0
+
+
+@dataclass(frozen=True)
+class DynoNetwork:
+    netns: str
+    host_veth: str
+    address: str
+    gateway: str
+    prefix: int
+
+    @property
+    def netns_path(self) -> str:
+        return f"/var/run/netns/{self.netns}"
+
+
+def names_for(dyno_id: str) -> tuple[str, str]:
+    """A netns name and a host veth name (at most 15 characters) unique to the dyno."""
+    digest = hashlib.sha256(dyno_id.encode()).hexdigest()[:11]
+    return f"paas-{digest}", f"pv{digest}"
+
+
+def subnet(text: str) -> ipaddress.IPv4Network:
+    try:
+        network = ipaddress.IPv4Network(text, strict=True)
+    except ValueError:
+        raise InvalidParams(
+            f"PAAS_DYNO_SUBNET={text!r} is not an IPv4 network such as {DEFAULT_SUBNET}"
+        ) from None
+    if network.prefixlen > 28:
+        raise InvalidParams(f"PAAS_DYNO_SUBNET={text} is too small: use /28 or larger")
+    return network
+
+
+def gateway(network: ipaddress.IPv4Network) -> str:
+    return str(network.network_address + 1)
+
+
+def claim_address(network: ipaddress.IPv4Network, dyno_id: str) -> str:
+    """A dyno address unused on this host, whichever PAAS_HOME took the others: each claim
+    is a file created exclusively under /run/paas/addresses, naming the dyno's netns; a
+    claim whose netns is gone is stale and reused."""
+    netns, _ = names_for(dyno_id)
+    CLAIMS.mkdir(parents=True, exist_ok=True)
+    for host in network.hosts():
+        address = str(host)
+        if address == gateway(network):
+            continue
+        claim = CLAIMS / address
+        try:
+            fd = os.open(claim, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            holder = claim.read_text().strip() if claim.exists() else ""
+            if holder == netns or not _claim_is_stale(claim, holder):
+                continue
+            claim.unlink(missing_ok=True)
+            try:
+                fd = os.open(claim, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            except FileExistsError:
+                continue
+        with os.fdopen(fd, "w") as f:
+            f.write(netns)
+        return address
+    raise PaasError(f"no free dyno address left in {network}: use a larger PAAS_DYNO_SUBNET")
+
+
+def _claim_is_stale(claim: Path, holder: str) -> bool:
+    """Stale: its netns is gone and it is old enough not to be a claim in progress."""
+    try:
+        age = time.time() - claim.stat().st_mtime
+    except OSError:
+        return True
+    return age > CLAIM_GRACE_SECONDS and not Path(f"/var/run/netns/{holder}").exists()
+
+
+def release_address(address: str, dyno_id: str) -> None:
+    claim = CLAIMS / address
+    netns, _ = names_for(dyno_id)
+    try:
+        if claim.read_text().strip() == netns:
+            claim.unlink()
+    except OSError:
+        pass
+
+
+def clashing_routes(network: ipaddress.IPv4Network, routes: list[dict[str, str]]) -> list[str]:
+    """Host routes (`ip -j route` entries) that overlap the dyno subnet, ours excluded."""
+    clashes = []
+    for route in routes:
+        destination = route.get("dst", "")
+        if destination in ("default", "") or route.get("dev") == BRIDGE:
+            continue
+        try:
+            other = ipaddress.IPv4Network(destination, strict=False)
+        except ValueError:
+            continue
+        if other.overlaps(network):
+            clashes.append(f"{destination} dev {route.get('dev', '?')}")
+    return clashes
+
+
+def _ip(*args: str) -> None:
+    run(["ip", *args])
+
+
+def run(argv: list[str]) -> None:
+    result = subprocess.run(argv, capture_output=True, text=True, timeout=30)
+    if result.returncode != 0:
+        raise PaasError(f"{' '.join(argv)} failed: {result.stderr.strip()}")
+
+
+def _succeeds(argv: list[str]) -> bool:
+    return subprocess.run(argv, capture_output=True, timeout=30).returncode == 0
+
+
+def _rule(table: str, chain: str, rule: list[str], first: bool = False) -> None:
+    """Adds an iptables rule unless it is already there (idempotent setup)."""
+    if not _succeeds(["iptables", "-t", table, "-C", chain, *rule]):
+        run(["iptables", "-t", table, "-I" if first else "-A", chain, *rule])
+
+
+def ensure_host(network: ipaddress.IPv4Network) -> None:
+    """The bridge, forwarding, NAT and the firewall rules; safe to call at every start."""
+    routes = json.loads(
+        subprocess.run(["ip", "-j", "route"], capture_output=True, text=True, timeout=30).stdout
+        or "[]"
+    )
+    clashes = clashing_routes(network, routes)
+    if clashes:
+        raise PaasError(
+            f"the dyno subnet {network} overlaps host routes ({'; '.join(clashes)}): "
+            "set PAAS_DYNO_SUBNET to a free range"
+        )
+    if not Path(f"/sys/class/net/{BRIDGE}").exists():
+        _ip("link", "add", BRIDGE, "type", "bridge")
+    if not _succeeds(
+        ["sh", "-c", f"ip -o addr show dev {BRIDGE} | grep -q ' {gateway(network)}/'"]
+    ):
+        _ip("addr", "add", f"{gateway(network)}/{network.prefixlen}", "dev", BRIDGE)
+    _ip("link", "set", BRIDGE, "up")
+    Path("/proc/sys/net/ipv4/ip_forward").write_text("1\n")
+    for chain in (INPUT_CHAIN, FORWARD_CHAIN):
+        if not _succeeds(["iptables", "-S", chain]):
+            run(["iptables", "-N", chain])
+        run(["iptables", "-F", chain])
+    run(
+        [
+            "iptables",
+            "-A",
+            INPUT_CHAIN,
+            "-m",
+            "conntrack",
+            "--ctstate",
+            "ESTABLISHED,RELATED",
+            "-j",
+            "ACCEPT",
+        ]
+    )
+    run(["iptables", "-A", INPUT_CHAIN, "-j", "DROP"])
+    run(["iptables", "-A", FORWARD_CHAIN, "-i", BRIDGE, "-o", BRIDGE, "-j", "DROP"])
+    run(["iptables", "-A", FORWARD_CHAIN, "-i", BRIDGE, "-j", "ACCEPT"])
+    run(
+        [
+            "iptables",
+            "-A",
+            FORWARD_CHAIN,
+            "-o",
+            BRIDGE,
+            "-m",
+            "conntrack",
+            "--ctstate",
+            "ESTABLISHED,RELATED",
+            "-j",
+            "ACCEPT",
+        ]
+    )
+    run(["iptables", "-A", FORWARD_CHAIN, "-o", BRIDGE, "-j", "DROP"])
+    _rule("filter", "INPUT", ["-i", BRIDGE, "-j", INPUT_CHAIN], first=True)
+    _rule("filter", "FORWARD", ["-j", FORWARD_CHAIN], first=True)
+    _rule("nat", "POSTROUTING", ["-s", str(network), "!", "-o", BRIDGE, "-j", "MASQUERADE"])
+
+
+def create(dyno_id: str, address: str, network: ipaddress.IPv4Network) -> DynoNetwork:
+    netns, host_veth = names_for(dyno_id)
+    dyno = DynoNetwork(netns, host_veth, address, gateway(network), network.prefixlen)
+    delete(dyno)  # a leftover of a crashed supervisor with the same id
+    peer = f"pc{host_veth[2:]}"
+    _ip("netns", "add", netns)
+    _ip("link", "add", host_veth, "type", "veth", "peer", "name", peer)
+    _ip("link", "set", peer, "netns", netns)
+    _ip("link", "set", host_veth, "master", BRIDGE)
+    run(["bridge", "link", "set", "dev", host_veth, "isolated", "on"])
+    _ip("link", "set", host_veth, "up")
+    inside = ["ip", "netns", "exec", netns, "ip"]
+    run([*inside, "link", "set", peer, "name", "eth0"])
+    run([*inside, "addr", "add", f"{address}/{network.prefixlen}", "dev", "eth0"])
+    run([*inside, "link", "set", "eth0", "up"])
+    run([*inside, "link", "set", "lo", "up"])
+    run([*inside, "route", "add", "default", "via", dyno.gateway])
+    return dyno
+
+
+def delete(dyno: DynoNetwork) -> None:
+    """Removes the veth pair and the namespace; nothing is left if they are already gone."""
+    if Path(f"/sys/class/net/{dyno.host_veth}").exists():
+        subprocess.run(["ip", "link", "del", dyno.host_veth], capture_output=True, timeout=30)
+    if Path(dyno.netns_path).exists():
+        subprocess.run(["ip", "netns", "del", dyno.netns], capture_output=True, timeout=30)

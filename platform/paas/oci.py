@@ -1,0 +1,151 @@
+"""The OCI runtime config (`config.json`) of a dyno container (pure).
+
+What it grants: PID, mount, UTS, IPC and network namespaces; a non-root user; no
+capabilities beyond binding low ports; masked /proc paths; cgroup limits for memory (no swap
+beyond it), CPU shares and pids; tini as pid 1 so SIGTERM reaches the app and zombies are
+reaped.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from paas.errors import InvalidParams
+
+PROFILE_SCRIPT = 'for f in /app/.profile.d/*.sh; do [ -f "$f" ] && . "$f"; done\n'
+CAPABILITIES = ["CAP_NET_BIND_SERVICE"]
+SIZES_MB = {
+    "standard-1x": 512,
+    "standard-2x": 1024,
+    "performance-m": 2560,
+    "performance-l": 14336,
+}
+DEFAULT_SIZE = "standard-1x"
+PIDS_LIMIT = 512
+MASKED = [
+    "/proc/acpi",
+    "/proc/asound",
+    "/proc/kcore",
+    "/proc/keys",
+    "/proc/latency_stats",
+    "/proc/timer_list",
+    "/proc/timer_stats",
+    "/proc/sched_debug",
+    "/proc/scsi",
+    "/sys/firmware",
+]
+READONLY = ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"]
+
+
+def memory_mb(size: str) -> int:
+    """A named size (standard-1x…) or `<N>M`."""
+    if size in SIZES_MB:
+        return SIZES_MB[size]
+    if size.endswith("M") and size[:-1].isdigit() and 64 <= int(size[:-1]) <= 65536:
+        return int(size[:-1])
+    raise InvalidParams(
+        f"invalid dyno size {size!r}: use one of {', '.join(SIZES_MB)} or <N>M (64-65536)"
+    )
+
+
+@dataclass(frozen=True)
+class ContainerSpec:
+    hostname: str
+    command: str
+    env: dict[str, str]
+    uid: int
+    gid: int
+    memory_mb: int
+    cgroups_path: str
+    netns_path: str | None
+    resolv_conf: str = "/etc/resolv.conf"
+    cpu_shares: int = 1024
+    cgroup_version: int = 1
+
+
+def runtime_config(spec: ContainerSpec) -> dict[str, object]:
+    memory = spec.memory_mb * 1024 * 1024
+    resources: dict[str, object] = {
+        "devices": [{"allow": False, "access": "rwm"}],
+        "memory": {"limit": memory, "swap": memory},
+        "cpu": {"shares": spec.cpu_shares},
+        "pids": {"limit": PIDS_LIMIT},
+    }
+    if spec.cgroup_version == 2:
+        # One OOM kill ends every process of the dyno, so it restarts whole (like R15).
+        resources["unified"] = {"memory.oom.group": "1"}
+    namespaces: list[dict[str, str]] = [
+        {"type": "pid"},
+        {"type": "ipc"},
+        {"type": "uts"},
+        {"type": "mount"},
+        {"type": "network", "path": spec.netns_path} if spec.netns_path else {"type": "network"},
+    ]
+    return {
+        "ociVersion": "1.0.2",
+        "process": {
+            "terminal": False,
+            "user": {"uid": spec.uid, "gid": spec.gid, "additionalGids": [spec.gid]},
+            "args": ["/usr/bin/tini", "-g", "--", "/bin/bash", "-c", PROFILE_SCRIPT + spec.command],
+            "env": [f"{k}={v}" for k, v in sorted(spec.env.items())],
+            "cwd": "/app",
+            "capabilities": {
+                k: CAPABILITIES for k in ("bounding", "effective", "permitted", "ambient")
+            },
+            "noNewPrivileges": True,
+        },
+        "root": {"path": "rootfs", "readonly": False},
+        "hostname": spec.hostname,
+        "mounts": [
+            {"destination": "/proc", "type": "proc", "source": "proc"},
+            {
+                "destination": "/dev",
+                "type": "tmpfs",
+                "source": "tmpfs",
+                "options": ["nosuid", "strictatime", "mode=755", "size=65536k"],
+            },
+            {
+                "destination": "/dev/pts",
+                "type": "devpts",
+                "source": "devpts",
+                "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620"],
+            },
+            {
+                "destination": "/dev/shm",
+                "type": "tmpfs",
+                "source": "shm",
+                "options": ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"],
+            },
+            {
+                "destination": "/dev/mqueue",
+                "type": "mqueue",
+                "source": "mqueue",
+                "options": ["nosuid", "noexec", "nodev"],
+            },
+            {
+                "destination": "/sys",
+                "type": "sysfs",
+                "source": "sysfs",
+                "options": ["nosuid", "noexec", "nodev", "ro"],
+            },
+            {
+                "destination": "/tmp",
+                "type": "tmpfs",
+                "source": "tmpfs",
+                "options": ["nosuid", "nodev", "mode=1777", "size=262144k"],
+            },
+            {
+                "destination": "/etc/resolv.conf",
+                "type": "bind",
+                "source": spec.resolv_conf,
+                "options": ["rbind", "ro", "nosuid", "nodev", "noexec"],
+            },
+        ],
+        "linux": {
+            "cgroupsPath": spec.cgroups_path,
+            "resources": resources,
+            "namespaces": namespaces,
+            "maskedPaths": MASKED,
+            "readonlyPaths": READONLY,
+        },
+    }
