@@ -8,6 +8,7 @@ hosts (like a hybrid v1 one) that cannot run them for real.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -51,6 +52,18 @@ def of_process(pid: int, root: Path = ROOT, proc: Path = Path("/proc")) -> Cgrou
     except OSError:
         return None
     return Cgroup(root, version(root), parse_proc_cgroup(text))
+
+
+def for_child(
+    relative: str, root: Path = ROOT, proc: Path = Path("/proc"), pid: int | None = None
+) -> Cgroup | None:
+    """Where an OCI runtime started by this process puts a relative cgroupsPath: under
+    this process's own cgroup, controller by controller."""
+    own = of_process(pid or os.getpid(), root, proc)
+    if own is None:
+        return None
+    paths = {c: f"{p.rstrip('/')}/{relative.strip('/')}" for c, p in own.paths.items()}
+    return Cgroup(root, own.version, paths)
 
 
 def _keyed(path: Path) -> dict[str, int]:

@@ -53,7 +53,7 @@ class ContainerLauncher:
         self.directory = directory
         self.plan = plan
         self.bundle = directory / "bundle"
-        self.group: cgroups.Cgroup | None = None
+        self.group = cgroups.for_child(cgroups_path(dyno_id))
 
     def runtime(self, *args: str) -> list[str]:
         return [self.plan.runtime, "--root", self.plan.state_root, *args]
@@ -89,7 +89,7 @@ class ContainerLauncher:
         )
         (self.bundle / "config.json").write_text(json.dumps(oci.runtime_config(spec)))
         return subprocess.Popen(
-            self.runtime("run", "--bundle", str(self.bundle), self.dyno_id),
+            self.runtime("run", "--keep", "--bundle", str(self.bundle), self.dyno_id),
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
@@ -108,13 +108,8 @@ class ContainerLauncher:
         )
 
     def oom_kills(self) -> int:
-        if self.group is None:
-            pid = self.init_pid()
-            self.group = None if pid is None else cgroups.of_process(pid)
+        """Readable until cleanup, even after the container ended (`run --keep`)."""
         return 0 if self.group is None else cgroups.oom_kills(self.group)
-
-    def init_pid(self) -> int | None:
-        return init_pid(self.dyno_id, self.plan)
 
     def cleanup(self) -> None:
         cleanup(self.dyno_id, self.directory, self.plan)

@@ -225,7 +225,15 @@ def create(dyno_id: str, address: str, network: ipaddress.IPv4Network) -> DynoNe
     run([*inside, "link", "set", "eth0", "up"])
     run([*inside, "link", "set", "lo", "up"])
     run([*inside, "route", "add", "default", "via", dyno.gateway])
+    forget_neighbour(address)
     return dyno
+
+
+def forget_neighbour(address: str) -> None:
+    """Addresses are reused: the host must not keep sending to a gone dyno's MAC address."""
+    subprocess.run(
+        ["ip", "neigh", "flush", "to", address, "dev", BRIDGE], capture_output=True, timeout=30
+    )
 
 
 def delete(dyno: DynoNetwork) -> None:
@@ -234,3 +242,5 @@ def delete(dyno: DynoNetwork) -> None:
         subprocess.run(["ip", "link", "del", dyno.host_veth], capture_output=True, timeout=30)
     if Path(dyno.netns_path).exists():
         subprocess.run(["ip", "netns", "del", dyno.netns], capture_output=True, timeout=30)
+    if dyno.address:
+        forget_neighbour(dyno.address)

@@ -217,6 +217,8 @@ class Supervisor:
             code = child.poll()
             if code is not None:
                 self.flush(pending, final=True)
+                if not killed and self.launcher.oom_kills() > ooms:
+                    self.event("Error R15 (Memory quota vastly exceeded) -> the dyno ended")
                 return code if code >= 0 else 128 - code
 
     def flush(self, pending: bytes, final: bool = False) -> bytes:

@@ -1,0 +1,236 @@
+"""Container dynos against real runc/crun: what a dyno can see, reach and use.
+
+Skipped unless running as root with a built stack and a working OCI runtime (what
+`make setup` provides as root). cgroup v2 and crun cannot run on a hybrid host such as
+this project's CI machine; their code paths are covered by tests/unit/test_cgroups.py and
+tests/unit/test_oci.py.
+"""
+
+from __future__ import annotations
+
+import os
+import pwd
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import asdict
+from pathlib import Path
+
+import pytest
+from platform_harness import wait_for
+
+from paas import container, network, stacks
+from paas.agent import supervisor_environment
+from paas.container import ContainerPlan
+from paas.logs import LogStore
+from paas.runtime import DynoSpec, DynoStatus, ProcessRuntime
+from paas.settings import Settings
+from paas.users import ensure_user
+
+STACK = stacks.rootfs(stacks.DEFAULT_STACK) if os.geteuid() == 0 else None
+pytestmark = pytest.mark.skipif(STACK is None, reason="needs root and a built stack")
+
+
+class Dynos:
+    def __init__(self, settings: Settings, runtime: ProcessRuntime, oci: str) -> None:
+        self.settings = settings
+        self.runtime = runtime
+        self.oci = oci
+        ensure_user(settings.dyno_user)
+        self.account = pwd.getpwnam(settings.dyno_user)
+        self.subnet = network.subnet(settings.dyno_subnet)
+        slug = settings.home / "slug"
+        slug.mkdir(parents=True)
+        (slug / "hello.txt").write_text("from the slug\n")
+        slug.chmod(0o755)
+        self.layer = container.app_layer(slug, self.account.pw_uid, self.account.pw_gid)
+
+    def start(self, command: str, app: str = "t", memory_mb: int = 128) -> DynoSpec:
+        dyno_id = f"{app}.web.1.v1.{os.urandom(4).hex()}"
+        assert STACK is not None
+        plan = ContainerPlan(
+            runtime=self.oci,
+            state_root=str(self.settings.run_dir / "oci"),
+            stack_rootfs=str(STACK),
+            layer=str(self.layer),
+            address=network.claim_address(self.subnet, dyno_id),
+            subnet=str(self.subnet),
+            memory_mb=memory_mb,
+            uid=self.account.pw_uid,
+            gid=self.account.pw_gid,
+        )
+        spec = DynoSpec(
+            id=dyno_id,
+            app=app,
+            name="web.1",
+            type="web",
+            release=1,
+            generation=0,
+            command=command,
+            app_dir="/app",
+            port=5000,
+            env={},
+            user=self.settings.dyno_user,
+            grace_seconds=2.0,
+            host=plan.address,
+            container=asdict(plan),
+        )
+        self.runtime.start(spec)
+        return spec
+
+    def status(self, spec: DynoSpec) -> DynoStatus:
+        (found,) = [s for s in self.runtime.list() if s.spec.id == spec.id]
+        return found
+
+    def wait_exit(self, spec: DynoSpec, timeout: float = 30) -> DynoStatus:
+        return wait_for(
+            lambda: (s := self.status(spec)).state == "exited" and s, timeout, "the dyno to exit"
+        )
+
+    def output(self, spec: DynoSpec, source: str = "app") -> list[str]:
+        lines, _ = LogStore(self.settings.logs_db_path).read(spec.app, num=1000, source=source)
+        return [line.message for line in lines]
+
+    def run(self, command: str, **extra: str) -> list[str]:
+        """Starts a dyno, waits for it to end, returns its output and forgets it."""
+        spec = self.start(command, **extra)  # type: ignore[arg-type]
+        self.wait_exit(spec)
+        self.runtime.forget(spec.id)
+        return self.output(spec)
+
+
+def can_connect(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=2):
+            return True
+    except OSError:
+        return False
+
+
+@pytest.fixture
+def dynos() -> Iterator[Dynos]:
+    base = Path(tempfile.mkdtemp(prefix="paas-ct-", dir="/tmp"))
+    base.chmod(0o711)
+    settings = Settings(home=base / "home")
+    (settings.run_dir / "oci").mkdir(parents=True)
+    settings.home.chmod(0o711)
+    assert STACK is not None
+    oci, failures = container.pick_runtime(STACK, settings.run_dir / "oci")
+    if oci is None:
+        pytest.skip("no OCI runtime works here: " + "; ".join(failures))
+    network.ensure_host(network.subnet(settings.dyno_subnet))
+    runtime = ProcessRuntime(settings.dynos_dir, supervisor_environment(settings))
+    yield Dynos(settings, runtime, oci)
+    for status in runtime.list():
+        runtime.stop(status.spec.id)
+    wait_for(lambda: all(s.state == "exited" for s in runtime.list()), 30, "dynos to stop")
+    for status in runtime.list():
+        runtime.forget(status.spec.id)
+    shutil.rmtree(base, ignore_errors=True)
+
+
+def test_a_dyno_sees_only_itself(dynos: Dynos) -> None:
+    secret = dynos.settings.home / "secret"
+    secret.write_text("platform secret\n")
+    lines = dynos.run(
+        "echo uid=$(id -u); echo host=$(hostname); echo procs=$(ls /proc | grep -c '^[0-9]');"
+        f" echo pid1=$(tr '\\0' ' ' < /proc/1/cmdline); cat /etc/shadow {secret} 2>&1;"
+        " cat /app/hello.txt"
+    )
+    facts = dict(line.split("=", 1) for line in lines if "=" in line)
+    assert facts["uid"] not in ("", "0")
+    assert facts["host"] != socket.gethostname() and facts["host"].startswith("t.web.1")
+    assert int(facts["procs"]) < 10  # tini, bash and its few children, no host process
+    assert facts["pid1"].startswith("/usr/bin/tini")
+    assert not any("platform secret" in line for line in lines)
+    assert not any(line.startswith("root:") for line in lines)  # the host's /etc/shadow
+    assert "from the slug" in lines
+
+
+def test_dynos_cannot_reach_each_other_or_the_host(dynos: Dynos) -> None:
+    server = dynos.start("exec python3 -m http.server 5000", app="a")
+    wait_for(lambda: can_connect(server.host, 5000), 20, "the server dyno to listen")
+    host_listener = socket.socket()
+    host_listener.bind(("0.0.0.0", 0))
+    host_listener.listen()
+    try:
+        port = host_listener.getsockname()[1]
+        gateway = network.gateway(dynos.subnet)
+        targets = [(server.host, 5000), (gateway, port)]
+        probe = (
+            f"import socket\nfor host, port in {targets!r}:\n".replace("'", '"')
+            + "    s = socket.socket(); s.settimeout(2)\n"
+            "    print(host, s.connect_ex((host, port)))\n"
+        )
+        lines = dynos.run(f"python3 -c '{probe}'", app="b")
+    finally:
+        host_listener.close()
+    results = dict(line.split() for line in lines if line.count(" ") == 1)
+    assert results[server.host] != "0"  # another app's dyno, directly
+    assert results[gateway] != "0"  # a port the host serves
+    assert can_connect(server.host, 5000)  # the router, on the host, still can
+
+
+def test_memory_limit_kills_and_logs_an_oom(dynos: Dynos) -> None:
+    spec = dynos.start(
+        "python3 -c 'b = []\nwhile True: b.append(bytearray(16 * 2**20))'", memory_mb=64
+    )
+    status = dynos.wait_exit(spec)
+    assert status.exit_status == 137
+    assert any("R15" in line for line in dynos.output(spec, source="paas"))
+
+
+def test_fork_bomb_stops_at_the_pids_limit(dynos: Dynos) -> None:
+    bomb = (
+        "import os\n"
+        "n = 0\n"
+        "try:\n"
+        "    for _ in range(5000):\n"
+        "        if os.fork() == 0:\n"
+        "            os.execv('/bin/sleep', ['sleep', '30'])\n"
+        "        n += 1\n"
+        "except OSError:\n"
+        "    pass\n"
+        "print('forked', n, flush=True)\n"
+    )
+    spec = dynos.start(f'python3 -c "{bomb}"')
+    wait_for(lambda: any(line.startswith("forked") for line in dynos.output(spec)), 30, "bomb")
+    (line,) = [line for line in dynos.output(spec) if line.startswith("forked")]
+    assert int(line.split()[1]) < 600
+    started = time.monotonic()
+    subprocess.run(["true"], check=True, timeout=10)
+    assert time.monotonic() - started < 2  # the host still forks at once
+    dynos.runtime.stop(spec.id)
+    dynos.wait_exit(spec)
+
+
+def test_fifty_start_stop_cycles_leave_nothing_behind(dynos: Dynos) -> None:
+    def leftovers() -> tuple[int, int, int, int]:
+        mounts = Path("/proc/mounts").read_text().count(str(dynos.settings.dynos_dir))
+        netns = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+        veths = [n for n in os.listdir("/sys/class/net") if n.startswith("pv")]
+        states = subprocess.run(
+            [dynos.oci, "--root", str(dynos.settings.run_dir / "oci"), "list", "-q"],
+            capture_output=True,
+            text=True,
+        ).stdout.split()
+        return mounts, netns.count("paas-"), len(veths), len(states)
+
+    before = leftovers()
+    for _ in range(50):
+        spec = dynos.start("exec sleep 60")
+        wait_for(lambda s=spec: dynos.status(s).pid, 10, "the dyno to run")  # type: ignore[misc]
+        dynos.runtime.stop(spec.id)
+        dynos.wait_exit(spec)
+        dynos.runtime.forget(spec.id)
+    assert leftovers() == before
+    assert not list(dynos.settings.dynos_dir.iterdir())
+    supervisors = subprocess.run(
+        ["pgrep", "-f", f"paas.supervisor {dynos.settings.dynos_dir}"],
+        capture_output=True,
+        text=True,
+    ).stdout
+    assert supervisors == ""
