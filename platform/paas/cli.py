@@ -367,10 +367,11 @@ def apps_list(session: Session, as_json: bool) -> None:
 @cli.command("apps:create")
 @click.argument("name", required=False)
 @click.option("--no-remote", is_flag=True, help="Do not add the `paas` git remote.")
+@click.option("--stack", help="The stack to build and run on (default: the platform's).")
 @click.pass_obj
-def apps_create(session: Session, name: str | None, no_remote: bool) -> None:
+def apps_create(session: Session, name: str | None, no_remote: bool, stack: str | None) -> None:
     """Create an app (named NAME, or a generated name)."""
-    app = session.api().create_app(name)
+    app = session.api().create_app(name, stack)
     click.echo(f"Created {app.get('name')}")
     click.echo(f"{app.get('web_url')} | {app.get('git_url')}")
     if no_remote or not in_git_repo(session.environ):
@@ -533,6 +534,37 @@ def ps_restart(session: Session, target: str | None, app_name: str | None) -> No
     name = session.app(app_name)
     answer = session.api().restart(name, target)
     click.echo(str(answer.get("message") or f"Restarting {target or 'all dynos'} on {name}"))
+
+
+@cli.command("ps:resize")
+@click.argument("sizes", nargs=-1, required=True, metavar="TYPE=SIZE...")
+@app_option
+@click.pass_obj
+def ps_resize(session: Session, sizes: tuple[str, ...], app_name: str | None) -> None:
+    """Set the dyno size of process types (standard-1x, standard-2x, … or <N>M)."""
+    wanted = {}
+    for arg in sizes:
+        kind, sep, size = arg.partition("=")
+        if not sep or not kind or not size:
+            raise ArgumentError(f"{arg!r} is not TYPE=SIZE", "e.g. paas ps:resize web=standard-2x")
+        wanted[kind] = size
+    name = session.app(app_name)
+    formation = session.api().resize(name, wanted)
+    resized = ", ".join(
+        f"{p.get('type')} at {p.get('size')}" for p in formation if p.get("type") in wanted
+    )
+    click.echo(f"Resized {name}: {resized}; its dynos restart with the new limits")
+
+
+@cli.command("stack:set")
+@click.argument("stack")
+@app_option
+@click.pass_obj
+def stack_set(session: Session, stack: str, app_name: str | None) -> None:
+    """Set the app's stack; the next deploy builds and runs on it."""
+    name = session.app(app_name)
+    session.api().set_stack(name, stack)
+    click.echo(f"Stack set to {stack} for {name}: push to build on it")
 
 
 cli.add_command(ps_scale, "scale")

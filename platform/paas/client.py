@@ -121,8 +121,9 @@ class ApiClient:
     def list_apps(self) -> list[JsonObject]:
         return self._list("GET", "/apps")
 
-    def create_app(self, name: str | None = None) -> JsonObject:
-        return self._object("POST", "/apps", {} if name is None else {"name": name})
+    def create_app(self, name: str | None = None, stack: str | None = None) -> JsonObject:
+        body = {k: v for k, v in (("name", name), ("stack", stack)) if v is not None}
+        return self._object("POST", "/apps", body)
 
     def get_app(self, app: str) -> JsonObject:
         return self._object("GET", _app_path(app))
@@ -143,6 +144,13 @@ class ApiClient:
     def scale(self, app: str, quantities: dict[str, int]) -> list[JsonObject]:
         updates = [{"type": kind, "quantity": n} for kind, n in quantities.items()]
         return self._list("PATCH", _app_path(app, "formation"), {"updates": updates})
+
+    def resize(self, app: str, sizes: dict[str, str]) -> list[JsonObject]:
+        updates = [{"type": kind, "size": size} for kind, size in sizes.items()]
+        return self._list("PATCH", _app_path(app, "formation"), {"updates": updates})
+
+    def set_stack(self, app: str, stack: str) -> JsonObject:
+        return self._object("PATCH", _app_path(app), {"stack": stack})
 
     def dynos(self, app: str) -> list[JsonObject]:
         return self._list("GET", _app_path(app, "dynos"))

@@ -11,7 +11,7 @@ import json
 import sqlite3
 import uuid
 
-from paas import validation
+from paas import oci, validation
 from paas.errors import InvalidParams, NotFound
 from paas.logs import LogStore
 from paas.store import App, Release, Store, now_iso
@@ -129,29 +129,42 @@ def rollback(store: Store, logs: LogStore, app: App, version: int | None) -> Rel
 
 
 def scale(store: Store, logs: LogStore, app: App, updates: object) -> None:
-    """Sets quantities for several process types at once, all or nothing."""
+    """Sets quantities and/or sizes for several process types at once, all or nothing.
+    A new size restarts that type's dynos, as their limits are fixed at start."""
     if not isinstance(updates, list) or not updates:
         raise InvalidParams(
             'formation updates must be a list such as [{"type": "web", "quantity": 2}]'
         )
-    checked: dict[str, int] = {}
+    changes: dict[str, tuple[int | None, str | None]] = {}
     for update in updates:
-        if not isinstance(update, dict):
-            raise InvalidParams("each formation update must be an object with type and quantity")
-        checked[validation.process_type(update.get("type"))] = validation.quantity(
-            update.get("quantity")
+        if not isinstance(update, dict) or not ({"quantity", "size"} & set(update)):
+            raise InvalidParams("each formation update needs a type and a quantity or size")
+        quantity = update.get("quantity")
+        size = update.get("size")
+        if size is not None:
+            oci.memory_mb(str(size))
+        changes[validation.process_type(update.get("type"))] = (
+            None if quantity is None else validation.quantity(quantity),
+            None if size is None else str(size),
         )
     with store.transaction() as db:
         current = store.current_release(app, db)
         if current is None:
             raise InvalidParams(f"{app.name} has no release yet: push code before scaling")
-        for name, quantity in checked.items():
+        for name, (quantity, size) in changes.items():
             if name not in current.process_types:
                 raise InvalidParams(
                     f"no process type {name!r} in {app.name}'s Procfile "
                     f"(it has: {', '.join(sorted(current.process_types)) or 'none'})"
                 )
-            Store.set_quantity(db, app, name, quantity)
+            if quantity is not None:
+                Store.set_quantity(db, app, name, quantity)
+            if size is not None:
+                Store.set_size(db, app, name, size)
+                Store.bump_restart(db, app, name)
             Store.clear_slots(db, app, name)
-    summary = ", ".join(f"{name}@{quantity}" for name, quantity in checked.items())
+    summary = ", ".join(
+        f"{name}@{'' if q is None else q}{'' if s is None else ':' + s}"
+        for name, (q, s) in changes.items()
+    )
     logs.event(app.name, "api", f"Scaled to {summary}")

@@ -241,6 +241,10 @@ class Store:
             raise NotFound(f"app {name!r} not found: `paas apps` lists the apps")
         return _app(row)
 
+    def set_stack(self, app: App, stack: str) -> None:
+        with self.transaction() as db:
+            db.execute("UPDATE apps SET stack = ? WHERE id = ?", (stack, app.id))
+
     def delete_app(self, app: App) -> None:
         with self.transaction() as db:
             db.execute("DELETE FROM apps WHERE id = ?", (app.id,))
@@ -328,6 +332,14 @@ class Store:
             (app.id, process_type, quantity),
         )
 
+    @staticmethod
+    def set_size(db: sqlite3.Connection, app: App, process_type: str, size: str) -> None:
+        db.execute(
+            "INSERT INTO formation (app_id, type, quantity, size) VALUES (?, ?, 0, ?) "
+            "ON CONFLICT (app_id, type) DO UPDATE SET size = excluded.size",
+            (app.id, process_type, size),
+        )
+
     # --- builds -------------------------------------------------------------------------
     def start_build(self, app: App, source_version: str) -> Build:
         build = Build(
@@ -382,12 +394,16 @@ class Store:
     def request_restart(self, app: App, target: str) -> None:
         """Bumps the restart generation of '' (all), a type or a dyno name."""
         with self.transaction() as db:
-            db.execute(
-                "INSERT INTO restarts (app_id, target, generation) VALUES (?, ?, 1) "
-                "ON CONFLICT (app_id, target) DO UPDATE SET generation = generation + 1",
-                (app.id, target),
-            )
+            self.bump_restart(db, app, target)
             self.clear_slots(db, app, target)
+
+    @staticmethod
+    def bump_restart(db: sqlite3.Connection, app: App, target: str) -> None:
+        db.execute(
+            "INSERT INTO restarts (app_id, target, generation) VALUES (?, ?, 1) "
+            "ON CONFLICT (app_id, target) DO UPDATE SET generation = generation + 1",
+            (app.id, target),
+        )
 
     def restart_generations(self, app: App) -> dict[str, int]:
         with self.reading() as db:

@@ -107,6 +107,23 @@ def test_scale_up_to_three_and_back_to_one(platform: Platform) -> None:
     assert {platform.get_json(APP)["dyno"] for _ in range(6)} == {"web.1"}  # type: ignore[index]
 
 
+def test_resize_restarts_dynos_with_the_new_size(platform: Platform) -> None:
+    platform.paas("ps:resize", "web=standard-2x", "-a", APP)
+    formation = platform.request("GET", f"/apps/{APP}/formation")[1]
+    assert isinstance(formation, list) and formation[0]["size"] == "standard-2x"
+
+    def resized() -> bool:
+        running = [d for d in platform.dyno_statuses(APP) if d.get("state") == "running"]
+        containers = [d["container"] for d in running if d.get("container")]
+        if running and not containers:  # plain processes carry no limit
+            return True
+        return len(running) == 1 and containers[0]["memory_mb"] == 1024  # type: ignore[index]
+
+    wait_for(resized, 30, "the dyno to restart at standard-2x")
+    result = platform.paas("ps:resize", "web=huge", "-a", APP, check=False)
+    assert result.returncode != 0 and "invalid dyno size" in result.stderr
+
+
 def test_killed_dyno_is_replaced(platform: Platform) -> None:
     (victim,) = [d for d in platform.dyno_statuses(APP) if d.get("state") == "running"]
     os.kill(int(victim["pid"]), signal.SIGKILL)  # type: ignore[call-overload]

@@ -77,3 +77,15 @@ def test_tokens_are_stored_hashed(env: tuple[Store, LogStore], tmp_path: Path) -
     assert store.token_owner("s3cret-token") == "admin"
     assert store.token_owner("other") is None
     assert b"s3cret-token" not in (tmp_path / "state.db").read_bytes()
+
+
+def test_resize_sets_size_and_restarts_the_type(env: tuple[Store, LogStore]) -> None:
+    store, logs = env
+    app = store.create_app("demo", "debian-12")
+    releases.deploy(store, logs, app, "sha256:aa", {"web": "serve"}, "abc")
+    releases.scale(store, logs, app, [{"type": "web", "size": "standard-2x"}])
+    assert [(f.quantity, f.size) for f in store.formation(app)] == [(1, "standard-2x")]
+    assert store.restart_generations(app) == {"web": 1}
+    with pytest.raises(InvalidParams, match="invalid dyno size"):
+        releases.scale(store, logs, app, [{"type": "web", "size": "huge"}])
+    assert store.formation(app)[0].size == "standard-2x"

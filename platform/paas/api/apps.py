@@ -73,6 +73,18 @@ def show_app(name: str) -> Response:
     return jsonify(app_json(find_app(name)))
 
 
+@blueprint.patch("/apps/<name>")
+def update_app(name: str) -> Response:
+    """Only the stack can change; the next build and the dynos it starts use it."""
+    app = find_app(name)
+    stack = json_body().get("stack")
+    if not isinstance(stack, str) or stack not in stacks.RECIPES:
+        raise InvalidParams(f"unknown stack {stack!r}: choose one of {', '.join(stacks.RECIPES)}")
+    ctx().store.set_stack(app, stack)
+    ctx().logs.event(app.name, "api", f"Stack set to {stack}")
+    return jsonify(app_json(find_app(name)))
+
+
 @blueprint.delete("/apps/<name>")
 def destroy_app(name: str) -> Response:
     context = ctx()
