@@ -61,6 +61,7 @@ test: setup lint
 
 bench: setup
 	$(BIN)/python bench/deploy.py
+	$(BIN)/python bench/containers.py
 
 clean:
 	rm -rf $(VENV) var
