@@ -19,6 +19,7 @@ import time
 import urllib.parse
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, TypeVar
 
 import click
@@ -565,6 +566,35 @@ def stack_set(session: Session, stack: str, app_name: str | None) -> None:
     name = session.app(app_name)
     session.api().set_stack(name, stack)
     click.echo(f"Stack set to {stack} for {name}: push to build on it")
+
+
+@cli.command("images:export")
+@click.argument("version", required=False, metavar="[vN]")
+@click.option(
+    "-o",
+    "--output",
+    "output",
+    required=True,
+    type=click.Path(dir_okay=False),
+    help="Where to write the OCI archive.",
+)
+@app_option
+@click.pass_obj
+def images_export(session: Session, version: str | None, output: str, app_name: str | None) -> None:
+    """Write a release's OCI image (default: the current one) as an OCI archive."""
+    name = session.app(app_name)
+    wanted = "current" if version is None else f"v{parse_version(version)}"
+    partial = Path(output + ".partial")
+    try:
+        with partial.open("wb") as target:
+            size = session.api().export_image(name, wanted, target)
+        partial.replace(output)
+    finally:
+        partial.unlink(missing_ok=True)
+    click.echo(
+        f"Wrote {wanted} of {name} to {output} ({size / 2**20:.1f} MB); "
+        f"refs are its process types, e.g. oci-archive:{output}:web"
+    )
 
 
 cli.add_command(ps_scale, "scale")

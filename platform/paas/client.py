@@ -13,7 +13,9 @@ import json
 import urllib.error
 import urllib.parse
 import urllib.request
-from typing import Any
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any, BinaryIO
 
 JsonObject = dict[str, Any]
 
@@ -58,6 +60,37 @@ class ApiClient:
 
     # -- transport ---------------------------------------------------------------------
 
+    def download(self, path: str, target: BinaryIO) -> int:
+        """Streams a binary answer (an image archive) into target; returns its size."""
+        req = urllib.request.Request(self.api_url + path, method="GET")
+        req.add_header("Authorization", f"Bearer {self.token}")
+        req.add_header("User-Agent", USER_AGENT)
+        size = 0
+        with self._opened(req) as response:
+            while chunk := response.read(1 << 20):
+                target.write(chunk)
+                size += len(chunk)
+        return size
+
+    @contextmanager
+    def _opened(self, req: urllib.request.Request) -> Iterator[Any]:
+        """urlopen with the API's errors turned into PaasCliError subclasses."""
+        try:
+            with urllib.request.urlopen(req, timeout=self.timeout) as response:
+                yield response
+        except urllib.error.HTTPError as error:
+            with error:
+                raise _api_error(error.code, error.reason, error.read()) from None
+        except (urllib.error.URLError, TimeoutError, ConnectionError) as error:
+            reason = getattr(error, "reason", error)
+            raise ApiUnreachable(
+                f"cannot reach the paas API at {self.api_url}: {reason}",
+                "is `paas server` running? check PAAS_API_URL or `paas login --api-url`",
+            ) from None
+
+    def export_image(self, app: str, version: str, target: BinaryIO) -> int:
+        return self.download(_app_path(app, "releases", version, "image"), target)
+
     def request(
         self,
         method: str,
@@ -76,18 +109,8 @@ class ApiClient:
         req.add_header("User-Agent", USER_AGENT)
         if data is not None:
             req.add_header("Content-Type", "application/json")
-        try:
-            with urllib.request.urlopen(req, timeout=self.timeout) as response:
-                raw: bytes = response.read()
-        except urllib.error.HTTPError as error:
-            with error:
-                raise _api_error(error.code, error.reason, error.read()) from None
-        except (urllib.error.URLError, TimeoutError, ConnectionError) as error:
-            reason = getattr(error, "reason", error)
-            raise ApiUnreachable(
-                f"cannot reach the paas API at {self.api_url}: {reason}",
-                "is `paas server` running? check PAAS_API_URL or `paas login --api-url`",
-            ) from None
+        with self._opened(req) as response:
+            raw: bytes = response.read()
         if not raw.strip():
             return None
         try:

@@ -8,18 +8,23 @@ release is only written after a successful build, the running release stays unto
 from __future__ import annotations
 
 import os
+import pwd
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import TextIO
 
-from paas import releases
+from paas import container, releases, stacks
 from paas import settings as settings_module
-from paas.build import Builder, BuildRequest, Output, ensure_tools
+from paas.build import Artifact, Builder, BuildRequest, Output, ensure_tools
 from paas.errors import PaasError
+from paas.images import ImageRequest, ImageStore
 from paas.logs import LogStore
+from paas.runtime import ProcessRuntime
 from paas.settings import Settings
-from paas.store import Store
+from paas.slugs import SlugStore
+from paas.store import App, Store
 from paas.users import build_user
 
 DEPLOY_REFS = ("refs/heads/main", "refs/heads/master")
@@ -57,10 +62,53 @@ def deploy(settings: Settings, app_name: str, commit: str, out: TextIO) -> None:
     store.finish_build(build, "succeeded", artifact.digest, capture.text())
     types = ", ".join(f"{name}" for name in artifact.process_types)
     capture.write(f"-----> Discovering process types\n       Procfile declares types -> {types}\n")
-    release = releases.deploy(store, logs, app, artifact.digest, artifact.process_types, commit)
+    image = build_image(settings, app, artifact, capture)
+    release = releases.deploy(
+        store, logs, app, artifact.digest, artifact.process_types, commit, image
+    )
+    collect_images(settings, store)
     capture.write(f"-----> Launching... done, v{release.version}\n")
     capture.write(f"       {web_url(settings, app.name)} deployed to paas\n")
     capture.flush()
+
+
+def build_image(settings: Settings, app: App, artifact: Artifact, out: Output) -> str | None:
+    """The release's OCI image (stack layer + app layer), when its stack is built here."""
+    stack_rootfs = stacks.rootfs(app.stack if app.stack in stacks.RECIPES else stacks.DEFAULT_STACK)
+    if stack_rootfs is None:
+        return None
+    started = time.monotonic()
+    user = build_user(settings)
+    uid, gid = (os.getuid(), os.getgid()) if user is None else pwd.getpwnam(user)[2:4]
+    slug = SlugStore(settings.slugs_dir).unpacked(artifact.digest)
+    digest = ImageStore(settings.images_dir).build(
+        ImageRequest(
+            stack=app.stack,
+            stack_rootfs=stack_rootfs,
+            app_layer_dir=container.app_layer(slug, uid, gid),
+            process_types=artifact.process_types,
+            uid=uid,
+            gid=gid,
+        )
+    )
+    out.write(
+        f"-----> Building OCI image... done, {digest[:19]} ({time.monotonic() - started:.1f}s)\n"
+    )
+    return digest
+
+
+def collect_images(settings: Settings, store: Store) -> None:
+    """Keeps the images of each app's last releases and of every running dyno."""
+    keep = set()
+    for app in store.apps():
+        keep |= {r.image for r in store.releases(app)[-settings.images_kept :] if r.image}
+        running = {
+            s.spec.release
+            for s in ProcessRuntime(settings.dynos_dir, {}).list()
+            if s.spec.app == app.name
+        }
+        keep |= {r.image for r in store.releases(app) if r.version in running and r.image}
+    ImageStore(settings.images_dir).collect(keep)
 
 
 class Tee:

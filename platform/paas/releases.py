@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import uuid
+from collections.abc import Callable
 
 from paas import oci, validation
 from paas.errors import InvalidParams, NotFound
@@ -24,6 +25,7 @@ def _next_release(
     config: dict[str, str],
     process_types: dict[str, str],
     description: str,
+    image: str | None,
 ) -> Release:
     row = db.execute("SELECT MAX(version) FROM releases WHERE app_id = ?", (app.id,)).fetchone()
     release = Release(
@@ -35,6 +37,7 @@ def _next_release(
         config=config,
         process_types=process_types,
         created_at=now_iso(),
+        image=image,
     )
     Store.insert_release(db, release)
     Store.clear_slots(db, app)
@@ -48,6 +51,7 @@ def deploy(
     artifact: str,
     process_types: dict[str, str],
     commit: str,
+    image: str | None = None,
 ) -> Release:
     """Releases a built artifact; new process types join the formation (web at 1)."""
     with store.transaction() as db:
@@ -56,7 +60,13 @@ def deploy(
             if name not in known:
                 Store.set_quantity(db, app, name, 1 if name == "web" else 0)
         release = _next_release(
-            db, app, artifact, store.config(app, db), process_types, f"Deploy {commit[:8]}"
+            db,
+            app,
+            artifact,
+            store.config(app, db),
+            process_types,
+            f"Deploy {commit[:8]}",
+            image,
         )
     logs.event(app.name, "api", f"Release v{release.version} created ({release.description})")
     return release
@@ -92,27 +102,40 @@ def set_config(
                 config,
                 current.process_types,
                 _config_description(changes),
+                current.image,
             )
     if release is not None:
         logs.event(app.name, "api", f"Release v{release.version} created ({release.description})")
     return config, release
 
 
-def rollback(store: Store, logs: LogStore, app: App, version: int | None) -> Release:
-    """A new release copying vN's artifact and config (default: the one before current)."""
+def rollback(
+    store: Store,
+    logs: LogStore,
+    app: App,
+    version: int | None,
+    image_exists: Callable[[str], bool] = lambda _digest: True,
+) -> Release:
+    """A new release copying vN's artifact and config (default: the one before current).
+    It fails, changing nothing, when vN's image was garbage-collected."""
     with store.transaction() as db:
         current = store.current_release(app, db)
         if current is None:
             raise NotFound(f"{app.name} has no releases yet: push code first")
         target_version = current.version - 1 if version is None else version
         row = db.execute(
-            "SELECT version, artifact, config, process_types FROM releases "
+            "SELECT version, artifact, config, process_types, image FROM releases "
             "WHERE app_id = ? AND version = ?",
             (app.id, target_version),
         ).fetchone()
         if row is None:
             raise NotFound(
                 f"release v{target_version} of {app.name} not found: `paas releases` lists them"
+            )
+        if row["image"] is not None and not image_exists(row["image"]):
+            raise NotFound(
+                f"the image of v{target_version} was garbage-collected: roll back to a newer "
+                "release or deploy again"
             )
         release = _next_release(
             db,
@@ -121,6 +144,7 @@ def rollback(store: Store, logs: LogStore, app: App, version: int | None) -> Rel
             json.loads(row["config"]),
             json.loads(row["process_types"]),
             f"Rollback to v{target_version}",
+            row["image"],
         )
         db.execute("DELETE FROM config_vars WHERE app_id = ?", (app.id,))
         Store.write_config(db, app, dict(release.config))

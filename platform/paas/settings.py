@@ -27,6 +27,7 @@ class Settings:
     boot_timeout_seconds: float = 60.0
     dyno_subnet: str = "10.213.0.0/16"
     containers: bool = True
+    images_kept: int = 10
 
     @property
     def db_path(self) -> Path:
@@ -43,6 +44,10 @@ class Settings:
     @property
     def slugs_dir(self) -> Path:
         return self.home / "slugs"
+
+    @property
+    def images_dir(self) -> Path:
+        return self.home / "images"
 
     @property
     def cache_dir(self) -> Path:
@@ -103,4 +108,12 @@ def from_env(env: Mapping[str, str] | None = None) -> Settings:
         stop_grace_seconds=grace_seconds,
         dyno_subnet=env.get("PAAS_DYNO_SUBNET") or "10.213.0.0/16",
         containers=(env.get("PAAS_CONTAINERS") or "auto") != "off",
+        images_kept=_count(env, "PAAS_IMAGES_KEPT", 10),
     )
+
+
+def _count(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name, str(default))
+    if not raw.isdigit() or int(raw) < 1:
+        raise InvalidParams(f"{name}={raw!r} is not a positive whole number")
+    return int(raw)

@@ -38,6 +38,7 @@ CREATE TABLE IF NOT EXISTS releases (
     version INTEGER NOT NULL,
     description TEXT NOT NULL,
     artifact TEXT NOT NULL,
+    image TEXT,
     config TEXT NOT NULL,
     process_types TEXT NOT NULL,
     created_at TEXT NOT NULL,
@@ -112,6 +113,7 @@ class Release:
     config: dict[str, str]
     process_types: dict[str, str]
     created_at: str
+    image: str | None = None
 
 
 @dataclass(frozen=True)
@@ -157,6 +159,7 @@ def _release(row: sqlite3.Row) -> Release:
         config=json.loads(row["config"]),
         process_types=json.loads(row["process_types"]),
         created_at=row["created_at"],
+        image=row["image"],
     )
 
 
@@ -170,6 +173,14 @@ class Store:
     def __init__(self, path: Path) -> None:
         self.path = path
         database.create(path, SCHEMA)
+        self._migrate()
+
+    def _migrate(self) -> None:
+        """Columns added after a database was created (schema version by column)."""
+        with self.transaction() as db:
+            columns = {r["name"] for r in db.execute("PRAGMA table_info(releases)")}
+            if "image" not in columns:
+                db.execute("ALTER TABLE releases ADD COLUMN image TEXT")
 
     def _connect(self) -> sqlite3.Connection:
         db = database.connect(self.path, autocommit=True)
@@ -301,7 +312,7 @@ class Store:
     def insert_release(db: sqlite3.Connection, release: Release) -> None:
         db.execute(
             "INSERT INTO releases (id, app_id, version, description, artifact, config, "
-            "process_types, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            "process_types, created_at, image) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 release.id,
                 release.app_id,
@@ -311,6 +322,7 @@ class Store:
                 json.dumps(release.config, sort_keys=True),
                 json.dumps(release.process_types),
                 release.created_at,
+                release.image,
             ),
         )
 

@@ -15,7 +15,9 @@ import subprocess
 import time
 
 import pytest
-from platform_harness import PAAS, Platform, commit, wait_for
+from platform_harness import PAAS, Platform, commit, free_port, wait_for
+
+from paas import stacks
 
 APP = "e2e"
 
@@ -348,3 +350,70 @@ def test_build_output_streams_live_from_a_buildpack_url(platform: Platform) -> N
         assert push.wait(60) == 0
     assert first_seen is not None and time.monotonic() - first_seen > 2.0
     platform.paas("apps:destroy", "-a", "streamed", "--confirm", "streamed")
+
+
+@pytest.mark.skipif(
+    os.geteuid() != 0
+    or stacks.rootfs(stacks.DEFAULT_STACK) is None
+    or not (shutil.which("skopeo") and shutil.which("umoci") and shutil.which("runc")),
+    reason="needs root, a built stack, skopeo, umoci and runc",
+)
+def test_exported_image_is_a_valid_oci_archive_that_runs(platform: Platform) -> None:
+    archive = platform.base / "e2e.tar"
+    platform.paas("images:export", "-a", APP, "-o", str(archive))
+    inspect = subprocess.run(
+        ["skopeo", "inspect", f"oci-archive:{archive}:web"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert inspect.returncode == 0, inspect.stderr
+    assert len(json.loads(inspect.stdout)["Layers"]) == 2
+    layout, bundle = platform.base / "layout", platform.base / "bundle"
+    layout.mkdir()
+    subprocess.run(["tar", "-xf", str(archive), "-C", str(layout)], check=True, timeout=120)
+    subprocess.run(
+        ["umoci", "unpack", "--image", f"{layout}:web", str(bundle)],
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
+    port = free_port()
+    config = json.loads((bundle / "config.json").read_text())
+    config["process"]["env"] = [e for e in config["process"]["env"] if not e.startswith("PORT=")]
+    config["process"]["env"].append(f"PORT={port}")
+    config["process"]["terminal"] = False
+    namespaces = config["linux"]["namespaces"]
+    config["linux"]["namespaces"] = [n for n in namespaces if n["type"] != "network"]
+    (bundle / "config.json").write_text(json.dumps(config))
+    state = platform.base / "runc-state"
+    name = f"export-test-{os.getpid()}"
+    with subprocess.Popen(
+        ["runc", "--root", str(state), "run", "--bundle", str(bundle), name],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    ) as container:
+        try:
+
+            def answers() -> bool:
+                connection = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+                try:
+                    connection.request("GET", "/")
+                    return connection.getresponse().status == 200
+                finally:
+                    connection.close()
+
+            wait_for(answers, 30, "the exported image's web entrypoint to answer")
+        finally:
+            subprocess.run(
+                ["runc", "--root", str(state), "kill", name, "KILL"],
+                capture_output=True,
+                timeout=30,
+            )
+            container.wait(30)
+            subprocess.run(
+                ["runc", "--root", str(state), "delete", "--force", name],
+                capture_output=True,
+                timeout=30,
+            )

@@ -89,3 +89,17 @@ def test_resize_sets_size_and_restarts_the_type(env: tuple[Store, LogStore]) -> 
     with pytest.raises(InvalidParams, match="invalid dyno size"):
         releases.scale(store, logs, app, [{"type": "web", "size": "huge"}])
     assert store.formation(app)[0].size == "standard-2x"
+
+
+def test_rollback_to_a_collected_image_fails_and_changes_nothing(
+    env: tuple[Store, LogStore],
+) -> None:
+    store, logs = env
+    app = store.create_app("demo", "debian-12")
+    releases.deploy(store, logs, app, "sha256:aa", {"web": "serve"}, "abc", "sha256:img1")
+    releases.deploy(store, logs, app, "sha256:bb", {"web": "serve"}, "def", "sha256:img2")
+    with pytest.raises(NotFound, match="garbage-collected"):
+        releases.rollback(store, logs, app, 1, image_exists=lambda digest: digest != "sha256:img1")
+    assert len(store.releases(app)) == 2
+    v3 = releases.rollback(store, logs, app, 1, image_exists=lambda digest: True)
+    assert v3.image == "sha256:img1"

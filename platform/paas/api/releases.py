@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, jsonify
+import itertools
+
+from flask import Blueprint, Response, jsonify, stream_with_context
 
 from paas import releases as release_logic
 from paas.api.context import ctx, find_app, json_body
-from paas.errors import InvalidParams
+from paas.errors import InvalidParams, NotFound
+from paas.images import ImageStore
 from paas.store import Release
 
 blueprint = Blueprint("releases", __name__)
@@ -40,8 +43,37 @@ def rollback(name: str) -> tuple[Response, int]:
         target = int(target.lstrip("v"))
     if target is not None and (not isinstance(target, int) or isinstance(target, bool)):
         raise InvalidParams("release must be a version number such as 3")
-    release = release_logic.rollback(context.store, context.logs, find_app(name), target)
+    images = ImageStore(context.settings.images_dir)
+    release = release_logic.rollback(
+        context.store, context.logs, find_app(name), target, images.has
+    )
     return jsonify(release_json(release, release.version)), 201
+
+
+@blueprint.get("/apps/<name>/releases/<version>/image")
+def export_image(name: str, version: str) -> Response:
+    """The release's OCI image as an oci-archive (refs: its process types)."""
+    context = ctx()
+    app = find_app(name)
+    if version == "current":
+        release = context.store.current_release(app)
+        if release is None:
+            raise NotFound(f"{app.name} has no releases yet: push code first")
+    elif version.lstrip("v").isdigit():
+        release = context.store.release(app, int(version.lstrip("v")))
+    else:
+        raise InvalidParams("the release must be a version such as v3, or current")
+    if release.image is None:
+        raise NotFound(
+            f"v{release.version} of {app.name} has no OCI image (its stack was not built)"
+        )
+    chunks = ImageStore(context.settings.images_dir).export(release.image)
+    first = next(chunks)  # a collected image fails here, before the response starts
+    return Response(
+        stream_with_context(itertools.chain([first], chunks)),
+        content_type="application/x-tar",
+        headers={"Content-Disposition": f"attachment; filename={app.name}-v{release.version}.tar"},
+    )
 
 
 @blueprint.get("/apps/<name>/builds")
