@@ -106,10 +106,6 @@ def _number(name: str) -> int:
     return int(tail) if tail.isdigit() else 0
 
 
-def stack_of(app: App) -> str:
-    return app.stack if app.stack in stacks.RECIPES else stacks.DEFAULT_STACK
-
-
 def port_open(host: str, port: int) -> bool:
     try:
         with socket.create_connection((host, port), timeout=PROBE_TIMEOUT_SECONDS):
@@ -250,7 +246,7 @@ class Agent:
         """How this dyno runs in a container, or None to run it as a plain process."""
         if not self.isolation.containers or spec.user is None or self.isolation.runtime is None:
             return None
-        stack_rootfs = stacks.rootfs(stack_of(app))
+        stack_rootfs = stacks.rootfs(stacks.effective(app.stack))
         if stack_rootfs is None:
             return None
         account = pwd.getpwnam(spec.user)

@@ -20,7 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from paas import procfile
+from paas import procfile, stacks
+from paas.container import BuildSandbox, SandboxPlan
 from paas.errors import BuildFailed, PaasError
 from paas.settings import Settings
 from paas.slugs import SlugStore
@@ -78,10 +79,19 @@ class BuildRequest:
 
 
 class Builder:
-    def __init__(self, settings: Settings, user: str | None, out: Output) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        user: str | None,
+        out: Output,
+        sandbox: SandboxPlan | None = None,
+    ) -> None:
         self.settings = settings
         self.user = user
         self.out = out
+        self.sandbox_plan = sandbox
+        self.stack = STACK if sandbox is None else sandbox.stack
+        self.sandbox: BuildSandbox | None = None
         self.slugs = SlugStore(settings.slugs_dir)
 
     def say(self, line: str) -> None:
@@ -89,31 +99,46 @@ class Builder:
         self.out.flush()
 
     def build(self, request: BuildRequest) -> Artifact:
-        workspace = self.settings.builds_dir / uuid.uuid4().hex
+        build_id = uuid.uuid4().hex
+        workspace = self.settings.builds_dir / build_id
         app_dir = workspace / "app"
         try:
             app_dir.mkdir(parents=True)
             self.export(request, app_dir)
             declared = read_procfile(app_dir)
             self.prepare(workspace, request)
-            buildpacks = self.select_buildpacks(request, workspace)
-            defaults: dict[str, str] = {}
-            for buildpack in buildpacks:
-                self.compile(buildpack, workspace, request)
-                defaults = self.release(buildpack, workspace, request)
-            process_types = {**defaults, **declared}
-            if not process_types:
-                raise BuildFailed(
-                    "no process types: add a Procfile with a line such as `web: gunicorn app:app`"
-                )
-            started = time.monotonic()
-            digest = self.slugs.add(app_dir)
-            self.say(
-                f"-----> Compressing... done, {digest[:19]} ({time.monotonic() - started:.1f}s)"
-            )
-            return Artifact(digest, process_types)
+            if self.sandbox_plan is None:
+                return self.run_buildpacks(request, workspace, declared)
+            binds = [workspace, self.cache_dir(request), self.settings.tools_dir]
+            sandbox_dir = self.settings.builds_dir / f"{build_id}.sandbox"
+            host_files = host_paths(self.environment(request, workspace))
+            with BuildSandbox(
+                build_id, sandbox_dir, self.sandbox_plan, binds, host_files
+            ) as sandbox:
+                self.sandbox = sandbox
+                return self.run_buildpacks(request, workspace, declared)
         finally:
+            self.sandbox = None
             shutil.rmtree(workspace, ignore_errors=True)
+
+    def run_buildpacks(
+        self, request: BuildRequest, workspace: Path, declared: dict[str, str]
+    ) -> Artifact:
+        app_dir = workspace / "app"
+        buildpacks = self.select_buildpacks(request, workspace)
+        defaults: dict[str, str] = {}
+        for buildpack in buildpacks:
+            self.compile(buildpack, workspace, request)
+            defaults = self.release(buildpack, workspace, request)
+        process_types = {**defaults, **declared}
+        if not process_types:
+            raise BuildFailed(
+                "no process types: add a Procfile with a line such as `web: gunicorn app:app`"
+            )
+        started = time.monotonic()
+        digest = self.slugs.add(app_dir)
+        self.say(f"-----> Compressing... done, {digest[:19]} ({time.monotonic() - started:.1f}s)")
+        return Artifact(digest, process_types)
 
     def export(self, request: BuildRequest, app_dir: Path) -> None:
         """Extracts the pushed revision (still in git's quarantine) into the build dir."""
@@ -213,7 +238,8 @@ class Builder:
             PATH=f"{self.settings.tools_dir}:/usr/local/bin:/usr/bin:/bin",
             HOME=str(workspace / "home"),
             LANG="C.UTF-8",
-            STACK=STACK,
+            STACK=self.stack,
+            PAAS_STACK_PYTHONS=" ".join(f"{n}={r.python}" for n, r in stacks.RECIPES.items()),
             SOURCE_VERSION=request.commit,
             UV_PYTHON_DOWNLOADS="never",
         )
@@ -227,12 +253,16 @@ class Builder:
         timeout: float,
         echo: bool = True,
     ) -> tuple[int, str]:
-        """Runs one buildpack script as the build user, streaming its output live."""
+        """Runs one buildpack script as the build user (in the sandbox when there is one),
+        streaming its output live."""
         account = pwd.getpwnam(self.user) if self.user else None
+        env = self.environment(request, workspace)
+        if self.sandbox is not None:
+            argv, account = self.sandbox.argv(argv, env, workspace / "app"), None
         process = subprocess.Popen(
             argv,
             cwd=workspace / "app",
-            env=self.environment(request, workspace),
+            env=env,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
@@ -253,8 +283,20 @@ class Builder:
                 self.out.flush()
             if time.monotonic() > deadline:
                 process.kill()
+                self.finish_step()
                 raise BuildFailed(f"{Path(argv[0]).name} took longer than {timeout:.0f}s")
-        return process.wait(), "".join(lines)
+        code = process.wait()
+        if self.finish_step():
+            limit = self.sandbox_plan.memory_mb if self.sandbox_plan else 0
+            raise BuildFailed(
+                f"the build ran out of memory and was killed (limit {limit} MB): reduce what "
+                "the build installs at once, or raise PAAS_BUILD_MEMORY_MB"
+            )
+        return code, "".join(lines)
+
+    def finish_step(self) -> bool:
+        """Ends a sandboxed step; True when the kernel OOM-killed part of it."""
+        return self.sandbox is not None and self.sandbox.finish_step()
 
     def detect(self, buildpack: Path, workspace: Path, request: BuildRequest) -> str | None:
         argv = [str(buildpack / "bin" / "detect"), str(workspace / "app")]
@@ -288,6 +330,18 @@ class Builder:
         if code != 0:
             raise BuildFailed(f"bin/release of {buildpack.name} failed (exit status {code})")
         return default_process_types(text)
+
+
+def host_paths(env: dict[str, str]) -> list[Path]:
+    """Local files and directories the host's index and CA settings point at (a CA bundle,
+    a find-links directory, a file:// index), so a sandboxed build sees them too."""
+    found: set[Path] = set()
+    for key in PASSED_THROUGH:
+        for word in env.get(key, "").replace(",", " ").split():
+            path = Path(word.removeprefix("file://"))
+            if path.is_absolute() and path.exists():
+                found.add(path)
+    return sorted(found)
 
 
 def read_procfile(app_dir: Path) -> dict[str, str]:

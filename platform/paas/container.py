@@ -22,6 +22,7 @@ from paas import cgroups, network, oci
 from paas.errors import PaasError
 
 RUNTIMES = ("crun", "runc")
+BUILD_CPU_SHARES = 512  # half a dyno's weight: serving comes first
 
 
 @dataclass(frozen=True)
@@ -222,3 +223,120 @@ def pick_runtime(stack_rootfs: Path, state_root: Path) -> tuple[str | None, list
             return binary, reasons
         reasons.append(f"{name}: {failure}")
     return None, reasons
+
+
+@dataclass(frozen=True)
+class SandboxPlan:
+    stack: str
+    runtime: str
+    state_root: Path
+    stack_rootfs: Path
+    subnet: str
+    memory_mb: int
+    uid: int
+    gid: int
+
+
+class BuildSandbox:
+    """Buildpack steps in a container of the app's stack: capped memory, half the CPU
+    weight of a dyno, network through NAT for package downloads, the workspace, cache and
+    tools mounted at their host paths. One network namespace and root for the whole build;
+    each step (detect, compile, release) is one container run."""
+
+    def __init__(
+        self,
+        build_id: str,
+        directory: Path,
+        plan: SandboxPlan,
+        binds: list[Path],
+        readonly_binds: list[Path],
+    ) -> None:
+        self.id = f"build.{build_id}"
+        self.directory = directory
+        self.plan = plan
+        self.binds = tuple(str(b) for b in binds)
+        self.readonly_binds = tuple(str(b) for b in readonly_binds)
+        self.address = ""
+        self.steps = 0
+        self.group = cgroups.for_child(cgroups_path(self.id))
+        self.last = ""
+
+    def __enter__(self) -> BuildSandbox:
+        rootfs = self.directory / "rootfs"
+        for part in ("rootfs", "upper", "work"):
+            (self.directory / part).mkdir(parents=True, exist_ok=True)
+        network.run(
+            [
+                "mount",
+                "-t",
+                "overlay",
+                "overlay",
+                "-o",
+                f"lowerdir={self.plan.stack_rootfs},upperdir={self.directory / 'upper'},"
+                f"workdir={self.directory / 'work'}",
+                str(rootfs),
+            ]
+        )
+        subnet = network.subnet(self.plan.subnet)
+        self.address = network.claim_address(subnet, self.id)
+        self.net = network.create(self.id, self.address, subnet)
+        return self
+
+    def argv(self, step: list[str], env: dict[str, str], cwd: Path) -> list[str]:
+        """The command that runs one buildpack step inside the sandbox."""
+        self.steps += 1
+        spec = oci.ContainerSpec(
+            hostname="build",
+            command="",
+            env=env,
+            uid=self.plan.uid,
+            gid=self.plan.gid,
+            memory_mb=self.plan.memory_mb,
+            cgroups_path=cgroups_path(self.id),
+            netns_path=self.net.netns_path,
+            cpu_shares=BUILD_CPU_SHARES,
+            cgroup_version=cgroups.version(),
+            args=("/usr/bin/tini", "--", *step),
+            cwd=str(cwd),
+            binds=self.binds,
+            readonly_binds=self.readonly_binds,
+        )
+        (self.directory / "config.json").write_text(json.dumps(oci.runtime_config(spec)))
+        name = f"{self.id}.{self.steps}"
+        self.last = name
+        return [
+            self.plan.runtime,
+            "--root",
+            str(self.plan.state_root),
+            "run",
+            "--keep",
+            "--bundle",
+            str(self.directory),
+            name,
+        ]
+
+    def finish_step(self) -> bool:
+        """Removes the step's container; True when the kernel OOM-killed something in it."""
+        oom = self.group is not None and cgroups.oom_kills(self.group) > 0
+        subprocess.run(
+            [
+                self.plan.runtime,
+                "--root",
+                str(self.plan.state_root),
+                "delete",
+                "--force",
+                self.last,
+            ],
+            capture_output=True,
+            timeout=30,
+        )
+        return oom
+
+    def __exit__(self, *_exc: object) -> None:
+        rootfs = self.directory / "rootfs"
+        if os.path.ismount(rootfs):
+            subprocess.run(["umount", "-l", str(rootfs)], capture_output=True, timeout=30)
+        netns, host_veth = network.names_for(self.id)
+        network.delete(network.DynoNetwork(netns, host_veth, self.address, "", 0))
+        network.release_address(self.address, self.id)
+        shutil.rmtree(self.directory, ignore_errors=True)

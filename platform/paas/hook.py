@@ -15,9 +15,10 @@ import time
 from pathlib import Path
 from typing import TextIO
 
-from paas import container, releases, stacks
+from paas import container, isolation, releases, stacks
 from paas import settings as settings_module
 from paas.build import Artifact, Builder, BuildRequest, Output, ensure_tools
+from paas.container import SandboxPlan
 from paas.errors import PaasError
 from paas.images import ImageRequest, ImageStore
 from paas.logs import LogStore
@@ -45,7 +46,8 @@ def deploy(settings: Settings, app_name: str, commit: str, out: TextIO) -> None:
     logs.event(app.name, "api", f"Build started for {commit[:8]}")
     capture = Tee(out)
     try:
-        artifact = Builder(settings, build_user(settings), capture).build(
+        sandbox = build_sandbox(settings, app)
+        artifact = Builder(settings, build_user(settings), capture, sandbox).build(
             BuildRequest(
                 app=app.name,
                 app_id=app.id,
@@ -72,9 +74,29 @@ def deploy(settings: Settings, app_name: str, commit: str, out: TextIO) -> None:
     capture.flush()
 
 
+def build_sandbox(settings: Settings, app: App) -> SandboxPlan | None:
+    """Builds run in a container of the app's stack wherever dynos do."""
+    found = isolation.load(settings)
+    user = build_user(settings)
+    stack_rootfs = stacks.rootfs(stacks.effective(app.stack))
+    if found.runtime is None or user is None or stack_rootfs is None:
+        return None
+    account = pwd.getpwnam(user)
+    return SandboxPlan(
+        stack=stacks.effective(app.stack),
+        runtime=found.runtime,
+        state_root=settings.run_dir / "oci",
+        stack_rootfs=stack_rootfs,
+        subnet=found.subnet,
+        memory_mb=settings.build_memory_mb,
+        uid=account.pw_uid,
+        gid=account.pw_gid,
+    )
+
+
 def build_image(settings: Settings, app: App, artifact: Artifact, out: Output) -> str | None:
     """The release's OCI image (stack layer + app layer), when its stack is built here."""
-    stack_rootfs = stacks.rootfs(app.stack if app.stack in stacks.RECIPES else stacks.DEFAULT_STACK)
+    stack_rootfs = stacks.rootfs(stacks.effective(app.stack))
     if stack_rootfs is None:
         return None
     started = time.monotonic()

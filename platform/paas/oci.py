@@ -61,6 +61,10 @@ class ContainerSpec:
     resolv_conf: str = "/etc/resolv.conf"
     cpu_shares: int = 1024
     cgroup_version: int = 1
+    args: tuple[str, ...] = ()  # instead of the dyno command under tini and bash
+    cwd: str = "/app"
+    binds: tuple[str, ...] = ()  # host directories mounted read-write at the same path
+    readonly_binds: tuple[str, ...] = ()  # host files or directories mounted read-only
 
 
 def runtime_config(spec: ContainerSpec) -> dict[str, object]:
@@ -86,9 +90,10 @@ def runtime_config(spec: ContainerSpec) -> dict[str, object]:
         "process": {
             "terminal": False,
             "user": {"uid": spec.uid, "gid": spec.gid, "additionalGids": [spec.gid]},
-            "args": ["/usr/bin/tini", "-g", "--", "/bin/bash", "-c", PROFILE_SCRIPT + spec.command],
+            "args": list(spec.args)
+            or ["/usr/bin/tini", "-g", "--", "/bin/bash", "-c", PROFILE_SCRIPT + spec.command],
             "env": [f"{k}={v}" for k, v in sorted(spec.env.items())],
-            "cwd": "/app",
+            "cwd": spec.cwd,
             "capabilities": {
                 k: CAPABILITIES for k in ("bounding", "effective", "permitted", "ambient")
             },
@@ -140,6 +145,24 @@ def runtime_config(spec: ContainerSpec) -> dict[str, object]:
                 "source": spec.resolv_conf,
                 "options": ["rbind", "ro", "nosuid", "nodev", "noexec"],
             },
+            *(
+                {
+                    "destination": b,
+                    "type": "bind",
+                    "source": b,
+                    "options": ["rbind", "nosuid", "nodev"],
+                }
+                for b in spec.binds
+            ),
+            *(
+                {
+                    "destination": b,
+                    "type": "bind",
+                    "source": b,
+                    "options": ["rbind", "ro", "nosuid", "nodev"],
+                }
+                for b in spec.readonly_binds
+            ),
         ],
         "linux": {
             "cgroupsPath": spec.cgroups_path,

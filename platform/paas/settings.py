@@ -28,6 +28,7 @@ class Settings:
     dyno_subnet: str = "10.213.0.0/16"
     containers: bool = True
     images_kept: int = 10
+    build_memory_mb: int = 2048
 
     @property
     def db_path(self) -> Path:
@@ -109,6 +110,7 @@ def from_env(env: Mapping[str, str] | None = None) -> Settings:
         dyno_subnet=env.get("PAAS_DYNO_SUBNET") or "10.213.0.0/16",
         containers=(env.get("PAAS_CONTAINERS") or "auto") != "off",
         images_kept=_count(env, "PAAS_IMAGES_KEPT", 10),
+        build_memory_mb=_count(env, "PAAS_BUILD_MEMORY_MB", 2048),
     )
 
 

@@ -39,6 +39,11 @@ RECIPES = {
 DEFAULT_STACK = "debian-12"
 
 
+def effective(stack: str) -> str:
+    """The stack an app really uses (apps from before stacks existed get the default)."""
+    return stack if stack in RECIPES else DEFAULT_STACK
+
+
 def stacks_dir(env: Mapping[str, str] | None = None) -> Path:
     env = os.environ if env is None else env
     if env.get("PAAS_STACKS_DIR"):

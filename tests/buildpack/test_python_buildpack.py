@@ -114,11 +114,12 @@ class Buildpack:
         self.cache = tmp_path / "cache"
         self.env_dir = tmp_path / "env"
         self.env_dir.mkdir()
+        self.env = buildpack_env(self.home)
 
     def run(self, script: str, *args: Path | str) -> Result:
         proc = subprocess.run(
             [str(BUILDPACK / "bin" / script), *map(str, args)],
-            env=buildpack_env(self.home),
+            env=self.env,
             capture_output=True,
             text=True,
             timeout=TIMEOUT,
@@ -304,10 +305,19 @@ def test_unavailable_python_version_fails_naming_the_available_ones(
     assert result.returncode != 0
     available = ", ".join(stack_minor_versions())
     assert (
-        f"Python 3.99 was requested by .python-version, but this stack has: {available}"
-        in result.stderr
+        f"Python 3.99 was requested by .python-version, but this stack (paas-24) has: "
+        f"{available}" in result.stderr
     )
+    assert "move the app to stack" not in result.stderr  # no stack has 3.99
     assert not (app / ".venv").exists()
+
+
+def test_unavailable_python_names_the_stack_that_has_it(bp: Buildpack, tmp_path: Path) -> None:
+    bp.env["PAAS_STACK_PYTHONS"] = "debian-12=3.11 debian-99=3.99"
+    app = write_app(tmp_path / "build", {**FLASK_APP, ".python-version": "3.99\n"})
+    result = bp.compile(app)
+    assert result.returncode != 0
+    assert "move the app to stack debian-99, which has Python 3.99" in result.stderr
 
 
 def test_runtime_txt_is_honoured_to_major_minor(bp: Buildpack, tmp_path: Path) -> None:

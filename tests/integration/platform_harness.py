@@ -64,6 +64,7 @@ class Platform:
             "PAAS_API_URL": self.api_url,
             "PAAS_API_TOKEN": self.token,
             "PAAS_STOP_GRACE": "5",
+            "PAAS_BUILD_MEMORY_MB": "512",
             "HOME": str(self.base),
             "GIT_TERMINAL_PROMPT": "0",
         }

@@ -417,3 +417,33 @@ def test_exported_image_is_a_valid_oci_archive_that_runs(platform: Platform) -> 
                 capture_output=True,
                 timeout=30,
             )
+
+
+@pytest.mark.skipif(
+    os.geteuid() != 0 or stacks.rootfs(stacks.DEFAULT_STACK) is None,
+    reason="builds run in a capped container only as root with a built stack",
+)
+def test_a_build_that_eats_memory_is_killed_at_its_cap(platform: Platform) -> None:
+    buildpack = platform.base / "greedy-buildpack"
+    (buildpack / "bin").mkdir(parents=True)
+    scripts = {
+        "detect": "#!/bin/sh\necho Greedy\n",
+        "compile": "#!/bin/sh\npython3 -c 'b = []\nwhile True: b.append(bytearray(2**24))'\n",
+    }
+    for name, text in scripts.items():
+        (buildpack / "bin" / name).write_text(text)
+        (buildpack / "bin" / name).chmod(0o755)
+    buildpack.chmod(0o755)
+    platform.paas("apps:create", "greedy", "--no-remote")
+    platform.paas("config:set", f"BUILDPACK_URL={buildpack}", "-a", "greedy")
+    repo = platform.base / "greedy-repo"
+    repo.mkdir()
+    (repo / "Procfile").write_text("web: exec python3 -m http.server $PORT\n")
+    subprocess.run(["git", "init", "-q", "-b", "main"], cwd=repo, check=True, timeout=30)
+    commit(repo, "greedy build")
+    before = platform.get_json(APP)
+    result = platform.push("greedy", repo)
+    assert result.returncode != 0
+    assert "ran out of memory and was killed (limit 512 MB)" in result.stderr
+    assert platform.get_json(APP) == before  # serving dynos unaffected
+    platform.paas("apps:destroy", "-a", "greedy", "--confirm", "greedy")

@@ -101,13 +101,28 @@ runtime::select() {
 			"on the stack (e.g. apt-get install python3 python3-venv) and retry."
 	fi
 	if [[ -z "$chosen_path" ]]; then
-		output::fail "Python $wanted was requested by $source, but this stack has: $versions" \
+		local other_stack
+		other_stack=$(runtime::stack_with "$wanted")
+		output::fail "Python $wanted was requested by $source, but this stack${STACK:+ ($STACK)} has: $versions" \
 			"" \
 			"Python is never downloaded during the build. To fix it, either:" \
 			"  1. change $source to one of: $versions, or" \
-			"  2. delete $source to use the newest Python on this stack."
+			"  2. delete $source to use the newest Python on this stack${other_stack:+, or}" \
+			${other_stack:+"  3. move the app to stack $other_stack, which has Python $wanted: paas stack:set $other_stack"}
 	fi
 	RUNTIME_PYTHON=$chosen_path
 	RUNTIME_SOURCE=$source
 	RUNTIME_FULL=$("$RUNTIME_PYTHON" -c 'import platform; print(platform.python_version())')
+}
+
+# usage: runtime::stack_with MAJOR.MINOR — prints the stack named in PAAS_STACK_PYTHONS
+# ("debian-12=3.11 debian-13=3.13", set by the platform) that has that Python, if any.
+runtime::stack_with() {
+	local wanted=$1 pair
+	for pair in ${PAAS_STACK_PYTHONS:-}; do
+		if [[ "${pair#*=}" == "$wanted" ]]; then
+			echo "${pair%%=*}"
+			return 0
+		fi
+	done
 }
