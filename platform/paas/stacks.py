@@ -34,9 +34,7 @@ RECIPES = {
     "debian-12": StackRecipe("debian-12", "bookworm", "3.11"),
     "debian-13": StackRecipe("debian-13", "trixie", "3.13"),
 }
-# Builds still run on the host (Python 3.11): until they run inside the stack, the
-# default stack is the one whose Python matches the build's.
-DEFAULT_STACK = "debian-12"
+DEFAULT_STACK = "debian-13"  # the newest, as on Heroku
 
 
 def effective(stack: str) -> str:

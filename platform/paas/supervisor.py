@@ -216,7 +216,7 @@ class Supervisor:
                 time.sleep(FLUSH_SECONDS)
             code = child.poll()
             if code is not None:
-                self.flush(pending, final=True)
+                self.flush(pending + drain(stream) if open_stream else pending, final=True)
                 if not killed and self.launcher.oom_kills() > ooms:
                     self.event("Error R15 (Memory quota vastly exceeded) -> the dyno ended")
                 return code if code >= 0 else 128 - code
@@ -228,6 +228,15 @@ class Supervisor:
         if lines:
             self.log("app", [ln.decode(errors="replace") for ln in lines])
         return rest
+
+
+def drain(stream: int) -> bytes:
+    """What the dyno wrote just before it ended and is still in the pipe."""
+    data = b""
+    with contextlib.suppress(BlockingIOError):
+        while chunk := os.read(stream, 65536):
+            data += chunk
+    return data
 
 
 def main(argv: list[str]) -> int:

@@ -136,7 +136,8 @@ def test_a_dyno_sees_only_itself(dynos: Dynos) -> None:
     secret = dynos.settings.home / "secret"
     secret.write_text("platform secret\n")
     lines = dynos.run(
-        "echo uid=$(id -u); echo host=$(hostname); echo procs=$(ls /proc | grep -c '^[0-9]');"
+        "echo uid=$(id -u); echo host=$(cat /proc/sys/kernel/hostname);"
+        " echo procs=$(ls /proc | grep -c '^[0-9]');"
         f" echo pid1=$(tr '\\0' ' ' < /proc/1/cmdline); cat /etc/shadow {secret} 2>&1;"
         " cat /app/hello.txt"
     )
@@ -208,29 +209,34 @@ def test_fork_bomb_stops_at_the_pids_limit(dynos: Dynos) -> None:
 
 
 def test_fifty_start_stop_cycles_leave_nothing_behind(dynos: Dynos) -> None:
-    def leftovers() -> tuple[int, int, int, int]:
-        mounts = Path("/proc/mounts").read_text().count(str(dynos.settings.dynos_dir))
-        netns = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
-        veths = [n for n in os.listdir("/sys/class/net") if n.startswith("pv")]
-        states = subprocess.run(
-            [dynos.oci, "--root", str(dynos.settings.run_dir / "oci"), "list", "-q"],
-            capture_output=True,
-            text=True,
-        ).stdout.split()
-        return mounts, netns.count("paas-"), len(veths), len(states)
-
-    before = leftovers()
+    started = []
     for _ in range(50):
         spec = dynos.start("exec sleep 60")
+        started.append(spec)
         wait_for(lambda s=spec: dynos.status(s).pid, 10, "the dyno to run")  # type: ignore[misc]
         dynos.runtime.stop(spec.id)
         dynos.wait_exit(spec)
         dynos.runtime.forget(spec.id)
-    assert leftovers() == before
+    mounts = Path("/proc/mounts").read_text()
+    states = subprocess.run(
+        [dynos.oci, "--root", str(dynos.settings.run_dir / "oci"), "list", "-q"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    ).stdout.split()
+    for spec in started:
+        netns, veth = network.names_for(spec.id)
+        assert not Path(f"/var/run/netns/{netns}").exists()
+        assert not Path(f"/sys/class/net/{veth}").exists()
+        assert spec.id not in mounts and spec.id not in states
+        assert not (network.CLAIMS / spec.host).exists() or (
+            (network.CLAIMS / spec.host).read_text() != netns
+        )
     assert not list(dynos.settings.dynos_dir.iterdir())
     supervisors = subprocess.run(
         ["pgrep", "-f", f"paas.supervisor {dynos.settings.dynos_dir}"],
         capture_output=True,
         text=True,
+        timeout=30,
     ).stdout
     assert supervisors == ""
