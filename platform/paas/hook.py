@@ -121,16 +121,16 @@ def build_image(settings: Settings, app: App, artifact: Artifact, out: Output) -
 
 def collect_images(settings: Settings, store: Store) -> None:
     """Keeps the images of each app's last releases and of every running dyno."""
-    keep = set()
+    refs: dict[str, str] = {}
+    dynos = ProcessRuntime(settings.dynos_dir, {}).list()
     for app in store.apps():
-        keep |= {r.image for r in store.releases(app)[-settings.images_kept :] if r.image}
-        running = {
-            s.spec.release
-            for s in ProcessRuntime(settings.dynos_dir, {}).list()
-            if s.spec.app == app.name
-        }
-        keep |= {r.image for r in store.releases(app) if r.version in running and r.image}
-    ImageStore(settings.images_dir).collect(keep)
+        found = store.releases(app)
+        running = {s.spec.release for s in dynos if s.spec.app == app.name}
+        kept = found[-settings.images_kept :] + [r for r in found if r.version in running]
+        refs.update({f"{app.name}-v{r.version}": r.image for r in kept if r.image})
+    images = ImageStore(settings.images_dir)
+    images.collect(refs.values())
+    images.write_index(refs)
 
 
 class Tee:

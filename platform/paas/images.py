@@ -152,6 +152,18 @@ class ImageStore:
             found.update(layer["digest"] for layer in manifest["layers"])
         return found
 
+    def write_index(self, refs: dict[str, str]) -> None:
+        """The layout's own index.json: one entry per kept release image (`APP-vN`)."""
+        manifests = [
+            Descriptor(INDEX, digest, self.blob_path(digest).stat().st_size).json(**{REF_NAME: ref})
+            for ref, digest in sorted(refs.items())
+            if self.has(digest)
+        ]
+        fd, tmp = tempfile.mkstemp(dir=self.directory)
+        with os.fdopen(fd, "w") as f:
+            json.dump({"schemaVersion": 2, "mediaType": INDEX, "manifests": manifests}, f)
+        os.replace(tmp, self.directory / "index.json")
+
     def collect(self, keep: Iterable[str]) -> list[str]:
         """Deletes every blob no kept image needs; returns the deleted digests."""
         needed: set[str] = set()

@@ -41,3 +41,17 @@ def test_identical_layers_are_stored_once_and_unused_ones_collected(tmp_path: Pa
     deleted = store.collect([second])
     assert first in deleted and not store.has(first) and store.has(second)
     assert store.reachable(second) == {"sha256:" + p.name for p in store.blobs.iterdir()}
+
+
+def test_layout_index_names_each_kept_release(tmp_path: Path) -> None:
+    store = ImageStore(tmp_path / "images")
+    digest = store.build(make_request(tmp_path, "v1"))
+    store.write_index({"demo-v1": digest, "gone-v1": "sha256:" + "0" * 64})
+    index = json.loads((tmp_path / "images" / "index.json").read_text())
+    assert [
+        (m["digest"], m["annotations"]["org.opencontainers.image.ref.name"])
+        for m in index["manifests"]
+    ] == [(digest, "demo-v1")]
+    assert json.loads((tmp_path / "images" / "oci-layout").read_text()) == {
+        "imageLayoutVersion": "1.0.0"
+    }
