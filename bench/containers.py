@@ -150,4 +150,4 @@ def main(runs: int, stack_runs: int) -> None:
 
 if __name__ == "__main__":
     args = [int(a) for a in sys.argv[1:]]
-    main(args[0] if args else 10, args[1] if len(args) > 1 else 3)
+    main(args[0] if args else 10, args[1] if len(args) > 1 else 10)
