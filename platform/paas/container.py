@@ -44,6 +44,14 @@ def plan_from(data: object) -> ContainerPlan | None:
     return ContainerPlan(**data) if isinstance(data, dict) else None
 
 
+def mount_overlay(lower: str, bundle: Path) -> None:
+    """BUNDLE/rootfs: the read-only lower layers under a throwaway BUNDLE/upper."""
+    for part in ("rootfs", "upper", "work"):
+        (bundle / part).mkdir(parents=True, exist_ok=True)
+    options = f"lowerdir={lower},upperdir={bundle / 'upper'},workdir={bundle / 'work'}"
+    network.run(["mount", "-t", "overlay", "overlay", "-o", options, str(bundle / "rootfs")])
+
+
 def cgroups_path(dyno_id: str) -> str:
     return f"paas/{dyno_id}"
 
@@ -60,21 +68,7 @@ class ContainerLauncher:
         return [self.plan.runtime, "--root", self.plan.state_root, *args]
 
     def spawn(self, hostname: str, command: str, env: dict[str, str]) -> subprocess.Popen[bytes]:
-        rootfs = self.bundle / "rootfs"
-        for part in ("rootfs", "upper", "work"):
-            (self.bundle / part).mkdir(parents=True, exist_ok=True)
-        lower = f"{self.plan.layer}:{self.plan.stack_rootfs}"
-        network.run(
-            [
-                "mount",
-                "-t",
-                "overlay",
-                "overlay",
-                "-o",
-                f"lowerdir={lower},upperdir={self.bundle / 'upper'},workdir={self.bundle / 'work'}",
-                str(rootfs),
-            ]
-        )
+        mount_overlay(f"{self.plan.layer}:{self.plan.stack_rootfs}", self.bundle)
         subnet = network.subnet(self.plan.subnet)
         dyno_net = network.create(self.dyno_id, self.plan.address, subnet)
         spec = oci.ContainerSpec(
@@ -262,21 +256,7 @@ class BuildSandbox:
         self.last = ""
 
     def __enter__(self) -> BuildSandbox:
-        rootfs = self.directory / "rootfs"
-        for part in ("rootfs", "upper", "work"):
-            (self.directory / part).mkdir(parents=True, exist_ok=True)
-        network.run(
-            [
-                "mount",
-                "-t",
-                "overlay",
-                "overlay",
-                "-o",
-                f"lowerdir={self.plan.stack_rootfs},upperdir={self.directory / 'upper'},"
-                f"workdir={self.directory / 'work'}",
-                str(rootfs),
-            ]
-        )
+        mount_overlay(str(self.plan.stack_rootfs), self.directory)
         subnet = network.subnet(self.plan.subnet)
         self.address = network.claim_address(subnet, self.id)
         self.net = network.create(self.id, self.address, subnet)

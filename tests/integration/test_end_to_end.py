@@ -317,24 +317,29 @@ def test_destroyed_app_stops_serving(platform: Platform) -> None:
     wait_for(lambda: not platform.dyno_statuses("doomed"), 30, "doomed's dynos to stop")
 
 
-def test_build_output_streams_live_from_a_buildpack_url(platform: Platform) -> None:
-    buildpack = platform.base / "slow-buildpack"
+def custom_buildpack_app(platform: Platform, app: str, compile_script: str) -> None:
+    """An app built by a one-off buildpack (BUILDPACK_URL), its repo at BASE/APP-repo."""
+    buildpack = platform.base / f"{app}-buildpack"
     (buildpack / "bin").mkdir(parents=True)
-    scripts = {
-        "detect": "#!/bin/sh\necho Slow\n",
-        "compile": "#!/bin/sh\necho '-----> first step'\nsleep 3\necho '-----> second step'\n",
-    }
+    scripts = {"detect": f"echo {app}", "compile": compile_script}
     for name, text in scripts.items():
-        (buildpack / "bin" / name).write_text(text)
+        (buildpack / "bin" / name).write_text(f"#!/bin/sh\n{text}\n")
         (buildpack / "bin" / name).chmod(0o755)
     buildpack.chmod(0o755)
-    platform.paas("apps:create", "streamed", "--no-remote")
-    platform.paas("config:set", f"BUILDPACK_URL={buildpack}", "-a", "streamed")
-    repo = platform.base / "streamed-repo"
+    platform.paas("apps:create", app, "--no-remote")
+    platform.paas("config:set", f"BUILDPACK_URL={buildpack}", "-a", app)
+    repo = platform.base / f"{app}-repo"
     repo.mkdir()
     (repo / "Procfile").write_text("web: exec python3 -m http.server $PORT\n")
     subprocess.run(["git", "init", "-q", "-b", "main"], cwd=repo, check=True, timeout=30)
-    commit(repo, "custom buildpack")
+    commit(repo, f"{app} app")
+
+
+def test_build_output_streams_live_from_a_buildpack_url(platform: Platform) -> None:
+    custom_buildpack_app(
+        platform, "streamed", "echo '-----> first step'\nsleep 3\necho '-----> second step'"
+    )
+    repo = platform.base / "streamed-repo"
     first_seen = None
     with subprocess.Popen(
         ["git", "push", platform.git_url("streamed"), "main"],
@@ -424,23 +429,10 @@ def test_exported_image_is_a_valid_oci_archive_that_runs(platform: Platform) -> 
     reason="builds run in a capped container only as root with a built stack",
 )
 def test_a_build_that_eats_memory_is_killed_at_its_cap(platform: Platform) -> None:
-    buildpack = platform.base / "greedy-buildpack"
-    (buildpack / "bin").mkdir(parents=True)
-    scripts = {
-        "detect": "#!/bin/sh\necho Greedy\n",
-        "compile": "#!/bin/sh\npython3 -c 'b = []\nwhile True: b.append(bytearray(2**24))'\n",
-    }
-    for name, text in scripts.items():
-        (buildpack / "bin" / name).write_text(text)
-        (buildpack / "bin" / name).chmod(0o755)
-    buildpack.chmod(0o755)
-    platform.paas("apps:create", "greedy", "--no-remote")
-    platform.paas("config:set", f"BUILDPACK_URL={buildpack}", "-a", "greedy")
+    custom_buildpack_app(
+        platform, "greedy", "python3 -c 'b = []\nwhile True: b.append(bytearray(2**24))'"
+    )
     repo = platform.base / "greedy-repo"
-    repo.mkdir()
-    (repo / "Procfile").write_text("web: exec python3 -m http.server $PORT\n")
-    subprocess.run(["git", "init", "-q", "-b", "main"], cwd=repo, check=True, timeout=30)
-    commit(repo, "greedy build")
     before = platform.get_json(APP)
     result = platform.push("greedy", repo)
     assert result.returncode != 0
