@@ -11,8 +11,10 @@ from __future__ import annotations
 import os
 import pwd
 import shutil
+import signal
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Mapping
@@ -20,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from paas import procfile, stacks
+from paas import procfile, procs, stacks
 from paas.container import BuildSandbox, SandboxPlan
 from paas.errors import BuildFailed, PaasError
 from paas.settings import Settings
@@ -259,7 +261,7 @@ class Builder:
         env = self.environment(request, workspace)
         if self.sandbox is not None:
             argv, account = self.sandbox.argv(argv, env, workspace / "app"), None
-        process = subprocess.Popen(
+        with subprocess.Popen(
             argv,
             cwd=workspace / "app",
             env=env,
@@ -272,27 +274,39 @@ class Builder:
             user=account.pw_uid if account else None,
             group=account.pw_gid if account else None,
             extra_groups=[] if account else None,
-        )
-        deadline = time.monotonic() + timeout
-        lines = []
-        assert process.stdout is not None
-        for line in process.stdout:
-            lines.append(line)
-            if echo:
-                self.out.write(line)
-                self.out.flush()
-            if time.monotonic() > deadline:
-                process.kill()
+        ) as process:
+            expired = threading.Event()
+
+            def expire() -> None:  # a silent, hung step must not hold the push forever
+                expired.set()
+                procs.signal_group(process.pid, signal.SIGKILL)
                 self.finish_step()
-                raise BuildFailed(f"{Path(argv[0]).name} took longer than {timeout:.0f}s")
-        code = process.wait()
-        if self.finish_step():
-            limit = self.sandbox_plan.memory_mb if self.sandbox_plan else 0
-            raise BuildFailed(
-                f"the build ran out of memory and was killed (limit {limit} MB): reduce what "
-                "the build installs at once, or raise PAAS_BUILD_MEMORY_MB"
-            )
-        return code, "".join(lines)
+
+            watchdog = threading.Timer(timeout, expire)
+            watchdog.start()
+            lines = []
+            assert process.stdout is not None
+            try:
+                for line in process.stdout:
+                    lines.append(line)
+                    if echo:
+                        self.out.write(line)
+                        self.out.flush()
+            finally:
+                watchdog.cancel()
+            if expired.is_set():
+                process.wait()
+                raise BuildFailed(
+                    f"{Path(argv[0]).name} took longer than {timeout:.0f}s and was stopped"
+                )
+            code = process.wait()
+            if self.finish_step():
+                limit = self.sandbox_plan.memory_mb if self.sandbox_plan else 0
+                raise BuildFailed(
+                    f"the build ran out of memory and was killed (limit {limit} MB): reduce what "
+                    "the build installs at once, or raise PAAS_BUILD_MEMORY_MB"
+                )
+            return code, "".join(lines)
 
     def finish_step(self) -> bool:
         """Ends a sandboxed step; True when the kernel OOM-killed part of it."""
