@@ -27,7 +27,7 @@ def app_json(app: App) -> dict[str, object]:
     return {
         "id": app.id,
         "name": app.name,
-        "stack": app.stack,
+        "stack": stacks.effective(app.stack),
         "created_at": app.created_at,
         "released_at": current.created_at if current else None,
         "current_release": current.version if current else None,
