@@ -1,0 +1,75 @@
+"""Zero failed requests through the router while the platform changes underneath, with a
+keep-alive and a connection-close client (see bench/load.py for every phase)."""
+
+from __future__ import annotations
+
+import os
+import signal
+from collections.abc import Callable
+
+import pytest
+from loadkit import dynos_answering, under_load
+from platform_harness import Platform, commit, wait_for
+
+APP = "steady"
+PHASE_SECONDS = 2.0
+
+
+@pytest.fixture(scope="module")
+def steady(platform: Platform) -> Platform:
+    platform.paas("apps:create", APP, "--no-remote")
+    repo = platform.new_repo("steady-repo")
+    assert platform.push(APP, repo).returncode == 0
+    platform.paas("ps:scale", "web=2", "-a", APP)
+    dynos_answering(platform, APP, 2)
+    return platform
+
+
+def assert_no_failure(platform: Platform, change: Callable[[], None]) -> None:
+    tallies = under_load(platform, APP, PHASE_SECONDS, change)
+    for tally in tallies:
+        assert tally.ok > 0
+        assert tally.failed == 0, tally.errors
+
+
+def test_redeploy(steady: Platform) -> None:
+    repo = steady.base / "steady-repo"
+
+    def redeploy() -> None:
+        app_py = repo / "app.py"
+        app_py.write_text(app_py.read_text().replace("Hello from paas", "Hello steady"))
+        commit(repo, "new greeting")
+        assert steady.push(APP, repo).returncode == 0
+        wait_for(lambda: (steady.get_json(APP) or {}).get("message") == "Hello steady", 60, "v2")
+
+    assert_no_failure(steady, redeploy)
+
+
+def test_scale_up_and_down(steady: Platform) -> None:
+    def up() -> None:
+        steady.paas("scale", "web=4", "-a", APP)
+        dynos_answering(steady, APP, 4)
+
+    assert_no_failure(steady, up)
+    assert_no_failure(steady, lambda: steady.paas("scale", "web=2", "-a", APP) and None)
+
+
+def test_kill_9_of_a_dyno(steady: Platform) -> None:
+    def kill() -> None:
+        victim = next(d for d in steady.dyno_statuses(APP) if d.get("state") == "running")
+        os.kill(int(victim["pid"]), signal.SIGKILL)  # type: ignore[call-overload]
+        wait_for(
+            lambda: all(d["id"] != victim["id"] for d in steady.dyno_statuses(APP)),
+            30,
+            "the killed dyno to be replaced",
+        )
+
+    assert_no_failure(steady, kill)
+
+
+def test_kill_9_of_the_control_plane(steady: Platform) -> None:
+    def kill() -> None:
+        steady.kill_server()
+        steady.start()
+
+    assert_no_failure(steady, kill)
