@@ -20,29 +20,15 @@ from pathlib import Path
 
 import pytest
 
+from paas.build import PASSED_THROUGH
+
 ROOT = Path(__file__).resolve().parents[2]
 BUILDPACK = ROOT / "buildpacks" / "python"
 UV_DIR = ROOT / ".venv" / "bin"
 TIMEOUT = 300
 
-PASS_THROUGH = (
-    "HTTP_PROXY",
-    "HTTPS_PROXY",
-    "NO_PROXY",
-    "http_proxy",
-    "https_proxy",
-    "no_proxy",
-    "SSL_CERT_FILE",
-    "SSL_CERT_DIR",
-    "REQUESTS_CA_BUNDLE",
-    "PIP_CERT",
-    "PIP_INDEX_URL",
-    "PIP_EXTRA_INDEX_URL",
-    "UV_INDEX_URL",
-    "UV_EXTRA_INDEX_URL",
-    "UV_DEFAULT_INDEX",
-    "UV_INDEX",
-)
+# The buildpack sees what the platform's builder passes through, nothing else.
+PASS_THROUGH = PASSED_THROUGH
 
 FLASK_APP = {
     "requirements.txt": "flask\ngunicorn\n",
