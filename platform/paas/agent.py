@@ -1,9 +1,10 @@
 """The agent: reconciles desired formations with the dynos really running, forever.
 
 Level-triggered: each tick re-reads the store and the runtime (observe, don't remember),
-probes starting web dynos, applies the pure plan, and publishes the route table for the
-router. A web dyno leaves the router before it is stopped: it is drained first, and stopped
-only once the router reports a route generation without it.
+probes starting web dynos, runs release phases, applies the pure plan, judges releases
+being rolled out, and publishes the route table for the router. A web dyno leaves the
+router before it is stopped: it is drained first, and stopped only once the router reports
+a route generation without it.
 """
 
 from __future__ import annotations
@@ -19,17 +20,20 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
-from paas import container, isolation, network, oci, stacks
+from paas import container, isolation, network, oci, rollout, stacks
 from paas import plan as planning
 from paas.container import ContainerPlan
 from paas.logs import LogStore
+from paas.procfile import RELEASE_PHASE
+from paas.release_phase import ReleasePhases
 from paas.runtime import DynoSpec, DynoStatus, Runtime, read_json, write_json
 from paas.settings import Settings
 from paas.slugs import SlugStore
 from paas.store import App, DynoSlot, Release, Store
 from paas.users import build_user
 
-DRAIN_TIMEOUT_SECONDS = 5.0
+# The router drains a removed server for up to 10 s before it leaves HAProxy for good.
+DRAIN_TIMEOUT_SECONDS = 15.0
 PROBE_TIMEOUT_SECONDS = 0.2
 
 
@@ -133,6 +137,9 @@ class Agent:
         self.drain_started: dict[str, float] = {}
         self.routes_generation = self._published_generation()
         self.isolation = isolation.load(settings)
+        self.release_phases = ReleasePhases(
+            store, logs, runtime, self.start_dyno, settings.release_timeout_seconds
+        )
 
     # --- observe ----------------------------------------------------------------------
     def desired(self) -> tuple[list[planning.DesiredApp], dict[str, tuple[App, Release]]]:
@@ -147,7 +154,7 @@ class Agent:
                 planning.DesiredApp(
                     app=app.name,
                     release=release.version if release else None,
-                    process_types=release.process_types if release else {},
+                    process_types=formation_types(release),
                     quantities={f.type: f.quantity for f in self.store.formation(app)},
                     generations=self.store.restart_generations(app),
                     slots=slots,
@@ -183,14 +190,66 @@ class Agent:
     # --- act --------------------------------------------------------------------------
     def tick(self) -> None:
         now = self.clock()
-        wanted, releases = self.desired()
         statuses = self.probe(self.runtime.list())
-        actions = planning.plan(wanted, [to_observed(s) for s in statuses], now)
         used_ports = {s.spec.port for s in statuses if s.spec.port}
+        phases = [s for s in statuses if s.spec.type == RELEASE_PHASE]
+        self.release_phases.advance(phases, used_ports, now)
+        wanted, releases = self.desired()
+        observed = [to_observed(s) for s in statuses if s.spec.type != RELEASE_PHASE]
+        actions = planning.plan(wanted, observed, now)
+        verdicts = self.judge_rollouts(releases, observed, actions, now)
+        failed = {app for app, verdict in verdicts.items() if verdict.status == "failed"}
         for action in actions:
-            self.apply(action, releases, used_ports)
+            if not (isinstance(action, planning.Start) and action.app in failed):
+                self.apply(action, releases, used_ports)
+        self.record_verdicts(releases, verdicts, now)
         self.publish_routes(statuses)
         self.finish_drains(now)
+
+    def judge_rollouts(
+        self,
+        releases: dict[str, tuple[App, Release]],
+        observed: list[planning.ObservedDyno],
+        actions: list[planning.Action],
+        now: float,
+    ) -> dict[str, rollout.Verdict]:
+        crashes = [a for a in actions if isinstance(a, planning.Crash)]
+        verdicts = {}
+        for app, release in releases.values():
+            if release.status != "deploying":
+                continue
+            web = {f.type: f.quantity for f in self.store.formation(app)}.get("web", 0)
+            deploying = rollout.Deploying(
+                app=app.name,
+                version=release.version,
+                since=release.status_at or now,
+                web_quantity=web if "web" in release.process_types else 0,
+                boot_timeout=self.settings.boot_timeout_seconds,
+            )
+            verdict = rollout.judge(deploying, observed, crashes, now)
+            if verdict is not None:
+                verdicts[app.name] = verdict
+        return verdicts
+
+    def record_verdicts(
+        self,
+        releases: dict[str, tuple[App, Release]],
+        verdicts: dict[str, rollout.Verdict],
+        now: float,
+    ) -> None:
+        for name, verdict in verdicts.items():
+            app, release = releases[name]
+            self.store.set_release_status(app, release.version, verdict.status, verdict.detail, now)
+            if verdict.status == "succeeded":
+                self.logs.event(app.name, "api", f"Release v{release.version} is serving")
+            else:
+                self.store.reset_slots(app)
+                self.logs.event(
+                    app.name,
+                    "api",
+                    f"Release v{release.version} failed: {verdict.detail}; "
+                    "the previous release keeps serving",
+                )
 
     def apply(
         self,
@@ -215,17 +274,18 @@ class Agent:
         self, action: planning.Start, releases: dict[str, tuple[App, Release]], used_ports: set[int]
     ) -> None:
         app, release = releases[action.app]
+        self.start_dyno(app, release, action.name, used_ports)
+
+    def start_dyno(self, app: App, release: Release, name: str, used_ports: set[int]) -> None:
         port = free_port(used_ports)
         used_ports.add(port)
         generations = self.store.restart_generations(app)
-        kind = action.type
-        generation = max(
-            generations.get("", 0), generations.get(kind, 0), generations.get(action.name, 0)
-        )
+        kind = name.split(".", 1)[0]
+        generation = max(generations.get("", 0), generations.get(kind, 0), generations.get(name, 0))
         spec = DynoSpec(
-            id=f"{app.name}.{action.name}.v{release.version}.{secrets.token_hex(4)}",
+            id=f"{app.name}.{name}.v{release.version}.{secrets.token_hex(4)}",
             app=app.name,
-            name=action.name,
+            name=name,
             type=kind,
             release=release.version,
             generation=generation,
@@ -239,7 +299,7 @@ class Agent:
         plan = self.container_plan(app, spec)
         if plan is not None:
             spec = replace(spec, app_dir="/app", host=plan.address, container=asdict(plan))
-        self.logs.event(app.name, action.name, f"Starting process of release v{release.version}")
+        self.logs.event(app.name, name, f"Starting process of release v{release.version}")
         self.runtime.start(spec)
 
     def container_plan(self, app: App, spec: DynoSpec) -> ContainerPlan | None:
@@ -362,6 +422,13 @@ class Agent:
             except Exception as error:
                 print(f"agent: tick failed: {error!r}", file=sys.stderr, flush=True)
             stop.wait(interval)
+
+
+def formation_types(release: Release | None) -> dict[str, str]:
+    """The process types dynos run: the Procfile without its release phase."""
+    if release is None:
+        return {}
+    return {k: v for k, v in release.process_types.items() if k != RELEASE_PHASE}
 
 
 def free_port(used: set[int]) -> int:

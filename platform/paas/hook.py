@@ -1,8 +1,10 @@
-"""The pre-receive hook: build and release each push to main or master.
+"""The pre-receive hook: build, release and roll out each push to main or master.
 
 Runs inside `git receive-pack` with git's quarantine environment, as root; everything it
-prints reaches the pusher as `remote:` lines. A non-zero exit rejects the push, and since a
-release is only written after a successful build, the running release stays untouched.
+prints reaches the pusher as `remote:` lines. A release is only written after a successful
+build, and the push ends only once the agent has rolled it out (release phase passed, web
+dynos answering) or failed it. A non-zero exit rejects the push, and the release that was
+serving keeps serving.
 """
 
 from __future__ import annotations
@@ -19,16 +21,21 @@ from paas import container, isolation, releases, stacks
 from paas import settings as settings_module
 from paas.build import Artifact, Builder, BuildRequest, Output, ensure_tools
 from paas.container import SandboxPlan
-from paas.errors import PaasError
+from paas.errors import BuildFailed, PaasError
 from paas.images import ImageRequest, ImageStore
 from paas.logs import LogStore
+from paas.release_phase import PHASE_DYNO
 from paas.runtime import ProcessRuntime
 from paas.settings import Settings
 from paas.slugs import SlugStore
-from paas.store import App, Store
+from paas.store import App, Release, Store
 from paas.users import build_user
 
 DEPLOY_REFS = ("refs/heads/main", "refs/heads/master")
+ROLLOUT_POLL_SECONDS = 0.1
+# The agent judges a rollout within its own timeouts; this margin only covers an agent
+# that is not running at all.
+ROLLOUT_MARGIN_SECONDS = 30.0
 ZERO = "0" * 40
 GIT_ENV = ("GIT_OBJECT_DIRECTORY", "GIT_ALTERNATE_OBJECT_DIRECTORIES", "GIT_QUARANTINE_PATH")
 
@@ -65,13 +72,52 @@ def deploy(settings: Settings, app_name: str, commit: str, out: TextIO) -> None:
     types = ", ".join(f"{name}" for name in artifact.process_types)
     capture.write(f"-----> Discovering process types\n       Procfile declares types -> {types}\n")
     image = build_image(settings, app, artifact, capture)
-    release = releases.deploy(
-        store, logs, app, artifact.digest, artifact.process_types, commit, image
-    )
+    built = releases.Build(artifact.digest, artifact.process_types, image)
+    release = releases.deploy(store, logs, app, built, commit)
     collect_images(settings, store)
+    await_rollout(settings, store, logs, app, release, capture)
     capture.write(f"-----> Launching... done, v{release.version}\n")
     capture.write(f"       {web_url(settings, app.name)} deployed to paas\n")
     capture.flush()
+
+
+def await_rollout(
+    settings: Settings, store: Store, logs: LogStore, app: App, release: Release, out: Output
+) -> None:
+    """Follows the release until it serves, echoing its release phase; raises if it fails."""
+    budget = settings.release_timeout_seconds + settings.boot_timeout_seconds
+    deadline = time.monotonic() + budget + ROLLOUT_MARGIN_SECONDS
+    _, cursor = logs.read(app.name, num=1)
+    shown = ""
+    while True:
+        lines, cursor = logs.read(app.name, after=cursor, process=PHASE_DYNO, source="app")
+        out.write("".join(f"       {line.message}\n" for line in lines))
+        now = store.release(app, release.version)
+        if now.status != shown:
+            out.write(ROLLOUT_STEPS.get(now.status, ""))
+            out.flush()
+            shown = now.status
+        if now.status == "succeeded":
+            return
+        if now.status == "superseded":
+            out.write(f" !     v{release.version} was not rolled out: {now.status_detail}\n")
+            return
+        if now.status == "failed":
+            raise BuildFailed(
+                f"release v{release.version} failed: {now.status_detail}. The previous "
+                "release keeps serving; see `paas logs` for why"
+            )
+        if time.monotonic() > deadline:
+            detail = f"not rolled out within {budget:.0f}s (is `paas server` running?)"
+            store.set_release_status(app, release.version, "failed", detail, time.time())
+            raise BuildFailed(f"release v{release.version} failed: {detail}")
+        time.sleep(ROLLOUT_POLL_SECONDS)
+
+
+ROLLOUT_STEPS = {
+    "pending": "-----> Running release command...\n",
+    "deploying": "-----> Waiting for the web dynos to pass their health checks...\n",
+}
 
 
 def build_sandbox(settings: Settings, app: App) -> SandboxPlan | None:

@@ -10,6 +10,9 @@ import re
 
 from paas.errors import InvalidParams
 
+# The release phase: runs once per release, before rollout; never part of the formation.
+RELEASE_PHASE = "release"
+
 LINE = re.compile(r"^([A-Za-z0-9_-]{1,63})[ \t]*:[ \t]*(\S.*?)\s*$")
 
 

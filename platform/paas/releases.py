@@ -7,67 +7,69 @@ and rollbacks reuse an existing artifact and never rebuild.
 
 from __future__ import annotations
 
-import json
 import sqlite3
+import time
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from paas import oci, validation
 from paas.errors import InvalidParams, NotFound
 from paas.logs import LogStore
-from paas.store import App, Release, Store, now_iso
+from paas.procfile import RELEASE_PHASE
+from paas.store import App, Release, Store, now_iso, release_from_row
+
+
+@dataclass(frozen=True)
+class Build:
+    """What a release runs, whatever made it: a build, or an earlier release reused."""
+
+    artifact: str
+    process_types: dict[str, str]
+    image: str | None = None
+    healthcheck: str | None = None
+
+    @staticmethod
+    def of(release: Release) -> Build:
+        return Build(release.artifact, release.process_types, release.image, release.healthcheck)
 
 
 def _next_release(
     db: sqlite3.Connection,
     app: App,
-    artifact: str,
+    build: Build,
     config: dict[str, str],
-    process_types: dict[str, str],
     description: str,
-    image: str | None,
 ) -> Release:
+    """vN+1, pending while a release phase has to run first, otherwise deploying at once."""
     row = db.execute("SELECT MAX(version) FROM releases WHERE app_id = ?", (app.id,)).fetchone()
     release = Release(
         id=str(uuid.uuid4()),
         app_id=app.id,
         version=int(row[0] or 0) + 1,
         description=description,
-        artifact=artifact,
+        artifact=build.artifact,
         config=config,
-        process_types=process_types,
+        process_types=build.process_types,
         created_at=now_iso(),
-        image=image,
+        image=build.image,
+        status="pending" if RELEASE_PHASE in build.process_types else "deploying",
+        status_at=time.time(),
+        healthcheck=build.healthcheck,
     )
     Store.insert_release(db, release)
     Store.clear_slots(db, app)
     return release
 
 
-def deploy(
-    store: Store,
-    logs: LogStore,
-    app: App,
-    artifact: str,
-    process_types: dict[str, str],
-    commit: str,
-    image: str | None = None,
-) -> Release:
+def deploy(store: Store, logs: LogStore, app: App, build: Build, commit: str) -> Release:
     """Releases a built artifact; new process types join the formation (web at 1)."""
     with store.transaction() as db:
         known = {entry.type for entry in store.formation(app, db)}
-        for name in process_types:
-            if name not in known:
+        for name in build.process_types:
+            if name not in known and name != RELEASE_PHASE:
                 Store.set_quantity(db, app, name, 1 if name == "web" else 0)
-        release = _next_release(
-            db,
-            app,
-            artifact,
-            store.config(app, db),
-            process_types,
-            f"Deploy {commit[:8]}",
-            image,
-        )
+        release = _next_release(db, app, build, store.config(app, db), f"Deploy {commit[:8]}")
     logs.event(app.name, "api", f"Release v{release.version} created ({release.description})")
     return release
 
@@ -92,18 +94,10 @@ def set_config(
         Store.write_config(db, app, changes)
         config = store.config(app, db)
         validation.config_size(config)
-        current = store.current_release(app, db)
+        latest = store.latest_release(app, db)
         release = None
-        if current is not None:
-            release = _next_release(
-                db,
-                app,
-                current.artifact,
-                config,
-                current.process_types,
-                _config_description(changes),
-                current.image,
-            )
+        if latest is not None:
+            release = _next_release(db, app, Build.of(latest), config, _config_description(changes))
     if release is not None:
         logs.event(app.name, "api", f"Release v{release.version} created ({release.description})")
     return config, release
@@ -116,17 +110,16 @@ def rollback(
     version: int | None,
     image_exists: Callable[[str], bool] = lambda _digest: True,
 ) -> Release:
-    """A new release copying vN's artifact and config (default: the one before current).
-    It fails, changing nothing, when vN's image was garbage-collected."""
+    """A new release copying vN's artifact and config (default: the newest release that
+    succeeded before the current one). It fails, changing nothing, when vN's image was
+    garbage-collected."""
     with store.transaction() as db:
         current = store.current_release(app, db)
         if current is None:
-            raise NotFound(f"{app.name} has no releases yet: push code first")
-        target_version = current.version - 1 if version is None else version
+            raise NotFound(f"{app.name} has no running release yet: push code first")
+        target_version = version if version is not None else _previous(db, app, current)
         row = db.execute(
-            "SELECT version, artifact, config, process_types, image FROM releases "
-            "WHERE app_id = ? AND version = ?",
-            (app.id, target_version),
+            "SELECT * FROM releases WHERE app_id = ? AND version = ?", (app.id, target_version)
         ).fetchone()
         if row is None:
             raise NotFound(
@@ -137,19 +130,25 @@ def rollback(
                 f"the image of v{target_version} was garbage-collected: roll back to a newer "
                 "release or deploy again"
             )
+        target = release_from_row(row)
         release = _next_release(
-            db,
-            app,
-            row["artifact"],
-            json.loads(row["config"]),
-            json.loads(row["process_types"]),
-            f"Rollback to v{target_version}",
-            row["image"],
+            db, app, Build.of(target), target.config, f"Rollback to v{target_version}"
         )
         db.execute("DELETE FROM config_vars WHERE app_id = ?", (app.id,))
         Store.write_config(db, app, dict(release.config))
     logs.event(app.name, "api", f"Release v{release.version} created ({release.description})")
     return release
+
+
+def _previous(db: sqlite3.Connection, app: App, current: Release) -> int:
+    row = db.execute(
+        "SELECT MAX(version) FROM releases WHERE app_id = ? AND version < ? "
+        "AND status = 'succeeded'",
+        (app.id, current.version),
+    ).fetchone()
+    if row[0] is None:
+        raise NotFound(f"{app.name} has no earlier release that succeeded to roll back to")
+    return int(row[0])
 
 
 def scale(store: Store, logs: LogStore, app: App, updates: object) -> None:
@@ -172,10 +171,14 @@ def scale(store: Store, logs: LogStore, app: App, updates: object) -> None:
             None if size is None else str(size),
         )
     with store.transaction() as db:
-        current = store.current_release(app, db)
+        current = store.latest_release(app, db)
         if current is None:
             raise InvalidParams(f"{app.name} has no release yet: push code before scaling")
         for name, (quantity, size) in changes.items():
+            if name == RELEASE_PHASE:
+                raise InvalidParams(
+                    "the release process runs once per release, before rollout: it cannot be scaled"
+                )
             if name not in current.process_types:
                 raise InvalidParams(
                     f"no process type {name!r} in {app.name}'s Procfile "

@@ -25,6 +25,7 @@ class Settings:
     dyno_user: str = "paas-dyno"
     stop_grace_seconds: float = 30.0
     boot_timeout_seconds: float = 60.0
+    release_timeout_seconds: float = 1800.0
     dyno_subnet: str = "10.213.0.0/16"
     containers: bool = True
     images_kept: int = 10
@@ -93,11 +94,6 @@ def _port(env: Mapping[str, str], name: str, default: int) -> int:
 def from_env(env: Mapping[str, str] | None = None) -> Settings:
     env = os.environ if env is None else env
     default_home = Path.home() / ".paas"
-    grace = env.get("PAAS_STOP_GRACE", "30")
-    try:
-        grace_seconds = float(grace)
-    except ValueError:
-        raise InvalidParams(f"PAAS_STOP_GRACE={grace!r} is not a number of seconds") from None
     return Settings(
         home=Path(env.get("PAAS_HOME") or default_home).absolute(),
         api_port=_port(env, "PAAS_API_PORT", 5050),
@@ -106,12 +102,25 @@ def from_env(env: Mapping[str, str] | None = None) -> Settings:
         admin_token=env.get("PAAS_ADMIN_TOKEN") or None,
         bind_address=env.get("PAAS_BIND_ADDRESS") or "127.0.0.1",
         dyno_user=env.get("PAAS_DYNO_USER") or "paas-dyno",
-        stop_grace_seconds=grace_seconds,
+        stop_grace_seconds=_seconds(env, "PAAS_STOP_GRACE", 30.0),
+        boot_timeout_seconds=_seconds(env, "PAAS_BOOT_TIMEOUT", 60.0),
+        release_timeout_seconds=_seconds(env, "PAAS_RELEASE_TIMEOUT", 1800.0),
         dyno_subnet=env.get("PAAS_DYNO_SUBNET") or "10.213.0.0/16",
         containers=(env.get("PAAS_CONTAINERS") or "auto") != "off",
         images_kept=_count(env, "PAAS_IMAGES_KEPT", 10),
         build_memory_mb=_count(env, "PAAS_BUILD_MEMORY_MB", 2048),
     )
+
+
+def _seconds(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name) or str(default)
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value <= 86400:
+        raise InvalidParams(f"{name}={raw!r} is not a number of seconds (0 to 86400)")
+    return value
 
 
 def _count(env: Mapping[str, str], name: str, default: int) -> int:

@@ -42,6 +42,10 @@ CREATE TABLE IF NOT EXISTS releases (
     config TEXT NOT NULL,
     process_types TEXT NOT NULL,
     created_at TEXT NOT NULL,
+    status TEXT NOT NULL DEFAULT 'succeeded',
+    status_detail TEXT,
+    status_at REAL,
+    healthcheck TEXT,
     UNIQUE (app_id, version)
 );
 CREATE TABLE IF NOT EXISTS formation (
@@ -87,6 +91,14 @@ CREATE TABLE IF NOT EXISTS tokens (
 """
 
 
+# A release's life: "pending" while its release phase runs, "deploying" while its web
+# dynos boot and pass their checks, then "succeeded" (it serves) or "failed" (it never
+# served; the release before it kept serving). "superseded": a newer release came first.
+RELEASE_STATUSES = ("pending", "deploying", "succeeded", "failed", "superseded")
+SETTLED_STATUSES = ("succeeded", "failed", "superseded")
+RUNNABLE_STATUSES = ("deploying", "succeeded")
+
+
 def now_iso() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
@@ -114,6 +126,14 @@ class Release:
     process_types: dict[str, str]
     created_at: str
     image: str | None = None
+    status: str = "succeeded"
+    status_detail: str | None = None
+    status_at: float | None = None
+    healthcheck: str | None = None  # JSON of paas.healthcheck.HealthCheck
+
+    @property
+    def settled(self) -> bool:
+        return self.status in SETTLED_STATUSES
 
 
 @dataclass(frozen=True)
@@ -149,7 +169,7 @@ def _app(row: sqlite3.Row) -> App:
     return App(row["id"], row["name"], row["stack"], row["created_at"])
 
 
-def _release(row: sqlite3.Row) -> Release:
+def release_from_row(row: sqlite3.Row) -> Release:
     return Release(
         id=row["id"],
         app_id=row["app_id"],
@@ -160,6 +180,10 @@ def _release(row: sqlite3.Row) -> Release:
         process_types=json.loads(row["process_types"]),
         created_at=row["created_at"],
         image=row["image"],
+        status=row["status"],
+        status_detail=row["status_detail"],
+        status_at=row["status_at"],
+        healthcheck=row["healthcheck"],
     )
 
 
@@ -179,8 +203,16 @@ class Store:
         """Columns added after a database was created (schema version by column)."""
         with self.transaction() as db:
             columns = {r["name"] for r in db.execute("PRAGMA table_info(releases)")}
-            if "image" not in columns:
-                db.execute("ALTER TABLE releases ADD COLUMN image TEXT")
+            added = {
+                "image": "TEXT",
+                "status": "TEXT NOT NULL DEFAULT 'succeeded'",
+                "status_detail": "TEXT",
+                "status_at": "REAL",
+                "healthcheck": "TEXT",
+            }
+            for name, kind in added.items():
+                if name not in columns:
+                    db.execute(f"ALTER TABLE releases ADD COLUMN {name} {kind}")
 
     def _connect(self) -> sqlite3.Connection:
         db = database.connect(self.path, autocommit=True)
@@ -286,16 +318,51 @@ class Store:
     def releases(self, app: App) -> list[Release]:
         with self.reading() as db:
             rows = db.execute("SELECT * FROM releases WHERE app_id = ? ORDER BY version", (app.id,))
-            return [_release(r) for r in rows]
+            return [release_from_row(r) for r in rows]
 
     def current_release(self, app: App, db: sqlite3.Connection | None = None) -> Release | None:
+        """The release dynos run: the newest one deploying or succeeded."""
+        return self._newest(app, RUNNABLE_STATUSES, db)
+
+    def latest_release(self, app: App, db: sqlite3.Connection | None = None) -> Release | None:
+        """The newest release that has not failed: what a config change or scale builds on."""
+        return self._newest(app, ("pending", "deploying", "succeeded"), db)
+
+    def _newest(
+        self, app: App, statuses: tuple[str, ...], db: sqlite3.Connection | None
+    ) -> Release | None:
         if db is None:
             with self.reading() as own:
-                return self.current_release(app, own)
+                return self._newest(app, statuses, own)
+        marks = ", ".join("?" * len(statuses))
         row = db.execute(
-            "SELECT * FROM releases WHERE app_id = ? ORDER BY version DESC LIMIT 1", (app.id,)
+            f"SELECT * FROM releases WHERE app_id = ? AND status IN ({marks}) "
+            "ORDER BY version DESC LIMIT 1",
+            (app.id, *statuses),
         ).fetchone()
-        return None if row is None else _release(row)
+        return None if row is None else release_from_row(row)
+
+    def unsettled_releases(self, app: App) -> list[Release]:
+        """Releases still pending or deploying, oldest first."""
+        with self.reading() as db:
+            rows = db.execute(
+                "SELECT * FROM releases WHERE app_id = ? AND status IN ('pending', 'deploying') "
+                "ORDER BY version",
+                (app.id,),
+            )
+            return [release_from_row(r) for r in rows]
+
+    def set_release_status(
+        self, app: App, version: int, status: str, detail: str | None, at: float
+    ) -> None:
+        if status not in RELEASE_STATUSES:
+            raise ValueError(f"unknown release status {status!r}")
+        with self.transaction() as db:
+            db.execute(
+                "UPDATE releases SET status = ?, status_detail = ?, status_at = ? "
+                "WHERE app_id = ? AND version = ?",
+                (status, detail, at, app.id, version),
+            )
 
     def release(self, app: App, version: int) -> Release:
         with self.reading() as db:
@@ -306,13 +373,14 @@ class Store:
             raise NotFound(
                 f"release v{version} of {app.name} not found: `paas releases` lists them"
             )
-        return _release(row)
+        return release_from_row(row)
 
     @staticmethod
     def insert_release(db: sqlite3.Connection, release: Release) -> None:
         db.execute(
             "INSERT INTO releases (id, app_id, version, description, artifact, config, "
-            "process_types, created_at, image) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "process_types, created_at, image, status, status_detail, status_at, healthcheck) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 release.id,
                 release.app_id,
@@ -323,6 +391,10 @@ class Store:
                 json.dumps(release.process_types),
                 release.created_at,
                 release.image,
+                release.status,
+                release.status_detail,
+                release.status_at,
+                release.healthcheck,
             ),
         )
 
@@ -429,6 +501,10 @@ class Store:
             "DELETE FROM dyno_slots WHERE app_id = ? AND (? = '' OR name = ? OR name LIKE ?)",
             (app.id, target, target, f"{target}.%"),
         )
+
+    def reset_slots(self, app: App) -> None:
+        with self.transaction() as db:
+            Store.clear_slots(db, app)
 
     def slots(self, app: App) -> dict[str, DynoSlot]:
         with self.reading() as db:

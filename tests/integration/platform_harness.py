@@ -46,7 +46,8 @@ def wait_for(check: Callable[[], T | None], timeout: float, what: str) -> T:
 
 
 class Platform:
-    def __init__(self) -> None:
+    def __init__(self, **settings: str) -> None:
+        """`settings`: extra PAAS_* variables for this platform, e.g. PAAS_BOOT_TIMEOUT."""
         self.base = Path(tempfile.mkdtemp(prefix="paas-it-", dir="/tmp"))
         self.base.chmod(0o711)  # the dyno user must reach PAAS_HOME
         self.home = self.base / "home"
@@ -67,6 +68,7 @@ class Platform:
             "PAAS_BUILD_MEMORY_MB": "512",
             "HOME": str(self.base),
             "GIT_TERMINAL_PROMPT": "0",
+            **settings,
         }
         self.server: subprocess.Popen[bytes] | None = None
 

@@ -7,7 +7,26 @@ import pytest
 from paas import releases
 from paas.errors import InvalidParams, NotFound
 from paas.logs import LogStore
-from paas.store import Store
+from paas.store import App, Release, Store
+
+
+def deploy(
+    env: tuple[Store, LogStore],
+    app: App,
+    artifact: str,
+    commit: str,
+    image: str | None = None,
+    types: dict[str, str] | None = None,
+) -> Release:
+    store, logs = env
+    built = releases.Build(artifact, types or {"web": "serve"}, image)
+    return releases.deploy(store, logs, app, built, commit)
+
+
+def settle(store: Store, app: App, release: Release | None, status: str = "succeeded") -> None:
+    """What the agent does once a release is rolled out (or fails)."""
+    assert release is not None
+    store.set_release_status(app, release.version, status, None, 0.0)
 
 
 @pytest.fixture
@@ -26,10 +45,12 @@ def test_config_before_deploy_creates_no_release(env: tuple[Store, LogStore]) ->
 def test_deploy_config_and_rollback_versions(env: tuple[Store, LogStore]) -> None:
     store, logs = env
     app = store.create_app("demo", "paas-host")
-    v1 = releases.deploy(store, logs, app, "sha256:aa", {"web": "serve"}, "1a2b3c4d5e6f")
+    v1 = deploy(env, app, "sha256:aa", "1a2b3c4d5e6f")
     assert (v1.version, v1.description) == (1, "Deploy 1a2b3c4d")
     assert [(f.type, f.quantity) for f in store.formation(app)] == [("web", 1)]
+    settle(store, app, v1)
     _, v2 = releases.set_config(store, logs, app, {"FOO": "x", "BAR": "y"})
+    settle(store, app, v2)
     assert v2 is not None and v2.description == "Set FOO, BAR config vars"
     assert v2.artifact == "sha256:aa" and v2.config == {"BAR": "y", "FOO": "x"}
     v3 = releases.rollback(store, logs, app, None)
@@ -43,7 +64,7 @@ def test_deploy_config_and_rollback_versions(env: tuple[Store, LogStore]) -> Non
 def test_bad_config_changes_nothing(env: tuple[Store, LogStore]) -> None:
     store, logs = env
     app = store.create_app("demo", "paas-host")
-    releases.deploy(store, logs, app, "sha256:aa", {"web": "serve"}, "abc")
+    deploy(env, app, "sha256:aa", "abc")
     with pytest.raises(InvalidParams):
         releases.set_config(store, logs, app, {"GOOD": "1", "PORT": "2"})
     with pytest.raises(InvalidParams):
@@ -54,7 +75,7 @@ def test_bad_config_changes_nothing(env: tuple[Store, LogStore]) -> None:
 def test_scale_is_all_or_nothing(env: tuple[Store, LogStore]) -> None:
     store, logs = env
     app = store.create_app("demo", "paas-host")
-    releases.deploy(store, logs, app, "sha256:aa", {"web": "serve"}, "abc")
+    deploy(env, app, "sha256:aa", "abc")
     with pytest.raises(InvalidParams, match="no process type 'worker'"):
         releases.scale(
             store, logs, app, [{"type": "web", "quantity": 3}, {"type": "worker", "quantity": 1}]
@@ -67,7 +88,7 @@ def test_scale_is_all_or_nothing(env: tuple[Store, LogStore]) -> None:
 def test_rollback_to_unknown_version(env: tuple[Store, LogStore]) -> None:
     store, logs = env
     app = store.create_app("demo", "paas-host")
-    with pytest.raises(NotFound, match="no releases"):
+    with pytest.raises(NotFound, match="no running release"):
         releases.rollback(store, logs, app, None)
 
 
@@ -82,7 +103,7 @@ def test_tokens_are_stored_hashed(env: tuple[Store, LogStore], tmp_path: Path) -
 def test_resize_sets_size_and_restarts_the_type(env: tuple[Store, LogStore]) -> None:
     store, logs = env
     app = store.create_app("demo", "debian-12")
-    releases.deploy(store, logs, app, "sha256:aa", {"web": "serve"}, "abc")
+    deploy(env, app, "sha256:aa", "abc")
     releases.scale(store, logs, app, [{"type": "web", "size": "standard-2x"}])
     assert [(f.quantity, f.size) for f in store.formation(app)] == [(1, "standard-2x")]
     assert store.restart_generations(app) == {"web": 1}
@@ -96,10 +117,40 @@ def test_rollback_to_a_collected_image_fails_and_changes_nothing(
 ) -> None:
     store, logs = env
     app = store.create_app("demo", "debian-12")
-    releases.deploy(store, logs, app, "sha256:aa", {"web": "serve"}, "abc", "sha256:img1")
-    releases.deploy(store, logs, app, "sha256:bb", {"web": "serve"}, "def", "sha256:img2")
+    deploy(env, app, "sha256:aa", "abc", "sha256:img1")
+    deploy(env, app, "sha256:bb", "def", "sha256:img2")
     with pytest.raises(NotFound, match="garbage-collected"):
         releases.rollback(store, logs, app, 1, image_exists=lambda digest: digest != "sha256:img1")
     assert len(store.releases(app)) == 2
     v3 = releases.rollback(store, logs, app, 1, image_exists=lambda digest: True)
     assert v3.image == "sha256:img1"
+
+
+def test_release_phase_keeps_a_release_pending(env: tuple[Store, LogStore]) -> None:
+    store, _ = env
+    app = store.create_app("demo", "debian-12")
+    v1 = deploy(env, app, "sha256:aa", "abc")
+    assert v1.status == "deploying" and store.current_release(app) == v1
+    settle(store, app, v1)
+    v2 = deploy(env, app, "sha256:bb", "def", types={"web": "serve", "release": "migrate"})
+    assert v2.status == "pending"
+    current = store.current_release(app)
+    assert current is not None and current.version == 1
+    assert [f.type for f in store.formation(app)] == ["web"]
+
+
+def test_a_failed_release_is_skipped_by_config_changes_scale_and_rollback(
+    env: tuple[Store, LogStore],
+) -> None:
+    store, logs = env
+    app = store.create_app("demo", "debian-12")
+    settle(store, app, deploy(env, app, "sha256:aa", "abc"))
+    settle(store, app, deploy(env, app, "sha256:bb", "def"))
+    settle(store, app, deploy(env, app, "sha256:cc", "fed"), "failed")
+    _, v4 = releases.set_config(store, logs, app, {"A": "1"})
+    assert v4 is not None and v4.artifact == "sha256:bb"
+    settle(store, app, v4)
+    v5 = releases.rollback(store, logs, app, None)
+    assert v5.description == "Rollback to v2"
+    with pytest.raises(InvalidParams, match="cannot be scaled"):
+        releases.scale(store, logs, app, [{"type": "release", "quantity": 1}])

@@ -20,7 +20,8 @@ def release_json(release: Release, current: int | None) -> dict[str, object]:
         "id": release.id,
         "version": release.version,
         "description": release.description,
-        "status": "succeeded",
+        "status": release.status,
+        "status_detail": release.status_detail,
         "current": release.version == current,
         "created_at": release.created_at,
         "artifact": release.artifact,
@@ -30,9 +31,11 @@ def release_json(release: Release, current: int | None) -> dict[str, object]:
 
 @blueprint.get("/apps/<name>/releases")
 def list_releases(name: str) -> Response:
-    found = ctx().store.releases(find_app(name))
-    current = found[-1].version if found else None
-    return jsonify([release_json(r, current) for r in found])
+    store = ctx().store
+    app = find_app(name)
+    current = store.current_release(app)
+    version = current.version if current else None
+    return jsonify([release_json(r, version) for r in store.releases(app)])
 
 
 @blueprint.post("/apps/<name>/releases")
@@ -47,7 +50,8 @@ def rollback(name: str) -> tuple[Response, int]:
     release = release_logic.rollback(
         context.store, context.logs, find_app(name), target, images.has
     )
-    return jsonify(release_json(release, release.version)), 201
+    current = context.store.current_release(find_app(name))
+    return jsonify(release_json(release, current.version if current else None)), 201
 
 
 @blueprint.get("/apps/<name>/releases/<version>/image")
