@@ -20,11 +20,12 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
-from paas import container, isolation, network, oci, rollout, stacks
+from paas import container, isolation, network, oci, readiness, rollout, stacks
 from paas import plan as planning
 from paas.container import ContainerPlan
 from paas.logs import LogStore
 from paas.procfile import RELEASE_PHASE
+from paas.readiness import Prober
 from paas.release_phase import ReleasePhases
 from paas.runtime import DynoSpec, DynoStatus, Runtime, read_json, write_json
 from paas.settings import Settings
@@ -34,7 +35,6 @@ from paas.users import build_user
 
 # The router drains a removed server for up to 10 s before it leaves HAProxy for good.
 DRAIN_TIMEOUT_SECONDS = 15.0
-PROBE_TIMEOUT_SECONDS = 0.2
 
 
 @dataclass(frozen=True)
@@ -110,14 +110,6 @@ def _number(name: str) -> int:
     return int(tail) if tail.isdigit() else 0
 
 
-def port_open(host: str, port: int) -> bool:
-    try:
-        with socket.create_connection((host, port), timeout=PROBE_TIMEOUT_SECONDS):
-            return True
-    except OSError:
-        return False
-
-
 class Agent:
     def __init__(
         self,
@@ -137,6 +129,8 @@ class Agent:
         self.drain_started: dict[str, float] = {}
         self.routes_generation = self._published_generation()
         self.isolation = isolation.load(settings)
+        self.wake = threading.Event()
+        self.prober = Prober(readiness.answers, self.wake)
         self.release_phases = ReleasePhases(
             store, logs, runtime, self.start_dyno, settings.release_timeout_seconds
         )
@@ -166,24 +160,16 @@ class Agent:
         return wanted, releases
 
     def probe(self, statuses: list[DynoStatus]) -> list[DynoStatus]:
-        """Marks starting dynos up: web once its port answers, others once running."""
+        """Marks starting dynos up: web once its readiness probe passed, others once running."""
+        starting = {s.spec.id for s in statuses if s.state == "starting" and s.pid is not None}
+        self.prober.keep_only(starting)
         probed = []
         for status in statuses:
             spec = status.spec
-            ready = (
-                status.state == "starting"
-                and status.pid is not None
-                and (
-                    spec.type != "web"
-                    or (spec.port is not None and port_open(spec.host, spec.port))
-                )
-            )
-            if ready:
+            if spec.id in starting and (spec.type != "web" or self.prober.ready(spec)):
                 self.runtime.mark_up(spec.id)
                 self.logs.event(spec.app, spec.name, "State changed from starting to up")
-                status = DynoStatus(
-                    spec, "up", status.started_at, None, status.stop_requested, status.pid
-                )
+                status = replace(status, state="up")
             probed.append(status)
         return probed
 
@@ -416,12 +402,14 @@ class Agent:
         return value if isinstance(value, int) else 0
 
     def run(self, stop: threading.Event, interval: float = 0.25) -> None:
+        """Ticks every `interval`, or at once when a dyno passes its readiness probe."""
         while not stop.is_set():
             try:
                 self.tick()
             except Exception as error:
                 print(f"agent: tick failed: {error!r}", file=sys.stderr, flush=True)
-            stop.wait(interval)
+            self.wake.wait(interval)
+            self.wake.clear()
 
 
 def formation_types(release: Release | None) -> dict[str, str]:

@@ -1,0 +1,70 @@
+"""Readiness probes of starting web dynos, each polled in a thread of its own.
+
+A probe may take up to its check's timeout; run inline, one slow dyno would hold up the
+whole agent tick, and with it every other dyno's start and drain. So each starting dyno
+gets a thread that polls every POLL_SECONDS until the probe passes or the dyno is no
+longer starting, and a dyno that passes wakes the agent at once.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+from collections.abc import Callable, Iterable
+
+from paas.runtime import DynoSpec
+
+POLL_SECONDS = 0.1
+CONNECT_TIMEOUT_SECONDS = 0.2
+
+
+def port_open(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=CONNECT_TIMEOUT_SECONDS):
+            return True
+    except OSError:
+        return False
+
+
+def answers(spec: DynoSpec) -> bool:
+    """The default readiness probe of a web dyno: its port accepts a connection."""
+    return spec.port is not None and port_open(spec.host, spec.port)
+
+
+class Prober:
+    def __init__(self, probe: Callable[[DynoSpec], bool], wake: threading.Event) -> None:
+        self.probe = probe
+        self.wake = wake
+        self.lock = threading.Lock()
+        self.passed: set[str] = set()
+        self.watching: dict[str, threading.Event] = {}
+
+    def ready(self, spec: DynoSpec) -> bool:
+        """True once the dyno passed; starts watching it otherwise."""
+        with self.lock:
+            if spec.id in self.passed:
+                return True
+            if spec.id not in self.watching:
+                cancel = threading.Event()
+                self.watching[spec.id] = cancel
+                threading.Thread(
+                    target=self._poll, args=(spec, cancel), name=f"probe {spec.name}", daemon=True
+                ).start()
+        return False
+
+    def keep_only(self, starting: Iterable[str]) -> None:
+        """Stops watching dynos that are no longer starting (up, stopped or gone)."""
+        wanted = set(starting)
+        with self.lock:
+            for dyno_id in [d for d in self.watching if d not in wanted]:
+                self.watching.pop(dyno_id).set()
+            self.passed &= wanted
+
+    def _poll(self, spec: DynoSpec, cancel: threading.Event) -> None:
+        while not cancel.is_set():
+            if self.probe(spec):
+                with self.lock:
+                    self.passed.add(spec.id)
+                self.wake.set()
+                return
+            cancel.wait(POLL_SECONDS)
