@@ -20,7 +20,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
-from paas import container, isolation, network, oci, readiness, rollout, stacks
+from paas import container, healthcheck, isolation, network, oci, readiness, rollout, stacks
 from paas import plan as planning
 from paas.container import ContainerPlan
 from paas.logs import LogStore
@@ -130,7 +130,7 @@ class Agent:
         self.routes_generation = self._published_generation()
         self.isolation = isolation.load(settings)
         self.wake = threading.Event()
-        self.prober = Prober(readiness.answers, self.wake)
+        self.prober = Prober(readiness.answers, self.wake, readiness.initial_delay)
         self.release_phases = ReleasePhases(
             store, logs, runtime, self.start_dyno, settings.release_timeout_seconds
         )
@@ -152,12 +152,19 @@ class Agent:
                     quantities={f.type: f.quantity for f in self.store.formation(app)},
                     generations=self.store.restart_generations(app),
                     slots=slots,
-                    boot_timeout=self.settings.boot_timeout_seconds,
+                    boot_timeout=self.boot_timeout(release),
                 )
             )
             if release is not None:
                 releases[app.name] = (app, release)
         return wanted, releases
+
+    def boot_timeout(self, release: Release | None) -> float:
+        """How long web dynos may take to pass: the app's own health check says, when it
+        has one (as in Dokku); otherwise the platform's boot timeout."""
+        if release is None or release.healthcheck is None:
+            return self.settings.boot_timeout_seconds
+        return healthcheck.deadline_seconds(healthcheck.HealthCheck.from_json(release.healthcheck))
 
     def probe(self, statuses: list[DynoStatus]) -> list[DynoStatus]:
         """Marks starting dynos up: web once its readiness probe passed, others once running."""
@@ -210,7 +217,7 @@ class Agent:
                 version=release.version,
                 since=release.status_at or now,
                 web_quantity=web if "web" in release.process_types else 0,
-                boot_timeout=self.settings.boot_timeout_seconds,
+                boot_timeout=self.boot_timeout(release),
             )
             verdict = rollout.judge(deploying, observed, crashes, now)
             if verdict is not None:
@@ -281,6 +288,7 @@ class Agent:
             env=dict(release.config),
             user=build_user(self.settings),
             grace_seconds=self.settings.stop_grace_seconds,
+            healthcheck=release.healthcheck if kind == "web" else None,
         )
         plan = self.container_plan(app, spec)
         if plan is not None:

@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 from typing import TextIO
 
-from paas import container, isolation, releases, stacks
+from paas import container, healthcheck, isolation, releases, stacks
 from paas import settings as settings_module
 from paas.build import Artifact, Builder, BuildRequest, Output, ensure_tools
 from paas.container import SandboxPlan
@@ -71,8 +71,9 @@ def deploy(settings: Settings, app_name: str, commit: str, out: TextIO) -> None:
     store.finish_build(build, "succeeded", artifact.digest, capture.text())
     types = ", ".join(f"{name}" for name in artifact.process_types)
     capture.write(f"-----> Discovering process types\n       Procfile declares types -> {types}\n")
+    check = read_healthcheck(settings, artifact, capture)
     image = build_image(settings, app, artifact, capture)
-    built = releases.Build(artifact.digest, artifact.process_types, image)
+    built = releases.Build(artifact.digest, artifact.process_types, image, check)
     release = releases.deploy(store, logs, app, built, commit)
     collect_images(settings, store)
     await_rollout(settings, store, logs, app, release, capture)
@@ -118,6 +119,16 @@ ROLLOUT_STEPS = {
     "pending": "-----> Running release command...\n",
     "deploying": "-----> Waiting for the web dynos to pass their health checks...\n",
 }
+
+
+def read_healthcheck(settings: Settings, artifact: Artifact, out: Output) -> str | None:
+    """The web dynos' HTTP check from app.json or CHECKS, as JSON; None: port check."""
+    check = healthcheck.load(SlugStore(settings.slugs_dir).unpacked(artifact.digest))
+    if check is None:
+        return None
+    expecting = "" if check.content is None else f" expecting {check.content!r}"
+    out.write(f"-----> Health check: GET {check.path}{expecting}\n")
+    return check.to_json()
 
 
 def build_sandbox(settings: Settings, app: App) -> SandboxPlan | None:

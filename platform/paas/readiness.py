@@ -12,6 +12,7 @@ import socket
 import threading
 from collections.abc import Callable, Iterable
 
+from paas import healthcheck
 from paas.runtime import DynoSpec
 
 POLL_SECONDS = 0.1
@@ -27,13 +28,33 @@ def port_open(host: str, port: int) -> bool:
 
 
 def answers(spec: DynoSpec) -> bool:
-    """The default readiness probe of a web dyno: its port accepts a connection."""
-    return spec.port is not None and port_open(spec.host, spec.port)
+    """A web dyno is ready when its app's HTTP health check passes, or by default when
+    its port accepts a connection."""
+    if spec.port is None:
+        return False
+    if spec.healthcheck is None:
+        return port_open(spec.host, spec.port)
+    return healthcheck.passes(
+        healthcheck.HealthCheck.from_json(spec.healthcheck), spec.host, spec.port
+    )
+
+
+def initial_delay(spec: DynoSpec) -> float:
+    """Seconds to leave a starting dyno alone before its first probe."""
+    if spec.healthcheck is None:
+        return 0.0
+    return float(healthcheck.HealthCheck.from_json(spec.healthcheck).initial_delay)
 
 
 class Prober:
-    def __init__(self, probe: Callable[[DynoSpec], bool], wake: threading.Event) -> None:
+    def __init__(
+        self,
+        probe: Callable[[DynoSpec], bool],
+        wake: threading.Event,
+        delay: Callable[[DynoSpec], float] = lambda _spec: 0.0,
+    ) -> None:
         self.probe = probe
+        self.delay = delay
         self.wake = wake
         self.lock = threading.Lock()
         self.passed: set[str] = set()
@@ -61,6 +82,7 @@ class Prober:
             self.passed &= wanted
 
     def _poll(self, spec: DynoSpec, cancel: threading.Event) -> None:
+        cancel.wait(self.delay(spec))
         while not cancel.is_set():
             if self.probe(spec):
                 with self.lock:

@@ -41,6 +41,7 @@ class DynoSpec:
     grace_seconds: float = 30.0
     host: str = "127.0.0.1"
     container: dict[str, object] | None = None
+    healthcheck: str | None = None  # JSON of paas.healthcheck.HealthCheck, web dynos only
 
 
 @dataclass(frozen=True)
