@@ -41,14 +41,9 @@ def judge(
         d.release != rollout.version and d.state in LIVE_STATES and not d.stop_requested
         for d in mine
     )
-    if wanted <= up and not old_routed:
-        return Verdict("succeeded", f"web dynos up: {rollout.web_quantity}")
-    for crash in crashes:
-        if crash.app == rollout.app and crash.name in wanted:
-            status = "no exit status" if crash.exit_status is None else crash.exit_status
-            return Verdict(
-                "failed", f"{crash.name} exited ({status}) before it passed its health check"
-            )
+    if wanted <= up:  # then only waiting for the drain, itself bounded
+        return None if old_routed else Verdict("succeeded", f"web dynos up: {len(wanted)}")
+    # The boot timeout first: a dyno stopped for booting too long also counts as a crash.
     if now - rollout.since > rollout.boot_timeout:
         waiting = ", ".join(sorted(wanted - up))
         return Verdict(
@@ -56,4 +51,10 @@ def judge(
             f"{waiting} did not pass the health check within the boot timeout "
             f"({rollout.boot_timeout:.0f}s)",
         )
+    for crash in crashes:
+        if crash.app == rollout.app and crash.name in wanted:
+            status = "no exit status" if crash.exit_status is None else crash.exit_status
+            return Verdict(
+                "failed", f"{crash.name} exited ({status}) before it passed its health check"
+            )
     return None

@@ -261,10 +261,12 @@ def test_logs_tail_follows_new_lines(platform: Platform) -> None:
         text=True,
     )
     try:
-        platform.paas("config:set", "TAILED=1", "-a", APP)
         assert tail.stdout is not None
+        ready, _, _ = select.select([tail.stdout], [], [], 20)
+        assert ready, "logs --tail printed no first line"
+        seen = tail.stdout.readline()  # the tail is following from here on
+        platform.paas("config:set", "TAILED=1", "-a", APP)
         deadline = time.monotonic() + 20
-        seen = ""
         while "Set TAILED config vars" not in seen and time.monotonic() < deadline:
             ready, _, _ = select.select([tail.stdout], [], [], 0.5)
             if ready:

@@ -145,7 +145,9 @@ def test_web_failing_its_http_health_check_is_not_rolled_out(
     result = push_under_load(platform, repo)
     assert result.returncode != 0
     assert "Health check: GET /health expecting 'healthy'" in result.stderr
-    assert "did not pass the health check within the boot timeout (2s)" in result.stderr
+    assert "did not pass the health check within the boot timeout (2s)" in result.stderr, (
+        result.stderr
+    )
     assert message(platform) == "Hello v2"
 
 
