@@ -17,6 +17,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -117,18 +118,18 @@ class ProcessRuntime:
             ephemeral_copy(Path(spec.app_dir), app_dir, spec.user)
             spec = replace(spec, app_dir=str(app_dir))
         write_json(directory / "spec.json", asdict(spec))
-        # The supervisor forks into the background itself; this call only waits for the
-        # short-lived parent, so no zombie is left with the control plane.
-        subprocess.run(
+        # The supervisor forks into the background itself. Its short-lived parent is
+        # reaped by a thread, so ten dynos start side by side rather than one by one,
+        # and no zombie is left with the control plane.
+        parent = subprocess.Popen(
             [sys.executable, "-m", "paas.supervisor", str(directory)],
             env=self.supervisor_env,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
             start_new_session=True,
-            check=True,
-            timeout=30,
         )
+        threading.Thread(target=_reap, args=(parent, spec.id), daemon=True).start()
 
     def stop(self, dyno_id: str) -> None:
         """Asks the supervisor to stop its dyno (SIGTERM, SIGKILL after the grace)."""
@@ -228,6 +229,16 @@ class ProcessRuntime:
             except (OSError, ValueError, IndexError):
                 continue
         return DynoStats(rss, cpu_ticks * 1_000_000_000 // os.sysconf("SC_CLK_TCK"))
+
+
+def _reap(parent: subprocess.Popen[bytes], dyno_id: str) -> None:
+    try:
+        status = parent.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        parent.kill()
+        status = parent.wait()
+    if status != 0:  # the dyno never started: the agent sees it exited and retries
+        print(f"runtime: supervisor of {dyno_id} failed ({status})", file=sys.stderr, flush=True)
 
 
 def _older_than(path: Path, seconds: float) -> bool:
