@@ -20,17 +20,18 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
-from paas import container, healthcheck, isolation, network, oci, readiness, rollout, stacks
+from paas import container, isolation, network, oci, readiness, rollout, stacks
 from paas import plan as planning
 from paas.container import ContainerPlan
+from paas.errors import PaasError
 from paas.logs import LogStore
-from paas.procfile import RELEASE_PHASE
+from paas.procfile import RELEASE_PHASE, formation_types
 from paas.readiness import Prober
 from paas.release_phase import ReleasePhases
 from paas.runtime import DynoSpec, DynoStatus, Runtime, read_json, write_json
 from paas.settings import Settings
 from paas.slugs import SlugStore
-from paas.store import App, DynoSlot, Release, Store
+from paas.store import ROLLED_OUT, ROLLOUT_FAILED, App, DynoSlot, Release, Store
 from paas.users import build_user
 
 # The router drains a removed server for up to 10 s before it leaves HAProxy for good.
@@ -148,23 +149,16 @@ class Agent:
                 planning.DesiredApp(
                     app=app.name,
                     release=release.version if release else None,
-                    process_types=formation_types(release),
+                    process_types=formation_types(release.process_types if release else {}),
                     quantities={f.type: f.quantity for f in self.store.formation(app)},
                     generations=self.store.restart_generations(app),
                     slots=slots,
-                    boot_timeout=self.boot_timeout(release),
+                    boot_timeout=rollout.boot_timeout(release, self.settings.boot_timeout_seconds),
                 )
             )
             if release is not None:
                 releases[app.name] = (app, release)
         return wanted, releases
-
-    def boot_timeout(self, release: Release | None) -> float:
-        """How long web dynos may take to pass: the app's own health check says, when it
-        has one (as in Dokku); otherwise the platform's boot timeout."""
-        if release is None or release.healthcheck is None:
-            return self.settings.boot_timeout_seconds
-        return healthcheck.deadline_seconds(healthcheck.HealthCheck.from_json(release.healthcheck))
 
     def probe(self, statuses: list[DynoStatus]) -> list[DynoStatus]:
         """Marks starting dynos up: web once its readiness probe passed, others once running."""
@@ -191,13 +185,25 @@ class Agent:
         observed = [to_observed(s) for s in statuses if s.spec.type != RELEASE_PHASE]
         actions = planning.plan(wanted, observed, now)
         verdicts = self.judge_rollouts(releases, observed, actions, now)
-        failed = {app for app, verdict in verdicts.items() if verdict.status == "failed"}
+        failed = self.record_verdicts(releases, verdicts, now)
+        # A release that just failed was planned as current: its starts and stops are void;
+        # the next tick plans for the release that serves again.
+        actions = [a for a in actions if not (_moves_dynos(a) and _app_of(a) in failed)]
+        self.keep_draining_only({a.dyno.id for a in actions if isinstance(a, planning.Stop)})
         for action in actions:
-            if not (isinstance(action, planning.Start) and action.app in failed):
+            try:
                 self.apply(action, releases, used_ports)
-        self.record_verdicts(releases, verdicts, now)
+            except (PaasError, OSError, KeyError, ValueError) as error:
+                # One app's broken dyno must not stop every other app from reconciling.
+                print(f"agent: {action!r} failed: {error!r}", file=sys.stderr, flush=True)
         self.publish_routes(statuses)
         self.finish_drains(now)
+
+    def keep_draining_only(self, stopping: set[str]) -> None:
+        """A dyno the plan no longer stops (its replacement failed) is routed again."""
+        for dyno_id in [d for d in self.draining if d not in stopping]:
+            del self.draining[dyno_id]
+            self.drain_started.pop(dyno_id, None)
 
     def judge_rollouts(
         self,
@@ -217,7 +223,7 @@ class Agent:
                 version=release.version,
                 since=release.status_at or now,
                 web_quantity=web if "web" in release.process_types else 0,
-                boot_timeout=self.boot_timeout(release),
+                boot_timeout=rollout.boot_timeout(release, self.settings.boot_timeout_seconds),
             )
             verdict = rollout.judge(deploying, observed, crashes, now)
             if verdict is not None:
@@ -229,20 +235,27 @@ class Agent:
         releases: dict[str, tuple[App, Release]],
         verdicts: dict[str, rollout.Verdict],
         now: float,
-    ) -> None:
+    ) -> set[str]:
+        """Stores each verdict; returns the apps whose release just failed."""
+        failed = set()
         for name, verdict in verdicts.items():
             app, release = releases[name]
-            self.store.set_release_status(app, release.version, verdict.status, verdict.detail, now)
+            move = ROLLED_OUT if verdict.status == "succeeded" else ROLLOUT_FAILED
+            if not self.store.set_release_status(app, release.version, move, verdict.detail, now):
+                continue  # settled meanwhile by someone else (the push gave up)
             if verdict.status == "succeeded":
                 self.logs.event(app.name, "api", f"Release v{release.version} is serving")
-            else:
-                self.store.reset_slots(app)
-                self.logs.event(
-                    app.name,
-                    "api",
-                    f"Release v{release.version} failed: {verdict.detail}; "
-                    "the previous release keeps serving",
-                )
+                continue
+            failed.add(name)
+            self.store.reset_slots(app)
+            before = self.store.current_release(app)
+            outcome = (
+                f"v{before.version} keeps serving" if before else "no release was serving before"
+            )
+            self.logs.event(
+                app.name, "api", f"Release v{release.version} failed: {verdict.detail}; {outcome}"
+            )
+        return failed
 
     def apply(
         self,
@@ -420,11 +433,12 @@ class Agent:
             self.wake.clear()
 
 
-def formation_types(release: Release | None) -> dict[str, str]:
-    """The process types dynos run: the Procfile without its release phase."""
-    if release is None:
-        return {}
-    return {k: v for k, v in release.process_types.items() if k != RELEASE_PHASE}
+def _moves_dynos(action: planning.Action) -> bool:
+    return isinstance(action, planning.Start | planning.Stop)
+
+
+def _app_of(action: planning.Action) -> str:
+    return action.dyno.app if isinstance(action, planning.Stop | planning.Forget) else action.app
 
 
 def free_port(used: set[int]) -> int:

@@ -17,25 +17,21 @@ import time
 from pathlib import Path
 from typing import TextIO
 
-from paas import container, healthcheck, isolation, releases, stacks
+from paas import container, healthcheck, isolation, releases, rollout_watch, stacks
 from paas import settings as settings_module
 from paas.build import Artifact, Builder, BuildRequest, Output, ensure_tools
 from paas.container import SandboxPlan
-from paas.errors import BuildFailed, PaasError
+from paas.errors import PaasError
 from paas.images import ImageRequest, ImageStore
 from paas.logs import LogStore
-from paas.release_phase import PHASE_DYNO
 from paas.runtime import ProcessRuntime
 from paas.settings import Settings
 from paas.slugs import SlugStore
-from paas.store import App, Release, Store
+from paas.store import App, Store
 from paas.users import build_user
 
 DEPLOY_REFS = ("refs/heads/main", "refs/heads/master")
-ROLLOUT_POLL_SECONDS = 0.1
-# The agent judges a rollout within its own timeouts; this margin only covers an agent
-# that is not running at all.
-ROLLOUT_MARGIN_SECONDS = 30.0
+
 ZERO = "0" * 40
 GIT_ENV = ("GIT_OBJECT_DIRECTORY", "GIT_ALTERNATE_OBJECT_DIRECTORIES", "GIT_QUARANTINE_PATH")
 
@@ -74,51 +70,13 @@ def deploy(settings: Settings, app_name: str, commit: str, out: TextIO) -> None:
     check = read_healthcheck(settings, artifact, capture)
     image = build_image(settings, app, artifact, capture)
     built = releases.Build(artifact.digest, artifact.process_types, image, check)
+    _, log_cursor = logs.read(app.name, num=1)  # the release command's output comes after
     release = releases.deploy(store, logs, app, built, commit)
     collect_images(settings, store)
-    await_rollout(settings, store, logs, app, release, capture)
+    rollout_watch.follow(settings, store, logs, app, release, log_cursor, capture)
     capture.write(f"-----> Launching... done, v{release.version}\n")
     capture.write(f"       {web_url(settings, app.name)} deployed to paas\n")
     capture.flush()
-
-
-def await_rollout(
-    settings: Settings, store: Store, logs: LogStore, app: App, release: Release, out: Output
-) -> None:
-    """Follows the release until it serves, echoing its release phase; raises if it fails."""
-    budget = settings.release_timeout_seconds + settings.boot_timeout_seconds
-    deadline = time.monotonic() + budget + ROLLOUT_MARGIN_SECONDS
-    _, cursor = logs.read(app.name, num=1)
-    shown = ""
-    while True:
-        lines, cursor = logs.read(app.name, after=cursor, process=PHASE_DYNO, source="app")
-        out.write("".join(f"       {line.message}\n" for line in lines))
-        now = store.release(app, release.version)
-        if now.status != shown:
-            out.write(ROLLOUT_STEPS.get(now.status, ""))
-            out.flush()
-            shown = now.status
-        if now.status == "succeeded":
-            return
-        if now.status == "superseded":
-            out.write(f" !     v{release.version} was not rolled out: {now.status_detail}\n")
-            return
-        if now.status == "failed":
-            raise BuildFailed(
-                f"release v{release.version} failed: {now.status_detail}. The previous "
-                "release keeps serving; see `paas logs` for why"
-            )
-        if time.monotonic() > deadline:
-            detail = f"not rolled out within {budget:.0f}s (is `paas server` running?)"
-            store.set_release_status(app, release.version, "failed", detail, time.time())
-            raise BuildFailed(f"release v{release.version} failed: {detail}")
-        time.sleep(ROLLOUT_POLL_SECONDS)
-
-
-ROLLOUT_STEPS = {
-    "pending": "-----> Running release command...\n",
-    "deploying": "-----> Waiting for the web dynos to pass their health checks...\n",
-}
 
 
 def read_healthcheck(settings: Settings, artifact: Artifact, out: Output) -> str | None:
@@ -183,7 +141,9 @@ def collect_images(settings: Settings, store: Store) -> None:
     for app in store.apps():
         found = store.releases(app)
         running = {s.spec.release for s in dynos if s.spec.app == app.name}
-        kept = found[-settings.images_kept :] + [r for r in found if r.version in running]
+        # Failed releases are no rollback target: they never push a good image out.
+        good = [r for r in found if r.status not in ("failed", "superseded")]
+        kept = good[-settings.images_kept :] + [r for r in found if r.version in running]
         refs.update({f"{app.name}-v{r.version}": r.image for r in kept if r.image})
     images = ImageStore(settings.images_dir)
     images.collect(refs.values())

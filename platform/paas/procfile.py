@@ -7,6 +7,7 @@ raises InvalidParams naming the line, so a bad Procfile fails the build, never a
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 
 from paas.errors import InvalidParams
 
@@ -14,6 +15,11 @@ from paas.errors import InvalidParams
 RELEASE_PHASE = "release"
 
 LINE = re.compile(r"^([A-Za-z0-9_-]{1,63})[ \t]*:[ \t]*(\S.*?)\s*$")
+
+
+def formation_types(process_types: Mapping[str, str]) -> dict[str, str]:
+    """The process types dynos run: the Procfile without its release phase."""
+    return {k: v for k, v in process_types.items() if k != RELEASE_PHASE}
 
 
 def parse(text: str) -> dict[str, str]:

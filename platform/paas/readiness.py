@@ -9,6 +9,7 @@ longer starting, and a dyno that passes wakes the agent at once.
 from __future__ import annotations
 
 import socket
+import sys
 import threading
 from collections.abc import Callable, Iterable
 
@@ -82,11 +83,18 @@ class Prober:
             self.passed &= wanted
 
     def _poll(self, spec: DynoSpec, cancel: threading.Event) -> None:
-        cancel.wait(self.delay(spec))
-        while not cancel.is_set():
-            if self.probe(spec):
-                with self.lock:
-                    self.passed.add(spec.id)
-                self.wake.set()
-                return
-            cancel.wait(POLL_SECONDS)
+        try:
+            cancel.wait(self.delay(spec))
+            while not cancel.is_set():
+                if self.probe(spec):
+                    with self.lock:
+                        self.passed.add(spec.id)
+                    self.wake.set()
+                    return
+                cancel.wait(POLL_SECONDS)
+        except Exception as error:
+            print(f"agent: probing {spec.id} failed: {error!r}", file=sys.stderr, flush=True)
+        finally:
+            with self.lock:
+                if self.watching.get(spec.id) is cancel:
+                    del self.watching[spec.id]  # the next tick starts a fresh probe

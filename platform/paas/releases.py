@@ -58,7 +58,8 @@ def _next_release(
         healthcheck=build.healthcheck,
     )
     Store.insert_release(db, release)
-    Store.clear_slots(db, app)
+    if release.status == "deploying":  # a pending one clears them when its phase passed
+        Store.clear_slots(db, app)
     return release
 
 
@@ -141,6 +142,15 @@ def rollback(
 
 
 def _previous(db: sqlite3.Connection, app: App, current: Release) -> int:
+    """The release to go back to: the current one when a newer release is still on its
+    way (that is what "undo the deploy" means then), else the last one that succeeded."""
+    newer = db.execute(
+        "SELECT 1 FROM releases WHERE app_id = ? AND version > ? "
+        "AND status IN ('pending', 'deploying')",
+        (app.id, current.version),
+    ).fetchone()
+    if newer is not None:
+        return current.version
     row = db.execute(
         "SELECT MAX(version) FROM releases WHERE app_id = ? AND version < ? "
         "AND status = 'succeeded'",

@@ -12,7 +12,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from paas import healthcheck
 from paas.plan import LIVE_STATES, Crash, ObservedDyno
+from paas.store import Release
 
 
 @dataclass(frozen=True)
@@ -54,7 +56,13 @@ def judge(
     for crash in crashes:
         if crash.app == rollout.app and crash.name in wanted:
             status = "no exit status" if crash.exit_status is None else crash.exit_status
-            return Verdict(
-                "failed", f"{crash.name} exited ({status}) before it passed its health check"
-            )
+            return Verdict("failed", f"{crash.name} exited ({status}) before the rollout ended")
     return None
+
+
+def boot_timeout(release: Release | None, default: float) -> float:
+    """How long web dynos may take to pass: the app's own health check says, when it has
+    one (as in Dokku); otherwise the platform's boot timeout."""
+    if release is None or release.healthcheck is None:
+        return default
+    return healthcheck.deadline_seconds(healthcheck.HealthCheck.from_json(release.healthcheck))

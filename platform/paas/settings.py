@@ -118,8 +118,8 @@ def _seconds(env: Mapping[str, str], name: str, default: float) -> float:
         value = float(raw)
     except ValueError:
         value = -1.0
-    if not 0 <= value <= 86400:
-        raise InvalidParams(f"{name}={raw!r} is not a number of seconds (0 to 86400)")
+    if not 0 < value <= 86400:
+        raise InvalidParams(f"{name}={raw!r} is not a number of seconds (above 0, to 86400)")
     return value
 
 

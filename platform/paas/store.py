@@ -97,6 +97,14 @@ CREATE TABLE IF NOT EXISTS tokens (
 RELEASE_STATUSES = ("pending", "deploying", "succeeded", "failed", "superseded")
 SETTLED_STATUSES = ("succeeded", "failed", "superseded")
 RUNNABLE_STATUSES = ("deploying", "succeeded")
+UNSETTLED = ("pending", "deploying")
+# The allowed moves (from any of, to); each is applied only if the release is still "from".
+PHASE_PASSED = (("pending",), "deploying")
+PHASE_FAILED = (("pending",), "failed")
+ROLLED_OUT = (("deploying",), "succeeded")
+ROLLOUT_FAILED = (("deploying",), "failed")
+OVERTAKEN = (UNSETTLED, "superseded")
+ABANDONED = (UNSETTLED, "failed")
 
 
 def now_iso() -> str:
@@ -342,27 +350,43 @@ class Store:
         ).fetchone()
         return None if row is None else release_from_row(row)
 
-    def unsettled_releases(self, app: App) -> list[Release]:
-        """Releases still pending or deploying, oldest first."""
+    def rollout_state(self, app: App) -> tuple[Release | None, list[Release]]:
+        """The current release and the unsettled ones (oldest first), read together."""
         with self.reading() as db:
+            db.execute("BEGIN")  # one snapshot: a release created meanwhile is in both or neither
+            current = self.current_release(app, db)
             rows = db.execute(
                 "SELECT * FROM releases WHERE app_id = ? AND status IN ('pending', 'deploying') "
                 "ORDER BY version",
                 (app.id,),
-            )
-            return [release_from_row(r) for r in rows]
+            ).fetchall()
+            db.execute("COMMIT")
+        return current, [release_from_row(r) for r in rows]
 
     def set_release_status(
-        self, app: App, version: int, status: str, detail: str | None, at: float
-    ) -> None:
+        self,
+        app: App,
+        version: int,
+        change: tuple[tuple[str, ...], str],
+        detail: str | None,
+        at: float,
+    ) -> bool:
+        """Moves vN from one of `change[0]` to `change[1]`; False when it was elsewhere
+        (another writer settled it first), so two writers never overwrite each other."""
+        expected, status = change
         if status not in RELEASE_STATUSES:
             raise ValueError(f"unknown release status {status!r}")
+        marks = ", ".join("?" * len(expected))
         with self.transaction() as db:
-            db.execute(
+            cursor = db.execute(
                 "UPDATE releases SET status = ?, status_detail = ?, status_at = ? "
-                "WHERE app_id = ? AND version = ?",
-                (status, detail, at, app.id, version),
+                f"WHERE app_id = ? AND version = ? AND status IN ({marks})",
+                (status, detail, at, app.id, version, *expected),
             )
+            changed = cursor.rowcount == 1
+            if changed and status == "deploying":
+                Store.clear_slots(db, app)  # crash backoff starts afresh with the rollout
+        return changed
 
     def release(self, app: App, version: int) -> Release:
         with self.reading() as db:

@@ -126,7 +126,7 @@ def test_web_that_crashes_at_boot_fails_fast(platform: Platform, repo: Path) -> 
     greet(repo, "Hello v5", "web: echo 'cannot boot' >&2; exit 3\n")
     result = platform.push(APP, repo)
     assert result.returncode != 0
-    assert "web.1 exited (3) before it passed its health check" in result.stderr
+    assert "web.1 exited (3) before the rollout ended" in result.stderr
     assert message(platform) == "Hello v2"
 
 

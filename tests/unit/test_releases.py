@@ -7,7 +7,7 @@ import pytest
 from paas import releases
 from paas.errors import InvalidParams, NotFound
 from paas.logs import LogStore
-from paas.store import App, Release, Store
+from paas.store import UNSETTLED, App, Release, Store
 
 
 def deploy(
@@ -26,7 +26,7 @@ def deploy(
 def settle(store: Store, app: App, release: Release | None, status: str = "succeeded") -> None:
     """What the agent does once a release is rolled out (or fails)."""
     assert release is not None
-    store.set_release_status(app, release.version, status, None, 0.0)
+    store.set_release_status(app, release.version, (UNSETTLED, status), None, 0.0)
 
 
 @pytest.fixture

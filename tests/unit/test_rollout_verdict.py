@@ -46,7 +46,7 @@ def test_no_web_dyno_to_wait_for_succeeds_at_once() -> None:
 def test_a_web_crash_fails_the_release_naming_the_dyno() -> None:
     verdict = judge(V2, [web("web.1", 1)], [crash("web.2")], NOW)
     assert verdict is not None and verdict.status == "failed"
-    assert verdict.detail == "web.2 exited (3) before it passed its health check"
+    assert verdict.detail == "web.2 exited (3) before the rollout ended"
 
 
 def test_a_crash_of_another_type_does_not_fail_it() -> None:

@@ -9,6 +9,7 @@ from flask import Blueprint, Response, jsonify, request
 from paas import gitservice, releases, stacks, validation
 from paas.api.context import ctx, find_app, json_body
 from paas.errors import InvalidParams
+from paas.procfile import formation_types
 from paas.store import App
 
 blueprint = Blueprint("apps", __name__)
@@ -115,8 +116,8 @@ def update_config(name: str) -> Response:
 
 def formation_json(app: App) -> list[dict[str, object]]:
     store = ctx().store
-    current = store.current_release(app)
-    commands = current.process_types if current else {}
+    latest = store.latest_release(app)
+    commands = formation_types(latest.process_types if latest else {})
     return [
         {"type": f.type, "quantity": f.quantity, "size": f.size, "command": commands.get(f.type)}
         for f in store.formation(app)

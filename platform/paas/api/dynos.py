@@ -10,6 +10,7 @@ from flask import Blueprint, Response, jsonify, request
 from paas.agent import describe_dynos
 from paas.api.context import ctx, find_app
 from paas.errors import InvalidParams
+from paas.procfile import formation_types
 from paas.runtime import ProcessRuntime
 
 blueprint = Blueprint("dynos", __name__)
@@ -75,10 +76,10 @@ def sample_usage(runtime: ProcessRuntime, dyno_ids: list[str]) -> dict[str, dict
 def restart(name: str, target: str = "") -> tuple[Response, int]:
     context = ctx()
     app = find_app(name)
-    current = context.store.current_release(app)
+    latest = context.store.latest_release(app)
     if target:
         kind, _, number = target.partition(".")
-        known = current.process_types if current else {}
+        known = formation_types(latest.process_types if latest else {})
         if kind not in known or (number and not number.isdigit()):
             raise InvalidParams(
                 f"no dyno or process type {target!r} in {app.name}: `paas ps` lists them"
