@@ -4,9 +4,10 @@ Invariants:
 - At most one master per run directory. It is found through its pidfile, and a pid only
   counts as ours while /proc says it is a live haproxy started on this run directory's
   config, so a recycled pid is never signalled.
-- A change is applied by reloading the master (new worker takes over the listening
-  sockets, old workers finish their requests) — never by stopping and starting, which
-  would refuse connections.
+- A change the runtime API cannot make is applied by reloading the master (new worker
+  takes over the listening sockets, old workers finish their requests) — never by stopping
+  and starting, which would refuse connections. A change made through the runtime API is
+  installed on disk without a reload, so the next reload serves the same.
 - The config and map on disk are always the last ones HAProxy accepted: a candidate is
   validated with ``haproxy -c`` in a scratch directory first, and put back if the reload
   still fails, so a later reload or restart can only load a good config.
@@ -226,6 +227,16 @@ class HAProxy:
                     self._install(*previous)
                 raise
 
+    def install(self, text: str, hosts_map_text: str) -> None:
+        """Validate and write ``text`` and its map without reloading.
+
+        For a change already made in the running HAProxy through the runtime API: the files
+        on disk must say the same, or the next reload would undo it.
+        """
+        self.check(text, hosts_map_text)
+        with self._locked():
+            self._install(text, hosts_map_text)
+
     def _install(self, text: str, hosts_map_text: str) -> None:
         # The map first: a reload racing with this reads a new map with the old config at
         # worst, which only routes to backends the old config already has or to the 404.
@@ -296,8 +307,9 @@ class HAProxy:
             send_error = f" ({err})"
         deadline = self._clock() + self._timeout
         while True:
-            # By pid, not through the pidfile, which the re-executing master may rewrite.
-            if not _is_haproxy(master):
+            # By pid, not through the pidfile, which the re-executing master may rewrite; and
+            # by liveness only: while it re-executes, /proc/PID/cmdline can read empty.
+            if _proc_state(master) in (None, "Z", "X"):
                 raise RouterError("the haproxy master exited during a reload")
             try:
                 now = self.status()
@@ -363,7 +375,7 @@ class HAProxy:
         return self._cli(self.master_socket, command)
 
     def runtime_command(self, command: str) -> str:
-        """Send one runtime API command (``set server``, ``add server``...) to the workers."""
+        """Send one runtime API command (``set server``, ``add server``...) to the worker."""
         return self._cli(self.admin_socket, command)
 
     def _cli(self, path: Path, command: str) -> str:

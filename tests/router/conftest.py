@@ -1,5 +1,6 @@
-"""Fixtures for the router tests: short run directories, free ports, echo backends, and a
-real HAProxy that is always stopped by pid when the test ends."""
+"""Fixtures for the router tests: short run directories, free ports, echo backends (which
+answer /slow/<seconds> after that long), and a real HAProxy that is always stopped by pid
+when the test ends."""
 
 import http.client
 import http.server
@@ -9,6 +10,7 @@ import shutil
 import signal
 import tempfile
 import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -44,6 +46,8 @@ class _EchoHandler(http.server.BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length") or 0)
         if length:
             self.rfile.read(length)
+        if self.path.startswith("/slow/"):
+            time.sleep(float(self.path.removeprefix("/slow/")))
         body = json.dumps(
             {
                 "server": self.server_id,
@@ -68,7 +72,7 @@ class _EchoHandler(http.server.BaseHTTPRequestHandler):
 def backends() -> Iterator[Callable[[str], routerkit.Backend]]:
     """Start echo HTTP servers on free loopback ports; each answers with its id and the
     request headers it received."""
-    started: list[tuple[http.server.ThreadingHTTPServer, threading.Thread]] = []
+    stops: list[Callable[[], None]] = []
 
     def start(server_id: str) -> routerkit.Backend:
         handler = type("Handler", (_EchoHandler,), {"server_id": server_id})
@@ -76,14 +80,22 @@ def backends() -> Iterator[Callable[[str], routerkit.Backend]]:
         server.daemon_threads = True
         thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
         thread.start()
-        started.append((server, thread))
-        return routerkit.Backend(server_id, server.server_address[1])
+        stopped = threading.Event()
+
+        def stop() -> None:
+            # Like a dyno stopping: nothing listens on its port any more.
+            if not stopped.is_set():
+                stopped.set()
+                server.shutdown()
+                server.server_close()
+                thread.join(timeout=5)
+
+        stops.append(stop)
+        return routerkit.Backend(server_id, server.server_address[1], stop)
 
     yield start
-    for server, thread in started:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)
+    for stop in stops:
+        stop()
 
 
 @pytest.fixture

@@ -1,12 +1,15 @@
-"""Helpers shared by the router tests: free ports, bounded waits, pid checks, HTTP."""
+"""Helpers shared by the router tests: free ports, bounded waits, pid checks, HTTP, and a
+load of two clients that counts every failed request."""
 
 import http.client
 import json
 import socket
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from types import TracebackType
 
 import pytest
 
@@ -22,6 +25,7 @@ class Backend:
 
     server_id: str
     port: int
+    stop: Callable[[], None]
 
 
 def free_port() -> int:
@@ -67,3 +71,76 @@ def get(port: int, host: str, path: str = "/", headers: dict[str, str] | None = 
         return Reply(resp.status, resp.read(), {k.lower(): v for k, v in resp.getheaders()})
     finally:
         conn.close()
+
+
+class Load:
+    """Two clients sending GETs for ``host`` through the router until the block ends: one
+    opens a new connection per request (catches a moment nobody listens), one reuses a
+    keep-alive connection (catches a connection closed under it). Every answer but a 200,
+    and every connection error, is a failure."""
+
+    def __init__(self, port: int, host: str, limit: int = 20_000) -> None:
+        self.port = port
+        self.host = host
+        self.limit = limit
+        self.counts = {"fresh": 0, "keepalive": 0}
+        self.failures: list[str] = []
+        self._done = threading.Event()
+        self._threads = [
+            threading.Thread(target=self._fresh),
+            threading.Thread(target=self._keep_alive),
+        ]
+
+    def __enter__(self) -> "Load":
+        for t in self._threads:
+            t.start()
+        self.wait_for(20)
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        value: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._done.set()
+        for t in self._threads:
+            t.join(timeout=15)
+
+    def wait_for(self, n: int) -> None:
+        """Wait until each client has made ``n`` more requests."""
+        start = dict(self.counts)
+        wait_until(
+            lambda: all(self.counts[k] >= start[k] + n for k in start),
+            what=f"{n} more requests from each client",
+        )
+
+    def _running(self, kind: str) -> bool:
+        return not self._done.is_set() and self.counts[kind] < self.limit
+
+    def _fresh(self) -> None:
+        while self._running("fresh"):
+            try:
+                reply = get(self.port, self.host)
+                if reply.status != 200:
+                    self.failures.append(f"fresh: HTTP {reply.status} {reply.body[:100]!r}")
+            except OSError as err:
+                self.failures.append(f"fresh: {err!r}")
+            self.counts["fresh"] += 1
+
+    def _keep_alive(self) -> None:
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
+        try:
+            while self._running("keepalive"):
+                try:
+                    conn.request("GET", "/", headers={"Host": self.host})
+                    resp = conn.getresponse()
+                    body = resp.read()
+                    if resp.status != 200:
+                        self.failures.append(f"keep-alive: HTTP {resp.status} {body[:100]!r}")
+                except (OSError, http.client.HTTPException) as err:
+                    self.failures.append(f"keep-alive: {err!r}")
+                    conn.close()
+                self.counts["keepalive"] += 1
+        finally:
+            conn.close()
