@@ -174,10 +174,13 @@ class Platform:
         """What the supervisors recorded on disk (pids of running dynos)."""
         found = []
         for directory in (self.home / "dynos").iterdir():
-            spec = json.loads((directory / "spec.json").read_text())
-            status_file = directory / "status.json"
-            if spec["app"] == app and status_file.exists():
-                found.append({**spec, **json.loads(status_file.read_text())})
+            try:  # a dyno directory may be half-made or being removed right now
+                spec = json.loads((directory / "spec.json").read_text())
+                status = json.loads((directory / "status.json").read_text())
+            except FileNotFoundError:
+                continue
+            if spec["app"] == app:
+                found.append({**spec, **status})
         return found
 
 
