@@ -422,15 +422,34 @@ class Agent:
         value = (read_json(self.settings.router_dir / "applied.json") or {}).get("generation", 0)
         return value if isinstance(value, int) else 0
 
-    def run(self, stop: threading.Event, interval: float = 0.25) -> None:
-        """Ticks every `interval`, or at once when a dyno passes its readiness probe."""
+    def run(self, stop: threading.Event, interval: float = 0.25, poll: float = 0.05) -> None:
+        """Ticks every `interval`; at once when a dyno passes its readiness probe; and
+        within `poll` of a change to the state database (a scale, a release), which a
+        cheap stat of its files tells."""
+        seen = None
+        last_tick = float("-inf")
         while not stop.is_set():
-            try:
-                self.tick()
-            except Exception as error:
-                print(f"agent: tick failed: {error!r}", file=sys.stderr, flush=True)
-            self.wake.wait(interval)
-            self.wake.clear()
+            stamp = state_stamp(self.settings.db_path)
+            if self.wake.is_set() or stamp != seen or time.monotonic() - last_tick >= interval:
+                self.wake.clear()
+                seen, last_tick = stamp, time.monotonic()
+                try:
+                    self.tick()
+                except Exception as error:
+                    print(f"agent: tick failed: {error!r}", file=sys.stderr, flush=True)
+            self.wake.wait(poll)
+
+
+def state_stamp(db_path: Path) -> tuple[tuple[int, int], ...]:
+    """Size and mtime of the database and its write-ahead log: any commit changes them."""
+    stamps = []
+    for path in (db_path, db_path.with_name(db_path.name + "-wal")):
+        try:
+            info = path.stat()
+        except FileNotFoundError:
+            continue
+        stamps.append((info.st_size, info.st_mtime_ns))
+    return tuple(stamps)
 
 
 def _moves_dynos(action: planning.Action) -> bool:

@@ -30,3 +30,12 @@ def read_text(path: Path) -> str | None:
         return path.read_text(encoding="utf-8")
     except FileNotFoundError:
         return None
+
+
+def stamp(path: Path) -> tuple[int, int, int] | None:
+    """What changes whenever ``path`` is replaced or written: inode, size, mtime."""
+    try:
+        info = path.stat()
+    except FileNotFoundError:
+        return None
+    return (info.st_ino, info.st_size, info.st_mtime_ns)

@@ -259,13 +259,19 @@ class RouterService:
             self._log(line)
             self._last_error = line
 
-    def run(self, stop_event: threading.Event, interval: float = 0.2) -> None:
-        """Tick every ``interval`` seconds until ``stop_event`` is set.
+    def run(self, stop_event: threading.Event, interval: float = 0.2, poll: float = 0.05) -> None:
+        """Tick every ``interval`` seconds, and within ``poll`` of a change to routes.json
+        (a stat is cheap, a tick renders the whole config), until ``stop_event`` is set.
 
         HAProxy is left running on return: routes keep being served while the router
         restarts, and the next router adopts the master (with one reload, to learn what
         it serves).
         """
+        seen: tuple[int, int, int] | None = None
+        last_tick = float("-inf")
         while not stop_event.is_set():
-            self.tick()
-            stop_event.wait(interval)
+            stamp = fileio.stamp(self.routes_path)
+            if stamp != seen or time.monotonic() - last_tick >= interval:
+                seen, last_tick = stamp, time.monotonic()
+                self.tick()
+            stop_event.wait(poll)

@@ -76,7 +76,7 @@ def live_releases(platform: Platform) -> set[int]:
     }
 
 
-WEB = "web: gunicorn app:app --workers 2 --bind 0.0.0.0:$PORT\n"
+WEB = "web: gunicorn app:app --preload --workers 2 --bind 0.0.0.0:$PORT\n"
 
 
 def test_release_phase_runs_before_rollout(platform: Platform, repo: Path) -> None:
