@@ -212,6 +212,9 @@ def create(dyno_id: str, address: str, network: ipaddress.IPv4Network) -> DynoNe
     netns, host_veth = names_for(dyno_id)
     dyno = DynoNetwork(netns, host_veth, address, gateway(network), network.prefixlen)
     delete(dyno)  # a leftover of a crashed supervisor with the same id
+    subprocess.run(  # reachable again (see delete)
+        ["ip", "route", "del", "unreachable", f"{address}/32"], capture_output=True, timeout=30
+    )
     peer = f"pc{host_veth[2:]}"
     _ip("netns", "add", netns)
     _ip("link", "add", host_veth, "type", "veth", "peer", "name", peer)
@@ -244,3 +247,10 @@ def delete(dyno: DynoNetwork) -> None:
         subprocess.run(["ip", "netns", "del", dyno.netns], capture_output=True, timeout=30)
     if dyno.address:
         forget_neighbour(dyno.address)
+        # A connection to a gone dyno would wait for ARP, then for HAProxy's connect
+        # timeout; an unreachable route fails it at once, so HAProxy retries elsewhere.
+        subprocess.run(
+            ["ip", "route", "replace", "unreachable", f"{dyno.address}/32"],
+            capture_output=True,
+            timeout=30,
+        )
