@@ -122,6 +122,8 @@ def clashing_routes(network: ipaddress.IPv4Network, routes: list[dict[str, str]]
             other = ipaddress.IPv4Network(destination, strict=False)
         except ValueError:
             continue
+        if route.get("type") == "unreachable" and other.subnet_of(network):
+            continue  # a gone dyno's address (see delete)
         if other.overlaps(network):
             clashes.append(f"{destination} dev {route.get('dev', '?')}")
     return clashes

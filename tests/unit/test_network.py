@@ -25,6 +25,11 @@ def test_clashing_routes_ignore_default_and_our_bridge() -> None:
         {"dst": "172.17.0.0/16", "dev": "docker0"},
         {"dst": "172.17.0.0/16", "dev": "paas0"},
         {"dst": "192.0.2.0/24", "dev": "eth0"},
+        {"type": "unreachable", "dst": "172.17.0.9"},  # a gone dyno's, ours
+        {"type": "unreachable", "dst": "172.16.0.0/12"},  # someone else's, wider
     ]
-    assert network.clashing_routes(subnet, routes) == ["172.17.0.0/16 dev docker0"]
+    assert network.clashing_routes(subnet, routes) == [
+        "172.17.0.0/16 dev docker0",
+        "172.16.0.0/12 dev ?",
+    ]
     assert network.gateway(subnet) == "172.17.0.1"
