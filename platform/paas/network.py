@@ -102,13 +102,22 @@ def _claim_is_stale(claim: Path, holder: str) -> bool:
 
 
 def release_address(address: str, dyno_id: str) -> None:
+    """Frees the dyno's address, if it still holds it. Until the next dyno's network takes
+    it (create), the address is an unreachable route: a connection to the gone dyno would
+    wait for ARP, then for HAProxy's connect timeout; this fails it at once, so HAProxy
+    retries elsewhere. The route goes in while the claim is still ours, so it can never
+    land on an address another dyno already uses."""
     claim = CLAIMS / address
     netns, _ = names_for(dyno_id)
     try:
-        if claim.read_text().strip() == netns:
-            claim.unlink()
+        if claim.read_text().strip() != netns:
+            return
     except OSError:
-        pass
+        return
+    subprocess.run(
+        ["ip", "route", "replace", "unreachable", f"{address}/32"], capture_output=True, timeout=30
+    )
+    claim.unlink(missing_ok=True)
 
 
 def clashing_routes(network: ipaddress.IPv4Network, routes: list[dict[str, str]]) -> list[str]:
@@ -214,7 +223,7 @@ def create(dyno_id: str, address: str, network: ipaddress.IPv4Network) -> DynoNe
     netns, host_veth = names_for(dyno_id)
     dyno = DynoNetwork(netns, host_veth, address, gateway(network), network.prefixlen)
     delete(dyno)  # a leftover of a crashed supervisor with the same id
-    subprocess.run(  # reachable again (see delete)
+    subprocess.run(  # reachable again (see release_address)
         ["ip", "route", "del", "unreachable", f"{address}/32"], capture_output=True, timeout=30
     )
     peer = f"pc{host_veth[2:]}"
@@ -249,10 +258,3 @@ def delete(dyno: DynoNetwork) -> None:
         subprocess.run(["ip", "netns", "del", dyno.netns], capture_output=True, timeout=30)
     if dyno.address:
         forget_neighbour(dyno.address)
-        # A connection to a gone dyno would wait for ARP, then for HAProxy's connect
-        # timeout; an unreachable route fails it at once, so HAProxy retries elsewhere.
-        subprocess.run(
-            ["ip", "route", "replace", "unreachable", f"{dyno.address}/32"],
-            capture_output=True,
-            timeout=30,
-        )
