@@ -1,0 +1,118 @@
+"""The agent's tick around a failing rollout, against a fake runtime and a real store:
+a new release whose web dyno crashes after the old one started draining must leave the
+old dyno routed and running."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from paas import releases
+from paas.agent import Agent
+from paas.logs import LogStore
+from paas.runtime import DynoSpec, DynoStatus
+from paas.settings import Settings
+from paas.store import App, Store
+
+
+class FakeRuntime:
+    def __init__(self, clock: list[float]) -> None:
+        self.clock = clock
+        self.dynos: dict[str, DynoStatus] = {}
+
+    def start(self, spec: DynoSpec) -> None:
+        self.dynos[spec.id] = DynoStatus(spec, "starting", self.clock[0], None, False, 1)
+
+    def stop(self, dyno_id: str) -> None:
+        self.dynos[dyno_id] = replace(self.dynos[dyno_id], state="stopping", stop_requested=True)
+
+    def mark_up(self, dyno_id: str) -> None:
+        self.dynos[dyno_id] = replace(self.dynos[dyno_id], state="up")
+
+    def list(self) -> list[DynoStatus]:
+        return list(self.dynos.values())
+
+    def forget(self, dyno_id: str) -> None:
+        self.dynos.pop(dyno_id, None)
+
+    def stats(self, dyno_id: str) -> None:
+        return None
+
+    def crash(self, name: str, release: int) -> None:
+        for dyno_id, status in self.dynos.items():
+            if status.spec.name == name and status.spec.release == release:
+                self.dynos[dyno_id] = replace(status, state="exited", exit_status=1)
+
+    def live(self) -> list[tuple[str, int, str]]:
+        return sorted(
+            (s.spec.name, s.spec.release, s.state)
+            for s in self.dynos.values()
+            if s.state != "exited"
+        )
+
+
+class ReadyWhenTold:
+    def __init__(self) -> None:
+        self.ready_ones: set[tuple[str, int]] = set()
+
+    def keep_only(self, _ids: object) -> None:
+        pass
+
+    def ready(self, spec: DynoSpec) -> bool:
+        return (spec.name, spec.release) in self.ready_ones
+
+
+class World:
+    def __init__(self, home: Path) -> None:
+        self.clock = [1000.0]
+        settings = Settings(home=home, containers=False, dyno_user=None)
+        self.store = Store(settings.db_path)
+        self.logs = LogStore(settings.logs_db_path)
+        self.runtime = FakeRuntime(self.clock)
+        self.agent = Agent(
+            settings, self.store, self.logs, self.runtime, clock=lambda: self.clock[0]
+        )
+        self.probe = ReadyWhenTold()
+        self.agent.prober = self.probe  # type: ignore[assignment]
+        self.agent.slugs.unpacked = lambda _digest: home  # type: ignore[method-assign]
+        self.app: App = self.store.create_app("demo", "paas-host")
+
+    def deploy(self, artifact: str) -> int:
+        built = releases.Build(artifact, {"web": "serve"})
+        return releases.deploy(self.store, self.logs, self.app, built, "abcdef12").version
+
+    def tick(self, times: int = 1) -> None:
+        for _ in range(times):
+            self.clock[0] += 1
+            self.agent.tick()
+
+    def routed(self) -> list[str]:
+        (app,) = self.agent.route_table(self.runtime.list())["apps"]  # type: ignore[index]
+        return [str(s["name"]).split("-")[0] for s in app["servers"]]
+
+
+@pytest.fixture
+def world(tmp_path: Path) -> World:
+    return World(tmp_path)
+
+
+def test_a_crash_during_the_drain_keeps_the_old_dyno_routed_and_running(world: World) -> None:
+    v1 = world.deploy("sha256:a")
+    world.tick()
+    world.probe.ready_ones.add(("web.1", v1))
+    world.tick(2)
+    assert world.store.release(world.app, v1).status == "succeeded"
+    v2 = world.deploy("sha256:b")
+    world.tick()
+    world.probe.ready_ones.add(("web.1", v2))
+    world.tick()  # v2's web.1 is up: v1's web.1 starts draining
+    assert ("web.1", v1, "up") in world.runtime.live() and world.routed() == ["web.1"]
+    world.runtime.crash("web.1", v2)
+    world.tick()
+    assert world.store.release(world.app, v2).status == "failed"
+    world.clock[0] += 60  # far past the drain timeout
+    world.tick(3)
+    assert world.runtime.live() == [("web.1", v1, "up")]
+    assert world.routed() == ["web.1"]
