@@ -8,7 +8,6 @@ pid and `paas server --stop`) on a normal end, an exception, Ctrl-C or SIGTERM.
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import sys
@@ -22,6 +21,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "integrat
 
 from deploy import push
 from platform_harness import Platform, wait_for
+
+from paas.runtime import read_json
 
 
 def _terminate(signum: int, _frame: FrameType | None) -> None:
@@ -54,15 +55,6 @@ def deploy_sample(platform: Platform, app: str) -> None:
     platform.paas("apps:create", app, "--no-remote")
     push(platform, app, platform.new_repo(f"{app}-repo"))
     wait_for(lambda: platform.get_json(app), 120, f"{app} to serve through the router")
-
-
-def read_json(path: Path) -> dict[str, Any] | None:
-    """The JSON object in `path`, or None while it is missing or half-written."""
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) else None
 
 
 def routed_servers(platform: Platform, app: str) -> list[dict[str, Any]]:
