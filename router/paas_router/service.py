@@ -2,8 +2,10 @@
 
 Reconciles against the desired state on every tick instead of reacting to events: read
 routes.json, render it, and compare it with what the running worker serves. Invariants:
-- The config and map on disk always describe the wanted table (validated before they are
-  written), so a reload at any moment serves it.
+- The config and map on disk always describe the wanted table, so a reload at any moment
+  serves it. A config is validated by ``haproxy -c`` before the reload that loads it; a
+  runtime change writes the same config with other server lines and map entries, which
+  the route table's own checks vouch for.
 - What the runtime API can express (servers of existing apps, hostnames of existing apps)
   is changed in the running worker without a reload (``plan``); a removed server is
   drained over several ticks, never by blocking one (``drain``). Everything else — a new
@@ -177,7 +179,7 @@ class RouterService:
         self, planned: plan.Plan, table: RouteTable, config: str, hosts: str
     ) -> None:
         if self.haproxy.installed() != (config, hosts):
-            # First, and validated: if HAProxy rejects it, nothing has changed yet.
+            # First: if the write fails, nothing has changed in HAProxy yet.
             self.haproxy.install(config, hosts)
         for op in planned.operations:
             for command in plan.commands(op):

@@ -24,7 +24,8 @@ class FakeServer:
 class FakeHAProxy:
     files: tuple[str, str] | None = None
     alive: bool = False
-    reject: str | None = None  # apply() and install() raise RouterError(reject)
+    reject: str | None = None  # apply() raises RouterError(reject), as `haproxy -c` would
+    unwritable: bool = False  # install() raises OSError, as a full disk would
     fail: str | None = None  # a runtime command starting with this gets an error answer
     applied: list[tuple[str, str]] = field(default_factory=list)
     installs: list[tuple[str, str]] = field(default_factory=list)
@@ -50,8 +51,8 @@ class FakeHAProxy:
         self._load(text, hosts_map_text)
 
     def install(self, text: str, hosts_map_text: str) -> None:
-        if self.reject:
-            raise RouterError(self.reject)
+        if self.unwritable:
+            raise OSError(28, "No space left on device")
         self.installs.append((text, hosts_map_text))
         self.files = (text, hosts_map_text)
 

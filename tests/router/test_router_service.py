@@ -124,8 +124,13 @@ def test_a_rejected_config_is_logged_and_not_recorded(rig: Rig) -> None:
         "keeping the current config: haproxy rejected the config: [ALERT] something"
     )
     assert rig.applied() == 1
-    # On the runtime path too: nothing is sent to HAProxy before the config is accepted.
-    assert rig.publish(_routes(3, ("aa", [("web.1", 5000), ("web.2", 5002)]))) is False
+
+
+def test_a_failed_write_on_the_runtime_path_sends_no_command(rig: Rig) -> None:
+    rig.publish(_routes(1, ("aa", 5000)))
+    rig.proxy.unwritable = True
+    assert rig.publish(_routes(2, ("aa", [("web.1", 5000), ("web.2", 5002)]))) is False
+    assert rig.logged[-1].startswith("keeping the current config: ")
     assert rig.proxy.commands == []
     assert rig.applied() == 1
 
