@@ -120,6 +120,7 @@ class Bench:
 def main(runs: int, stack_runs: int) -> None:
     base = Path(tempfile.mkdtemp(prefix="paas-bench-", dir="/tmp"))
     base.chmod(0o711)
+    bench = None
     try:
         bench = Bench(base)
         plain = [bench.start_to_answer(False) for _ in range(runs)]
@@ -135,6 +136,8 @@ def main(runs: int, stack_runs: int) -> None:
             )
             build_times.append(time.monotonic() - started)
     finally:
+        if bench is not None:
+            bench.runtime.close()
         shutil.rmtree(base, ignore_errors=True)
     plain_times = [t for t, _ in plain]
     boxed_times = [t for t, _ in boxed]

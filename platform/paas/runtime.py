@@ -1,7 +1,8 @@
 """The dyno runtime behind one small interface: start, stop, list, stats, forget.
 
-`ProcessRuntime` runs each dyno as a plain process under its own supervisor
-(`paas.supervisor`), detached in a session of its own so dynos outlive the control plane.
+`ProcessRuntime` runs each dyno under its own supervisor (`paas.supervisor`), forked by
+the supervisor launcher (`paas.launcher`) and detached in a session of its own so dynos
+outlive the control plane.
 Everything it knows is on disk under PAAS_HOME/dynos/ID/ (spec.json written here,
 status.json written by the supervisor), so a restarted control plane observes the same
 dynos again instead of remembering them. A container runtime will implement the same
@@ -16,14 +17,13 @@ import pwd
 import shutil
 import signal
 import subprocess
-import sys
-import threading
 import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Protocol
 
 from paas import cgroups, container, procs
+from paas.launcher import SupervisorLauncher
 
 
 @dataclass(frozen=True)
@@ -103,7 +103,7 @@ def ephemeral_copy(slug: Path, target: Path, user: str | None) -> None:
 class ProcessRuntime:
     def __init__(self, dynos_dir: Path, supervisor_env: dict[str, str]) -> None:
         self.dynos_dir = dynos_dir
-        self.supervisor_env = supervisor_env
+        self.launcher = SupervisorLauncher(dynos_dir, supervisor_env)
         dynos_dir.mkdir(parents=True, exist_ok=True)
         dynos_dir.chmod(0o711)  # dynos may reach their own dir, never list the others
 
@@ -118,18 +118,11 @@ class ProcessRuntime:
             ephemeral_copy(Path(spec.app_dir), app_dir, spec.user)
             spec = replace(spec, app_dir=str(app_dir))
         write_json(directory / "spec.json", asdict(spec))
-        # The supervisor forks into the background itself. Its short-lived parent is
-        # reaped by a thread, so ten dynos start side by side rather than one by one,
-        # and no zombie is left with the control plane.
-        parent = subprocess.Popen(
-            [sys.executable, "-m", "paas.supervisor", str(directory)],
-            env=self.supervisor_env,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            start_new_session=True,
-        )
-        threading.Thread(target=_reap, args=(parent, spec.id), daemon=True).start()
+        self.launcher.launch(directory)
+
+    def close(self) -> None:
+        """Ends the supervisor launcher, if one was started; dynos keep running."""
+        self.launcher.close()
 
     def stop(self, dyno_id: str) -> None:
         """Asks the supervisor to stop its dyno (SIGTERM, SIGKILL after the grace)."""
@@ -229,16 +222,6 @@ class ProcessRuntime:
             except (OSError, ValueError, IndexError):
                 continue
         return DynoStats(rss, cpu_ticks * 1_000_000_000 // os.sysconf("SC_CLK_TCK"))
-
-
-def _reap(parent: subprocess.Popen[bytes], dyno_id: str) -> None:
-    try:
-        status = parent.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        parent.kill()
-        status = parent.wait()
-    if status != 0:  # the dyno never started: the agent sees it exited and retries
-        print(f"runtime: supervisor of {dyno_id} failed ({status})", file=sys.stderr, flush=True)
 
 
 def _older_than(path: Path, seconds: float) -> bool:

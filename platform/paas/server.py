@@ -187,7 +187,10 @@ def run_agent(settings: Settings) -> None:
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     runtime = ProcessRuntime(settings.dynos_dir, supervisor_environment(settings))
     agent = Agent(settings, Store(settings.db_path), LogStore(settings.logs_db_path), runtime)
-    agent.run(stop)
+    try:
+        agent.run(stop)
+    finally:
+        runtime.close()
 
 
 def run_router(settings: Settings) -> None:

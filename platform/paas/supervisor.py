@@ -240,9 +240,14 @@ def drain(stream: int) -> bytes:
 
 
 def main(argv: list[str]) -> int:
-    directory = Path(argv[1])
+    return run_detached(Path(argv[1]))
+
+
+def run_detached(directory: Path) -> int:
+    """Supervises the dyno in `directory` from a detached child; the caller gets 0 at once
+    and should exit, as this short-lived parent is all it waits for."""
     if os.fork():
-        return 0  # the caller waits only for this short-lived parent
+        return 0
     os.setsid() if os.getsid(0) != os.getpid() else None
     devnull = os.open(os.devnull, os.O_RDWR)
     for fd in (0, 1, 2):

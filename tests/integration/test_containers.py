@@ -22,11 +22,11 @@ from pathlib import Path
 import pytest
 from platform_harness import wait_for
 
-from paas import container, network, stacks
+from paas import container, network, procs, stacks
 from paas.agent import supervisor_environment
 from paas.container import ContainerPlan
 from paas.logs import LogStore
-from paas.runtime import DynoSpec, DynoStatus, ProcessRuntime
+from paas.runtime import DynoSpec, DynoStatus, ProcessRuntime, read_json
 from paas.settings import Settings
 from paas.users import ensure_user
 
@@ -129,6 +129,7 @@ def dynos() -> Iterator[Dynos]:
     wait_for(lambda: all(s.state == "exited" for s in runtime.list()), 30, "dynos to stop")
     for status in runtime.list():
         runtime.forget(status.spec.id)
+    runtime.close()
     shutil.rmtree(base, ignore_errors=True)
 
 
@@ -210,10 +211,13 @@ def test_fork_bomb_stops_at_the_pids_limit(dynos: Dynos) -> None:
 
 def test_fifty_start_stop_cycles_leave_nothing_behind(dynos: Dynos) -> None:
     started = []
+    supervisors = []
     for _ in range(50):
         spec = dynos.start("exec sleep 60")
         started.append(spec)
         wait_for(lambda s=spec: dynos.status(s).pid, 10, "the dyno to run")  # type: ignore[misc]
+        status = read_json(dynos.settings.dynos_dir / spec.id / "status.json") or {}
+        supervisors.append((status["supervisor_pid"], status["supervisor_started"]))
         dynos.runtime.stop(spec.id)
         dynos.wait_exit(spec)
         dynos.runtime.forget(spec.id)
@@ -233,10 +237,4 @@ def test_fifty_start_stop_cycles_leave_nothing_behind(dynos: Dynos) -> None:
             (network.CLAIMS / spec.host).read_text() != netns
         )
     assert not list(dynos.settings.dynos_dir.iterdir())
-    supervisors = subprocess.run(
-        ["pgrep", "-f", f"paas.supervisor {dynos.settings.dynos_dir}"],
-        capture_output=True,
-        text=True,
-        timeout=30,
-    ).stdout
-    assert supervisors == ""
+    assert not [pid for pid, started in supervisors if procs.alive(pid, started)]

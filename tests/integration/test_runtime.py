@@ -41,6 +41,7 @@ def runtime(settings: Settings) -> Iterator[ProcessRuntime]:
     wait_for(lambda: all(s.state == "exited" for s in runtime.list()), 10, "dynos to stop")
     for status in runtime.list():
         runtime.forget(status.spec.id)
+    runtime.close()
 
 
 def make_slug(settings: Settings, script: str) -> Path:
@@ -102,3 +103,23 @@ def test_stop_escalates_to_sigkill_and_leaves_no_process(
     assert not procs.group_alive(pgid)
     events, _ = LogStore(settings.logs_db_path).read("t", source="paas")
     assert any("SIGKILL" in e.message for e in events)
+
+
+def test_dynos_outlive_the_launcher_and_a_dead_launcher_is_replaced(
+    settings: Settings, runtime: ProcessRuntime
+) -> None:
+    slug = make_slug(settings, "exec sleep 300\n")
+    first = spec(settings, slug, "bash run.sh", "worker.1")
+    runtime.start(first)
+    wait_for(lambda: [s for s in runtime.list() if s.pid] or None, 10, "worker.1 to run")
+    launcher = runtime.launcher.process
+    assert launcher is not None
+    launcher.kill()  # as if the launcher had crashed; the fixture's close() reaps it
+    launcher.wait(timeout=10)
+    second = spec(settings, slug, "bash run.sh", "worker.2")
+    runtime.start(second)
+    wait_for(lambda: sum(bool(s.pid) for s in runtime.list()) == 2, 10, "worker.2 to run")
+    runtime.close()  # the agent stopping: its launcher ends, the dynos it started do not
+    statuses = runtime.list()
+    assert len(statuses) == 2
+    assert all(s.pid and procs.group_alive(s.pid) and s.state != "exited" for s in statuses)
