@@ -1,14 +1,17 @@
 """Router benchmark: requests/s of the sample Flask app at web=1 through the router
 (HAProxy, by the app's Host header) and straight to its one dyno's address, measured with
-wrk, alternating the two paths run by run. Prints min/median/max req/s of each path and
-the ratio of the medians (target: the router keeps at least 0.9x of direct).
+wrk, alternating the paths run by run. Prints min/median/max req/s of each path and the
+ratio of the medians (target: the router keeps at least 0.9x of direct).
 
-Both paths end at the same dyno, so the app's own server (gunicorn, two sync workers) may
-be what limits both; and wrk, HAProxy and the dyno share this host's CPUs, so on a small
-host the router path also pays for HAProxy's CPU time. The figures say what was measured
-here, nothing more.
+Two more figures say where a gap comes from:
+- A bare TCP relay (a second HAProxy in `mode tcp`, no HTTP handling, no header added)
+  in front of the same dyno: what any proxy hop costs on this host, whatever it does.
+- Each path again with the dyno alone on one CPU and wrk and HAProxy on the others (CPU
+  affinity of their processes), as when the router runs on cores or machines of its own,
+  as Heroku's does. On a 2-core host, wrk, HAProxy and the dyno otherwise share both
+  cores, so the router path pays for HAProxy's CPU time out of the app's.
 
-gunicorn's sync workers close every connection, so both paths open one TCP connection to
+gunicorn's sync workers close every connection, so every path opens one TCP connection to
 the dyno per request. wrk, straight to the dyno, leaves each closed one in TIME_WAIT on
 this host for 60 s (HAProxy's leave none), and a container dyno's address is not
 loopback, so tcp_tw_reuse=2 does not apply: after about 28,000 of them (the ephemeral
@@ -22,13 +25,19 @@ Usage: .venv/bin/python bench/router.py [RUNS]   (needs wrk: apt-get install wrk
 
 from __future__ import annotations
 
+import contextlib
+import os
 import re
 import shutil
+import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any
 
 from benchkit import deploy_sample, routed_servers, running_platform, setting
@@ -39,6 +48,17 @@ THREADS, CONNECTIONS, SECONDS = 2, 32, 3
 WRK_ENV = {"PATH": "/usr/local/bin:/usr/bin:/bin", "LC_ALL": "C"}
 DRAIN_BELOW = 1000  # sockets to the dyno in TIME_WAIT that a run may start with
 DRAIN_TIMEOUT = 90.0  # Linux keeps a socket in TIME_WAIT for 60 s
+RELAY_CONFIG = """global
+    maxconn 4096
+defaults
+    mode tcp
+    timeout connect 5s
+    timeout client 55s
+    timeout server 30s
+listen relay
+    bind 127.0.0.1:{port}
+    server dyno {dyno}
+"""
 
 
 @dataclass(frozen=True)
@@ -48,6 +68,16 @@ class Target:
     name: str
     url: str
     headers: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Where the processes run: `client_cpus` for wrk and the proxies, `dyno_cpus` for
+    the dyno; None leaves every process free to run on any CPU."""
+
+    name: str
+    client_cpus: set[int] | None = None
+    dyno_cpus: set[int] | None = None
 
 
 @dataclass(frozen=True)
@@ -74,8 +104,10 @@ def parse_wrk(output: str) -> Sample:
     )
 
 
-def wrk(path: Target, seconds: int) -> Sample:
+def wrk(path: Target, seconds: int, cpus: set[int] | None = None) -> Sample:
     argv = ["wrk", f"-t{THREADS}", f"-c{CONNECTIONS}", f"-d{seconds}s", "--latency"]
+    if cpus is not None:
+        argv = ["taskset", "-c", ",".join(map(str, sorted(cpus))), *argv]
     for header in path.headers:
         argv += ["-H", header]
     result = subprocess.run(
@@ -108,9 +140,9 @@ def drained(address: str) -> int:
     return left
 
 
-def measure(path: Target, dyno: str) -> Sample:
+def measure(path: Target, dyno: str, cpus: set[int] | None) -> Sample:
     before = drained(dyno)
-    sample = wrk(path, SECONDS)
+    sample = wrk(path, SECONDS, cpus)
     return replace(sample, time_wait_before=before, time_wait_after=time_wait(dyno))
 
 
@@ -125,23 +157,103 @@ def dyno_address(platform: Platform) -> str:
     return f"{server['host']}:{server['port']}"
 
 
-def paths(platform: Platform, dyno: str) -> list[Target]:
-    """Through the router, and straight to the dyno."""
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@contextlib.contextmanager
+def tcp_relay(dyno: str) -> Iterator[tuple[int, int]]:
+    """A bare HAProxy TCP relay to `dyno`, stopped by its pid on the way out; yields its
+    port and pid."""
+    port = free_port()
+    with tempfile.TemporaryDirectory(prefix="paas-relay-") as scratch:
+        config = Path(scratch) / "relay.cfg"
+        config.write_text(RELAY_CONFIG.format(port=port, dyno=dyno))
+        relay = subprocess.Popen(
+            ["haproxy", "-db", "-f", str(config)], env=WRK_ENV, stdout=subprocess.DEVNULL
+        )
+        try:
+            wait_for(lambda: can_connect(port), 10, "the TCP relay to listen")
+            yield port, relay.pid
+        finally:
+            relay.terminate()
+            try:
+                relay.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                relay.kill()
+                relay.wait()
+
+
+def can_connect(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+def paths(platform: Platform, dyno: str, relay_port: int) -> list[Target]:
+    """Through the router, through a bare TCP relay, and straight to the dyno."""
     return [
         Target(
             "router",
             f"http://127.0.0.1:{platform.http_port}/",
             (f"Host: {APP}.paas.localhost",),
         ),
+        Target("bare TCP relay", f"http://127.0.0.1:{relay_port}/"),
         Target(f"direct ({dyno})", f"http://{dyno}/"),
     ]
+
+
+def descendants(roots: list[int]) -> list[int]:
+    """`roots` and every process below them, from /proc."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        with contextlib.suppress(OSError, IndexError, ValueError):
+            parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            children.setdefault(parent, []).append(int(entry.name))
+    found, queue = [], list(roots)
+    while queue:
+        pid = queue.pop()
+        found.append(pid)
+        queue.extend(children.get(pid, []))
+    return found
+
+
+def pin(pids: list[int], cpus: set[int] | None) -> None:
+    """Every thread of `pids` may run only on `cpus` (any CPU when None)."""
+    allowed = cpus if cpus is not None else set(range(os.cpu_count() or 1))
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            for task in Path(f"/proc/{pid}/task").iterdir():
+                with contextlib.suppress(OSError):
+                    os.sched_setaffinity(int(task.name), allowed)
+
+
+def layouts() -> list[Layout]:
+    cpus = sorted(os.sched_getaffinity(0))
+    shared = Layout("CPUs shared by all")
+    if len(cpus) < 2:
+        return [shared]
+    return [shared, Layout("dyno on its own CPU", set(cpus[:-1]), {cpus[-1]})]
+
+
+def apply_layout(layout: Layout, platform: Platform, relay_pid: int) -> None:
+    dyno_pids = [int(s["pid"]) for s in platform.dyno_statuses(APP) if s.get("pid")]
+    haproxy_master = int((platform.home / "router" / "haproxy.pid").read_text().split()[0])
+    pin(descendants(dyno_pids), layout.dyno_cpus)
+    pin(descendants([haproxy_master, relay_pid]), layout.client_cpus)
 
 
 def summary(name: str, samples: list[Sample]) -> str:
     rates = [s.requests_per_second for s in samples]
     latencies = ", ".join(s.latency_p50 for s in samples)
     return (
-        f"{name:<30} req/s min {min(rates):8.1f}  median {statistics.median(rates):8.1f}  "
+        f"  {name:<30} req/s min {min(rates):8.1f}  median {statistics.median(rates):8.1f}  "
         f"max {max(rates):8.1f}  (n={len(rates)}; p50 latency {latencies}; "
         f"errors {sum(s.errors for s in samples)}; TIME_WAIT to the dyno at most "
         f"{max(s.time_wait_before for s in samples)} at a start, "
@@ -149,39 +261,62 @@ def summary(name: str, samples: list[Sample]) -> str:
     )
 
 
+def ratios(results: dict[str, list[Sample]], both: list[Target]) -> list[str]:
+    direct = both[-1].name
+    lines = []
+    for path in both[:-1]:
+        medians = statistics.median(
+            s.requests_per_second for s in results[path.name]
+        ) / statistics.median(s.requests_per_second for s in results[direct])
+        # The runs of a round are next to each other in time, so their ratio is less
+        # swayed by whatever else the host was doing than the ratio of medians.
+        each = [
+            r.requests_per_second / d.requests_per_second
+            for r, d in zip(results[path.name], results[direct], strict=True)
+        ]
+        lines.append(
+            f"  {path.name} / direct: {medians:.2f}x (medians); each round min "
+            f"{min(each):.2f}x median {statistics.median(each):.2f}x max {max(each):.2f}x"
+        )
+    return lines
+
+
+def measure_layout(
+    layout: Layout, platform: Platform, dyno: str, relay_pid: int, every: list[Target], runs: int
+) -> dict[str, list[Sample]]:
+    apply_layout(layout, platform, relay_pid)
+    for path in every:  # warm-up: first connections, gunicorn workers, HAProxy
+        wrk(path, 1, layout.client_cpus)
+    results: dict[str, list[Sample]] = {}
+    for run in range(runs):
+        # Alternate the order of the paths, so drift on the host favours none.
+        for path in every if run % 2 == 0 else every[::-1]:
+            results.setdefault(path.name, []).append(measure(path, dyno, layout.client_cpus))
+    return results
+
+
 def main(runs: int) -> None:
     if shutil.which("wrk", path=WRK_ENV["PATH"]) is None:
         raise SystemExit("wrk is not installed: apt-get install wrk (make setup as root does)")
-    results: dict[str, list[Sample]] = {}
+    report: list[str] = []
     with running_platform() as platform:
         deploy_sample(platform, APP)
         context = setting(platform, APP)
         dyno = dyno_address(platform)
-        both = paths(platform, dyno)
-        for path in both:  # warm-up: first connections, gunicorn workers, HAProxy
-            wrk(path, 1)
-        for run in range(runs):
-            # Alternate which path goes first, so drift on the host favours neither.
-            for path in both if run % 2 == 0 else both[::-1]:
-                results.setdefault(path.name, []).append(measure(path, dyno))
+        with tcp_relay(dyno) as (relay_port, relay_pid):
+            every = paths(platform, dyno, relay_port)
+            for layout in layouts():
+                results = measure_layout(layout, platform, dyno, relay_pid, every, runs)
+                report.append(f"{layout.name}:")
+                report += [summary(p.name, results[p.name]) for p in every]
+                report += ratios(results, every)
     print(context)
-    print(f"wrk -t{THREADS} -c{CONNECTIONS} -d{SECONDS}s per run, app at web=1")
-    for path in both:
-        print(summary(path.name, results[path.name]))
-    router, direct = (
-        statistics.median(s.requests_per_second for s in results[p.name]) for p in both
-    )
-    print(f"router / direct (medians)      {router / direct:.2f}x  (target >= 0.90x)")
-    # The two runs of a pair are next to each other in time, so their ratio is less
-    # swayed by whatever else the host was doing than the ratio of medians.
-    pairs = [
-        r.requests_per_second / d.requests_per_second
-        for r, d in zip(results[both[0].name], results[both[1].name], strict=True)
-    ]
     print(
-        f"router / direct (each run)     min {min(pairs):.2f}x  median "
-        f"{statistics.median(pairs):.2f}x  max {max(pairs):.2f}x"
+        f"wrk -t{THREADS} -c{CONNECTIONS} -d{SECONDS}s per run, app at web=1; target: "
+        "router / direct >= 0.90x"
     )
+    for line in report:
+        print(line)
 
 
 if __name__ == "__main__":
