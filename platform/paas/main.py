@@ -7,7 +7,9 @@ import sys
 
 import click
 
-from paas import cli, hook, server, stacks
+# The platform's own processes and the git hook import what they need when they run, so
+# that every client command (`paas ps:scale`…) starts without their modules.
+from paas import cli, stacks
 from paas import settings as settings_module
 from paas.errors import PaasError
 
@@ -16,6 +18,8 @@ from paas.errors import PaasError
 @click.option("--stop", "stop", is_flag=True, help="Stop the platform, its dynos and router.")
 def server_command(stop: bool) -> None:
     """Run the whole platform (api, agent, router) in the foreground."""
+    from paas import server
+
     try:
         settings = settings_module.from_env()
         if stop:
@@ -53,22 +57,30 @@ def stacks_command() -> None:
 
 @cli.cli.command("api", hidden=True)
 def api_command() -> None:
+    from paas import server
+
     server.run_api(settings_module.from_env())
 
 
 @cli.cli.command("agent", hidden=True)
 def agent_command() -> None:
+    from paas import server
+
     server.run_agent(settings_module.from_env())
 
 
 @cli.cli.command("router", hidden=True)
 def router_command() -> None:
+    from paas import server
+
     server.run_router(settings_module.from_env())
 
 
 @cli.cli.command("hook", hidden=True)
 @click.argument("name", type=click.Choice(["pre-receive"]))
 def hook_command(name: str) -> None:
+    from paas import hook
+
     sys.exit(hook.main())
 
 
