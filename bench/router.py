@@ -45,7 +45,7 @@ from platform_harness import Platform, wait_for
 
 APP = "router"
 THREADS, CONNECTIONS, SECONDS = 2, 32, 3
-WRK_ENV = {"PATH": "/usr/local/bin:/usr/bin:/bin", "LC_ALL": "C"}
+WRK_ENV = {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL": "C"}
 DRAIN_BELOW = 1000  # sockets to the dyno in TIME_WAIT that a run may start with
 DRAIN_TIMEOUT = 90.0  # Linux keeps a socket in TIME_WAIT for 60 s
 RELAY_CONFIG = """global
