@@ -4,8 +4,10 @@ wrk, alternating the paths run by run. Prints min/median/max req/s of each path 
 ratio of the medians (target: the router keeps at least 0.9x of direct).
 
 Two more figures say where a gap comes from:
-- A bare TCP relay (a second HAProxy in `mode tcp`, no HTTP handling, no header added)
-  in front of the same dyno: what any proxy hop costs on this host, whatever it does.
+- Straight to the dyno again, sending the six headers the router adds for the app (the
+  Heroku contract's X-Forwarded-For/-Proto/-Port, X-Request-Id, X-Request-Start, Via):
+  the app's own cost of reading them. The router compared with this path is the cost of
+  the proxy hop alone.
 - Each path again with the dyno alone on one CPU and wrk and HAProxy on the others (CPU
   affinity of their processes), as when the router runs on cores or machines of its own,
   as Heroku's does. On a 2-core host, wrk, HAProxy and the dyno otherwise share both
@@ -29,13 +31,10 @@ import contextlib
 import os
 import re
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -48,17 +47,17 @@ THREADS, CONNECTIONS, SECONDS = 2, 32, 3
 WRK_ENV = {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL": "C"}
 DRAIN_BELOW = 1000  # sockets to the dyno in TIME_WAIT that a run may start with
 DRAIN_TIMEOUT = 90.0  # Linux keeps a socket in TIME_WAIT for 60 s
-RELAY_CONFIG = """global
-    maxconn 4096
-defaults
-    mode tcp
-    timeout connect 5s
-    timeout client 55s
-    timeout server 30s
-listen relay
-    bind 127.0.0.1:{port}
-    server dyno {dyno}
-"""
+# What the router's HAProxy adds to each request (router/paas_router/templates), as it
+# would send them: the app parses these on the router path only.
+ROUTER_HEADERS = (
+    f"Host: {APP}.paas.localhost",
+    "X-Forwarded-For: 127.0.0.1",
+    "X-Forwarded-Proto: http",
+    "X-Forwarded-Port: 8080",
+    "X-Request-Id: 6f1c2b7e-4a3d-4c8e-9b5f-2d7a1e0c3b9f",
+    "X-Request-Start: t=1795000000000",
+    "Via: 1.1 paas-router",
+)
 
 
 @dataclass(frozen=True)
@@ -157,52 +156,16 @@ def dyno_address(platform: Platform) -> str:
     return f"{server['host']}:{server['port']}"
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-@contextlib.contextmanager
-def tcp_relay(dyno: str) -> Iterator[tuple[int, int]]:
-    """A bare HAProxy TCP relay to `dyno`, stopped by its pid on the way out; yields its
-    port and pid."""
-    port = free_port()
-    with tempfile.TemporaryDirectory(prefix="paas-relay-") as scratch:
-        config = Path(scratch) / "relay.cfg"
-        config.write_text(RELAY_CONFIG.format(port=port, dyno=dyno))
-        relay = subprocess.Popen(
-            ["haproxy", "-db", "-f", str(config)], env=WRK_ENV, stdout=subprocess.DEVNULL
-        )
-        try:
-            wait_for(lambda: can_connect(port), 10, "the TCP relay to listen")
-            yield port, relay.pid
-        finally:
-            relay.terminate()
-            try:
-                relay.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                relay.kill()
-                relay.wait()
-
-
-def can_connect(port: int) -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=1):
-            return True
-    except OSError:
-        return False
-
-
-def paths(platform: Platform, dyno: str, relay_port: int) -> list[Target]:
-    """Through the router, through a bare TCP relay, and straight to the dyno."""
+def paths(platform: Platform, dyno: str) -> list[Target]:
+    """Through the router, straight to the dyno with the headers the router adds, and
+    straight to the dyno (last: the others are compared with it)."""
     return [
         Target(
             "router",
             f"http://127.0.0.1:{platform.http_port}/",
             (f"Host: {APP}.paas.localhost",),
         ),
-        Target("bare TCP relay", f"http://127.0.0.1:{relay_port}/"),
+        Target("direct + router's headers", f"http://{dyno}/", ROUTER_HEADERS),
         Target(f"direct ({dyno})", f"http://{dyno}/"),
     ]
 
@@ -242,11 +205,11 @@ def layouts() -> list[Layout]:
     return [shared, Layout("dyno on its own CPU", set(cpus[:-1]), {cpus[-1]})]
 
 
-def apply_layout(layout: Layout, platform: Platform, relay_pid: int) -> None:
+def apply_layout(layout: Layout, platform: Platform) -> None:
     dyno_pids = [int(s["pid"]) for s in platform.dyno_statuses(APP) if s.get("pid")]
     haproxy_master = int((platform.home / "router" / "haproxy.pid").read_text().split()[0])
     pin(descendants(dyno_pids), layout.dyno_cpus)
-    pin(descendants([haproxy_master, relay_pid]), layout.client_cpus)
+    pin(descendants([haproxy_master]), layout.client_cpus)
 
 
 def summary(name: str, samples: list[Sample]) -> str:
@@ -261,30 +224,36 @@ def summary(name: str, samples: list[Sample]) -> str:
     )
 
 
-def ratios(results: dict[str, list[Sample]], both: list[Target]) -> list[str]:
-    direct = both[-1].name
+def ratios(results: dict[str, list[Sample]], every: list[Target]) -> list[str]:
+    """Router / direct (the target), the app's cost of the router's headers, and the
+    router / direct with the same headers (the proxy hop alone)."""
+    router, with_headers, direct = (p.name for p in every)
     lines = []
-    for path in both[:-1]:
+    for top, bottom, meaning in (
+        (router, direct, "the target"),
+        (with_headers, direct, "the app reading the router's headers"),
+        (router, with_headers, "the proxy hop alone"),
+    ):
         medians = statistics.median(
-            s.requests_per_second for s in results[path.name]
-        ) / statistics.median(s.requests_per_second for s in results[direct])
+            s.requests_per_second for s in results[top]
+        ) / statistics.median(s.requests_per_second for s in results[bottom])
         # The runs of a round are next to each other in time, so their ratio is less
         # swayed by whatever else the host was doing than the ratio of medians.
         each = [
-            r.requests_per_second / d.requests_per_second
-            for r, d in zip(results[path.name], results[direct], strict=True)
+            t.requests_per_second / b.requests_per_second
+            for t, b in zip(results[top], results[bottom], strict=True)
         ]
         lines.append(
-            f"  {path.name} / direct: {medians:.2f}x (medians); each round min "
-            f"{min(each):.2f}x median {statistics.median(each):.2f}x max {max(each):.2f}x"
+            f"  {top} / {bottom}: {medians:.2f}x (medians; each round min {min(each):.2f}x "
+            f"median {statistics.median(each):.2f}x max {max(each):.2f}x): {meaning}"
         )
     return lines
 
 
 def measure_layout(
-    layout: Layout, platform: Platform, dyno: str, relay_pid: int, every: list[Target], runs: int
+    layout: Layout, platform: Platform, dyno: str, every: list[Target], runs: int
 ) -> dict[str, list[Sample]]:
-    apply_layout(layout, platform, relay_pid)
+    apply_layout(layout, platform)
     for path in every:  # warm-up: first connections, gunicorn workers, HAProxy
         wrk(path, 1, layout.client_cpus)
     results: dict[str, list[Sample]] = {}
@@ -303,13 +272,12 @@ def main(runs: int) -> None:
         deploy_sample(platform, APP)
         context = setting(platform, APP)
         dyno = dyno_address(platform)
-        with tcp_relay(dyno) as (relay_port, relay_pid):
-            every = paths(platform, dyno, relay_port)
-            for layout in layouts():
-                results = measure_layout(layout, platform, dyno, relay_pid, every, runs)
-                report.append(f"{layout.name}:")
-                report += [summary(p.name, results[p.name]) for p in every]
-                report += ratios(results, every)
+        every = paths(platform, dyno)
+        for layout in layouts():
+            results = measure_layout(layout, platform, dyno, every, runs)
+            report.append(f"{layout.name}:")
+            report += [summary(p.name, results[p.name]) for p in every]
+            report += ratios(results, every)
     print(context)
     print(
         f"wrk -t{THREADS} -c{CONNECTIONS} -d{SECONDS}s per run, app at web=1; target: "

@@ -159,10 +159,13 @@ def build_app(fake: FakeApi) -> flask.Flask:
             "id": "r-new",
             "version": len(fake.releases) + 1,
             "description": f"Rollback to v{wanted}",
-            "status": "succeeded",
+            # As the real API answers: the rollback is deploying, and current as such.
+            "status": "deploying",
+            "status_detail": None,
             "current": True,
             "created_at": "2026-11-28T15:20:00+00:00",
             "artifact": None,
+            "process_types": {},
         }
         return release, 201
 
