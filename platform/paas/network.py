@@ -224,7 +224,7 @@ def create(dyno_id: str, address: str, network: ipaddress.IPv4Network) -> DynoNe
     dyno = DynoNetwork(netns, host_veth, address, gateway(network), network.prefixlen)
     if Path(f"/sys/class/net/{host_veth}").exists() or Path(dyno.netns_path).exists():
         delete(dyno)  # a leftover of a crashed supervisor with the same id
-    # Two `ip -batch` runs instead of one `ip` per step: ten dynos starting at once on a
+    # Three `ip -batch` runs instead of one `ip` per step: ten dynos starting at once on a
     # small host wait for CPU, and each process saved is a few milliseconds of it.
     batch(
         [
@@ -236,8 +236,6 @@ def create(dyno_id: str, address: str, network: ipaddress.IPv4Network) -> DynoNe
             f"link add {host_veth} type veth peer name eth0 netns {netns}",
             f"link set {host_veth} master {BRIDGE}",
             f"link set {host_veth} type bridge_slave isolated on",  # before any traffic
-            f"link set {host_veth} up",
-            f"neigh flush to {address} dev {BRIDGE}",  # addresses are reused
         ]
     )
     batch(
@@ -249,6 +247,10 @@ def create(dyno_id: str, address: str, network: ipaddress.IPv4Network) -> DynoNe
         ],
         netns=netns,
     )
+    # Last, once the dyno's side answers ARP: the host must not keep a gone dyno's MAC
+    # address for this reused address, nor an unanswered lookup that the router's next
+    # connection would wait a second on.
+    batch([f"link set {host_veth} up", f"neigh flush to {address} dev {BRIDGE}"])
     return dyno
 
 
