@@ -117,9 +117,7 @@ def cleanup(dyno_id: str, directory: Path, plan: ContainerPlan) -> None:
     rootfs = directory / "bundle" / "rootfs"
     if os.path.ismount(rootfs):
         subprocess.run(["umount", "-l", str(rootfs)], capture_output=True, timeout=30)
-    netns, host_veth = network.names_for(dyno_id)
-    network.delete(network.DynoNetwork(netns, host_veth, plan.address, "", 0))
-    network.release_address(plan.address, dyno_id)
+    network.remove(dyno_id, plan.address)
     shutil.rmtree(directory / "bundle", ignore_errors=True)
 
 
@@ -316,7 +314,5 @@ class BuildSandbox:
         rootfs = self.directory / "rootfs"
         if os.path.ismount(rootfs):
             subprocess.run(["umount", "-l", str(rootfs)], capture_output=True, timeout=30)
-        netns, host_veth = network.names_for(self.id)
-        network.delete(network.DynoNetwork(netns, host_veth, self.address, "", 0))
-        network.release_address(self.address, self.id)
+        network.remove(self.id, self.address)
         shutil.rmtree(self.directory, ignore_errors=True)

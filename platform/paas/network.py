@@ -101,23 +101,33 @@ def _claim_is_stale(claim: Path, holder: str) -> bool:
     return age > CLAIM_GRACE_SECONDS and not Path(f"/var/run/netns/{holder}").exists()
 
 
-def release_address(address: str, dyno_id: str) -> None:
-    """Frees the dyno's address, if it still holds it. Until the next dyno's network takes
-    it (create), the address is an unreachable route: a connection to the gone dyno would
-    wait for ARP, then for HAProxy's connect timeout; this fails it at once, so HAProxy
-    retries elsewhere. The route goes in while the claim is still ours, so it can never
-    land on an address another dyno already uses."""
-    claim = CLAIMS / address
-    netns, _ = names_for(dyno_id)
+def remove(dyno_id: str, address: str) -> None:
+    """Takes a gone dyno off the network: its address refuses connections at once, then its
+    veth pair and namespace go, then its claim on the address.
+
+    Until the next dyno's network takes the address (create), it is an unreachable route.
+    Without it, a connection to the gone dyno would wait for ARP, then for HAProxy's 5 s
+    connect timeout. The route goes in first, while the veth still exists and the claim is
+    still ours: no instant is left in which the address silently drops packets, and the
+    route can never land on an address another dyno already uses."""
+    netns, host_veth = names_for(dyno_id)
+    ours = _holds(address, netns)
+    if ours:
+        subprocess.run(
+            ["ip", "route", "replace", "unreachable", f"{address}/32"],
+            capture_output=True,
+            timeout=30,
+        )
+    delete(DynoNetwork(netns, host_veth, address, "", 0))
+    if ours:
+        (CLAIMS / address).unlink(missing_ok=True)
+
+
+def _holds(address: str, netns: str) -> bool:
     try:
-        if claim.read_text().strip() != netns:
-            return
+        return (CLAIMS / address).read_text().strip() == netns
     except OSError:
-        return
-    subprocess.run(
-        ["ip", "route", "replace", "unreachable", f"{address}/32"], capture_output=True, timeout=30
-    )
-    claim.unlink(missing_ok=True)
+        return False
 
 
 def clashing_routes(network: ipaddress.IPv4Network, routes: list[dict[str, str]]) -> list[str]:
@@ -228,7 +238,7 @@ def create(dyno_id: str, address: str, network: ipaddress.IPv4Network) -> DynoNe
     # small host wait for CPU, and each process saved is a few milliseconds of it.
     batch(
         [
-            # Reachable again (see release_address): the replace makes the delete succeed
+            # Reachable again (see remove): the replace makes the delete succeed
             # whether or not a gone dyno left the route.
             f"route replace unreachable {address}/32",
             f"route del unreachable {address}/32",

@@ -11,9 +11,11 @@ from __future__ import annotations
 import os
 import pwd
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import asdict
@@ -174,6 +176,48 @@ def test_dynos_cannot_reach_each_other_or_the_host(dynos: Dynos) -> None:
     assert results[server.host] != "0"  # another app's dyno, directly
     assert results[gateway] != "0"  # a port the host serves
     assert can_connect(server.host, 5000)  # the router, on the host, still can
+
+
+def test_a_crashed_dynos_address_refuses_connections_at_once(dynos: Dynos) -> None:
+    """Connections to a dyno killed by SIGKILL, while its supervisor cleans up and after,
+    fail at once (refused, then unreachable) instead of waiting for ARP and a connect
+    timeout, so the router retries them elsewhere at once."""
+    # Threaded, with a deep accept queue: a full queue would drop connections itself.
+    serve = (
+        "import http.server as h; h.ThreadingHTTPServer.request_queue_size = 256; "
+        "h.ThreadingHTTPServer(('', 5000), h.SimpleHTTPRequestHandler).serve_forever()"
+    )
+    server = dynos.start(f'exec python3 -c "{serve}"')
+    wait_for(lambda: can_connect(server.host, 5000), 20, "the server dyno to listen")
+    attempts: list[tuple[float, int]] = []
+    done = threading.Event()
+
+    def connect_in_a_loop() -> None:
+        while not done.is_set():
+            with socket.socket() as probe:
+                probe.settimeout(3)
+                started = time.monotonic()
+                code = probe.connect_ex((server.host, 5000))
+                attempts.append((time.monotonic() - started, code))
+            time.sleep(0.001)
+
+    prober = threading.Thread(target=connect_in_a_loop)
+    prober.start()
+    try:
+        pid = dynos.status(server).pid
+        assert pid is not None
+        os.kill(pid, signal.SIGKILL)  # the container runtime: the supervisor cleans up
+        dynos.wait_exit(server)
+        dynos.runtime.forget(server.id)
+        count = len(attempts)
+        wait_for(lambda: len(attempts) > count + 20, 10, "attempts after the dyno is gone")
+    finally:
+        done.set()
+        prober.join(10)
+    failed = [(took, code) for took, code in attempts if code != 0]
+    assert failed  # the dyno did go away while the loop ran
+    slow = [i for i, (took, _) in enumerate(attempts) if took > 1.0]
+    assert not slow, [attempts[max(0, i - 3) : i + 3] for i in slow]
 
 
 def test_memory_limit_kills_and_logs_an_oom(dynos: Dynos) -> None:
