@@ -27,6 +27,11 @@ FORWARD_CHAIN = "PAAS-DYNOS-FWD"
 DEFAULT_SUBNET = "10.213.0.0/16"
 CLAIMS = Path("/run/paas/addresses")
 CLAIM_GRACE_SECONDS = 60.0
+# A released address is left alone this long: HAProxy may still send to the gone dyno for
+# a moment, and must meet the unreachable route, not the next dyno's network being built
+# at the same address (a connection lost there waits a second for its SYN's retransmit).
+COOL_SECONDS = 60.0
+RELEASED = "released"
 
 
 @dataclass(frozen=True)
@@ -66,44 +71,51 @@ def gateway(network: ipaddress.IPv4Network) -> str:
 
 def claim_address(network: ipaddress.IPv4Network, dyno_id: str) -> str:
     """A dyno address unused on this host, whichever PAAS_HOME took the others: each claim
-    is a file created exclusively under /run/paas/addresses, naming the dyno's netns; a
-    claim whose netns is gone is stale and reused."""
+    is a file created exclusively under /run/paas/addresses, naming the dyno's netns. A
+    claim whose netns is gone is stale and reused; a released one is reused once it has
+    cooled, or when no other address is left."""
     netns, _ = names_for(dyno_id)
     CLAIMS.mkdir(parents=True, exist_ok=True)
-    for host in network.hosts():
-        address = str(host)
-        if address == gateway(network):
-            continue
-        claim = CLAIMS / address
-        try:
-            fd = os.open(claim, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:
-            holder = claim.read_text().strip() if claim.exists() else ""
-            if holder == netns or not _claim_is_stale(claim, holder):
-                continue
-            claim.unlink(missing_ok=True)
-            try:
-                fd = os.open(claim, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            except FileExistsError:
-                continue
-        with os.fdopen(fd, "w") as f:
-            f.write(netns)
-        return address
+    for patient in (True, False):
+        for host in network.hosts():
+            address = str(host)
+            if address != gateway(network) and _take(CLAIMS / address, netns, patient):
+                return address
     raise PaasError(f"no free dyno address left in {network}: use a larger PAAS_DYNO_SUBNET")
 
 
-def _claim_is_stale(claim: Path, holder: str) -> bool:
-    """Stale: its netns is gone and it is old enough not to be a claim in progress."""
+def _take(claim: Path, netns: str, patient: bool) -> bool:
+    try:
+        fd = os.open(claim, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        holder = claim.read_text().strip() if claim.exists() else ""
+        if holder == netns or not _reusable(claim, holder, patient):
+            return False
+        claim.unlink(missing_ok=True)
+        try:
+            fd = os.open(claim, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            return False
+    with os.fdopen(fd, "w") as f:
+        f.write(netns)
+    return True
+
+
+def _reusable(claim: Path, holder: str, patient: bool) -> bool:
+    """Released and cooled (or not `patient`), or stale: its netns is gone and it is old
+    enough not to be a claim in progress."""
     try:
         age = time.time() - claim.stat().st_mtime
     except OSError:
         return True
+    if holder == RELEASED:
+        return not patient or age > COOL_SECONDS
     return age > CLAIM_GRACE_SECONDS and not Path(f"/var/run/netns/{holder}").exists()
 
 
 def remove(dyno_id: str, address: str) -> None:
     """Takes a gone dyno off the network: its address refuses connections at once, then its
-    veth pair and namespace go, then its claim on the address.
+    veth pair and namespace go, then its claim on the address is released.
 
     Until the next dyno's network takes the address (create), it is an unreachable route.
     Without it, a connection to the gone dyno would wait for ARP, then for HAProxy's 5 s
@@ -120,7 +132,7 @@ def remove(dyno_id: str, address: str) -> None:
         )
     delete(DynoNetwork(netns, host_veth, address, "", 0))
     if ours:
-        (CLAIMS / address).unlink(missing_ok=True)
+        (CLAIMS / address).write_text(RELEASED)  # cooling from now (see claim_address)
 
 
 def _holds(address: str, netns: str) -> bool:

@@ -1,4 +1,5 @@
 import ipaddress
+from pathlib import Path
 
 import pytest
 
@@ -33,3 +34,16 @@ def test_clashing_routes_ignore_default_and_our_bridge() -> None:
         "172.16.0.0/12 dev ?",
     ]
     assert network.gateway(subnet) == "172.17.0.1"
+
+
+def test_a_released_address_cools_before_it_is_reused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(network, "CLAIMS", tmp_path)
+    subnet = ipaddress.IPv4Network("10.9.0.0/29")  # .1 is the gateway: .2 to .6 for dynos
+    first = network.claim_address(subnet, "a.web.1.v1.0")
+    (tmp_path / first).write_text(network.RELEASED)  # as remove() leaves it
+    others = [network.claim_address(subnet, f"a.web.{n}.v1.0") for n in range(2, 6)]
+    assert first not in others and len(set(others)) == 4
+    # Every other address is taken: the cooling one is better than none.
+    assert network.claim_address(subnet, "a.web.6.v1.0") == first
