@@ -49,7 +49,9 @@ def launch(directory: Path, supervise: Supervise) -> None:
             code = error.code if isinstance(error.code, int) else 1
         finally:
             os._exit(code)
-    os.waitpid(pid, 0)  # the short-lived parent of the detached supervisor
+    _, status = os.waitpid(pid, 0)  # the short-lived parent of the detached supervisor
+    if status != 0:  # the dyno never started: the agent sees it exited and retries
+        print(f"launcher: supervisor of {directory.name} failed ({status})", file=sys.stderr)
 
 
 class SupervisorLauncher:

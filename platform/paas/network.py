@@ -10,12 +10,16 @@ reaches a dyno's port.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import ipaddress
 import json
 import os
+import re
 import subprocess
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -75,13 +79,23 @@ def claim_address(network: ipaddress.IPv4Network, dyno_id: str) -> str:
     claim whose netns is gone is stale and reused; a released one is reused once it has
     cooled, or when no other address is left."""
     netns, _ = names_for(dyno_id)
-    CLAIMS.mkdir(parents=True, exist_ok=True)
-    for patient in (True, False):
-        for host in network.hosts():
-            address = str(host)
-            if address != gateway(network) and _take(CLAIMS / address, netns, patient):
-                return address
+    with _claims_locked():
+        for patient in (True, False):
+            for host in network.hosts():
+                address = str(host)
+                if address != gateway(network) and _take(CLAIMS / address, netns, patient):
+                    return address
     raise PaasError(f"no free dyno address left in {network}: use a larger PAAS_DYNO_SUBNET")
+
+
+@contextlib.contextmanager
+def _claims_locked() -> Iterator[None]:
+    """Claims are read, judged and rewritten under one host-wide lock: two claimers (the
+    agent, a build, another PAAS_HOME) must never both take an address they saw free."""
+    CLAIMS.mkdir(parents=True, exist_ok=True)
+    with open(CLAIMS / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
 
 
 def _take(claim: Path, netns: str, patient: bool) -> bool:
@@ -123,7 +137,11 @@ def remove(dyno_id: str, address: str) -> None:
     still ours: no instant is left in which the address silently drops packets, and the
     route can never land on an address another dyno already uses."""
     netns, host_veth = names_for(dyno_id)
-    ours = _holds(address, netns)
+    claim = CLAIMS / address
+    with _claims_locked():
+        ours = _holds(address, netns)
+        if ours:
+            claim.touch()  # fresh: not taken for stale while its netns is being deleted
     if ours:
         subprocess.run(
             ["ip", "route", "replace", "unreachable", f"{address}/32"],
@@ -131,8 +149,9 @@ def remove(dyno_id: str, address: str) -> None:
             timeout=30,
         )
     delete(DynoNetwork(netns, host_veth, address, "", 0))
-    if ours:
-        (CLAIMS / address).write_text(RELEASED)  # cooling from now (see claim_address)
+    with _claims_locked():
+        if _holds(address, netns):
+            claim.write_text(RELEASED)  # cooling from now (see claim_address)
 
 
 def _holds(address: str, netns: str) -> bool:
@@ -284,9 +303,10 @@ def batch(commands: list[str], netns: str | None = None) -> None:
         argv, input="\n".join(commands) + "\n", capture_output=True, text=True, timeout=30
     )
     if result.returncode != 0:
-        raise PaasError(
-            f"ip {'-n ' + netns + ' ' if netns else ''}-batch failed: {result.stderr.strip()}"
-        )
+        failed = re.search(r"Command failed -:(\d+)", result.stderr)
+        command = commands[int(failed.group(1)) - 1] if failed else "?"
+        message = result.stderr.strip().splitlines()[0] if result.stderr.strip() else "no output"
+        raise PaasError(f"ip {'-n ' + netns + ' ' if netns else ''}{command!r} failed: {message}")
 
 
 def forget_neighbour(address: str) -> None:
