@@ -219,14 +219,23 @@ def test_a_new_or_removed_app_reloads(
     assert routerkit.get(settings.http_port, "aa.paas.localhost").status == 404
 
 
-def test_a_removed_server_finishes_its_slow_request_first(
-    router: Router, settings: model.RouterSettings, backends: StartBackend
-) -> None:
+def _slow_request_on_s1(
+    router: Router, settings: model.RouterSettings, backends: StartBackend, seconds: float
+) -> tuple[SlowRequest, routerkit.Backend, int]:
+    """App aa served by backend s1 alone, with one request of `seconds` in flight on it.
+    Returns that request, backend a1 (started, not routed yet) and HAProxy's reload count."""
     s1, a1 = backends("s1"), backends("a1")
     router.publish_and_converge(_app("aa", s1))
     reloads = router.proxy.status().reloads
-    slow = SlowRequest(settings.http_port, "aa.paas.localhost", 1.5)
+    slow = SlowRequest(settings.http_port, "aa.paas.localhost", seconds)
     routerkit.wait_until(lambda: router.sessions("app_aa", "web.s1") == 1, what="slow request")
+    return slow, a1, reloads
+
+
+def test_a_removed_server_finishes_its_slow_request_first(
+    router: Router, settings: model.RouterSettings, backends: StartBackend
+) -> None:
+    slow, a1, reloads = _slow_request_on_s1(router, settings, backends, 1.5)
 
     generation = router.publish(_app("aa", a1))
     router.svc.tick()
@@ -251,11 +260,7 @@ def test_the_drain_limit_reports_the_generation_while_a_long_request_goes_on(
     haproxy: haproxy.HAProxy, settings: model.RouterSettings, backends: StartBackend
 ) -> None:
     router = Router(haproxy, settings, drain_limit_s=0.3)
-    s1, a1 = backends("s1"), backends("a1")
-    router.publish_and_converge(_app("aa", s1))
-    reloads = router.proxy.status().reloads
-    slow = SlowRequest(settings.http_port, "aa.paas.localhost", 2.0)
-    routerkit.wait_until(lambda: router.sessions("app_aa", "web.s1") == 1, what="slow request")
+    slow, a1, reloads = _slow_request_on_s1(router, settings, backends, 2.0)
 
     router.publish_and_converge(_app("aa", a1))
     # Reported after the limit, the request still running: s1 takes no new request (maint).
@@ -296,11 +301,7 @@ def test_no_failed_request_across_add_and_remove_cycles(
 def test_a_router_killed_while_draining_converges_after_restart(
     router: Router, settings: model.RouterSettings, backends: StartBackend
 ) -> None:
-    s1, a1 = backends("s1"), backends("a1")
-    router.publish_and_converge(_app("aa", s1))
-    reloads = router.proxy.status().reloads
-    slow = SlowRequest(settings.http_port, "aa.paas.localhost", 1.0)
-    routerkit.wait_until(lambda: router.sessions("app_aa", "web.s1") == 1, what="slow request")
+    slow, a1, reloads = _slow_request_on_s1(router, settings, backends, 1.0)
     router.publish(_app("aa", a1))
     router.svc.tick()
     assert router.admin_states("app_aa")["web.s1"] == 8
