@@ -731,11 +731,20 @@ def git_remote(session: Session, app_name: str | None) -> None:
 
 @cli.command("login")
 @click.option("--api-url", metavar="URL", help="API address (default: PAAS_API_URL or stored).")
-@click.option("--token", metavar="TOKEN", help="API token (default: read from stdin).")
+@click.option(
+    "--token",
+    metavar="TOKEN",
+    help="API token. Visible to every local user in `ps`: prefer stdin "
+    "(`paas login < FILE`) or the hidden prompt (the default).",
+)
 @click.pass_obj
 def login(session: Session, api_url: str | None, token: str | None) -> None:
-    """Check a token against the API and store it for the CLI and for `git push`."""
+    """Check a token against the API and store it for the CLI and for `git push`.
+
+    The token is read from stdin when it is not a terminal, else asked for without echo."""
     url = credentials.normalize_api_url(api_url or credentials.default_api_url(session.environ))
+    if token is not None:
+        click.echo("warning: --token shows the token in the process list (ps)", err=True)
     token = credentials.check_token((token if token is not None else _read_token()).strip())
     account = client.ApiClient(url, token).account()
     stored = credentials.save_credentials(session.environ, credentials.Settings(url, token))
@@ -751,5 +760,25 @@ def _read_token() -> str:
         return entered
     line = sys.stdin.readline()
     if not line.strip():
-        raise ArgumentError("no token given: pass --token TOKEN or pipe it on stdin")
+        raise ArgumentError(
+            "no token given on stdin", "e.g. paas login < token-file, or run it on a terminal"
+        )
     return line
+
+
+@cli.command("git:credentials")
+@click.argument("operation")
+@click.pass_obj
+def git_credentials(session: Session, operation: str) -> None:
+    """A git credential helper giving git the stored token for the API's host only.
+
+    Use it instead of ~/.netrc: git config --global credential.helper '!paas git:credentials'
+    """
+    question = sys.stdin.read()
+    if operation != "get":  # `store` and `erase`: the token is paas's to keep, not git's
+        return
+    try:
+        settings = credentials.load_settings(session.environ)
+    except credentials.CredentialsError:
+        return  # nothing stored: git goes on to its other helpers or fails as usual
+    sys.stdout.write(credentials.git_credential_answer(question, settings))

@@ -3,7 +3,8 @@
 Job: resolve the settings once per invocation — PAAS_API_URL / PAAS_API_TOKEN from the
 environment first, then the credentials file `paas login` stored, then the token file named
 by PAAS_TOKEN_FILE — and write the credentials file and the `~/.netrc` entry that lets
-`git push paas main` authenticate.
+`git push paas main` authenticate, or answer git's credential-helper questions, so a token
+is never in a command line nor in a repository's config.
 Invariant: a file holding a token is written whole to a 0600 temporary file and renamed into
 place, so it is never readable by others nor half-written; nothing here uses the network.
 """
@@ -87,6 +88,18 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
     if not token:
         raise CredentialsError("no API token found", "run `paas login` or set PAAS_API_TOKEN")
     return Settings(api_url=normalize_api_url(api_url), token=check_token(token))
+
+
+def git_credential_answer(question: str, settings: Settings) -> str:
+    """The answer of `paas git:credentials get` to git's `key=value` lines: the token, for
+    the API's own scheme and host:port only (any other host gets nothing, so a helper set
+    globally never hands the token to another server)."""
+    asked = dict(line.partition("=")[::2] for line in question.splitlines() if "=" in line)
+    api = urllib.parse.urlsplit(settings.api_url)
+    host = api.netloc.rpartition("@")[2].lower()
+    if asked.get("protocol") != api.scheme or asked.get("host", "").lower() != host:
+        return ""
+    return f"username={NETRC_LOGIN}\npassword={settings.token}\n"
 
 
 def default_api_url(environ: Mapping[str, str]) -> str:

@@ -41,3 +41,14 @@ class BuildFailed(PaasError):
 
     id = "build_failed"
     status = 422
+
+
+class TooManyRequests(PaasError):
+    """Too many failed authentications from one address; `retry_after` in seconds."""
+
+    id = "rate_limit"
+    status = 429
+
+    def __init__(self, message: str, retry_after: str) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after

@@ -8,6 +8,7 @@ stopping or killing the server leaves apps serving; a new server adopts them. `p
 
 from __future__ import annotations
 
+import hmac
 import os
 import secrets
 import signal
@@ -79,19 +80,50 @@ def check_reachable(home: Path, user: str) -> None:
             )
 
 
-def ensure_admin_token(settings: Settings, store: Store) -> None:
+MIN_ADMIN_TOKEN_LENGTH = 16  # with the failure limit, guessing a token stays hopeless
+
+
+def ensure_admin_token(settings: Settings, store: Store, terminal: bool | None = None) -> None:
+    """The admin token is PAAS_ADMIN_TOKEN, else the kept file, else a new one; it replaces
+    the previous admin token, which stops working. A new token is shown only on a terminal:
+    output sent to a file or a journal would keep it readable there."""
     token = settings.admin_token
     path = settings.admin_token_file
-    if token is None and path.exists():
-        token = path.read_text().strip()
-    if token is None:
-        token = secrets.token_urlsafe(32)
-        print(f"paas: generated admin API token (kept in {path}):\n{token}", flush=True)
-    if not path.exists() or path.read_text().strip() != token:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as f:
-            f.write(token + "\n")
-    store.add_token(token, "admin")
+    if token is not None and len(token) < MIN_ADMIN_TOKEN_LENGTH:
+        raise PaasError(
+            f"PAAS_ADMIN_TOKEN is shorter than {MIN_ADMIN_TOKEN_LENGTH} characters: use a "
+            "long random one (python3 -c 'import secrets; print(secrets.token_urlsafe(32))')"
+        )
+    kept = path.read_text().strip() if path.exists() else None
+    generated = token is None and not kept
+    token = token or kept or secrets.token_urlsafe(32)
+    if kept is None or not hmac.compare_digest(kept.encode(), token.encode()):
+        write_private(path, token + "\n")
+    if store.replace_token(token, "admin") and not generated:
+        print("paas: admin API token changed: the previous one is revoked", flush=True)
+    if generated:
+        print(
+            generated_token_notice(
+                token, path, sys.stdout.isatty() if terminal is None else terminal
+            ),
+            flush=True,
+        )
+
+
+def generated_token_notice(token: str, path: Path, terminal: bool) -> str:
+    if terminal:
+        return f"paas: generated admin API token (kept in {path}):\n{token}"
+    return f"paas: generated admin API token, kept in {path} (mode 0600; not printed: no terminal)"
+
+
+def write_private(path: Path, text: str) -> None:
+    """Writes a secret file whole at 0600 (a crash leaves the old one or the new one)."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.unlink(missing_ok=True)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+    os.replace(tmp, path)
 
 
 def child_argv(command: str) -> list[str]:

@@ -7,6 +7,7 @@ call changes nothing; rows leave as frozen values; only hashes of API tokens are
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 import sqlite3
 import uuid
@@ -16,7 +17,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from paas import database
+from paas import database, ratelimit
 from paas.errors import Conflict, NotFound
 
 SCHEMA = """
@@ -87,6 +88,12 @@ CREATE TABLE IF NOT EXISTS tokens (
     hash TEXT PRIMARY KEY,
     name TEXT NOT NULL,
     created_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS auth_failures (
+    address TEXT PRIMARY KEY,
+    window_start REAL NOT NULL,
+    count INTEGER NOT NULL,
+    blocked_until REAL NOT NULL
 );
 """
 
@@ -252,22 +259,68 @@ class Store:
 
     # --- tokens -------------------------------------------------------------------------
     def add_token(self, token: str, name: str) -> None:
+        """One more token beside the others (a second named client)."""
         with self.transaction() as db:
             db.execute(
                 "INSERT OR IGNORE INTO tokens (hash, name, created_at) VALUES (?, ?, ?)",
                 (token_hash(token), name, now_iso()),
             )
 
+    def replace_token(self, token: str, name: str) -> bool:
+        """The one token called `name` is now `token`: any older one of that name stops
+        working (rotation revokes). Returns whether an older one was revoked."""
+        digest = token_hash(token)
+        with self.transaction() as db:
+            rows = db.execute("SELECT hash FROM tokens WHERE name = ?", (name,)).fetchall()
+            older = [r["hash"] for r in rows if r["hash"] != digest]
+            if not older and rows:
+                return False
+            db.execute("DELETE FROM tokens WHERE name = ? OR hash = ?", (name, digest))
+            db.execute(
+                "INSERT INTO tokens (hash, name, created_at) VALUES (?, ?, ?)",
+                (digest, name, now_iso()),
+            )
+        return bool(older)
+
     def token_owner(self, token: str) -> str | None:
+        """The name of the token, or None. The lookup by hash is safe from timing attacks:
+        its timing depends only on sha256(presented), which a guesser cannot steer towards
+        a stored hash (that needs a preimage), so it reveals nothing of a stored token."""
+        presented = token_hash(token)
         with self.reading() as db:
             row = db.execute(
-                "SELECT name FROM tokens WHERE hash = ?", (token_hash(token),)
+                "SELECT hash, name FROM tokens WHERE hash = ?", (presented,)
             ).fetchone()
-        return None if row is None else str(row["name"])
+        if row is None or not hmac.compare_digest(str(row["hash"]), presented):
+            return None
+        return str(row["name"])
 
     def has_tokens(self) -> bool:
         with self.reading() as db:
             return db.execute("SELECT 1 FROM tokens LIMIT 1").fetchone() is not None
+
+    def count_auth_failure(self, address: str, now: float, policy: ratelimit.Policy) -> float:
+        """Counts one failed authentication from `address` (shared by every API worker);
+        returns how many seconds that address is refused for, 0 when it is not."""
+        with self.transaction() as db:
+            db.execute(
+                "DELETE FROM auth_failures WHERE window_start < ? AND blocked_until < ?",
+                (now - policy.window_seconds, now),
+            )
+            row = db.execute(
+                "SELECT window_start, count, blocked_until FROM auth_failures WHERE address = ?",
+                (address,),
+            ).fetchone()
+            before = None if row is None else ratelimit.Failures(*tuple(row))
+            after = ratelimit.after_failure(before, now, policy)
+            db.execute(
+                "INSERT INTO auth_failures (address, window_start, count, blocked_until) "
+                "VALUES (?, ?, ?, ?) ON CONFLICT (address) DO UPDATE SET "
+                "window_start = excluded.window_start, count = excluded.count, "
+                "blocked_until = excluded.blocked_until",
+                (address, after.window_start, after.count, after.blocked_until),
+            )
+        return after.refused_for(now)
 
     # --- apps ---------------------------------------------------------------------------
     def create_app(self, name: str, stack: str) -> App:

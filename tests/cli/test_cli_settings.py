@@ -83,7 +83,7 @@ def test_login_reads_the_token_from_stdin_and_replaces_the_netrc_entry(
 
 
 def test_login_with_a_wrong_token_stores_nothing(api: FakeApi, isolated: Path) -> None:
-    result = run("login", "--api-url", api.url, "--token", "wrong")
+    result = run("login", "--api-url", api.url, input="wrong\n")
     assert result.exit_code == 1
     assert result.stderr.startswith(f"error: {UNAUTHORIZED}")
     assert not (isolated / ".config").exists()

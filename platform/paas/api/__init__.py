@@ -11,7 +11,7 @@ from flask import Flask, Response, jsonify
 from paas import settings as settings_module
 from paas.api import apps, auth, dynos, git, releases
 from paas.api.context import Context
-from paas.errors import PaasError
+from paas.errors import PaasError, TooManyRequests
 from paas.logs import LogStore
 from paas.settings import Settings
 from paas.store import Store
@@ -32,6 +32,8 @@ def create_app(settings: Settings | None = None) -> Flask:
         response = jsonify(id=error.id, message=error.message)
         if error.status == 401:
             response.headers["WWW-Authenticate"] = 'Basic realm="paas"'
+        if isinstance(error, TooManyRequests):
+            response.headers["Retry-After"] = error.retry_after
         return response, error.status
 
     @flask_app.errorhandler(404)

@@ -1,14 +1,25 @@
 """Authentication: `Authorization: Bearer TOKEN`, or HTTP Basic with the token as password
-(what git sends). Tokens are compared by hash; the database never holds a token itself."""
+(what git sends). Tokens are compared by hash; the database never holds a token itself.
+
+Failed attempts (a token presented and refused) are counted per client address in the
+state database, shared by every API worker: past the limit, that address's failures are
+answered 429 with Retry-After. A valid token is checked first and never counted, so a
+client that knows its token is never slowed by another one guessing from its address.
+"""
 
 from __future__ import annotations
 
 import base64
+import binascii
+import time
 
 from flask import request
 
+from paas import ratelimit
 from paas.api.context import ctx
-from paas.errors import Unauthorized
+from paas.errors import TooManyRequests, Unauthorized
+
+POLICY = ratelimit.Policy()
 
 
 def presented_token() -> str | None:
@@ -18,16 +29,25 @@ def presented_token() -> str | None:
         return value.strip()
     if scheme.lower() == "basic" and value:
         try:
-            decoded = base64.b64decode(value.strip()).decode()
-        except ValueError:
-            return None
-        return decoded.partition(":")[2] or None
+            decoded = base64.b64decode(value.strip(), validate=True).decode()
+        except (ValueError, binascii.Error):
+            return ""  # credentials were presented, and they are not a token
+        return decoded.partition(":")[2] or None  # a user name alone is no attempt
     return None
 
 
 def require_token() -> None:
     token = presented_token()
-    if token is None:
+    if token is None:  # no credentials: not a guess (git always asks this way first)
         raise Unauthorized("authentication required: run `paas login` or set PAAS_API_TOKEN")
-    if ctx().store.token_owner(token) is None:
-        raise Unauthorized("invalid credentials: the API token was not accepted")
+    if token and ctx().store.token_owner(token) is not None:
+        return
+    address = request.remote_addr or "unknown"
+    refused = ctx().store.count_auth_failure(address, time.time(), POLICY)
+    if refused:
+        raise TooManyRequests(
+            f"too many failed authentications from {address}: wait "
+            f"{ratelimit.retry_after(refused)} s, then check the token (`paas login`)",
+            ratelimit.retry_after(refused),
+        )
+    raise Unauthorized("invalid credentials: the API token was not accepted")

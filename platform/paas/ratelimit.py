@@ -1,0 +1,49 @@
+"""The limit on failed authentications per client address: pure counting, no I/O.
+
+Job: decide, from an address's failure record and the time, its next record and whether
+it is refused. The store keeps the records in SQLite so every API worker counts together.
+Invariant: only failures are counted; a request with a valid token is never looked up
+here, so a success is never slowed or refused, whatever its address did before.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Policy:
+    """`limit` failures within `window_seconds` are allowed; the next one starts a block
+    of `block_seconds` during which every failure is answered 429."""
+
+    limit: int = 10
+    window_seconds: float = 60.0
+    block_seconds: float = 60.0
+
+
+@dataclass(frozen=True)
+class Failures:
+    window_start: float
+    count: int
+    blocked_until: float
+
+    def refused_for(self, now: float) -> float:
+        return max(0.0, self.blocked_until - now)
+
+
+def after_failure(before: Failures | None, now: float, policy: Policy) -> Failures:
+    """The record once one more failure happened at `now`. A block is not extended by the
+    failures it refuses, so Retry-After stays true."""
+    if before is not None and before.blocked_until > now:
+        return before
+    if before is None or now - before.window_start >= policy.window_seconds:
+        return Failures(now, 1, 0.0)
+    count = before.count + 1
+    blocked_until = now + policy.block_seconds if count > policy.limit else 0.0
+    return Failures(before.window_start, count, blocked_until)
+
+
+def retry_after(seconds: float) -> str:
+    """The Retry-After header value: whole seconds, at least 1."""
+    return str(max(1, math.ceil(seconds)))
