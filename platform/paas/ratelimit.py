@@ -37,8 +37,8 @@ def after_failure(before: Failures | None, now: float, policy: Policy) -> Failur
     failures it refuses, so Retry-After stays true."""
     if before is not None and before.blocked_until > now:
         return before
-    if before is None or now - before.window_start >= policy.window_seconds:
-        return Failures(now, 1, 0.0)
+    if before is None or before.blocked_until or now - before.window_start >= policy.window_seconds:
+        return Failures(now, 1, 0.0)  # first failure, a block served, or a window gone
     count = before.count + 1
     blocked_until = now + policy.block_seconds if count > policy.limit else 0.0
     return Failures(before.window_start, count, blocked_until)
