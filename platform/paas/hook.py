@@ -17,14 +17,13 @@ import time
 from pathlib import Path
 from typing import TextIO
 
-from paas import container, healthcheck, isolation, releases, rollout_watch, stacks
+from paas import collector, container, healthcheck, isolation, releases, rollout_watch, stacks
 from paas import settings as settings_module
 from paas.build import Artifact, Builder, BuildRequest, Output, ensure_tools
 from paas.container import SandboxPlan
 from paas.errors import PaasError
 from paas.images import ImageRequest, ImageStore
 from paas.logs import LogStore
-from paas.runtime import ProcessRuntime
 from paas.settings import Settings
 from paas.slugs import SlugStore
 from paas.store import App, Store
@@ -72,7 +71,7 @@ def deploy(settings: Settings, app_name: str, commit: str, out: TextIO) -> None:
     built = releases.Build(artifact.digest, artifact.process_types, image, check)
     _, log_cursor = logs.read(app.name, num=1)  # the release command's output comes after
     release = releases.deploy(store, logs, app, built, commit)
-    collect_images(settings, store)
+    collector.after_deploy(settings, store, app)
     rollout_watch.follow(settings, store, logs, app, release, log_cursor, capture)
     capture.write(f"-----> Launching... done, v{release.version}\n")
     capture.write(f"       {web_url(settings, app.name)} deployed to paas\n")
@@ -134,22 +133,6 @@ def build_image(settings: Settings, app: App, artifact: Artifact, out: Output) -
     return digest
 
 
-def collect_images(settings: Settings, store: Store) -> None:
-    """Keeps the images of each app's last releases and of every running dyno."""
-    refs: dict[str, str] = {}
-    dynos = ProcessRuntime(settings.dynos_dir, {}).list()
-    for app in store.apps():
-        found = store.releases(app)
-        running = {s.spec.release for s in dynos if s.spec.app == app.name}
-        # Failed releases are no rollback target: they never push a good image out.
-        good = [r for r in found if r.status not in ("failed", "superseded")]
-        kept = good[-settings.images_kept :] + [r for r in found if r.version in running]
-        refs.update({f"{app.name}-v{r.version}": r.image for r in kept if r.image})
-    images = ImageStore(settings.images_dir)
-    images.collect(refs.values())
-    images.write_index(refs)
-
-
 class Tee:
     """Writes through to the pusher and keeps a copy for the build record."""
 
@@ -185,11 +168,16 @@ def pre_receive(stdin: TextIO, out: TextIO) -> int:
     (gitservice.push_lock), so the ref cannot move between this check and git's update."""
     settings = settings_module.from_env()
     app_name = os.environ["PAAS_APP"]
-    for line in stdin.read().splitlines():
+    lines = stdin.read().splitlines()
+    others = [ref for _, _, ref in (line.split() for line in lines) if ref not in DEPLOY_REFS]
+    if others:  # stored, they would grow the repo with objects nothing deploys or collects
+        out.write(
+            f" !     Push rejected: only main or master is stored and deployed, not "
+            f"{', '.join(others)}: push it as main (git push paas BRANCH:main) to deploy it\n"
+        )
+        return 1
+    for line in lines:
         old, new, ref = line.split()
-        if ref not in DEPLOY_REFS:
-            out.write(f"-----> Skipping {ref}: only main or master is deployed\n")
-            continue
         if new == ZERO:
             out.write(f" !     Deleting {ref} is not allowed\n")
             return 1

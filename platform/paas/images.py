@@ -71,9 +71,18 @@ class ImageStore:
     def has(self, digest: str) -> bool:
         return self.blob_path(digest).is_file()
 
+    def reuse(self, digest: str) -> bool:
+        """Whether the blob is stored; if so its time is renewed, so a collector running
+        while this image is built sees it as new and keeps it."""
+        try:
+            os.utime(self.blob_path(digest))
+        except FileNotFoundError:
+            return False
+        return True
+
     def add_bytes(self, data: bytes, media_type: str) -> Descriptor:
         digest = "sha256:" + hashlib.sha256(data).hexdigest()
-        if not self.has(digest):
+        if not self.reuse(digest):
             fd, tmp = tempfile.mkstemp(dir=self.blobs)
             with os.fdopen(fd, "wb") as f:
                 f.write(data)
@@ -99,7 +108,7 @@ class ImageStore:
                 digest.update(chunk)
         name = "sha256:" + digest.hexdigest()
         size = Path(tmp).stat().st_size
-        if self.has(name):
+        if self.reuse(name):
             os.unlink(tmp)
         else:
             os.replace(tmp, self.blob_path(name))
@@ -110,7 +119,7 @@ class ImageStore:
         cache = self.directory / "stack-layers.json"
         known = json.loads(cache.read_text()) if cache.exists() else {}
         key = f"{stack}:{rootfs}"
-        if key in known and self.has(known[key]["digest"]):
+        if key in known and self.reuse(known[key]["digest"]):
             return Descriptor(LAYER, known[key]["digest"], known[key]["size"])
         layer = self.add_tar(rootfs, ["."])
         known[key] = {"digest": layer.digest, "size": layer.size}
@@ -164,17 +173,27 @@ class ImageStore:
             json.dump({"schemaVersion": 2, "mediaType": INDEX, "manifests": manifests}, f)
         os.replace(tmp, self.directory / "index.json")
 
-    def collect(self, keep: Iterable[str]) -> list[str]:
-        """Deletes every blob no kept image needs; returns the deleted digests."""
+    def collect(
+        self, keep: Iterable[str], spare_since: float | None = None, stale: float | None = None
+    ) -> list[str]:
+        """Deletes every blob no kept image needs, except blobs changed at or after
+        `spare_since` (an image being built), and temporary files older than `stale`;
+        returns the deleted digests (and temporary file names)."""
         needed: set[str] = set()
         for digest in keep:
             if self.has(digest):
                 needed |= self.reachable(digest)
         deleted = []
         for blob in self.blobs.iterdir():
+            changed = blob.lstat().st_ctime
             digest = "sha256:" + blob.name
-            if digest not in needed and len(blob.name) == 64:
-                blob.unlink()
+            if len(blob.name) != 64:
+                doomed, digest = stale is not None and changed < stale, blob.name
+            else:
+                fresh = spare_since is not None and changed >= spare_since
+                doomed = digest not in needed and not fresh
+            if doomed:
+                blob.unlink(missing_ok=True)
                 deleted.append(digest)
         return deleted
 

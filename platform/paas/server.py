@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 from types import FrameType
 
-from paas import isolation, procfile, procs
+from paas import collector, isolation, procfile, procs
 from paas.agent import Agent, supervisor_environment
 from paas.build import ensure_tools
 from paas.errors import PaasError
@@ -150,6 +150,7 @@ class Server:
 
     def run(self) -> int:
         prepare(self.settings)
+        collector.at_start(self.settings)
         pidfile = self.settings.run_dir / "server.pid"
         pidfile.write_text(f"{os.getpid()} {procs.start_time(os.getpid())}\n")
         signal.signal(signal.SIGTERM, self.handle)

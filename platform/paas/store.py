@@ -522,6 +522,24 @@ class Store:
                 (status, artifact, output[-200_000:], now_iso(), build.id),
             )
 
+    def pending_builds(self) -> list[tuple[str, str]]:
+        """(app name, created_at) of every build still pending: running, or left by a crash."""
+        with self.reading() as db:
+            rows = db.execute(
+                "SELECT apps.name, builds.created_at FROM builds "
+                "JOIN apps ON apps.id = builds.app_id WHERE builds.status = 'pending'"
+            )
+            return [(r[0], r[1]) for r in rows]
+
+    def trim_builds(self, app: App, keep: int) -> int:
+        """Deletes all but the app's last `keep` build records; returns how many went."""
+        with self.transaction() as db:
+            return db.execute(
+                "DELETE FROM builds WHERE app_id = ? AND rowid NOT IN "
+                "(SELECT rowid FROM builds WHERE app_id = ? ORDER BY rowid DESC LIMIT ?)",
+                (app.id, app.id, keep),
+            ).rowcount
+
     def builds(self, app: App) -> list[Build]:
         with self.reading() as db:
             rows = db.execute(

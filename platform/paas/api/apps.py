@@ -6,7 +6,7 @@ import secrets
 
 from flask import Blueprint, Response, jsonify, request
 
-from paas import gitservice, releases, stacks, validation
+from paas import collector, gitservice, releases, stacks, validation
 from paas.api.context import ctx, find_app, json_body
 from paas.errors import InvalidParams
 from paas.procfile import formation_types
@@ -94,6 +94,7 @@ def destroy_app(name: str) -> Response:
     context.store.delete_app(app)  # the agent then stops its dynos and drops its routes
     gitservice.delete_repo(context.settings, app.name)
     context.logs.delete_app(app.name)
+    collector.forget_app(context.settings, context.store, app)
     return jsonify(shown)
 
 
