@@ -110,10 +110,11 @@ def rollback(
     app: App,
     version: int | None,
     image_exists: Callable[[str], bool] = lambda _digest: True,
+    slug_exists: Callable[[str], bool] = lambda _digest: True,
 ) -> Release:
     """A new release copying vN's artifact and config (default: the newest release that
-    succeeded before the current one). It fails, changing nothing, when vN's image was
-    garbage-collected."""
+    succeeded before the current one). It fails, changing nothing, when vN's slug or image
+    was garbage-collected."""
     with store.transaction() as db:
         current = store.current_release(app, db)
         if current is None:
@@ -126,10 +127,11 @@ def rollback(
             raise NotFound(
                 f"release v{target_version} of {app.name} not found: `paas releases` lists them"
             )
-        if row["image"] is not None and not image_exists(row["image"]):
+        collected = not slug_exists(row["artifact"])
+        if collected or (row["image"] is not None and not image_exists(row["image"])):
             raise NotFound(
-                f"the image of v{target_version} was garbage-collected: roll back to a newer "
-                "release or deploy again"
+                f"the slug or image of v{target_version} was garbage-collected: roll back to "
+                "a newer release or deploy again"
             )
         target = release_from_row(row)
         release = _next_release(

@@ -52,6 +52,11 @@ class SlugStore:
             os.replace(built, tree)
         return digest
 
+    def has(self, digest: str) -> bool:
+        """Whether the slug is still stored (its tar, or its tree)."""
+        name = digest.removeprefix("sha256:")
+        return self.tar_path(name).is_file() or self.tree_path(name).is_dir()
+
     def unpacked(self, digest: str) -> Path:
         """The slug's tree, unpacked again from its tar if the tree is missing."""
         name = digest.removeprefix("sha256:")

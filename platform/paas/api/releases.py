@@ -10,6 +10,7 @@ from paas import releases as release_logic
 from paas.api.context import ctx, find_app, json_body
 from paas.errors import InvalidParams, NotFound
 from paas.images import ImageStore
+from paas.slugs import SlugStore
 from paas.store import Release
 
 blueprint = Blueprint("releases", __name__)
@@ -47,8 +48,9 @@ def rollback(name: str) -> tuple[Response, int]:
     if target is not None and (not isinstance(target, int) or isinstance(target, bool)):
         raise InvalidParams("release must be a version number such as 3")
     images = ImageStore(context.settings.images_dir)
+    slugs = SlugStore(context.settings.slugs_dir)
     release = release_logic.rollback(
-        context.store, context.logs, find_app(name), target, images.has
+        context.store, context.logs, find_app(name), target, images.has, slugs.has
     )
     current = context.store.current_release(find_app(name))
     return jsonify(release_json(release, current.version if current else None)), 201
