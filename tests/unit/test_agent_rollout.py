@@ -77,7 +77,7 @@ class World:
         self.probe = ReadyWhenTold()
         self.agent.prober = self.probe  # type: ignore[assignment]
         self.agent.slugs.unpacked = lambda _digest: home  # type: ignore[method-assign]
-        self.app: App = self.store.create_app("demo", "paas-host")
+        self.app: App = self.store.create_app("demo", "paas-host", domain="paas.localhost")
 
     def deploy(self, artifact: str) -> int:
         built = releases.Build(artifact, {"web": "serve"})
