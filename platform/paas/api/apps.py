@@ -57,11 +57,9 @@ def list_apps() -> Response:
 @blueprint.post("/apps")
 def create_app() -> tuple[Response, int]:
     body = json_body()
-    name = body.get("name") or generated_name()
-    if not isinstance(name, str):
-        raise InvalidParams("app name must be a string")
+    name = validation.app_name(body.get("name") or generated_name())
     stack = body.get("stack") or stacks.DEFAULT_STACK
-    if stack not in stacks.RECIPES:
+    if not isinstance(stack, str) or stack not in stacks.RECIPES:
         raise InvalidParams(f"unknown stack {stack!r}: choose one of {', '.join(stacks.RECIPES)}")
     context = ctx()
     app = context.store.create_app(name, str(stack), domain=context.settings.domain)
