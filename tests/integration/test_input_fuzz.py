@@ -131,7 +131,7 @@ def check_answer(response: object) -> bool:
 
 def apply(client: FlaskClient, operation: tuple[str, object], created: list[str]) -> None:
     kind, value = operation
-    auth = {"Authorization": f"Bearer {TOKEN}"}
+    headers = {"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"}
     target = created[-1] if created else "base"
     if kind == "procfile":
         try:
@@ -149,7 +149,7 @@ def apply(client: FlaskClient, operation: tuple[str, object], created: list[str]
         "scale": ("/apps/base/formation", "PATCH", {"updates": value}),
         "raw": ("/apps", "POST", value),
     }[kind]
-    response = client.open(path, method=method, data=json.dumps(body), headers=auth)
+    response = client.open(path, method=method, data=json.dumps(body), headers=headers)
     if check_answer(response) and kind in ("create", "raw"):
         created.append(response.get_json()["name"])
 
