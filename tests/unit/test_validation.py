@@ -81,7 +81,7 @@ def test_hostnames_are_lowercased() -> None:
 
 @pytest.mark.parametrize("host", ["paas.localhost", "x.paas.localhost", "a.b.PAAS.localhost"])
 def test_custom_domains_are_not_under_the_platform_domain(host: str) -> None:
-    with pytest.raises(InvalidParams, match="under paas.localhost"):
+    with pytest.raises(InvalidParams, match=r"under paas\.localhost"):
         validation.custom_domain(host, "paas.localhost")
 
 
