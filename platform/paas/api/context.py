@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
-from flask import current_app, request
+from flask import current_app, g, request
 
 from paas.errors import InvalidParams, PaasError
 from paas.logs import LogStore
@@ -43,7 +43,9 @@ def json_body() -> dict[str, object]:
     """The request's JSON object; an empty body is {}. Whatever the content type says, a
     body that is not a JSON object (bad UTF-8, bad JSON, nested too deep to parse, too
     large) is a 4xx, never a 500."""
-    raw = request.stream.read(MAX_JSON_BYTES + 1)
+    if "paas_body" not in g:  # the stream can be read once; a second call sees the same
+        g.paas_body = request.stream.read(MAX_JSON_BYTES + 1)
+    raw: bytes = g.paas_body
     if len(raw) > MAX_JSON_BYTES:
         raise BodyTooLarge(f"the request body is over {MAX_JSON_BYTES} bytes")
     if not raw.strip():
