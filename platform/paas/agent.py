@@ -4,7 +4,9 @@ Level-triggered: each tick re-reads the store and the runtime (observe, don't re
 probes starting web dynos, runs release phases, applies the pure plan, judges releases
 being rolled out, and publishes the route table for the router. A web dyno leaves the
 router before it is stopped: it is drained first, and stopped only once the router reports
-a route generation without it.
+a route generation without it — never before, however long that takes: a router that is
+down or stuck leaves HAProxy serving its last table, which still sends requests to the
+dyno, so stopping it would turn them into errors. Such a dyno is logged once and stays.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
-from paas import container, isolation, network, oci, readiness, rollout, stacks
+from paas import container, isolation, network, oci, readiness, rollout, routing, stacks, validation
 from paas import plan as planning
 from paas.container import ContainerPlan
 from paas.errors import PaasError
@@ -34,7 +36,8 @@ from paas.slugs import SlugStore
 from paas.store import ROLLED_OUT, ROLLOUT_FAILED, App, DynoSlot, Release, Store
 from paas.users import build_user
 
-# The router drains a removed server for up to 10 s before it leaves HAProxy for good.
+# The router drains a removed server for up to 10 s before it leaves HAProxy for good; a
+# dyno still waiting for the router's word after this long is worth a line in its log.
 DRAIN_TIMEOUT_SECONDS = 15.0
 
 
@@ -128,6 +131,7 @@ class Agent:
         self.slugs = SlugStore(settings.slugs_dir)
         self.draining: dict[str, int] = {}
         self.drain_started: dict[str, float] = {}
+        self.drain_overdue: set[str] = set()
         self.routes_generation = self._published_generation()
         self.isolation = isolation.load(settings)
         self.wake = threading.Event()
@@ -202,8 +206,12 @@ class Agent:
     def keep_draining_only(self, stopping: set[str]) -> None:
         """A dyno the plan no longer stops (its replacement failed) is routed again."""
         for dyno_id in [d for d in self.draining if d not in stopping]:
-            del self.draining[dyno_id]
-            self.drain_started.pop(dyno_id, None)
+            self.forget_drain(dyno_id)
+
+    def forget_drain(self, dyno_id: str) -> None:
+        self.draining.pop(dyno_id, None)
+        self.drain_started.pop(dyno_id, None)
+        self.drain_overdue.discard(dyno_id)
 
     def judge_rollouts(
         self,
@@ -269,7 +277,7 @@ class Agent:
             self.stop(action)
         elif isinstance(action, planning.Forget):
             self.runtime.forget(action.dyno.id)
-            self.draining.pop(action.dyno.id, None)
+            self.forget_drain(action.dyno.id)
         elif isinstance(action, planning.Crash):
             self.record_crash(action, releases)
         elif isinstance(action, planning.ResetSlot) and action.app in releases:
@@ -289,7 +297,8 @@ class Agent:
         kind = name.split(".", 1)[0]
         generation = max(generations.get("", 0), generations.get(kind, 0), generations.get(name, 0))
         spec = DynoSpec(
-            id=f"{app.name}.{name}.v{release.version}.{secrets.token_hex(4)}",
+            # Checked: it names the dyno's directory and its server in HAProxy.
+            id=validation.dyno_id(f"{app.name}.{name}.v{release.version}.{secrets.token_hex(4)}"),
             app=app.name,
             name=name,
             type=kind,
@@ -342,13 +351,24 @@ class Agent:
         self.runtime.stop(dyno.id)
 
     def finish_drains(self, now: float) -> None:
+        """Stops each draining dyno once the router serves a generation without it."""
         applied = self.applied_generation()
         for dyno_id, generation in list(self.draining.items()):
-            waited = now - self.drain_started.get(dyno_id, now)
-            if applied >= generation or waited > DRAIN_TIMEOUT_SECONDS:
+            if applied >= generation:
                 self.runtime.stop(dyno_id)
-                del self.draining[dyno_id]
-                self.drain_started.pop(dyno_id, None)
+                self.forget_drain(dyno_id)
+                continue
+            waited = now - self.drain_started.get(dyno_id, now)
+            if waited > DRAIN_TIMEOUT_SECONDS and dyno_id not in self.drain_overdue:
+                self.drain_overdue.add(dyno_id)
+                app, _, rest = dyno_id.partition(".")
+                self.logs.event(
+                    app,
+                    rest.split(".v", 1)[0],
+                    f"Kept running after {waited:.0f}s of draining: the router has not "
+                    f"confirmed it is routed out (it serves route generation {applied}, "
+                    f"this needs {generation}); is `paas router` running?",
+                )
 
     def record_crash(
         self, action: planning.Crash, releases: dict[str, tuple[App, Release]]
@@ -419,8 +439,7 @@ class Agent:
         return value if isinstance(value, int) else 0
 
     def applied_generation(self) -> int:
-        value = (read_json(self.settings.router_dir / "applied.json") or {}).get("generation", 0)
-        return value if isinstance(value, int) else 0
+        return routing.applied(self.settings).generation
 
     def run(self, stop: threading.Event, interval: float = 0.25, poll: float = 0.05) -> None:
         """Ticks every `interval`; at once when a dyno passes its readiness probe; and

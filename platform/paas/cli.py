@@ -410,6 +410,14 @@ def apps_info(session: Session, app_name: str | None, as_json: bool) -> None:
         ]
     ):
         click.echo(line)
+    warn_routing(app)
+
+
+def warn_routing(app: Mapping[str, Any]) -> None:
+    """The router's word on an app it leaves out (it is not served), on stderr."""
+    problem = app.get("routing_error")
+    if problem:
+        click.echo(f" !    {problem}", err=True)
 
 
 @cli.command("apps:destroy")
@@ -507,6 +515,7 @@ def ps(session: Session, app_name: str | None, as_json: bool) -> None:
     lines = format_ps(api.formation(name), dynos, session.now())
     for line in lines or [f"No dynos on {name}"]:
         click.echo(line)
+    warn_routing(api.get_app(name))
 
 
 @cli.command("ps:scale")

@@ -27,7 +27,7 @@ from paas.logs import LogStore
 from paas.runtime import ProcessRuntime
 from paas.settings import Settings
 from paas.store import Store
-from paas.users import build_user, ensure_user
+from paas.users import build_user, ensure_user, router_user
 
 PLATFORM_PROCFILE = Path(__file__).resolve().parents[2] / "Procfile"
 DEFAULT_PROCESSES = {"api": "paas api", "agent": "paas agent", "router": "paas router"}
@@ -234,8 +234,15 @@ def run_router(settings: Settings) -> None:
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
+    worker_user = router_user()
+    if worker_user is not None:
+        ensure_user(worker_user)
     router_settings = RouterSettings(
-        http_port=settings.http_port, bind_address="*", run_dir=settings.router_dir
+        http_port=settings.http_port,
+        bind_address="*",
+        run_dir=settings.router_dir,
+        client_maxconn=settings.router_client_maxconn,
+        worker_user=worker_user,
     )
     service = RouterService(
         settings.routes_path, router_settings, HAProxy(run_dir=settings.router_dir)

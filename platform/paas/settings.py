@@ -30,6 +30,7 @@ class Settings:
     containers: bool = True
     images_kept: int = 10
     build_memory_mb: int = 2048
+    router_client_maxconn: int = 256
 
     @property
     def db_path(self) -> Path:
@@ -109,6 +110,7 @@ def from_env(env: Mapping[str, str] | None = None) -> Settings:
         containers=(env.get("PAAS_CONTAINERS") or "auto") != "off",
         images_kept=_count(env, "PAAS_IMAGES_KEPT", 10),
         build_memory_mb=_count(env, "PAAS_BUILD_MEMORY_MB", 2048),
+        router_client_maxconn=_count(env, "PAAS_ROUTER_CLIENT_MAXCONN", 256),
     )
 
 

@@ -1,7 +1,9 @@
 """The platform's state in SQLite (WAL): apps, config, releases, formation, builds, tokens.
 
 Invariants: every change happens inside one transaction (`BEGIN IMMEDIATE`), so a failed
-call changes nothing; rows leave as frozen values; only hashes of API tokens are stored.
+call changes nothing; rows leave as frozen values; only hashes of API tokens are stored;
+every app name and domain is checked by paas.validation before it is written, and no
+hostname (an app's own APP.DOMAIN or a custom domain) can belong to two apps.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from paas import database, ratelimit
+from paas import database, ratelimit, validation
 from paas.errors import Conflict, NotFound
 
 SCHEMA = """
@@ -323,11 +325,18 @@ class Store:
         return after.refused_for(now)
 
     # --- apps ---------------------------------------------------------------------------
-    def create_app(self, name: str, stack: str) -> App:
-        app = App(str(uuid.uuid4()), name, stack, now_iso())
+    def create_app(self, name: str, stack: str, *, domain: str) -> App:
+        """A new app answering at NAME.``domain``, which no custom domain may already be."""
+        app = App(str(uuid.uuid4()), validation.app_name(name), stack, now_iso())
+        own_hostname = validation.default_hostname(name, domain)
         with self.transaction() as db:
             if db.execute("SELECT 1 FROM apps WHERE name = ?", (name,)).fetchone():
                 raise Conflict(f"app {name!r} already exists: choose another name")
+            if db.execute("SELECT 1 FROM domains WHERE hostname = ?", (own_hostname,)).fetchone():
+                raise Conflict(
+                    f"app {name!r} would answer at {own_hostname}, a custom domain of another "
+                    "app: choose another name"
+                )
             db.execute(
                 "INSERT INTO apps (id, name, stack, created_at) VALUES (?, ?, ?, ?)",
                 (app.id, app.name, app.stack, app.created_at),
@@ -555,7 +564,10 @@ class Store:
             )
             return [r["hostname"] for r in rows]
 
-    def add_domain(self, app: App, hostname: str) -> None:
+    def add_domain(self, app: App, hostname: str, *, domain: str) -> None:
+        """Routes ``hostname`` to ``app``; refused under ``domain`` (the platform's own
+        names, APP.``domain``) and when another app has it."""
+        hostname = validation.custom_domain(hostname, domain)
         with self.transaction() as db:
             if db.execute("SELECT 1 FROM domains WHERE hostname = ?", (hostname,)).fetchone():
                 raise Conflict(f"domain {hostname} is already in use")

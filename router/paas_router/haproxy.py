@@ -20,6 +20,7 @@ import os
 import shutil
 import signal
 import socket
+import stat
 import subprocess
 import tempfile
 import time
@@ -199,6 +200,17 @@ class HAProxy:
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
 
+    def _ensure_chroot(self) -> None:
+        """The workers' chroot (when the config drops privileges): an empty directory that
+        only its owner can change, so a worker cannot plant anything in its own root."""
+        chroot = self.run_dir / layout.CHROOT_DIR
+        chroot.mkdir(mode=0o755, exist_ok=True)
+        info = chroot.lstat()
+        if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.geteuid() or any(chroot.iterdir()):
+            raise RouterError(f"{chroot} must be an empty directory owned by this user")
+        if stat.S_IMODE(info.st_mode) != 0o755:
+            chroot.chmod(0o755)
+
     def installed(self) -> tuple[str, str] | None:
         """The (config, hosts map) currently on disk, or None if there are none yet."""
         config = fileio.read_text(self.config_path)
@@ -213,6 +225,7 @@ class HAProxy:
         On any failure the previous config stays on disk and keeps serving.
         """
         self.check(text, hosts_map_text)
+        self._ensure_chroot()
         with self._locked():
             previous = self.installed()
             self._install(text, hosts_map_text)

@@ -14,6 +14,8 @@ MASTER_SOCKET_FILE = "master.sock"
 PID_FILE = "haproxy.pid"
 APPLIED_FILE = "applied.json"
 LOCK_FILE = "router.lock"
+# The empty directory HAProxy's workers are chrooted to when they drop privileges.
+CHROOT_DIR = "chroot"
 
 # A unix socket path must fit in sun_path (108 bytes with its NUL), and HAProxy first binds
 # "<path>.<pid>.tmp" and renames it, so leave room for that suffix too.

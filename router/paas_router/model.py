@@ -13,16 +13,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from paas_router import names
 from paas_router.errors import RouterError
 
-APP_NAME = re.compile(r"^[a-z][a-z0-9-]{1,29}$")
-# One DNS label: letters, digits and inner hyphens, at most 63 characters.
-_LABEL = r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
-HOSTNAME = re.compile(rf"^(?=.{{1,253}}$){_LABEL}(?:\.{_LABEL})*$")
 # HAProxy accepts more in a server name, but these are the characters that are safe in
 # every runtime API command ("set server app_x/NAME ...") without quoting.
 _SERVER_NAME_UNSAFE = re.compile(r"[^A-Za-z0-9_.-]")
 _SERVER_NAME_MAX = 64
+_USER_NAME = re.compile(r"[a-z_][a-z0-9_-]{0,31}")
 
 
 def haproxy_server_name(name: str) -> str:
@@ -34,7 +32,7 @@ def _check_host(host: str) -> None:
     try:
         ipaddress.ip_address(host)
     except ValueError:
-        if not HOSTNAME.match(host):
+        if names.hostname_problem(host) is not None:
             raise RouterError(
                 f"server host {host!r} is neither an IP address nor a lowercase DNS name"
             ) from None
@@ -79,20 +77,17 @@ class AppRoute:
     servers: tuple[Server, ...]
 
     def __post_init__(self) -> None:
-        if not isinstance(self.app, str) or not APP_NAME.match(self.app):
-            raise RouterError(
-                f"app name {self.app!r} must be 2..30 characters of a-z, 0-9 and '-', "
-                "starting with a letter"
-            )
+        problem = names.app_name_problem(self.app)
+        if problem is not None:
+            raise RouterError(problem)
         for host in self.hostnames:
-            if not isinstance(host, str) or not HOSTNAME.match(host):
-                raise RouterError(
-                    f"hostname {host!r} of app {self.app} is not a lowercase DNS name"
-                )
+            problem = names.hostname_problem(host)
+            if problem is not None:
+                raise RouterError(f"{problem} (of app {self.app})")
         if len(set(self.hostnames)) != len(self.hostnames):
             raise RouterError(f"app {self.app} lists a hostname twice")
-        names = [s.haproxy_name for s in self.servers]
-        if len(set(names)) != len(names):
+        server_names = [s.haproxy_name for s in self.servers]
+        if len(set(server_names)) != len(server_names):
             raise RouterError(
                 f"app {self.app} has two servers with the same name (after making them "
                 "safe for HAProxy)"
@@ -100,11 +95,21 @@ class AppRoute:
 
 
 @dataclass(frozen=True)
+class Rejected:
+    """An app the router left out of the table, and the one line saying why."""
+
+    app: str
+    reason: str
+
+
+@dataclass(frozen=True)
 class RouteTable:
-    """Every app the router knows, stamped with the control plane's generation number."""
+    """Every app the router knows, stamped with the control plane's generation number;
+    ``rejected`` lists the apps of the document that were left out (not served)."""
 
     generation: int
     apps: tuple[AppRoute, ...]
+    rejected: tuple[Rejected, ...] = ()
 
     def __post_init__(self) -> None:
         if (
@@ -113,18 +118,23 @@ class RouteTable:
             or self.generation < 0
         ):
             raise RouterError(f"generation must be a non-negative integer, got {self.generation!r}")
-        seen_apps: set[str] = set()
-        owner: dict[str, str] = {}
+        seen: list[AppRoute] = []
         for route in self.apps:
-            if route.app in seen_apps:
-                raise RouterError(f"app {route.app} appears twice in the route table")
-            seen_apps.add(route.app)
-            for host in route.hostnames:
-                if host in owner:
-                    raise RouterError(
-                        f"hostname {host} is claimed by both {owner[host]} and {route.app}"
-                    )
-                owner[host] = route.app
+            problem = _conflict(route, seen)
+            if problem is not None:
+                raise RouterError(problem)
+            seen.append(route)
+
+
+def _conflict(route: AppRoute, accepted: list[AppRoute]) -> str | None:
+    """Why ``route`` cannot join ``accepted`` (its name or a hostname is taken), or None."""
+    owner = {host: other.app for other in accepted for host in other.hostnames}
+    if any(other.app == route.app for other in accepted):
+        return f"app {route.app} appears twice in the route table"
+    for host in route.hostnames:
+        if host in owner:
+            return f"hostname {host} is claimed by both {owner[host]} and {route.app}"
+    return None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -138,6 +148,13 @@ class RouterSettings:
     # Old workers still finishing long requests after a reload are killed after this long,
     # so a stream of reloads cannot pile up processes forever.
     hard_stop_after_s: int = 30
+    # Connections one client address may hold open at once; one more is refused, so a
+    # single client cannot take every connection slot (maxconn) from the others.
+    client_maxconn: int = 256
+    # When set (the router runs as root), HAProxy's workers drop to this account, whose
+    # primary group has the same name, inside an empty chroot; the master stays root to
+    # bind, reload and own the sockets.
+    worker_user: str | None = None
 
     def __post_init__(self) -> None:
         _check_port(self.http_port, "http_port")
@@ -152,6 +169,12 @@ class RouterSettings:
             raise RouterError(f"run_dir must be an absolute path, got {self.run_dir}")
         if not 1 <= self.maxconn <= 1_000_000:
             raise RouterError(f"maxconn must be in 1..1000000, got {self.maxconn}")
+        if not 1 <= self.client_maxconn <= self.maxconn:
+            raise RouterError(
+                f"client_maxconn must be in 1..maxconn ({self.maxconn}), got {self.client_maxconn}"
+            )
+        if self.worker_user is not None and not _USER_NAME.fullmatch(self.worker_user):
+            raise RouterError(f"worker_user {self.worker_user!r} is not a plain account name")
         if not 1 <= self.hard_stop_after_s <= 86_400:
             raise RouterError(
                 f"hard_stop_after_s must be in 1..86400, got {self.hard_stop_after_s}"
@@ -202,18 +225,44 @@ def _app_from_json(value: object, where: str) -> AppRoute:
         raise RouterError(f"{where}: {err}") from None
 
 
-def route_table_from_json(data: object) -> RouteTable:
-    """Parse the routes.json document; unknown keys are ignored so newer writers still work."""
+def parse_routes(data: object) -> RouteTable:
+    """Parse the routes.json document, leaving out each app that is not valid or that
+    conflicts with an app before it (listed in ``rejected``), so one bad app never keeps
+    the others from being routed. A document that is not a route table at all (no
+    generation, no list of apps) raises RouterError. Unknown keys are ignored so newer
+    writers still work."""
     obj = _mapping(data, "routes")
     generation = _field(obj, "generation", int, "routes")
-    apps = tuple(
-        _app_from_json(a, f"routes.apps[{i}]")
-        for i, a in enumerate(_field(obj, "apps", list, "routes"))
-    )
-    try:
-        return RouteTable(generation=generation, apps=apps)
-    except RouterError as err:
-        raise RouterError(f"routes: {err}") from None
+    accepted: list[AppRoute] = []
+    rejected: list[Rejected] = []
+    for i, value in enumerate(_field(obj, "apps", list, "routes")):
+        where = f"routes.apps[{i}]"
+        try:
+            route = _app_from_json(value, where)
+        except RouterError as err:
+            rejected.append(Rejected(_app_label(value, where), str(err)))
+            continue
+        problem = _conflict(route, accepted)
+        if problem is not None:
+            rejected.append(Rejected(route.app, f"{where}: {problem}"))
+            continue
+        accepted.append(route)
+    return RouteTable(generation=generation, apps=tuple(accepted), rejected=tuple(rejected))
+
+
+def _app_label(value: object, where: str) -> str:
+    """What to call a rejected app: its name when it has a string one, else its place."""
+    if isinstance(value, Mapping) and isinstance(value.get("app"), str):
+        return str(value["app"])
+    return where
+
+
+def route_table_from_json(data: object) -> RouteTable:
+    """Parse the routes.json document strictly: any bad app raises RouterError."""
+    table = parse_routes(data)
+    if table.rejected:
+        raise RouterError(table.rejected[0].reason)
+    return table
 
 
 def route_table_to_json(table: RouteTable) -> dict[str, Any]:

@@ -12,7 +12,10 @@ routes.json, render it, and compare it with what the running worker serves. Inva
   or removed app, changed settings, HAProxy not running, a router that just started and
   so does not know what the worker has, any runtime command failing — is a reload through
   the master socket, which resets the worker to the files on disk.
-- A bad routes.json or a config HAProxy rejects never replaces the last good config; it
+- One bad app in routes.json (a name or hostname the rules refuse, a hostname another
+  app has) is left out and the rest is served; it is logged once and listed in
+  applied.json as rejected, so the control plane can show it. A routes.json that is not a
+  route table at all, or a config HAProxy rejects, never replaces the last good config; it
   costs one line on stderr (repeated only when the problem changes).
 - applied.json names a generation only once HAProxy serves it: every server it adds is
   enabled and every server it removes is in maint (gets no new request), so the control
@@ -30,7 +33,7 @@ from typing import Protocol
 
 from paas_router import drain, fileio, layout, plan, render, runtime
 from paas_router.errors import RouterError
-from paas_router.model import RouterSettings, RouteTable, route_table_from_json
+from paas_router.model import RouterSettings, RouteTable, parse_routes
 
 EMPTY_TABLE = RouteTable(generation=0, apps=())
 
@@ -58,7 +61,8 @@ def _log_stderr(line: str) -> None:
 
 
 def read_routes(path: Path) -> RouteTable:
-    """The route table in ``path``; a missing file is the empty table (nothing routed)."""
+    """The route table in ``path``, without the apps it rejects (listed in ``rejected``);
+    a missing file is the empty table (nothing routed)."""
     text = fileio.read_text(path)
     if text is None:
         return EMPTY_TABLE
@@ -67,7 +71,7 @@ def read_routes(path: Path) -> RouteTable:
     except ValueError as err:
         raise RouterError(f"{path} is not valid JSON: {err}") from None
     try:
-        return route_table_from_json(data)
+        return parse_routes(data)
     except RouterError as err:
         raise RouterError(f"{path}: {err}") from None
 
@@ -99,6 +103,7 @@ class RouterService:
         self._last_good: RouteTable | None = None
         self._recorded_generation: int | None = None
         self._last_error: str | None = None
+        self._rejections_logged: frozenset[str] = frozenset()
         # The table the running worker serves, as this process made it; None when unknown
         # (at start-up, or after a command or reload that failed): the next tick reloads.
         self._live: RouteTable | None = None
@@ -125,6 +130,7 @@ class RouterService:
                 return False
             # Still reconcile the last good table, in case HAProxy died meanwhile.
             table = self._last_good
+        self._report_rejected(table)
         try:
             reloaded = self._reconcile(table)
         except (RouterError, OSError) as err:
@@ -134,6 +140,12 @@ class RouterService:
             self._last_error = None
         self._last_good = table
         return reloaded
+
+    def _report_rejected(self, table: RouteTable) -> None:
+        lines = frozenset(f"left out app {r.app!r}: {r.reason}" for r in table.rejected)
+        for line in sorted(lines - self._rejections_logged):
+            self._log(line)
+        self._rejections_logged = lines
 
     def _reconcile(self, table: RouteTable) -> bool:
         config = render.render(table, self.settings)
@@ -250,9 +262,9 @@ class RouterService:
         ):
             return
         if self._recorded_generation != self._live.generation:
-            fileio.write_atomic(
-                self.applied_path, json.dumps({"generation": self._live.generation}) + "\n"
-            )
+            rejected = [{"app": r.app, "reason": r.reason} for r in self._live.rejected]
+            document = {"generation": self._live.generation, "rejected": rejected}
+            fileio.write_atomic(self.applied_path, json.dumps(document) + "\n")
             self._recorded_generation = self._live.generation
 
     def _report(self, line: str) -> None:

@@ -99,6 +99,24 @@ class Platform:
         finally:
             connection.close()
 
+    def request_json(self, method: str, path: str, body: object) -> tuple[int, object]:
+        """One API call with a JSON body; the answer's status and its JSON."""
+        connection = http.client.HTTPConnection("127.0.0.1", self.api_port, timeout=10)
+        try:
+            connection.request(
+                method,
+                path,
+                body=json.dumps(body),
+                headers={
+                    "Authorization": f"Bearer {self.token}",
+                    "Content-Type": "application/json",
+                },
+            )
+            response = connection.getresponse()
+            return response.status, json.loads(response.read() or b"null")
+        finally:
+            connection.close()
+
     def kill_server(self) -> None:
         assert self.server is not None
         self.server.send_signal(signal.SIGKILL)

@@ -53,6 +53,8 @@ class _EchoHandler(http.server.BaseHTTPRequestHandler):
                 "server": self.server_id,
                 "method": self.command,
                 "headers": {k.lower(): v for k, v in self.headers.items()},
+                # Every value of every header, in order: a header sent twice shows twice.
+                "header_values": [[k.lower(), v] for k, v in self.headers.items()],
             }
         ).encode()
         self.send_response(200)

@@ -104,12 +104,28 @@ def test_reapplies_when_haproxy_is_not_running(rig: Rig) -> None:
     assert rig.logged == ["started haproxy", "started haproxy"]
 
 
-def test_bad_routes_keep_the_old_config_and_log_once(rig: Rig) -> None:
+def test_one_bad_app_is_left_out_logged_once_and_the_rest_is_served(rig: Rig) -> None:
+    rig.publish(_routes(1, ("aa", 5000), ("bb", 5001)))
+    rig.logged.clear()
+    assert rig.publish(_routes(2, ("aa", 0), ("bb", 5002))) is True  # aa leaves: a reload
+    assert rig.svc.tick() is False
+    (left_out,) = [line for line in rig.logged if line.startswith("left out")]
+    assert "app 'aa'" in left_out and "1..65535" in left_out and "\n" not in left_out
+    config = rig.proxy.applied[-1][0]
+    assert "backend app_aa" not in config and "127.0.0.1:5002" in config
+    applied = json.loads((rig.settings.run_dir / "applied.json").read_text())
+    assert applied["generation"] == 2
+    assert [r["app"] for r in applied["rejected"]] == ["aa"]
+
+
+def test_a_document_that_is_no_route_table_keeps_the_old_config_and_logs_once(
+    rig: Rig,
+) -> None:
     rig.publish(_routes(1, ("aa", 5000)))
     rig.logged.clear()
-    assert rig.publish(_routes(2, ("aa", 0))) is False
+    assert rig.publish('{"apps": []}') is False
     assert rig.svc.tick() is False
-    assert len(rig.logged) == 1 and "1..65535" in rig.logged[0] and "\n" not in rig.logged[0]
+    assert len(rig.logged) == 1 and "missing 'generation'" in rig.logged[0]
     rig.publish("{not json")
     assert len(rig.logged) == 2 and "not valid JSON" in rig.logged[1]
     assert rig.proxy.reloads() == 1

@@ -4,6 +4,7 @@ old dyno routed and running."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 from pathlib import Path
 
@@ -77,7 +78,7 @@ class World:
         self.probe = ReadyWhenTold()
         self.agent.prober = self.probe  # type: ignore[assignment]
         self.agent.slugs.unpacked = lambda _digest: home  # type: ignore[method-assign]
-        self.app: App = self.store.create_app("demo", "paas-host")
+        self.app: App = self.store.create_app("demo", "paas-host", domain="paas.localhost")
 
     def deploy(self, artifact: str) -> int:
         built = releases.Build(artifact, {"web": "serve"})
@@ -116,3 +117,35 @@ def test_a_crash_during_the_drain_keeps_the_old_dyno_routed_and_running(world: W
     world.tick(3)
     assert world.runtime.live() == [("web.1", v1, "up")]
     assert world.routed() == ["web.1"]
+
+
+def _confirm_routes(world: World) -> None:
+    """What the router does once HAProxy serves the newest table: applied.json."""
+    router_dir = world.agent.settings.router_dir
+    router_dir.mkdir(parents=True, exist_ok=True)
+    applied = {"generation": world.agent.routes_generation, "rejected": []}
+    (router_dir / "applied.json").write_text(json.dumps(applied))
+
+
+def test_a_drained_dyno_is_never_stopped_before_the_router_confirms_it_is_routed_out(
+    world: World,
+) -> None:
+    v1 = world.deploy("sha256:a")
+    world.tick()
+    world.probe.ready_ones.add(("web.1", v1))
+    world.tick(2)
+    v2 = world.deploy("sha256:b")
+    world.tick()
+    world.probe.ready_ones.add(("web.1", v2))
+    world.tick()  # v2's web.1 is up: v1's web.1 leaves the route table and drains
+    assert world.routed() == ["web.1"]
+    # The router is down (or stuck on an old table): HAProxy still sends v1's web.1
+    # requests, so it must keep running, however long that lasts.
+    world.clock[0] += 600
+    world.tick(3)
+    assert ("web.1", v1, "up") in world.runtime.live()
+    events = [line.format() for line in world.logs.read("demo", num=100)[0]]
+    assert sum("has not confirmed it is routed out" in e for e in events) == 1
+    _confirm_routes(world)
+    world.tick()
+    assert ("web.1", v1, "stopping") in world.runtime.live()

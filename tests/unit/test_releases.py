@@ -36,7 +36,7 @@ def env(tmp_path: Path) -> tuple[Store, LogStore]:
 
 def test_config_before_deploy_creates_no_release(env: tuple[Store, LogStore]) -> None:
     store, logs = env
-    app = store.create_app("demo", "paas-host")
+    app = store.create_app("demo", "paas-host", domain="paas.localhost")
     config, release = releases.set_config(store, logs, app, {"A": "1"})
     assert config == {"A": "1"} and release is None
     assert store.releases(app) == []
@@ -44,7 +44,7 @@ def test_config_before_deploy_creates_no_release(env: tuple[Store, LogStore]) ->
 
 def test_deploy_config_and_rollback_versions(env: tuple[Store, LogStore]) -> None:
     store, logs = env
-    app = store.create_app("demo", "paas-host")
+    app = store.create_app("demo", "paas-host", domain="paas.localhost")
     v1 = deploy(env, app, "sha256:aa", "1a2b3c4d5e6f")
     assert (v1.version, v1.description) == (1, "Deploy 1a2b3c4d")
     assert [(f.type, f.quantity) for f in store.formation(app)] == [("web", 1)]
@@ -63,7 +63,7 @@ def test_deploy_config_and_rollback_versions(env: tuple[Store, LogStore]) -> Non
 
 def test_bad_config_changes_nothing(env: tuple[Store, LogStore]) -> None:
     store, logs = env
-    app = store.create_app("demo", "paas-host")
+    app = store.create_app("demo", "paas-host", domain="paas.localhost")
     deploy(env, app, "sha256:aa", "abc")
     with pytest.raises(InvalidParams):
         releases.set_config(store, logs, app, {"GOOD": "1", "PORT": "2"})
@@ -74,7 +74,7 @@ def test_bad_config_changes_nothing(env: tuple[Store, LogStore]) -> None:
 
 def test_scale_is_all_or_nothing(env: tuple[Store, LogStore]) -> None:
     store, logs = env
-    app = store.create_app("demo", "paas-host")
+    app = store.create_app("demo", "paas-host", domain="paas.localhost")
     deploy(env, app, "sha256:aa", "abc")
     with pytest.raises(InvalidParams, match="no process type 'worker'"):
         releases.scale(
@@ -87,7 +87,7 @@ def test_scale_is_all_or_nothing(env: tuple[Store, LogStore]) -> None:
 
 def test_rollback_to_unknown_version(env: tuple[Store, LogStore]) -> None:
     store, logs = env
-    app = store.create_app("demo", "paas-host")
+    app = store.create_app("demo", "paas-host", domain="paas.localhost")
     with pytest.raises(NotFound, match="no running release"):
         releases.rollback(store, logs, app, None)
 
@@ -102,7 +102,7 @@ def test_tokens_are_stored_hashed(env: tuple[Store, LogStore], tmp_path: Path) -
 
 def test_resize_sets_size_and_restarts_the_type(env: tuple[Store, LogStore]) -> None:
     store, logs = env
-    app = store.create_app("demo", "debian-12")
+    app = store.create_app("demo", "debian-12", domain="paas.localhost")
     deploy(env, app, "sha256:aa", "abc")
     releases.scale(store, logs, app, [{"type": "web", "size": "standard-2x"}])
     assert [(f.quantity, f.size) for f in store.formation(app)] == [(1, "standard-2x")]
@@ -116,7 +116,7 @@ def test_rollback_to_a_collected_image_fails_and_changes_nothing(
     env: tuple[Store, LogStore],
 ) -> None:
     store, logs = env
-    app = store.create_app("demo", "debian-12")
+    app = store.create_app("demo", "debian-12", domain="paas.localhost")
     deploy(env, app, "sha256:aa", "abc", "sha256:img1")
     deploy(env, app, "sha256:bb", "def", "sha256:img2")
     with pytest.raises(NotFound, match="garbage-collected"):
@@ -128,7 +128,7 @@ def test_rollback_to_a_collected_image_fails_and_changes_nothing(
 
 def test_release_phase_keeps_a_release_pending(env: tuple[Store, LogStore]) -> None:
     store, _ = env
-    app = store.create_app("demo", "debian-12")
+    app = store.create_app("demo", "debian-12", domain="paas.localhost")
     v1 = deploy(env, app, "sha256:aa", "abc")
     assert v1.status == "deploying" and store.current_release(app) == v1
     settle(store, app, v1)
@@ -143,7 +143,7 @@ def test_a_failed_release_is_skipped_by_config_changes_scale_and_rollback(
     env: tuple[Store, LogStore],
 ) -> None:
     store, logs = env
-    app = store.create_app("demo", "debian-12")
+    app = store.create_app("demo", "debian-12", domain="paas.localhost")
     settle(store, app, deploy(env, app, "sha256:aa", "abc"))
     settle(store, app, deploy(env, app, "sha256:bb", "def"))
     settle(store, app, deploy(env, app, "sha256:cc", "fed"), "failed")

@@ -1,12 +1,15 @@
 """The HTTP API: a Flask application factory, one blueprint per resource.
 
-Every route needs a valid token (Bearer for the API, HTTP Basic password for git). Errors
-leave as JSON `{"id": ..., "message": ...}` with Heroku's ids, from one handler.
+Every route needs a valid token (Bearer for the API, HTTP Basic password for git). Every
+error leaves as JSON `{"id": ..., "message": ...}` with Heroku's ids: a PaasError with its
+own, an HTTP error of the framework (404, 405, 400...) with one named by its status, and
+anything unexpected as a 500 `internal_server_error` whose traceback goes to the log only.
 """
 
 from __future__ import annotations
 
-from flask import Flask, Response, jsonify
+from flask import Flask, Response, jsonify, request
+from werkzeug.exceptions import HTTPException
 
 from paas import settings as settings_module
 from paas.api import apps, auth, dynos, git, releases
@@ -36,12 +39,22 @@ def create_app(settings: Settings | None = None) -> Flask:
             response.headers["Retry-After"] = error.retry_after
         return response, error.status
 
-    @flask_app.errorhandler(404)
-    def not_found(_error: Exception) -> tuple[Response, int]:
-        return jsonify(id="not_found", message="no such API endpoint"), 404
+    @flask_app.errorhandler(HTTPException)
+    def http_error(error: HTTPException) -> tuple[Response, int]:
+        status = error.code or 500
+        if status == 404:
+            return jsonify(id="not_found", message="no such API endpoint"), 404
+        if status == 405:
+            return jsonify(id="bad_request", message="method not allowed on this endpoint"), 405
+        name = (error.name or "error").lower().replace(" ", "_")
+        return jsonify(id=name, message=f"{error.name}: {error.description}"), status
 
-    @flask_app.errorhandler(405)
-    def bad_method(_error: Exception) -> tuple[Response, int]:
-        return jsonify(id="bad_request", message="method not allowed on this endpoint"), 405
+    @flask_app.errorhandler(Exception)
+    def unexpected(error: Exception) -> tuple[Response, int]:
+        flask_app.logger.error(
+            "unexpected error in %s %s", request.method, request.path, exc_info=error
+        )
+        message = "the API failed unexpectedly; the platform's log has the details"
+        return jsonify(id="internal_server_error", message=message), 500
 
     return flask_app

@@ -6,7 +6,7 @@ import secrets
 
 from flask import Blueprint, Response, jsonify, request
 
-from paas import collector, gitservice, releases, stacks, validation
+from paas import collector, gitservice, releases, routing, stacks, validation
 from paas.api.context import ctx, find_app, json_body
 from paas.errors import InvalidParams
 from paas.procfile import formation_types
@@ -36,6 +36,7 @@ def app_json(app: App) -> dict[str, object]:
         "web_url": f"http://{app.name}.{context.settings.domain}"
         + ("" if port == 80 else f":{port}")
         + "/",
+        "routing_error": routing.rejection(context.settings, app.name),
     }
 
 
@@ -56,14 +57,12 @@ def list_apps() -> Response:
 @blueprint.post("/apps")
 def create_app() -> tuple[Response, int]:
     body = json_body()
-    name = body.get("name") or generated_name()
-    if not isinstance(name, str):
-        raise InvalidParams("app name must be a string")
+    name = validation.app_name(body.get("name") or generated_name())
     stack = body.get("stack") or stacks.DEFAULT_STACK
-    if stack not in stacks.RECIPES:
+    if not isinstance(stack, str) or stack not in stacks.RECIPES:
         raise InvalidParams(f"unknown stack {stack!r}: choose one of {', '.join(stacks.RECIPES)}")
     context = ctx()
-    app = context.store.create_app(validation.app_name(name), str(stack))
+    app = context.store.create_app(name, str(stack), domain=context.settings.domain)
     gitservice.ensure_repo(context.settings, app.name)
     context.logs.event(app.name, "api", "App created")
     return jsonify(app_json(app)), 201
@@ -146,8 +145,9 @@ def list_domains(name: str) -> Response:
 
 @blueprint.post("/apps/<name>/domains")
 def add_domain(name: str) -> tuple[Response, int]:
-    hostname = validation.hostname(json_body().get("hostname"))
-    ctx().store.add_domain(find_app(name), hostname)
+    context = ctx()
+    hostname = validation.custom_domain(json_body().get("hostname"), context.settings.domain)
+    context.store.add_domain(find_app(name), hostname, domain=context.settings.domain)
     return jsonify(hostname=hostname), 201
 
 

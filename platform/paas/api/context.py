@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
-from flask import current_app, request
+from flask import current_app, g, request
 
-from paas.errors import InvalidParams
+from paas.errors import InvalidParams, PaasError
 from paas.logs import LogStore
 from paas.settings import Settings
 from paas.store import App, Store
@@ -29,10 +30,31 @@ def find_app(name: str) -> App:
     return ctx().store.app(name)
 
 
+# Far above any body the API takes (config vars are capped at 32 KB), far below harm.
+MAX_JSON_BYTES = 1024 * 1024
+
+
+class BodyTooLarge(PaasError):
+    id = "request_too_large"
+    status = 413
+
+
 def json_body() -> dict[str, object]:
-    body = request.get_json(silent=True)
-    if body is None:
-        body = {}
+    """The request's JSON object; an empty body is {}. Whatever the content type says, a
+    body that is not a JSON object (bad UTF-8, bad JSON, nested too deep to parse, too
+    large) is a 4xx, never a 500."""
+    if "paas_body" not in g:  # the stream can be read once; a second call sees the same
+        g.paas_body = request.stream.read(MAX_JSON_BYTES + 1)
+    raw: bytes = g.paas_body
+    if len(raw) > MAX_JSON_BYTES:
+        raise BodyTooLarge(f"the request body is over {MAX_JSON_BYTES} bytes")
+    if not raw.strip():
+        return {}
+    try:
+        body = json.loads(raw.decode("utf-8"))
+    except (ValueError, RecursionError) as error:
+        reason = "nested too deeply" if isinstance(error, RecursionError) else str(error)
+        raise InvalidParams(f"the request body is not valid JSON: {reason}") from None
     if not isinstance(body, dict):
         raise InvalidParams("the request body must be a JSON object")
     return body

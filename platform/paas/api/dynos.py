@@ -104,6 +104,8 @@ def log_lines(name: str) -> Response:
         raise InvalidParams("num and after must be whole numbers") from None
     if not 1 <= num <= 10_000:
         raise InvalidParams("num must be between 1 and 10000")
+    if cursor is not None and not 0 <= cursor < 2**63:
+        raise InvalidParams("after must be a cursor the API returned")
     lines, cursor = context.logs.read(
         app.name, num=num, after=cursor, process=request.args.get("dyno") or None, source=source
     )

@@ -7,8 +7,9 @@ import itertools
 from flask import Blueprint, Response, jsonify, stream_with_context
 
 from paas import releases as release_logic
+from paas import validation
 from paas.api.context import ctx, find_app, json_body
-from paas.errors import InvalidParams, NotFound
+from paas.errors import NotFound
 from paas.images import ImageStore
 from paas.slugs import SlugStore
 from paas.store import Release
@@ -42,11 +43,8 @@ def list_releases(name: str) -> Response:
 @blueprint.post("/apps/<name>/releases")
 def rollback(name: str) -> tuple[Response, int]:
     context = ctx()
-    target = json_body().get("release")
-    if isinstance(target, str) and target.lstrip("v").isdigit():
-        target = int(target.lstrip("v"))
-    if target is not None and (not isinstance(target, int) or isinstance(target, bool)):
-        raise InvalidParams("release must be a version number such as 3")
+    given = json_body().get("release")
+    target = None if given is None else validation.release_version(given)
     images = ImageStore(context.settings.images_dir)
     slugs = SlugStore(context.settings.slugs_dir)
     release = release_logic.rollback(
@@ -65,10 +63,8 @@ def export_image(name: str, version: str) -> Response:
         release = context.store.current_release(app)
         if release is None:
             raise NotFound(f"{app.name} has no releases yet: push code first")
-    elif version.lstrip("v").isdigit():
-        release = context.store.release(app, int(version.lstrip("v")))
     else:
-        raise InvalidParams("the release must be a version such as v3, or current")
+        release = context.store.release(app, validation.release_version(version))
     if release.image is None:
         raise NotFound(
             f"v{release.version} of {app.name} has no OCI image (its stack was not built)"
