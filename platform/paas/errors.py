@@ -41,3 +41,10 @@ class BuildFailed(PaasError):
 
     id = "build_failed"
     status = 422
+
+
+class TooLarge(PaasError):
+    """A request or an input is over its size limit."""
+
+    id = "payload_too_large"
+    status = 413
