@@ -222,6 +222,9 @@ class Builder:
             watchdog = Watchdog(timeout, [archive.pid, tar.pid])
             try:
                 total = pipe(archive.stdout, tar.stdin, limit)
+                if total <= limit:
+                    archive.wait()  # the watchdog still stops a hung git or tar
+                    tar.wait()
             finally:
                 watchdog.cancel()
                 if archive.poll() is None or tar.poll() is None:
