@@ -315,8 +315,9 @@ class Builder:
         if expired:
             raise self.timed_out(f"fetching buildpack {shown}", STEP_TIMEOUT)
         if code != 0:
-            lines = [line for line in tail.splitlines() if line.strip()]
-            why = lines[-1].strip() if lines else f"git exit status {code}"
+            lines = [line.strip() for line in tail.splitlines() if line.strip()]
+            fatal = [line for line in lines if line.startswith(("fatal:", "error:"))]
+            why = (fatal or lines or [f"git exit status {code}"])[0]
             raise BuildFailed(f"cannot fetch buildpack {shown}: {why[:300]}")
         return target
 

@@ -227,12 +227,13 @@ def push_lock(settings: Settings, app: str) -> Iterator[None]:
 def _start_service(
     settings: Settings, app: str, service: str, env: Mapping[str, str]
 ) -> subprocess.Popen[bytes]:
-    """git SERVICE --stateless-rpc. receive-pack gets git's own pack size cap too, and the
+    """git SERVICE --stateless-rpc. receive-pack gets git's own pack size cap too (a
+    backstop above the body's: the Feeder stops git first, with a 413), and the
     hook gets the API's stderr (the platform log) as PAAS_PLATFORM_LOG_FD for tracebacks:
     what the hook prints on its own stdout and stderr goes to the pusher."""
     options = []
     if service == "git-receive-pack":
-        options = ["-c", f"receive.maxInputSize={settings.max_push_bytes}"]
+        options = ["-c", f"receive.maxInputSize={settings.max_push_bytes + CHUNK}"]
     log_fd = os.dup(2)
     try:
         return subprocess.Popen(
