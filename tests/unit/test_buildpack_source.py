@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from paas import buildpack_source
+from paas import buildpack_source, settings
 from paas.buildpack_source import Builtin, Remote
-from paas.errors import BuildFailed
+from paas.errors import BuildFailed, InvalidParams
 
 DEFAULT = buildpack_source.DEFAULT_PREFIXES
 MIRROR = (*DEFAULT, "file:///srv/buildpacks/", "http://127.0.0.1:8000/")
@@ -80,3 +80,11 @@ def test_prefixes_and_the_protocols_they_allow() -> None:
     for bad in ("/srv/buildpacks/", "ext::", "file:///srv/../"):
         with pytest.raises(ValueError):
             buildpack_source.parse_prefixes(bad)
+
+
+def test_the_setting_is_parsed_once_and_a_bad_one_named() -> None:
+    env = {"PAAS_HOME": "/tmp/x", "PAAS_BUILDPACK_SOURCES": "heroku/,file:///srv/bp/"}
+    assert settings.from_env(env).buildpack_sources == ("heroku/", "file:///srv/bp/")
+    assert settings.from_env({"PAAS_HOME": "/tmp/x"}).buildpack_sources == DEFAULT
+    with pytest.raises(InvalidParams, match=r"^PAAS_BUILDPACK_SOURCES: '/srv/bp/' is not"):
+        settings.from_env({"PAAS_HOME": "/tmp/x", "PAAS_BUILDPACK_SOURCES": "/srv/bp/"})
