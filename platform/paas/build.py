@@ -221,8 +221,8 @@ class Builder:
             assert archive.stdout is not None and tar.stdin is not None
             watchdog = Watchdog(timeout, [archive.pid, tar.pid])
             try:
-                total = pipe(archive.stdout, tar.stdin, limit)
-                if total <= limit:
+                total, complete = pipe(archive.stdout, tar.stdin, limit)
+                if complete:
                     archive.wait()  # the watchdog still stops a hung git or tar
                     tar.wait()
             finally:
@@ -237,10 +237,10 @@ class Builder:
                     f"the pushed revision's files take more than {limit // 2**20} MB: "
                     "keep large files out of the repository (the limit is 4 x PAAS_MAX_PUSH_MB)"
                 )
+            if tar.wait() != 0:  # first: a failed tar is why git archive was stopped
+                raise BuildFailed(f"cannot extract revision {request.commit[:8]}: {head(tar_err)}")
             if archive.wait() != 0:
                 raise BuildFailed(f"cannot read revision {request.commit[:8]}: {head(archive_err)}")
-            if tar.wait() != 0:
-                raise BuildFailed(f"cannot extract revision {request.commit[:8]}: {head(tar_err)}")
 
     def prepare(self, workspace: Path, request: BuildRequest) -> None:
         env_dir = workspace / "env"
@@ -395,6 +395,7 @@ class Builder:
                 kept = self.relay(process.stdout, echo)
             except BaseException:
                 procs.signal_group(process.pid, signal.SIGKILL)
+                self.finish_step()
                 raise
             finally:
                 watchdog.cancel()
@@ -424,6 +425,9 @@ class Builder:
             if echo and text:
                 self.out.write(text)
                 self.out.flush()
+        rest = decoder.decode(b"", final=True)  # an incomplete last character
+        if echo and rest:
+            self.out.write(rest)
         return "".join(kept)
 
     def finish_step(self) -> bool:
@@ -491,21 +495,26 @@ class Watchdog:
         self.timer.cancel()
 
 
-def pipe(source: IO[bytes], sink: IO[bytes], limit: int) -> int:
-    """Copies source to sink in chunks until EOF or more than `limit` bytes; the count."""
+def pipe(source: IO[bytes], sink: IO[bytes], limit: int) -> tuple[int, bool]:
+    """Copies source to sink in chunks until EOF, more than `limit` bytes, or the sink
+    closing; (bytes read, whether all of source went through). When not, the caller stops
+    the writer, which would otherwise block on a pipe no one reads."""
     total = 0
+    complete = False
     try:
         while chunk := source.read1(CHUNK):  # type: ignore[attr-defined]
             total += len(chunk)
             if total > limit:
                 break
             sink.write(chunk)
+        else:
+            complete = True
     except BrokenPipeError:
         pass  # the reader failed: its exit status says why
     finally:
         with contextlib.suppress(BrokenPipeError):
             sink.close()
-    return total
+    return total, complete
 
 
 def run_capped(
