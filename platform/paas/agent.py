@@ -323,8 +323,12 @@ class Agent:
         if not self.isolation.containers or spec.user is None or self.isolation.runtime is None:
             return None
         stack_rootfs = stacks.rootfs(stacks.effective(app.stack))
-        if stack_rootfs is None:
-            return None
+        if stack_rootfs is None:  # never fall back to a plain process for one app
+            stack = stacks.effective(app.stack)
+            raise PaasError(
+                f"{app.name}: stack {stack} is not built on this host; its dynos run only in "
+                f"containers of it: run `paas stacks:build {stack}`"
+            )
         account = pwd.getpwnam(spec.user)
         sizes = {f.type: f.size for f in self.store.formation(app)}
         subnet = network.subnet(self.isolation.subnet)

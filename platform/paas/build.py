@@ -4,25 +4,36 @@ It follows the classic buildpack API (bin/detect, bin/compile BUILD CACHE ENV,
 bin/release) and runs every buildpack step as the unprivileged build user with a minimal
 environment, argv lists and a timeout. It never writes a release: it returns an Artifact
 or raises BuildFailed, so a failed build cannot touch what is running.
+
+The pushed tree is hostile: it is extracted and buildpacks are fetched as the build user,
+never as root; the files the platform itself reads from it (Procfile, .buildpacks) go
+through pushed_tree; buildpack sources pass buildpack_source's allow-list. Memory use is
+bounded whatever a push or a step does: the tree is piped from git into tar and counted,
+step output is streamed in chunks and only its head is kept, and every step ends by the
+push's deadline.
 """
 
 from __future__ import annotations
 
+import codecs
+import contextlib
+import math
 import os
 import pwd
 import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import IO, Protocol
 
-from paas import procfile, procs, stacks
+from paas import buildpack_source, procfile, procs, pushed_tree, stacks
 from paas.container import BuildSandbox, SandboxPlan
 from paas.errors import BuildFailed, PaasError
 from paas.settings import Settings
@@ -32,6 +43,20 @@ BUILTIN_BUILDPACKS = Path(__file__).resolve().parents[2] / "buildpacks"
 COMPILE_TIMEOUT = 15 * 60
 STEP_TIMEOUT = 120
 STACK = "paas-host"
+CHUNK = 65536
+STEP_OUTPUT_KEPT = 64 * 1024  # characters of a step's output kept for parsing (detect, release)
+FETCH_OUTPUT_KEPT = 2048  # bytes of a failed clone's stderr kept for its message
+BUILDPACKS_FILE_BYTES = 16 * 1024
+FETCH_GITCONFIG = """# Written by paas for buildpack fetches: no credentials, no redirects.
+[safe]
+\tdirectory = *
+[http]
+\tfollowRedirects = false
+[credential]
+\thelper =
+[core]
+\taskPass = /bin/false
+"""
 PASSED_THROUGH = (
     "HTTP_PROXY",
     "HTTPS_PROXY",
@@ -87,8 +112,11 @@ class Builder:
         user: str | None,
         out: Output,
         sandbox: SandboxPlan | None = None,
+        deadline: float = math.inf,
     ) -> None:
+        """`deadline`: time.monotonic() by which the whole build must be done."""
         self.settings = settings
+        self.deadline = deadline
         self.user = user
         self.out = out
         self.sandbox_plan = sandbox
@@ -100,12 +128,28 @@ class Builder:
         self.out.write(line + "\n")
         self.out.flush()
 
+    def within(self, timeout: float) -> float:
+        """A step's timeout, cut to what is left before the push's deadline."""
+        return max(0.0, min(timeout, self.deadline - time.monotonic()))
+
+    def timed_out(self, what: str, timeout: float) -> BuildFailed:
+        if time.monotonic() >= self.deadline - 1.0:
+            return BuildFailed(
+                f"the push took longer than {self.settings.push_timeout_seconds:.0f}s "
+                f"(PAAS_PUSH_TIMEOUT) and was stopped during {what}"
+            )
+        return BuildFailed(f"{what} took longer than {timeout:.0f}s and was stopped")
+
+    def account(self) -> pwd.struct_passwd | None:
+        return pwd.getpwnam(self.user) if self.user else None
+
     def build(self, request: BuildRequest) -> Artifact:
         build_id = uuid.uuid4().hex
         workspace = self.settings.builds_dir / build_id
         app_dir = workspace / "app"
         try:
             app_dir.mkdir(parents=True)
+            self.give_to_build_user(workspace, app_dir)
             self.export(request, app_dir)
             declared = read_procfile(app_dir)
             self.prepare(workspace, request)
@@ -143,28 +187,65 @@ class Builder:
         return Artifact(digest, process_types)
 
     def export(self, request: BuildRequest, app_dir: Path) -> None:
-        """Extracts the pushed revision (still in git's quarantine) into the build dir."""
-        env = {**request.git_env, "GIT_DIR": str(request.git_dir)}
-        archive = subprocess.run(
-            ["git", "archive", "--format=tar", request.commit],
-            env=env,
-            capture_output=True,
-            timeout=STEP_TIMEOUT,
-        )
-        if archive.returncode != 0:
-            raise BuildFailed(
-                f"cannot read revision {request.commit[:8]}: {archive.stderr.decode()}"
-            )
-        subprocess.run(
-            ["tar", "-x", "--no-same-owner", "-C", str(app_dir)],
-            input=archive.stdout,
-            check=True,
-            timeout=STEP_TIMEOUT,
-        )
+        """Extracts the pushed revision (still in git's quarantine) into the build dir:
+        `git archive` piped into tar run as the build user, the stream counted so the tree
+        cannot exceed max_tree_bytes."""
+        env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), **request.git_env}
+        env["GIT_DIR"] = str(request.git_dir)
+        account = self.account()
+        limit = self.settings.max_tree_bytes
+        timeout = self.within(STEP_TIMEOUT)
+        with (
+            tempfile.TemporaryFile() as archive_err,
+            tempfile.TemporaryFile() as tar_err,
+            subprocess.Popen(
+                ["git", "archive", "--format=tar", request.commit],
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=archive_err,
+                start_new_session=True,
+            ) as archive,
+            subprocess.Popen(
+                ["tar", "-x", "--no-same-owner", "--no-same-permissions", "-C", str(app_dir)],
+                env={"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"},
+                stdin=subprocess.PIPE,
+                stdout=subprocess.DEVNULL,
+                stderr=tar_err,
+                start_new_session=True,
+                user=None if account is None else account.pw_uid,
+                group=None if account is None else account.pw_gid,
+                extra_groups=None if account is None else [],
+            ) as tar,
+        ):
+            assert archive.stdout is not None and tar.stdin is not None
+            watchdog = Watchdog(timeout, [archive.pid, tar.pid])
+            try:
+                total, complete = pipe(archive.stdout, tar.stdin, limit)
+                if complete:
+                    archive.wait()  # the watchdog still stops a hung git or tar
+                    tar.wait()
+            finally:
+                watchdog.cancel()
+                if archive.poll() is None or tar.poll() is None:
+                    procs.signal_group(archive.pid, signal.SIGKILL)
+                    procs.signal_group(tar.pid, signal.SIGKILL)
+            if watchdog.fired:
+                raise self.timed_out("extracting the pushed revision", timeout)
+            if total > limit:
+                raise BuildFailed(
+                    f"the pushed revision's files take more than {limit // 2**20} MB: "
+                    "keep large files out of the repository (the limit is 4 x PAAS_MAX_PUSH_MB)"
+                )
+            if tar.wait() != 0:  # first: a failed tar is why git archive was stopped
+                raise BuildFailed(f"cannot extract revision {request.commit[:8]}: {head(tar_err)}")
+            if archive.wait() != 0:
+                raise BuildFailed(f"cannot read revision {request.commit[:8]}: {head(archive_err)}")
 
     def prepare(self, workspace: Path, request: BuildRequest) -> None:
         env_dir = workspace / "env"
         env_dir.mkdir()
+        (workspace / "buildpacks").mkdir()
         for key, value in request.config.items():
             (env_dir / key).write_text(value)
         (workspace / "home").mkdir()
@@ -186,14 +267,22 @@ class Builder:
                 timeout=STEP_TIMEOUT,
             )
 
+    def sources(self, request: BuildRequest, workspace: Path) -> list[buildpack_source.Source]:
+        """BUILDPACK_URL, else the lines of .buildpacks, each checked against the allow-list."""
+        allowed = self.settings.buildpack_sources
+        builtins = builtin_names()
+        url = request.config.get("BUILDPACK_URL", "").strip()
+        if url:
+            return [buildpack_source.parse(url, allowed, builtins)]
+        listed = pushed_tree.read_bytes(workspace / "app", ".buildpacks", BUILDPACKS_FILE_BYTES)
+        if listed is None:
+            return []
+        return buildpack_source.parse_list(listed.decode(errors="replace"), allowed, builtins)
+
     def select_buildpacks(self, request: BuildRequest, workspace: Path) -> list[Path]:
-        url = request.config.get("BUILDPACK_URL")
-        listed = workspace / "app" / ".buildpacks"
-        urls = [url] if url else []
-        if not urls and listed.is_file():
-            urls = [u.strip() for u in listed.read_text().splitlines() if u.strip()]
-        if urls:
-            packs = [self.fetch_buildpack(u, workspace, i) for i, u in enumerate(urls)]
+        sources = self.sources(request, workspace)
+        if sources:
+            packs = [self.fetch_buildpack(s, workspace, i) for i, s in enumerate(sources)]
             for pack in packs:
                 if self.detect(pack, workspace, request) is None:
                     raise BuildFailed(
@@ -216,23 +305,48 @@ class Builder:
         self.give_to_build_user(target)
         return target
 
-    def fetch_buildpack(self, url: str, workspace: Path, index: int) -> Path:
-        builtin = BUILTIN_BUILDPACKS / url.removeprefix("heroku/")
-        if "/" not in url.removeprefix("heroku/") and builtin.is_dir():
-            return self.copy_buildpack(builtin, workspace, index)
-        if Path(url).is_absolute() and Path(url).is_dir():
-            return self.copy_buildpack(Path(url), workspace, index)
-        repo, _, ref = url.partition("#")
+    def fetch_buildpack(self, source: buildpack_source.Source, workspace: Path, index: int) -> Path:
+        if isinstance(source, buildpack_source.Builtin):
+            return self.copy_buildpack(BUILTIN_BUILDPACKS / source.name, workspace, index)
         target = workspace / "buildpacks" / f"{index}-remote"
-        args = ["git", "clone", "--quiet", "--depth", "1", *(["--branch", ref] if ref else [])]
-        self.say(f"-----> Fetching buildpack {url}")
-        clone = subprocess.run(
-            [*args, repo, str(target)], capture_output=True, text=True, timeout=STEP_TIMEOUT
-        )
-        if clone.returncode != 0:
-            raise BuildFailed(f"cannot fetch buildpack {url}: {clone.stderr.strip()}")
-        self.give_to_build_user(target)
+        shown = source.url + (f"#{source.ref}" if source.ref else "")
+        self.say(f"-----> Fetching buildpack {shown}")
+        code, tail, expired = self.clone(source, target, workspace)
+        if expired:
+            raise self.timed_out(f"fetching buildpack {shown}", STEP_TIMEOUT)
+        if code != 0:
+            lines = [line.strip() for line in tail.splitlines() if line.strip()]
+            fatal = [line for line in lines if line.startswith(("fatal:", "error:"))]
+            why = (fatal or lines or [f"git exit status {code}"])[0]
+            raise BuildFailed(f"cannot fetch buildpack {shown}: {why[:300]}")
         return target
+
+    def clone(
+        self, source: buildpack_source.Remote, target: Path, workspace: Path
+    ) -> tuple[int, str, bool]:
+        """`git clone` as the build user on the host (the stacks have no git), with an empty
+        HOME, none of the hook's GIT_* variables, only the allow-list's protocols, no
+        credential helper and no redirects; its stderr kept as a bounded tail."""
+        home = workspace / "fetch-home"
+        home.mkdir(exist_ok=True)
+        self.give_to_build_user(home)
+        gitconfig = workspace / "fetch.gitconfig"
+        gitconfig.write_text(FETCH_GITCONFIG)
+        gitconfig.chmod(0o644)
+        env = {k: os.environ[k] for k in PASSED_THROUGH if k in os.environ}
+        env.update(
+            PATH="/usr/local/bin:/usr/bin:/bin",
+            HOME=str(home),
+            LANG="C.UTF-8",
+            GIT_CONFIG_NOSYSTEM="1",
+            GIT_CONFIG_GLOBAL=str(gitconfig),
+            GIT_ALLOW_PROTOCOL=buildpack_source.protocols(self.settings.buildpack_sources),
+            GIT_TERMINAL_PROMPT="0",
+            GIT_SSH_COMMAND="ssh -o BatchMode=yes -o StrictHostKeyChecking=yes",
+        )
+        branch = ["--branch", source.ref] if source.ref else []
+        argv = ["git", "clone", "--quiet", "--depth", "1", *branch, "--", source.url, str(target)]
+        return run_capped(argv, env, target.parent, self.within(STEP_TIMEOUT), self.account())
 
     def environment(self, request: BuildRequest, workspace: Path) -> dict[str, str]:
         env = {k: os.environ[k] for k in PASSED_THROUGH if k in os.environ}
@@ -256,11 +370,12 @@ class Builder:
         echo: bool = True,
     ) -> tuple[int, str]:
         """Runs one buildpack script as the build user (in the sandbox when there is one),
-        streaming its output live."""
-        account = pwd.getpwnam(self.user) if self.user else None
+        streaming its output live; returns its exit status and the head of its output."""
+        account = self.account()
         env = self.environment(request, workspace)
         if self.sandbox is not None:
             argv, account = self.sandbox.argv(argv, env, workspace / "app"), None
+        limit = self.within(timeout)
         with subprocess.Popen(
             argv,
             cwd=workspace / "app",
@@ -268,45 +383,52 @@ class Builder:
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
-            text=True,
-            errors="replace",
             start_new_session=True,
-            user=account.pw_uid if account else None,
-            group=account.pw_gid if account else None,
-            extra_groups=[] if account else None,
+            user=None if account is None else account.pw_uid,
+            group=None if account is None else account.pw_gid,
+            extra_groups=None if account is None else [],
         ) as process:
-            expired = threading.Event()
-
-            def expire() -> None:  # a silent, hung step must not hold the push forever
-                expired.set()
+            assert process.stdout is not None
+            # A silent, hung step must not hold the push forever.
+            watchdog = Watchdog(limit, [process.pid], on_fire=self.finish_step)
+            try:
+                kept = self.relay(process.stdout, echo)
+            except BaseException:
                 procs.signal_group(process.pid, signal.SIGKILL)
                 self.finish_step()
-
-            watchdog = threading.Timer(timeout, expire)
-            watchdog.start()
-            lines = []
-            assert process.stdout is not None
-            try:
-                for line in process.stdout:
-                    lines.append(line)
-                    if echo:
-                        self.out.write(line)
-                        self.out.flush()
+                raise
             finally:
                 watchdog.cancel()
-            if expired.is_set():
+            if watchdog.fired:
                 process.wait()
-                raise BuildFailed(
-                    f"{Path(argv[0]).name} took longer than {timeout:.0f}s and was stopped"
-                )
+                raise self.timed_out(Path(argv[0]).name, limit)
             code = process.wait()
             if self.finish_step():
-                limit = self.sandbox_plan.memory_mb if self.sandbox_plan else 0
+                limit_mb = self.sandbox_plan.memory_mb if self.sandbox_plan else 0
                 raise BuildFailed(
-                    f"the build ran out of memory and was killed (limit {limit} MB): reduce what "
-                    "the build installs at once, or raise PAAS_BUILD_MEMORY_MB"
+                    f"the build ran out of memory and was killed (limit {limit_mb} MB): reduce "
+                    "what the build installs at once, or raise PAAS_BUILD_MEMORY_MB"
                 )
-            return code, "".join(lines)
+            return code, kept
+
+    def relay(self, stream: IO[bytes], echo: bool) -> str:
+        """Passes a step's output on as it comes, in chunks (a line may be any length);
+        keeps only its first STEP_OUTPUT_KEPT characters."""
+        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        kept: list[str] = []
+        size = 0
+        while chunk := stream.read1(CHUNK):  # type: ignore[attr-defined]
+            text = decoder.decode(chunk)
+            if size < STEP_OUTPUT_KEPT:
+                kept.append(text[: STEP_OUTPUT_KEPT - size])
+                size += len(kept[-1])
+            if echo and text:
+                self.out.write(text)
+                self.out.flush()
+        rest = decoder.decode(b"", final=True)  # an incomplete last character
+        if echo and rest:
+            self.out.write(rest)
+        return "".join(kept)
 
     def finish_step(self) -> bool:
         """Ends a sandboxed step; True when the kernel OOM-killed part of it."""
@@ -343,7 +465,95 @@ class Builder:
         code, text = self.run_step(argv, request, workspace, STEP_TIMEOUT, echo=False)
         if code != 0:
             raise BuildFailed(f"bin/release of {buildpack.name} failed (exit status {code})")
-        return default_process_types(text)
+        return default_process_types(text, buildpack.name.split("-", 1)[-1])
+
+
+class Watchdog:
+    """Kills process groups once `timeout` seconds have passed, unless cancelled first."""
+
+    def __init__(
+        self, timeout: float, pids: list[int], on_fire: Callable[[], object] | None = None
+    ) -> None:
+        self.pids = pids
+        self.on_fire = on_fire
+        self.expired = threading.Event()
+        self.timer = threading.Timer(timeout, self.fire)
+        self.timer.start()
+
+    def fire(self) -> None:
+        self.expired.set()
+        for pid in self.pids:
+            procs.signal_group(pid, signal.SIGKILL)
+        if self.on_fire is not None:
+            self.on_fire()
+
+    @property
+    def fired(self) -> bool:
+        return self.expired.is_set()
+
+    def cancel(self) -> None:
+        self.timer.cancel()
+
+
+def pipe(source: IO[bytes], sink: IO[bytes], limit: int) -> tuple[int, bool]:
+    """Copies source to sink in chunks until EOF, more than `limit` bytes, or the sink
+    closing; (bytes read, whether all of source went through). When not, the caller stops
+    the writer, which would otherwise block on a pipe no one reads."""
+    total = 0
+    complete = False
+    try:
+        while chunk := source.read1(CHUNK):  # type: ignore[attr-defined]
+            total += len(chunk)
+            if total > limit:
+                break
+            sink.write(chunk)
+        else:
+            complete = True
+    except BrokenPipeError:
+        pass  # the reader failed: its exit status says why
+    finally:
+        with contextlib.suppress(BrokenPipeError):
+            sink.close()
+    return total, complete
+
+
+def run_capped(
+    argv: list[str],
+    env: dict[str, str],
+    cwd: Path,
+    timeout: float,
+    account: pwd.struct_passwd | None,
+) -> tuple[int, str, bool]:
+    """Runs a command with stdout discarded; (exit status, stderr's last bytes, expired)."""
+    with subprocess.Popen(
+        argv,
+        cwd=cwd,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+        user=None if account is None else account.pw_uid,
+        group=None if account is None else account.pw_gid,
+        extra_groups=None if account is None else [],
+    ) as process:
+        assert process.stderr is not None
+        watchdog = Watchdog(timeout, [process.pid])
+        tail = b""
+        try:
+            while chunk := process.stderr.read1(CHUNK):  # type: ignore[attr-defined]
+                tail = (tail + chunk)[-FETCH_OUTPUT_KEPT:]
+        finally:
+            watchdog.cancel()
+        code = process.wait()
+    return code, tail.decode(errors="replace"), watchdog.fired
+
+
+def head(file: IO[bytes]) -> str:
+    """The first line of a command's captured stderr, for a message."""
+    file.seek(0)
+    lines = file.read(FETCH_OUTPUT_KEPT).decode(errors="replace").strip().splitlines()
+    return lines[0][:300] if lines else "no error output"
 
 
 def host_paths(env: dict[str, str]) -> list[Path]:
@@ -359,17 +569,33 @@ def host_paths(env: dict[str, str]) -> list[Path]:
 
 
 def read_procfile(app_dir: Path) -> dict[str, str]:
-    path = app_dir / "Procfile"
-    if not path.is_file():
+    data = pushed_tree.read_bytes(app_dir, "Procfile", procfile.MAX_BYTES)
+    if data is None:
         return {}
     try:
-        return procfile.parse(path.read_text(errors="replace"))
+        return procfile.parse(data.decode(errors="replace"))
     except PaasError as error:
         raise BuildFailed(error.message) from None
 
 
-def default_process_types(release_yaml: str) -> dict[str, str]:
-    """Reads `default_process_types` from bin/release's YAML (a flat mapping)."""
+def builtin_names() -> list[str]:
+    return sorted(p.name for p in BUILTIN_BUILDPACKS.iterdir() if p.is_dir())
+
+
+def default_process_types(release_yaml: str, buildpack: str = "buildpack") -> dict[str, str]:
+    """Reads `default_process_types` from bin/release's YAML (a flat mapping); each type
+    name must pass the Procfile's check, as it becomes part of dyno ids and paths."""
+    types = _release_types(release_yaml)
+    for name in types:
+        if not procfile.type_name(name):
+            raise BuildFailed(
+                f"bin/release of the {buildpack} buildpack declares an invalid process type "
+                f"{procfile.shorten(name)!r}: use letters, digits, _ and -, up to 63 characters"
+            )
+    return types
+
+
+def _release_types(release_yaml: str) -> dict[str, str]:
     types: dict[str, str] = {}
     inside = False
     for line in release_yaml.splitlines():

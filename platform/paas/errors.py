@@ -52,3 +52,10 @@ class TooManyRequests(PaasError):
     def __init__(self, message: str, retry_after: str) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+
+
+class TooLarge(PaasError):
+    """A request or an input is over its size limit."""
+
+    id = "payload_too_large"
+    status = 413

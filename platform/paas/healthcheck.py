@@ -21,9 +21,10 @@ One HTTP check per app: a second one is an error, not silently dropped. No check
 "ready when the port accepts a connection" (paas.readiness).
 
 Invariants: a HealthCheck is valid whenever it exists (checked on construction, so also on
-from_json); `load` turns every bad input into one InvalidParams line naming the file, the
-field and the fix; `passes` never raises on a network or protocol failure and never takes
-much longer than the check's timeout.
+from_json); `load` turns every bad input into one PaasError line naming the file, the
+field and the fix (InvalidParams; BuildFailed for a link, special or oversized file, from
+pushed_tree, which every read of the app's files goes through); `passes` never raises on
+a network or protocol failure and never takes much longer than the check's timeout.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
+from paas import pushed_tree
 from paas.errors import InvalidParams
 
 if TYPE_CHECKING:
@@ -587,23 +589,14 @@ def _header_problem(name: str, value: str) -> str | None:
 
 
 def _read(app_dir: Path, name: str) -> str | None:
-    """The text of a file at the app root; None if there is no such regular file.
+    """The text of a file at the app root; None if there is no such file.
 
-    A link leading outside the app is refused: its first line could end up in an error
-    message shown to the app's owner.
+    Read through pushed_tree: a link or special file is refused, never followed, so no
+    host file's first line can end up in an error message shown to the app's owner.
     """
-    path = app_dir / name
-    if not path.is_file():
+    data = pushed_tree.read_bytes(app_dir, name, MAX_FILE_BYTES)
+    if data is None:
         return None
-    if not path.resolve().is_relative_to(app_dir.resolve()):
-        raise InvalidParams(f"{name}: is a link to outside the app; commit the file itself")
-    try:
-        with path.open("rb") as file:
-            data = file.read(MAX_FILE_BYTES + 1)
-    except OSError as error:
-        raise InvalidParams(f"{name}: cannot be read ({error.strerror or error})") from None
-    if len(data) > MAX_FILE_BYTES:
-        raise InvalidParams(f"{name}: is larger than {MAX_FILE_BYTES // 1024} KiB")
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as error:

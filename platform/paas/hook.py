@@ -5,15 +5,23 @@ prints reaches the pusher as `remote:` lines. A release is only written after a 
 build, and the push ends only once the agent has rolled it out (release phase passed, web
 dynos answering) or failed it. A non-zero exit rejects the push, and the release that was
 serving keeps serving.
+
+Invariants: a build record never stays `pending` (any failure marks it failed); the pusher
+gets one line per failure, a traceback only ever reaches the platform log; what is kept of
+the build output is a bounded tail; the whole push ends by PAAS_PUSH_TIMEOUT; and a push
+never runs with less isolation than the host offers (an app's missing stack fails it).
 """
 
 from __future__ import annotations
 
+import contextlib
+import math
 import os
 import pwd
 import subprocess
 import sys
 import time
+import traceback
 from pathlib import Path
 from typing import TextIO
 
@@ -21,7 +29,7 @@ from paas import collector, container, healthcheck, isolation, releases, rollout
 from paas import settings as settings_module
 from paas.build import Artifact, Builder, BuildRequest, Output, ensure_tools
 from paas.container import SandboxPlan
-from paas.errors import PaasError
+from paas.errors import BuildFailed, PaasError
 from paas.images import ImageRequest, ImageStore
 from paas.logs import LogStore
 from paas.settings import Settings
@@ -33,6 +41,7 @@ DEPLOY_REFS = ("refs/heads/main", "refs/heads/master")
 
 ZERO = "0" * 40
 GIT_ENV = ("GIT_OBJECT_DIRECTORY", "GIT_ALTERNATE_OBJECT_DIRECTORIES", "GIT_QUARANTINE_PATH")
+OUTPUT_KEPT = 64 * 1024  # characters of build output kept for the build record (the tail)
 
 
 def web_url(settings: Settings, app: str) -> str:
@@ -40,7 +49,9 @@ def web_url(settings: Settings, app: str) -> str:
     return f"http://{app}.{settings.domain}{port}/"
 
 
-def deploy(settings: Settings, app_name: str, commit: str, out: TextIO) -> None:
+def deploy(
+    settings: Settings, app_name: str, commit: str, out: TextIO, deadline: float = math.inf
+) -> None:
     store, logs = Store(settings.db_path), LogStore(settings.logs_db_path)
     app = store.app(app_name)
     ensure_tools(settings)
@@ -49,7 +60,8 @@ def deploy(settings: Settings, app_name: str, commit: str, out: TextIO) -> None:
     capture = Tee(out)
     try:
         sandbox = build_sandbox(settings, app)
-        artifact = Builder(settings, build_user(settings), capture, sandbox).build(
+        builder = Builder(settings, build_user(settings), capture, sandbox, deadline)
+        artifact = builder.build(
             BuildRequest(
                 app=app.name,
                 app_id=app.id,
@@ -59,9 +71,10 @@ def deploy(settings: Settings, app_name: str, commit: str, out: TextIO) -> None:
                 git_env={k: os.environ[k] for k in GIT_ENV if k in os.environ},
             )
         )
-    except PaasError as error:
+    except BaseException as error:  # also a bug or ^C: the record must not stay pending
+        message = error.message if isinstance(error, PaasError) else INTERNAL_ERROR
         store.finish_build(build, "failed", None, capture.text())
-        logs.event(app.name, "api", f"Build failed: {error.message}")
+        logs.event(app.name, "api", f"Build failed: {message}")
         raise
     store.finish_build(build, "succeeded", artifact.digest, capture.text())
     types = ", ".join(f"{name}" for name in artifact.process_types)
@@ -72,7 +85,7 @@ def deploy(settings: Settings, app_name: str, commit: str, out: TextIO) -> None:
     _, log_cursor = logs.read(app.name, num=1)  # the release command's output comes after
     release = releases.deploy(store, logs, app, built, commit)
     collector.after_deploy(settings, store, app)
-    rollout_watch.follow(settings, store, logs, app, release, log_cursor, capture)
+    rollout_watch.follow(settings, store, logs, app, release, log_cursor, capture, deadline)
     capture.write(f"-----> Launching... done, v{release.version}\n")
     capture.write(f"       {web_url(settings, app.name)} deployed to paas\n")
     capture.flush()
@@ -89,12 +102,15 @@ def read_healthcheck(settings: Settings, artifact: Artifact, out: Output) -> str
 
 
 def build_sandbox(settings: Settings, app: App) -> SandboxPlan | None:
-    """Builds run in a container of the app's stack wherever dynos do."""
+    """Builds run in a container of the app's stack wherever dynos do; None only when the
+    whole host runs without containers (said once at server start)."""
     found = isolation.load(settings)
     user = build_user(settings)
-    stack_rootfs = stacks.rootfs(stacks.effective(app.stack))
-    if found.runtime is None or user is None or stack_rootfs is None:
+    if found.runtime is None or user is None:
         return None
+    stack_rootfs = stacks.rootfs(stacks.effective(app.stack))
+    if stack_rootfs is None:
+        raise BuildFailed(missing_stack(app))
     account = pwd.getpwnam(user)
     return SandboxPlan(
         stack=stacks.effective(app.stack),
@@ -108,10 +124,20 @@ def build_sandbox(settings: Settings, app: App) -> SandboxPlan | None:
     )
 
 
+def missing_stack(app: App) -> str:
+    stack = stacks.effective(app.stack)
+    return (
+        f"stack {stack} of app {app.name} is not built on this host, and its builds and "
+        f"dynos run only in containers of it: run `paas stacks:build {stack}` and push again"
+    )
+
+
 def build_image(settings: Settings, app: App, artifact: Artifact, out: Output) -> str | None:
     """The release's OCI image (stack layer + app layer), when its stack is built here."""
     stack_rootfs = stacks.rootfs(stacks.effective(app.stack))
     if stack_rootfs is None:
+        if isolation.load(settings).containers:
+            raise BuildFailed(missing_stack(app))  # removed since the build started
         return None
     started = time.monotonic()
     user = build_user(settings)
@@ -134,14 +160,16 @@ def build_image(settings: Settings, app: App, artifact: Artifact, out: Output) -
 
 
 class Tee:
-    """Writes through to the pusher and keeps a copy for the build record."""
+    """Writes through to the pusher and keeps the last `kept` characters for the build
+    record, so a build printing gigabytes costs the hook no more than that."""
 
-    def __init__(self, out: Output) -> None:
+    def __init__(self, out: Output, kept: int = OUTPUT_KEPT) -> None:
         self.out = out
-        self.parts: list[str] = []
+        self.kept = kept
+        self.tail = ""
 
     def write(self, text: str) -> int:
-        self.parts.append(text)
+        self.tail = (self.tail + text[-self.kept :])[-self.kept :]
         self.out.write(text)
         return len(text)
 
@@ -149,7 +177,7 @@ class Tee:
         self.out.flush()
 
     def text(self) -> str:
-        return "".join(self.parts)
+        return self.tail
 
 
 def current_ref(ref: str) -> str:
@@ -167,6 +195,7 @@ def pre_receive(stdin: TextIO, out: TextIO) -> int:
     """Builds each pushed main/master. Whole pushes of one app are serialized by the API
     (gitservice.push_lock), so the ref cannot move between this check and git's update."""
     settings = settings_module.from_env()
+    deadline = time.monotonic() + settings.push_timeout_seconds
     app_name = os.environ["PAAS_APP"]
     lines = stdin.read().splitlines()
     others = [ref for _, _, ref in (line.split() for line in lines) if ref not in DEPLOY_REFS]
@@ -188,12 +217,30 @@ def pre_receive(stdin: TextIO, out: TextIO) -> int:
             )
             return 1
         try:
-            deploy(settings, app_name, new, out)
+            deploy(settings, app_name, new, out, deadline)
         except PaasError as error:
             out.write(f" !     Push rejected: {error.message}\n")
             out.flush()
             return 1
+        except Exception:
+            platform_log(f"paas hook: push of {app_name} {new[:8]} failed:\n")
+            out.write(f" !     Push rejected: {INTERNAL_ERROR}\n")
+            out.flush()
+            return 1
     return 0
+
+
+INTERNAL_ERROR = "internal error in the platform while building (the platform log has details)"
+
+
+def platform_log(headline: str) -> None:
+    """The current exception's traceback to the API's stderr (the platform log), passed in
+    by gitservice as a file descriptor: the hook's own stderr reaches the pusher."""
+    fd = os.environ.get("PAAS_PLATFORM_LOG_FD", "")
+    text = headline + traceback.format_exc()
+    # No platform log (the hook run by hand): the one line to the pusher must do.
+    with contextlib.suppress(ValueError, OSError):
+        os.write(int(fd), text.encode(errors="replace"))
 
 
 def main() -> int:

@@ -8,6 +8,7 @@ agent could legitimately take, plus a margin for an agent that is not running at
 
 from __future__ import annotations
 
+import math
 import time
 
 from paas import rollout
@@ -42,10 +43,17 @@ def follow(
     release: Release,
     log_cursor: int,
     out: Output,
+    push_deadline: float = math.inf,
 ) -> None:
     """Returns once `release` (or a newer one carrying the same build) serves; raises
-    BuildFailed when it fails. A pusher who hangs up fails the release."""
-    deadline = time.monotonic() + budget(settings, release)
+    BuildFailed when it fails. A pusher who hangs up fails the release, and so does the
+    end of the push's own time (PAAS_PUSH_TIMEOUT, `push_deadline` on time.monotonic())."""
+    deadline = min(time.monotonic() + budget(settings, release), push_deadline)
+    late = (
+        f"the push took longer than {settings.push_timeout_seconds:.0f}s (PAAS_PUSH_TIMEOUT)"
+        if deadline == push_deadline
+        else "not rolled out in time (is `paas server` running?)"
+    )
     shown = ""
     while True:
         lines, log_cursor = logs.read(app.name, after=log_cursor, process=PHASE_DYNO, source="app")
@@ -68,7 +76,7 @@ def follow(
             release = successor(store, app, release)
             out.write(f"-----> v{now.version} was overtaken by v{release.version}, same build\n")
         if time.monotonic() > deadline:
-            give_up(store, app, release, "not rolled out in time (is `paas server` running?)")
+            give_up(store, app, release, late)
         time.sleep(POLL_SECONDS)
 
 

@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from paas import buildpack_source
 from paas.errors import InvalidParams
 
 
@@ -31,6 +32,19 @@ class Settings:
     images_kept: int = 10
     build_memory_mb: int = 2048
     router_client_maxconn: int = 256
+    buildpack_sources: tuple[str, ...] = buildpack_source.DEFAULT_PREFIXES
+    max_push_mb: int = 256
+    push_timeout_seconds: float = 1800.0
+
+    @property
+    def max_push_bytes(self) -> int:
+        """The largest push body, counted after gunzip."""
+        return self.max_push_mb * 1024 * 1024
+
+    @property
+    def max_tree_bytes(self) -> int:
+        """The most a pushed revision's files may take once extracted."""
+        return 4 * self.max_push_bytes
 
     @property
     def db_path(self) -> Path:
@@ -111,7 +125,20 @@ def from_env(env: Mapping[str, str] | None = None) -> Settings:
         images_kept=_count(env, "PAAS_IMAGES_KEPT", 10),
         build_memory_mb=_count(env, "PAAS_BUILD_MEMORY_MB", 2048),
         router_client_maxconn=_count(env, "PAAS_ROUTER_CLIENT_MAXCONN", 256),
+        buildpack_sources=_prefixes(env, "PAAS_BUILDPACK_SOURCES"),
+        max_push_mb=_count(env, "PAAS_MAX_PUSH_MB", 256),
+        push_timeout_seconds=_seconds(env, "PAAS_PUSH_TIMEOUT", 1800.0),
     )
+
+
+def _prefixes(env: Mapping[str, str], name: str) -> tuple[str, ...]:
+    raw = env.get(name)
+    if not raw:
+        return buildpack_source.DEFAULT_PREFIXES
+    try:
+        return buildpack_source.parse_prefixes(raw)
+    except ValueError as error:
+        raise InvalidParams(f"{name}: {error}") from None
 
 
 def _seconds(env: Mapping[str, str], name: str, default: float) -> float:

@@ -68,6 +68,8 @@ class Platform:
             "PAAS_BUILD_MEMORY_MB": "512",
             "HOME": str(self.base),
             "GIT_TERMINAL_PROMPT": "0",
+            # Test buildpacks are git repos under BASE/buildpacks (see `buildpack`).
+            "PAAS_BUILDPACK_SOURCES": f"heroku/,https://,file://{self.base}/buildpacks/",
             **settings,
         }
         self.server: subprocess.Popen[bytes] | None = None
@@ -152,6 +154,19 @@ class Platform:
         if check and result.returncode != 0:
             raise AssertionError(f"paas {' '.join(args)} failed: {result.stderr}")
         return result
+
+    def buildpack(self, name: str, scripts: dict[str, str]) -> str:
+        """A buildpack as a git repo under BASE/buildpacks (readable by the build user);
+        `scripts`: bin/NAME → its shell text. Returns its file:// URL."""
+        repo = self.base / "buildpacks" / name
+        (repo / "bin").mkdir(parents=True)
+        for script, text in scripts.items():
+            (repo / "bin" / script).write_text(f"#!/bin/sh\n{text}\n")
+            (repo / "bin" / script).chmod(0o755)
+        git(repo, "init", "-q", "-b", "main")
+        commit(repo, f"{name} buildpack")
+        subprocess.run(["chmod", "-R", "a+rX", str(self.base / "buildpacks")], check=True)
+        return f"file://{repo}"
 
     def git_url(self, app: str, token: str | None = None) -> str:
         return f"http://paas:{token or self.token}@127.0.0.1:{self.api_port}/{app}.git"

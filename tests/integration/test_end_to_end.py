@@ -321,13 +321,7 @@ def test_destroyed_app_stops_serving(platform: Platform) -> None:
 
 def custom_buildpack_app(platform: Platform, app: str, compile_script: str) -> None:
     """An app built by a one-off buildpack (BUILDPACK_URL), its repo at BASE/APP-repo."""
-    buildpack = platform.base / f"{app}-buildpack"
-    (buildpack / "bin").mkdir(parents=True)
-    scripts = {"detect": f"echo {app}", "compile": compile_script}
-    for name, text in scripts.items():
-        (buildpack / "bin" / name).write_text(f"#!/bin/sh\n{text}\n")
-        (buildpack / "bin" / name).chmod(0o755)
-    buildpack.chmod(0o755)
+    buildpack = platform.buildpack(app, {"detect": f"echo {app}", "compile": compile_script})
     platform.paas("apps:create", app, "--no-remote")
     platform.paas("config:set", f"BUILDPACK_URL={buildpack}", "-a", app)
     repo = platform.base / f"{app}-repo"

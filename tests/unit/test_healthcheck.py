@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from paas import healthcheck
-from paas.errors import InvalidParams
+from paas.errors import BuildFailed, InvalidParams
 from paas.healthcheck import HealthCheck
 
 
@@ -313,9 +313,9 @@ def test_load_refuses_links_out_of_the_app(tmp_path: Path) -> None:
     app_dir = tmp_path / "app"
     app_dir.mkdir()
     (app_dir / "CHECKS").symlink_to(secret)
-    with pytest.raises(InvalidParams) as caught:
+    with pytest.raises(BuildFailed) as caught:
         healthcheck.load(app_dir)
-    assert caught.value.message == "CHECKS: is a link to outside the app; commit the file itself"
+    assert caught.value.message == "CHECKS: is a symbolic link; commit it as a regular file"
 
 
 # -- data ------------------------------------------------------------------------------

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, request, stream_with_context
+from flask import Blueprint, Response, request
 
 from paas import gitservice
 from paas.api.context import ctx, find_app
-from paas.errors import InvalidParams
+from paas.errors import InvalidParams, TooLarge
 
 blueprint = Blueprint("git", __name__)
 
@@ -33,17 +33,21 @@ def info_refs(name: str) -> Response:
 def rpc(name: str, service: str) -> Response:
     app = find_app(name)
     service = checked_service(service)
-    body = request.get_data()
-    chunks = gitservice.serve_rpc(
-        ctx().settings,
+    settings = ctx().settings
+    length = request.content_length
+    if length is not None and length > settings.max_push_bytes:
+        raise TooLarge(gitservice.too_large_message(settings.max_push_bytes))
+    # The body is streamed into git, never read whole (request.stream, not get_data).
+    rpc = gitservice.open_rpc(
+        settings,
         app.name,
         service,
-        body,
+        request.stream,
         request.headers.get("Content-Encoding"),
         {"PAAS_APP": app.name},
     )
     return Response(
-        stream_with_context(chunks),
+        rpc,
         content_type=f"application/x-{service}-result",
         headers={"Cache-Control": "no-cache"},
     )
