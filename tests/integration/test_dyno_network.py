@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 import test_containers
-from platform_harness import wait_for
+from platform_harness import PAAS, wait_for
 from test_containers import STACK, Dynos, can_connect
 
 from paas import network
@@ -117,12 +117,18 @@ def restored(dynos: Dynos) -> Iterator[Dynos]:
 
 
 def host_ipv6_addresses() -> list[str]:
-    """Every IPv6 address of the host but ::1, a link-local one scoped to a dyno's eth0."""
-    listing = subprocess.run(
-        ["ip", "-6", "-o", "addr", "show"], capture_output=True, text=True, timeout=30
-    ).stdout
-    addresses = [line.split()[3].split("/")[0] for line in listing.splitlines()]
-    return [f"{a}%eth0" if a.startswith("fe80:") else a for a in addresses if a != "::1"]
+    """The host's global IPv6 addresses, and the bridge's link-local ones (scoped to a
+    dyno's eth0) if it has any."""
+    addresses = []
+    for scope, device in (("global", []), ("link", ["dev", network.BRIDGE])):
+        listing = subprocess.run(
+            ["ip", "-6", "-o", "addr", "show", "scope", scope, *device],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        ).stdout
+        addresses += [line.split()[3].split("/")[0] for line in listing.splitlines()]
+    return [f"{a}%eth0" if a.startswith("fe80:") else a for a in addresses]
 
 
 def test_a_dyno_has_no_ipv6_and_reaches_no_host_ipv6_service(restored: Dynos) -> None:
@@ -133,22 +139,22 @@ def test_a_dyno_has_no_ipv6_and_reaches_no_host_ipv6_service(restored: Dynos) ->
     listener.bind(("::", 0))
     listener.listen()
     port = listener.getsockname()[1]
-    targets = host_ipv6_addresses()  # paas0's link-local one among them, if it has one
+    targets = host_ipv6_addresses()
     assert targets
-    # A dyno's own link-local address is usable after duplicate address detection (about
-    # a second): retried for 4 s, so the probe cannot pass only by being early.
+    # A dyno's own link-local address (if it has one) is usable once duplicate address
+    # detection ends (about a second): the probe waits for that, so it cannot pass only by
+    # being early.
     script = (
         "import socket, time\n"
+        "def tentative():\n"
+        "    return [l for l in open('/proc/net/if_inet6') if int(l.split()[4], 16) & 0x40]\n"
+        "deadline = time.monotonic() + 5\n"
+        "while tentative() and time.monotonic() < deadline: time.sleep(0.1)\n"
         "print(open('/proc/net/if_inet6').read())\n"
         f"for target in {targets!r}:\n"
-        "    deadline = time.monotonic() + 4\n"
-        "    while True:\n"
-        f"        info = socket.getaddrinfo(target, {port}, socket.AF_INET6)[0][4]\n"
-        "        s = socket.socket(socket.AF_INET6); s.settimeout(1)\n"
-        "        code = s.connect_ex(info); s.close()\n"
-        "        if code == 0 or time.monotonic() > deadline: break\n"
-        "        time.sleep(0.2)\n"
-        "    print('result', target, code)\n"
+        f"    info = socket.getaddrinfo(target, {port}, socket.AF_INET6)[0][4]\n"
+        "    s = socket.socket(socket.AF_INET6); s.settimeout(2)\n"
+        "    print('result', target, s.connect_ex(info))\n"
     )
     try:
         lines = from_dyno(restored, script)
@@ -260,3 +266,21 @@ def test_the_host_forwards_for_the_dyno_bridge_only(
         monkeypatch.undo()
         network.ensure_host(restored.subnet)
     assert Path("/proc/sys/net/ipv4/ip_forward").read_text() == before
+
+
+def test_a_bad_egress_allow_list_stops_the_start_with_one_line(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    env = {"PATH": os.environ["PATH"], "PAAS_HOME": str(home)}
+    result = subprocess.run(
+        [str(PAAS), "server"],
+        env={**env, "PAAS_DYNO_EGRESS_ALLOW": "10.0.0.0/8,169.254.169.254"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [
+        "Error: PAAS_DYNO_EGRESS_ALLOW: 169.254.169.254 is within 169.254.0.0/16 "
+        "(link-local or cloud metadata), which dynos never reach: remove it"
+    ]
+    assert not home.exists()  # refused before anything was written
