@@ -260,9 +260,10 @@ def host_networks(addresses: list[dict[str, object]]) -> tuple[ipaddress.IPv4Net
     bridge's and loopback: the LAN and whatever other bridges the host has."""
     found = []
     for link in addresses:
-        if link.get("ifname") in (BRIDGE, "lo") or not isinstance(link.get("addr_info"), list):
+        infos = link.get("addr_info")
+        if link.get("ifname") in (BRIDGE, "lo") or not isinstance(infos, list):
             continue
-        for info in link["addr_info"]:  # type: ignore[attr-defined]
+        for info in infos:
             if info.get("family") != "inet" or info.get("scope") == "host":
                 continue
             with contextlib.suppress(ValueError, TypeError):
