@@ -246,6 +246,7 @@ def test_the_host_forwards_for_the_dyno_bridge_only(
     before the platform (Docker's, the operator's), their forwarding is left as it was."""
     before = Path("/proc/sys/net/ipv4/ip_forward").read_text()
     assert before.strip() == "1"  # ensure_host has run (the dynos fixture)
+    guard_before = guard_rules()
     a, b = f"10.98.{OCTET}.1", f"10.98.{OCTET}.5"
     try:
         with (
@@ -266,6 +267,13 @@ def test_the_host_forwards_for_the_dyno_bridge_only(
         monkeypatch.undo()
         network.ensure_host(restored.subnet)
     assert Path("/proc/sys/net/ipv4/ip_forward").read_text() == before
+    assert guard_rules() == guard_before  # the host's forwarding policy as it was
+
+
+def guard_rules() -> str:
+    return subprocess.run(
+        ["iptables", "-S", network.GUARD_CHAIN], capture_output=True, text=True, timeout=30
+    ).stdout
 
 
 def test_a_bad_egress_allow_list_stops_the_start_with_one_line(tmp_path: Path) -> None:
