@@ -47,7 +47,7 @@ def detect(settings: Settings) -> Isolation:
     if runtime is None:
         return Isolation(None, "no OCI runtime works here: " + "; ".join(failures), str(subnet))
     try:
-        network.ensure_host(subnet)
+        network.ensure_host(subnet, settings.dyno_egress_allow)
     except PaasError as error:
         return Isolation(None, f"dyno networking failed: {error.message}", str(subnet))
     return Isolation(runtime, f"dynos run in containers with {runtime}", str(subnet))

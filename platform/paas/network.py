@@ -1,11 +1,21 @@
 """Dyno networking: one network namespace per container dyno, joined to the host by a veth
-pair on the `paas0` bridge.
+pair on the `paas0` bridge, and the host firewall around the bridge.
 
 What it guarantees: the router (on the host) reaches a dyno at its own address; dynos reach
 the outside world through NAT; a dyno cannot open a connection to any host address (so not
 to the API, HAProxy's admin socket or anything else the host serves), nor to another dyno
 (bridge ports are isolated and bridge-to-bridge forwarding is dropped); nobody but the host
-reaches a dyno's port.
+reaches a dyno's port. A dyno has no IPv6 (no address but ::1; the bridge and the host's
+veth ends have IPv6 disabled, and ip6tables drops whatever crosses the bridge). It never
+reaches a link-local or cloud metadata address, nor a private network or one of the host's
+own networks unless PAAS_DYNO_EGRESS_ALLOW lists it; the resolvers of /etc/resolv.conf stay
+reachable on port 53. The host forwards nothing it did not forward before, beyond the
+dyno bridge.
+
+The firewall is host-wide (every PAAS_HOME shares the bridge and the chains): each chain's
+rules are replaced in one iptables-restore, under a host-wide lock, so a concurrent start
+never sees a half-built chain. The rules are computed by pure functions (`filter_rules`,
+`ipv6_rules`) from what was observed (`Egress`).
 """
 
 from __future__ import annotations
@@ -28,6 +38,26 @@ from paas.errors import InvalidParams, PaasError
 BRIDGE = "paas0"
 INPUT_CHAIN = "PAAS-DYNOS-IN"
 FORWARD_CHAIN = "PAAS-DYNOS-FWD"
+EGRESS_CHAIN = "PAAS-DYNOS-EGRESS"
+GUARD_CHAIN = "PAAS-HOST-FWD"
+# Never reachable from a dyno, whatever PAAS_DYNO_EGRESS_ALLOW says: link-local (where
+# AWS, GCP, Azure, OpenStack and others serve instance metadata and credentials), Alibaba's
+# metadata address and Azure's wire server.
+NEVER = tuple(
+    ipaddress.IPv4Network(n) for n in ("169.254.0.0/16", "100.100.100.200/32", "168.63.129.16/32")
+)
+# Not reachable from a dyno unless PAAS_DYNO_EGRESS_ALLOW lists them (with the host's own
+# networks): RFC 1918 and carrier-grade NAT space, where the LAN and other bridges live.
+PRIVATE = tuple(
+    ipaddress.IPv4Network(n)
+    for n in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10")
+)
+RESOLV_CONF = Path("/etc/resolv.conf")  # what dynos get, bind-mounted (see oci.py)
+IP_FORWARD = Path("/proc/sys/net/ipv4/ip_forward")
+# Written when the platform turns IPv4 forwarding on (in /run: gone at reboot, as the
+# sysctl is): from then on the platform alone decides what the host forwards.
+FORWARDING_MARK = Path("/run/paas/ip-forward-enabled-by-paas")
+FIREWALL_LOCK = Path("/run/paas/firewall.lock")
 DEFAULT_SUBNET = "10.213.0.0/16"
 CLAIMS = Path("/run/paas/addresses")
 CLAIM_GRACE_SECONDS = 60.0
@@ -67,6 +97,30 @@ def subnet(text: str) -> ipaddress.IPv4Network:
     if network.prefixlen > 28:
         raise InvalidParams(f"PAAS_DYNO_SUBNET={text} is too small: use /28 or larger")
     return network
+
+
+def egress_allow(text: str) -> tuple[ipaddress.IPv4Network, ...]:
+    """PAAS_DYNO_EGRESS_ALLOW: comma-separated IPv4 networks or addresses that dynos may
+    reach although they are private (backing services on the LAN)."""
+    allowed = []
+    for item in (part.strip() for part in text.split(",")):
+        if not item:
+            continue
+        try:
+            network = ipaddress.IPv4Network(item, strict=True)
+        except ValueError:
+            raise InvalidParams(
+                f"PAAS_DYNO_EGRESS_ALLOW: {item!r} is not an IPv4 network or address: "
+                "list them as 10.0.5.0/24,192.168.1.20"
+            ) from None
+        never = [str(n) for n in NEVER if network.subnet_of(n)]
+        if never:
+            raise InvalidParams(
+                f"PAAS_DYNO_EGRESS_ALLOW: {item} is within {never[0]} (link-local or cloud "
+                "metadata), which dynos never reach: remove it"
+            )
+        allowed.append(network)
+    return tuple(allowed)
 
 
 def gateway(network: ipaddress.IPv4Network) -> str:
@@ -179,12 +233,122 @@ def clashing_routes(network: ipaddress.IPv4Network, routes: list[dict[str, str]]
     return clashes
 
 
+@dataclass(frozen=True)
+class Egress:
+    """What the firewall is built from: the operator's allow-list and what was observed on
+    the host when the platform started."""
+
+    allow: tuple[ipaddress.IPv4Network, ...] = ()
+    resolvers: tuple[ipaddress.IPv4Address, ...] = ()
+    host_networks: tuple[ipaddress.IPv4Network, ...] = ()
+    guard_forwarding: bool = False  # the platform turned IPv4 forwarding on
+
+
+def resolvers(resolv_conf: str) -> tuple[ipaddress.IPv4Address, ...]:
+    """The IPv4 nameservers of a resolv.conf (dynos have no IPv6 to reach the others)."""
+    found = []
+    for line in resolv_conf.splitlines():
+        words = line.split()
+        if len(words) >= 2 and words[0] == "nameserver":
+            with contextlib.suppress(ValueError):
+                found.append(ipaddress.IPv4Address(words[1]))
+    return tuple(dict.fromkeys(found))
+
+
+def host_networks(addresses: list[dict[str, object]]) -> tuple[ipaddress.IPv4Network, ...]:
+    """The networks of the host's IPv4 addresses (`ip -j -4 addr` entries), but the dyno
+    bridge's and loopback: the LAN and whatever other bridges the host has."""
+    found = []
+    for link in addresses:
+        infos = link.get("addr_info")
+        if link.get("ifname") in (BRIDGE, "lo") or not isinstance(infos, list):
+            continue
+        for info in infos:
+            if info.get("family") != "inet" or info.get("scope") == "host":
+                continue
+            with contextlib.suppress(ValueError, TypeError):
+                found.append(
+                    ipaddress.IPv4Interface(f"{info['local']}/{info['prefixlen']}").network
+                )
+    return tuple(dict.fromkeys(found))
+
+
+def filter_rules(network: ipaddress.IPv4Network, egress: Egress) -> str:
+    """The iptables-restore input (filter table, --noflush) that sets the platform's chains.
+
+    INPUT sends the bridge to INPUT_CHAIN: replies and DNS to the resolvers only. FORWARD
+    sends dyno traffic to EGRESS_CHAIN first (refuse what dynos may not reach, RETURN the
+    rest), then FORWARD_CHAIN (out of the bridge yes, back in only as replies, never
+    bridge to bridge), and ends in GUARD_CHAIN: empty, or, when the platform turned
+    forwarding on, dropping all forwarding that does not cross the bridge."""
+    refuse = ["-j", "REJECT", "--reject-with", "icmp-admin-prohibited"]
+    replies = ["-m", "conntrack", "--ctstate", "ESTABLISHED,RELATED"]
+    dns = [
+        ["-d", f"{r}/32", "-p", proto, "--dport", "53"]
+        for r in egress.resolvers
+        for proto in ("udp", "tcp")
+    ]
+    closed = [n for n in (*PRIVATE, *egress.host_networks) if not n.subnet_of(network)]
+    rules = [
+        *([INPUT_CHAIN, *match, "-j", "ACCEPT"] for match in dns),
+        [INPUT_CHAIN, *replies, "-j", "ACCEPT"],
+        [INPUT_CHAIN, "-j", "DROP"],
+        [EGRESS_CHAIN, "-o", BRIDGE, "-j", "RETURN"],  # bridge to bridge: dropped below
+        *([EGRESS_CHAIN, *match, "-j", "RETURN"] for match in dns),
+        *([EGRESS_CHAIN, "-d", str(n), *refuse] for n in NEVER),
+        *([EGRESS_CHAIN, "-d", str(n), "-j", "RETURN"] for n in egress.allow),
+        *([EGRESS_CHAIN, "-d", str(n), *refuse] for n in closed),
+        [FORWARD_CHAIN, "-i", BRIDGE, "-o", BRIDGE, "-j", "DROP"],
+        [FORWARD_CHAIN, "-i", BRIDGE, "-j", "ACCEPT"],
+        [FORWARD_CHAIN, "-o", BRIDGE, *replies, "-j", "ACCEPT"],
+        [FORWARD_CHAIN, "-o", BRIDGE, "-j", "DROP"],
+    ]
+    if egress.guard_forwarding:
+        rules += [
+            [GUARD_CHAIN, "-i", BRIDGE, "-j", "RETURN"],
+            [GUARD_CHAIN, "-o", BRIDGE, "-j", "RETURN"],
+            [GUARD_CHAIN, "-j", "DROP"],
+        ]
+    chains = (INPUT_CHAIN, EGRESS_CHAIN, FORWARD_CHAIN, GUARD_CHAIN)
+    return _restore_input(chains, rules)
+
+
+def ipv6_rules() -> str:
+    """ip6tables-restore input: no IPv6 packet from, to or through the bridge."""
+    return _restore_input(
+        (INPUT_CHAIN, FORWARD_CHAIN), [[c, "-j", "DROP"] for c in (INPUT_CHAIN, FORWARD_CHAIN)]
+    )
+
+
+def _restore_input(chains: tuple[str, ...], rules: list[list[str]]) -> str:
+    """Declaring a chain makes iptables-restore --noflush empty it first, in the same
+    commit as the rules that follow: no instant sees it half-built."""
+    lines = ["*filter", *(f":{chain} - [0:0]" for chain in chains)]
+    lines += ["-A " + " ".join(rule) for rule in rules]
+    return "\n".join([*lines, "COMMIT", ""])
+
+
+# The jumps into the chains: (table, chain, rule, position); "first" inserts at the top,
+# "last" appends (the guard acts as a policy, after everyone else's rules).
+JUMPS = (
+    ("filter", "INPUT", ["-i", BRIDGE, "-j", INPUT_CHAIN], "first"),
+    ("filter", "FORWARD", ["-j", FORWARD_CHAIN], "first"),
+    ("filter", "FORWARD", ["-i", BRIDGE, "-j", EGRESS_CHAIN], "first"),  # above FORWARD_CHAIN
+    ("filter", "FORWARD", ["-j", GUARD_CHAIN], "last"),
+)
+IPV6_JUMPS = (
+    ("filter", "INPUT", ["-i", BRIDGE, "-j", INPUT_CHAIN], "first"),
+    ("filter", "FORWARD", ["-i", BRIDGE, "-j", FORWARD_CHAIN], "first"),
+    ("filter", "FORWARD", ["-o", BRIDGE, "-j", FORWARD_CHAIN], "first"),
+)
+
+
 def _ip(*args: str) -> None:
     run(["ip", *args])
 
 
-def run(argv: list[str]) -> None:
-    result = subprocess.run(argv, capture_output=True, text=True, timeout=30)
+def run(argv: list[str], stdin: str | None = None) -> None:
+    result = subprocess.run(argv, input=stdin, capture_output=True, text=True, timeout=30)
     if result.returncode != 0:
         raise PaasError(f"{' '.join(argv)} failed: {result.stderr.strip()}")
 
@@ -193,14 +357,67 @@ def _succeeds(argv: list[str]) -> bool:
     return subprocess.run(argv, capture_output=True, timeout=30).returncode == 0
 
 
-def _rule(table: str, chain: str, rule: list[str], first: bool = False) -> None:
-    """Adds an iptables rule unless it is already there (idempotent setup)."""
-    if not _succeeds(["iptables", "-t", table, "-C", chain, *rule]):
-        run(["iptables", "-t", table, "-I" if first else "-A", chain, *rule])
+def _rule(tool: str, table: str, chain: str, rule: list[str], where: str) -> None:
+    """Adds a rule unless it is already there (idempotent setup)."""
+    if not _succeeds([tool, "-w", "10", "-t", table, "-C", chain, *rule]):
+        add = ["-I", chain, "1"] if where == "first" else ["-A", chain]
+        run([tool, "-w", "10", "-t", table, *add, *rule])
 
 
-def ensure_host(network: ipaddress.IPv4Network) -> None:
-    """The bridge, forwarding, NAT and the firewall rules; safe to call at every start."""
+def _apply(tool: str, rules: str, jumps: tuple[tuple[str, str, list[str], str], ...]) -> None:
+    run([f"{tool}-restore", "-w", "10", "--noflush"], stdin=rules)
+    for table, chain, rule, where in jumps:
+        _rule(tool, table, chain, rule, where)
+
+
+@contextlib.contextmanager
+def _firewall_locked() -> Iterator[None]:
+    """One platform start at a time sets the host-wide firewall (the jumps are checked,
+    then added: two starts must not both add one)."""
+    FIREWALL_LOCK.parent.mkdir(parents=True, exist_ok=True)
+    with open(FIREWALL_LOCK, "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
+
+
+def _forwarding_is_ours() -> bool:
+    """True when the platform turned IPv4 forwarding on, since boot (marking it before it
+    does): then nothing but dyno traffic may be forwarded. Forwarding that was on before
+    the platform (Docker's, a router's) is left to whoever turned it on."""
+    if FORWARDING_MARK.exists():
+        return True
+    if IP_FORWARD.read_text().strip() == "1":
+        return False
+    FORWARDING_MARK.parent.mkdir(parents=True, exist_ok=True)
+    FORWARDING_MARK.write_text("net.ipv4.ip_forward was 0 before the platform turned it on\n")
+    return True
+
+
+def observe(allow: tuple[ipaddress.IPv4Network, ...], resolv_conf: Path) -> Egress:
+    """The host's facts the firewall depends on, read now (a later change of the host's
+    networks or resolvers is seen at the next start)."""
+    listing = subprocess.run(
+        ["ip", "-j", "-4", "addr", "show"], capture_output=True, text=True, timeout=30
+    ).stdout
+    try:
+        text = resolv_conf.read_text()
+    except OSError:
+        text = ""
+    return Egress(
+        allow=allow,
+        resolvers=resolvers(text),
+        host_networks=host_networks(json.loads(listing or "[]")),
+        guard_forwarding=_forwarding_is_ours(),
+    )
+
+
+def ensure_host(
+    network: ipaddress.IPv4Network,
+    allow: tuple[ipaddress.IPv4Network, ...] = (),
+    resolv_conf: Path = RESOLV_CONF,
+) -> None:
+    """The bridge, forwarding, NAT and the firewall rules; safe to call at every start.
+    The rules are in place before forwarding is turned on."""
     routes = json.loads(
         subprocess.run(["ip", "-j", "route"], capture_output=True, text=True, timeout=30).stdout
         or "[]"
@@ -217,47 +434,18 @@ def ensure_host(network: ipaddress.IPv4Network) -> None:
         ["sh", "-c", f"ip -o addr show dev {BRIDGE} | grep -q ' {gateway(network)}/'"]
     ):
         _ip("addr", "add", f"{gateway(network)}/{network.prefixlen}", "dev", BRIDGE)
+    ipv6 = Path(f"/proc/sys/net/ipv6/conf/{BRIDGE}/disable_ipv6")
+    if ipv6.exists():  # the kernel has IPv6
+        ipv6.write_text("1\n")
     _ip("link", "set", BRIDGE, "up")
-    Path("/proc/sys/net/ipv4/ip_forward").write_text("1\n")
-    for chain in (INPUT_CHAIN, FORWARD_CHAIN):
-        if not _succeeds(["iptables", "-S", chain]):
-            run(["iptables", "-N", chain])
-        run(["iptables", "-F", chain])
-    run(
-        [
-            "iptables",
-            "-A",
-            INPUT_CHAIN,
-            "-m",
-            "conntrack",
-            "--ctstate",
-            "ESTABLISHED,RELATED",
-            "-j",
-            "ACCEPT",
-        ]
-    )
-    run(["iptables", "-A", INPUT_CHAIN, "-j", "DROP"])
-    run(["iptables", "-A", FORWARD_CHAIN, "-i", BRIDGE, "-o", BRIDGE, "-j", "DROP"])
-    run(["iptables", "-A", FORWARD_CHAIN, "-i", BRIDGE, "-j", "ACCEPT"])
-    run(
-        [
-            "iptables",
-            "-A",
-            FORWARD_CHAIN,
-            "-o",
-            BRIDGE,
-            "-m",
-            "conntrack",
-            "--ctstate",
-            "ESTABLISHED,RELATED",
-            "-j",
-            "ACCEPT",
-        ]
-    )
-    run(["iptables", "-A", FORWARD_CHAIN, "-o", BRIDGE, "-j", "DROP"])
-    _rule("filter", "INPUT", ["-i", BRIDGE, "-j", INPUT_CHAIN], first=True)
-    _rule("filter", "FORWARD", ["-j", FORWARD_CHAIN], first=True)
-    _rule("nat", "POSTROUTING", ["-s", str(network), "!", "-o", BRIDGE, "-j", "MASQUERADE"])
+    with _firewall_locked():
+        egress = observe(allow, resolv_conf)
+        _apply("iptables", filter_rules(network, egress), JUMPS)
+        if ipv6.exists():
+            _apply("ip6tables", ipv6_rules(), IPV6_JUMPS)
+        IP_FORWARD.write_text("1\n")
+    nat = ["-s", str(network), "!", "-o", BRIDGE, "-j", "MASQUERADE"]
+    _rule("iptables", "nat", "POSTROUTING", nat, "last")
 
 
 def create(dyno_id: str, address: str, network: ipaddress.IPv4Network) -> DynoNetwork:
@@ -279,9 +467,13 @@ def create(dyno_id: str, address: str, network: ipaddress.IPv4Network) -> DynoNe
             f"link set {host_veth} type bridge_slave isolated on",  # before any traffic
         ]
     )
+    _without_ipv6(host_veth)
     batch(
         [
             f"addr add {address}/{network.prefixlen} dev eth0",
+            # No IPv6 address, not even link-local, before the link is up. (disable_ipv6
+            # would need a process inside the namespace; the host drops IPv6 anyway.)
+            "link set eth0 addrgenmode none",
             "link set eth0 up",
             "link set lo up",
             f"route add default via {dyno.gateway}",
@@ -293,6 +485,12 @@ def create(dyno_id: str, address: str, network: ipaddress.IPv4Network) -> DynoNe
     # connection would wait a second on.
     batch([f"link set {host_veth} up", f"neigh flush to {address} dev {BRIDGE}"])
     return dyno
+
+
+def _without_ipv6(interface: str) -> None:
+    """IPv6 off on a host interface (a sysctl write, no process), if the kernel has it."""
+    with contextlib.suppress(FileNotFoundError):
+        Path(f"/proc/sys/net/ipv6/conf/{interface}/disable_ipv6").write_text("1\n")
 
 
 def batch(commands: list[str], netns: str | None = None) -> None:

@@ -6,12 +6,13 @@ Settings directly and pass it in.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from paas import buildpack_source
+from paas import buildpack_source, network
 from paas.errors import InvalidParams
 
 
@@ -28,6 +29,8 @@ class Settings:
     boot_timeout_seconds: float = 60.0
     release_timeout_seconds: float = 1800.0
     dyno_subnet: str = "10.213.0.0/16"
+    # Private networks dynos may reach (backing services on the LAN): PAAS_DYNO_EGRESS_ALLOW.
+    dyno_egress_allow: tuple[ipaddress.IPv4Network, ...] = ()
     containers: bool = True
     images_kept: int = 10
     build_memory_mb: int = 2048
@@ -121,6 +124,7 @@ def from_env(env: Mapping[str, str] | None = None) -> Settings:
         boot_timeout_seconds=_seconds(env, "PAAS_BOOT_TIMEOUT", 60.0),
         release_timeout_seconds=_seconds(env, "PAAS_RELEASE_TIMEOUT", 1800.0),
         dyno_subnet=env.get("PAAS_DYNO_SUBNET") or "10.213.0.0/16",
+        dyno_egress_allow=network.egress_allow(env.get("PAAS_DYNO_EGRESS_ALLOW") or ""),
         containers=(env.get("PAAS_CONTAINERS") or "auto") != "off",
         images_kept=_count(env, "PAAS_IMAGES_KEPT", 10),
         build_memory_mb=_count(env, "PAAS_BUILD_MEMORY_MB", 2048),
