@@ -9,7 +9,6 @@ or raises BuildFailed, so a failed build cannot touch what is running.
 from __future__ import annotations
 
 import os
-import pwd
 import shutil
 import signal
 import subprocess
@@ -27,6 +26,7 @@ from paas.container import BuildSandbox, SandboxPlan
 from paas.errors import BuildFailed, PaasError
 from paas.settings import Settings
 from paas.slugs import SlugStore
+from paas.users import Account
 
 BUILTIN_BUILDPACKS = Path(__file__).resolve().parents[2] / "buildpacks"
 COMPILE_TIMEOUT = 15 * 60
@@ -84,12 +84,13 @@ class Builder:
     def __init__(
         self,
         settings: Settings,
-        user: str | None,
+        account: Account | None,
         out: Output,
         sandbox: SandboxPlan | None = None,
     ) -> None:
+        """`account`: the app's own uid, which every step runs as (None: not root)."""
         self.settings = settings
-        self.user = user
+        self.account = account
         self.out = out
         self.sandbox_plan = sandbox
         self.stack = STACK if sandbox is None else sandbox.stack
@@ -111,9 +112,11 @@ class Builder:
             self.prepare(workspace, request)
             if self.sandbox_plan is None:
                 return self.run_buildpacks(request, workspace, declared)
-            binds = [workspace, self.cache_dir(request), self.settings.tools_dir]
+            binds = [workspace, self.cache_dir(request)]
             sandbox_dir = self.settings.builds_dir / f"{build_id}.sandbox"
+            # The tools are shared by every app's builds: read-only, like the host's files.
             host_files = host_paths(self.environment(request, workspace))
+            host_files.insert(0, self.settings.tools_dir)
             with BuildSandbox(
                 build_id, sandbox_dir, self.sandbox_plan, binds, host_files
             ) as sandbox:
@@ -163,25 +166,30 @@ class Builder:
         )
 
     def prepare(self, workspace: Path, request: BuildRequest) -> None:
+        """ENV/ holds the config vars, secrets: it, the workspace and the app's cache are
+        the build uid's alone (0700, files 0600), whatever the umask."""
         env_dir = workspace / "env"
-        env_dir.mkdir()
+        env_dir.mkdir(mode=0o700)
         for key, value in request.config.items():
-            (env_dir / key).write_text(value)
-        (workspace / "home").mkdir()
+            fd = os.open(env_dir / key, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as f:
+                f.write(value)
+        (workspace / "home").mkdir(mode=0o700)
         cache = self.cache_dir(request)
-        cache.mkdir(parents=True, exist_ok=True)
+        cache.mkdir(mode=0o700, parents=True, exist_ok=True)
+        for private in (workspace, env_dir, cache):
+            private.chmod(0o700)
         self.give_to_build_user(workspace, cache)
 
     def cache_dir(self, request: BuildRequest) -> Path:
         return self.settings.cache_dir / request.app_id
 
     def give_to_build_user(self, *paths: Path) -> None:
-        if self.user is None:
+        if self.account is None:
             return
-        account = pwd.getpwnam(self.user)
         for path in paths:
             subprocess.run(
-                ["chown", "-R", f"{account.pw_uid}:{account.pw_gid}", str(path)],
+                ["chown", "-R", f"{self.account.uid}:{self.account.gid}", str(path)],
                 check=True,
                 timeout=STEP_TIMEOUT,
             )
@@ -257,7 +265,7 @@ class Builder:
     ) -> tuple[int, str]:
         """Runs one buildpack script as the build user (in the sandbox when there is one),
         streaming its output live."""
-        account = pwd.getpwnam(self.user) if self.user else None
+        account = self.account
         env = self.environment(request, workspace)
         if self.sandbox is not None:
             argv, account = self.sandbox.argv(argv, env, workspace / "app"), None
@@ -271,8 +279,8 @@ class Builder:
             text=True,
             errors="replace",
             start_new_session=True,
-            user=account.pw_uid if account else None,
-            group=account.pw_gid if account else None,
+            user=account.uid if account else None,
+            group=account.gid if account else None,
             extra_groups=[] if account else None,
         ) as process:
             expired = threading.Event()

@@ -10,14 +10,13 @@ serving keeps serving.
 from __future__ import annotations
 
 import os
-import pwd
 import subprocess
 import sys
 import time
 from pathlib import Path
 from typing import TextIO
 
-from paas import container, healthcheck, isolation, releases, rollout_watch, stacks
+from paas import container, healthcheck, isolation, releases, rollout_watch, stacks, users
 from paas import settings as settings_module
 from paas.build import Artifact, Builder, BuildRequest, Output, ensure_tools
 from paas.container import SandboxPlan
@@ -28,7 +27,6 @@ from paas.runtime import ProcessRuntime
 from paas.settings import Settings
 from paas.slugs import SlugStore
 from paas.store import App, Store
-from paas.users import build_user
 
 DEPLOY_REFS = ("refs/heads/main", "refs/heads/master")
 
@@ -49,8 +47,9 @@ def deploy(settings: Settings, app_name: str, commit: str, out: TextIO) -> None:
     logs.event(app.name, "api", f"Build started for {commit[:8]}")
     capture = Tee(out)
     try:
-        sandbox = build_sandbox(settings, app)
-        artifact = Builder(settings, build_user(settings), capture, sandbox).build(
+        account = users.app_account(store, app)
+        sandbox = build_sandbox(settings, app, account)
+        artifact = Builder(settings, account, capture, sandbox).build(
             BuildRequest(
                 app=app.name,
                 app_id=app.id,
@@ -68,7 +67,7 @@ def deploy(settings: Settings, app_name: str, commit: str, out: TextIO) -> None:
     types = ", ".join(f"{name}" for name in artifact.process_types)
     capture.write(f"-----> Discovering process types\n       Procfile declares types -> {types}\n")
     check = read_healthcheck(settings, artifact, capture)
-    image = build_image(settings, app, artifact, capture)
+    image = build_image(settings, app, artifact, account, capture)
     built = releases.Build(artifact.digest, artifact.process_types, image, check)
     _, log_cursor = logs.read(app.name, num=1)  # the release command's output comes after
     release = releases.deploy(store, logs, app, built, commit)
@@ -89,14 +88,14 @@ def read_healthcheck(settings: Settings, artifact: Artifact, out: Output) -> str
     return check.to_json()
 
 
-def build_sandbox(settings: Settings, app: App) -> SandboxPlan | None:
-    """Builds run in a container of the app's stack wherever dynos do."""
+def build_sandbox(
+    settings: Settings, app: App, account: users.Account | None
+) -> SandboxPlan | None:
+    """Builds run in a container of the app's stack, as the app's uid, wherever dynos do."""
     found = isolation.load(settings)
-    user = build_user(settings)
     stack_rootfs = stacks.rootfs(stacks.effective(app.stack))
-    if found.runtime is None or user is None or stack_rootfs is None:
+    if found.runtime is None or account is None or stack_rootfs is None:
         return None
-    account = pwd.getpwnam(user)
     return SandboxPlan(
         stack=stacks.effective(app.stack),
         runtime=found.runtime,
@@ -104,19 +103,21 @@ def build_sandbox(settings: Settings, app: App) -> SandboxPlan | None:
         stack_rootfs=stack_rootfs,
         subnet=found.subnet,
         memory_mb=settings.build_memory_mb,
-        uid=account.pw_uid,
-        gid=account.pw_gid,
+        uid=account.uid,
+        gid=account.gid,
+        disk_mb=settings.build_disk_mb,
     )
 
 
-def build_image(settings: Settings, app: App, artifact: Artifact, out: Output) -> str | None:
+def build_image(
+    settings: Settings, app: App, artifact: Artifact, account: users.Account | None, out: Output
+) -> str | None:
     """The release's OCI image (stack layer + app layer), when its stack is built here."""
     stack_rootfs = stacks.rootfs(stacks.effective(app.stack))
     if stack_rootfs is None:
         return None
     started = time.monotonic()
-    user = build_user(settings)
-    uid, gid = (os.getuid(), os.getgid()) if user is None else pwd.getpwnam(user)[2:4]
+    uid, gid = (os.getuid(), os.getgid()) if account is None else (account.uid, account.gid)
     slug = SlugStore(settings.slugs_dir).unpacked(artifact.digest)
     digest = ImageStore(settings.images_dir).build(
         ImageRequest(

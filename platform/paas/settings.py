@@ -30,6 +30,8 @@ class Settings:
     containers: bool = True
     images_kept: int = 10
     build_memory_mb: int = 2048
+    dyno_disk_mb: int = 1024
+    build_disk_mb: int = 4096
 
     @property
     def db_path(self) -> Path:
@@ -109,6 +111,8 @@ def from_env(env: Mapping[str, str] | None = None) -> Settings:
         containers=(env.get("PAAS_CONTAINERS") or "auto") != "off",
         images_kept=_count(env, "PAAS_IMAGES_KEPT", 10),
         build_memory_mb=_count(env, "PAAS_BUILD_MEMORY_MB", 2048),
+        dyno_disk_mb=_count(env, "PAAS_DYNO_DISK_MB", 1024),
+        build_disk_mb=_count(env, "PAAS_BUILD_DISK_MB", 4096),
     )
 
 

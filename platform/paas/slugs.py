@@ -22,8 +22,8 @@ TAR_FLAGS = ["--sort=name", "--mtime=@0", "--owner=0", "--group=0", "--numeric-o
 class SlugStore:
     def __init__(self, directory: Path) -> None:
         self.directory = directory
-        directory.mkdir(parents=True, exist_ok=True)
-        directory.chmod(0o711)
+        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        directory.chmod(0o700)  # dynos never read it: their app dirs are hard-linked copies
 
     def tar_path(self, digest: str) -> Path:
         return self.directory / f"{digest}.tar"
