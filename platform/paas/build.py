@@ -31,6 +31,7 @@ from paas.users import Account
 BUILTIN_BUILDPACKS = Path(__file__).resolve().parents[2] / "buildpacks"
 COMPILE_TIMEOUT = 15 * 60
 STEP_TIMEOUT = 120
+STEP_UMASK = 0o022
 STACK = "paas-host"
 PASSED_THROUGH = (
     "HTTP_PROXY",
@@ -175,6 +176,7 @@ class Builder:
             with os.fdopen(fd, "w") as f:
                 f.write(value)
         (workspace / "home").mkdir(mode=0o700)
+        (workspace / "buildpacks").mkdir(mode=0o700)  # the build uid's, like the workspace
         cache = self.cache_dir(request)
         cache.mkdir(mode=0o700, parents=True, exist_ok=True)
         for private in (workspace, env_dir, cache):
@@ -279,6 +281,9 @@ class Builder:
             text=True,
             errors="replace",
             start_new_session=True,
+            # Not the platform's 077: the runtime makes the bind mounts' parent dirs with
+            # it, and the build's own files end up in a world-readable slug anyway.
+            umask=STEP_UMASK,
             user=account.uid if account else None,
             group=account.gid if account else None,
             extra_groups=[] if account else None,

@@ -90,7 +90,8 @@ def mount_overlay(lower: str, bundle: Path, disk_mb: int = 0) -> None:
         scratch = bundle / "disk"
         mount_disk(scratch, bundle / "disk.img", disk_mb)
     for part in ("upper", "work"):
-        (scratch / part).mkdir(mode=0o755, exist_ok=True)
+        (scratch / part).mkdir(exist_ok=True)
+        (scratch / part).chmod(0o755)  # the upper dir is the container's `/`: not umask's
     options = f"lowerdir={lower},upperdir={scratch / 'upper'},workdir={scratch / 'work'}"
     network.run(["mount", "-t", "overlay", "overlay", "-o", options, str(bundle / "rootfs")])
 
@@ -147,6 +148,7 @@ class ContainerLauncher:
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             start_new_session=True,
+            umask=0o022,  # the runtime makes mount points with it, inside the container
         )
 
     def terminate(self, child: subprocess.Popen[bytes]) -> None:
