@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from paas import procfile, procs, stacks
+from paas import container, procfile, procs, stacks
 from paas.container import BuildSandbox, SandboxPlan
 from paas.errors import BuildFailed, PaasError
 from paas.settings import Settings
@@ -104,9 +104,11 @@ class Builder:
 
     def build(self, request: BuildRequest) -> Artifact:
         build_id = uuid.uuid4().hex
-        workspace = self.settings.builds_dir / build_id
+        scratch = self.settings.builds_dir / build_id
+        workspace = scratch / "build"
         app_dir = workspace / "app"
         try:
+            self.make_scratch(scratch)
             app_dir.mkdir(parents=True)
             self.export(request, app_dir)
             declared = read_procfile(app_dir)
@@ -114,7 +116,7 @@ class Builder:
             if self.sandbox_plan is None:
                 return self.run_buildpacks(request, workspace, declared)
             binds = [workspace, self.cache_dir(request)]
-            sandbox_dir = self.settings.builds_dir / f"{build_id}.sandbox"
+            sandbox_dir = scratch / "sandbox"
             # The tools are shared by every app's builds: read-only, like the host's files.
             host_files = host_paths(self.environment(request, workspace))
             host_files.insert(0, self.settings.tools_dir)
@@ -125,7 +127,18 @@ class Builder:
                 return self.run_buildpacks(request, workspace, declared)
         finally:
             self.sandbox = None
-            shutil.rmtree(workspace, ignore_errors=True)
+            container.unmount(scratch)
+            shutil.rmtree(scratch, ignore_errors=True)
+            scratch.with_suffix(".img").unlink(missing_ok=True)
+
+    def make_scratch(self, scratch: Path) -> None:
+        """The build's own filesystem of PAAS_BUILD_DISK_MB (as root): the workspace and
+        the sandbox's upper layer, so a build that fills it gets ENOSPC, not the host."""
+        if self.account is not None and self.settings.build_disk_mb:
+            container.mount_disk(scratch, scratch.with_suffix(".img"), self.settings.build_disk_mb)
+        else:
+            scratch.mkdir()
+        scratch.chmod(0o711)  # a plain-process build reaches its own 0700 workspace
 
     def run_buildpacks(
         self, request: BuildRequest, workspace: Path, declared: dict[str, str]

@@ -289,14 +289,14 @@ class SandboxPlan:
     memory_mb: int
     uid: int
     gid: int
-    disk_mb: int = 0
 
 
 class BuildSandbox:
     """Buildpack steps in a container of the app's stack: capped memory, half the CPU
     weight of a dyno, network through NAT for package downloads, the workspace, cache and
     tools mounted at their host paths (the tools read-only). One network namespace and root
-    for the whole build; each step (detect, compile, release) is one container run."""
+    for the whole build (its upper layer in `directory`, on the build's capped filesystem);
+    each step (detect, compile, release) is one container run."""
 
     def __init__(
         self,
@@ -317,7 +317,7 @@ class BuildSandbox:
         self.last = ""
 
     def __enter__(self) -> BuildSandbox:
-        mount_overlay(str(self.plan.stack_rootfs), self.directory, self.plan.disk_mb)
+        mount_overlay(str(self.plan.stack_rootfs), self.directory)
         subnet = network.subnet(self.plan.subnet)
         self.address = network.claim_address(subnet, self.id)
         self.net = network.create(self.id, self.address, subnet)

@@ -105,7 +105,6 @@ def build_sandbox(
         memory_mb=settings.build_memory_mb,
         uid=account.uid,
         gid=account.gid,
-        disk_mb=settings.build_disk_mb,
     )
 
 

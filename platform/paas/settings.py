@@ -111,8 +111,8 @@ def from_env(env: Mapping[str, str] | None = None) -> Settings:
         containers=(env.get("PAAS_CONTAINERS") or "auto") != "off",
         images_kept=_count(env, "PAAS_IMAGES_KEPT", 10),
         build_memory_mb=_count(env, "PAAS_BUILD_MEMORY_MB", 2048),
-        dyno_disk_mb=_count(env, "PAAS_DYNO_DISK_MB", 1024),
-        build_disk_mb=_count(env, "PAAS_BUILD_DISK_MB", 4096),
+        dyno_disk_mb=_disk_mb(env, "PAAS_DYNO_DISK_MB", 1024),
+        build_disk_mb=_disk_mb(env, "PAAS_BUILD_DISK_MB", 4096),
     )
 
 
@@ -125,6 +125,14 @@ def _seconds(env: Mapping[str, str], name: str, default: float) -> float:
     if not 0 < value <= 86400:
         raise InvalidParams(f"{name}={raw!r} is not a number of seconds (above 0, to 86400)")
     return value
+
+
+def _disk_mb(env: Mapping[str, str], name: str, default: int) -> int:
+    """A filesystem size in MB; 0 turns the cap off."""
+    raw = env.get(name, str(default))
+    if not raw.isdigit() or 0 < int(raw) < 16:
+        raise InvalidParams(f"{name}={raw!r} is not a size in MB: use 16 or more (0: no cap)")
+    return int(raw)
 
 
 def _count(env: Mapping[str, str], name: str, default: int) -> int:

@@ -47,6 +47,8 @@ class SlugStore:
         tree = self.tree_path(name)
         if tree.exists():
             shutil.rmtree(built)
+        elif os.stat(built).st_dev != os.stat(self.directory).st_dev:
+            self.unpacked(digest)  # built on the build's own filesystem: no rename across
         else:
             _seal(built)
             os.replace(built, tree)
