@@ -8,6 +8,7 @@ tests/unit/test_oci.py.
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import pwd
@@ -23,11 +24,11 @@ from dataclasses import asdict
 from pathlib import Path
 
 import pytest
-from platform_harness import wait_for
+from platform_harness import commit, git, wait_for
 
-from paas import container, network, procs, stacks
+from paas import build, container, network, procs, stacks, users
 from paas.agent import supervisor_environment
-from paas.container import ContainerPlan
+from paas.container import ContainerPlan, SandboxPlan
 from paas.logs import LogStore
 from paas.runtime import DynoSpec, DynoStatus, ProcessRuntime, read_json
 from paas.settings import Settings
@@ -373,3 +374,54 @@ def test_a_dyno_writing_past_its_disk_cap_gets_enospc_and_the_host_keeps_its_dis
     dynos.runtime.stop(spec.id)
     dynos.wait_exit(spec)
     assert "still here" in dynos.run("echo still here")  # the platform keeps working
+
+
+def test_a_build_sees_the_tools_read_only(
+    dynos: Dynos, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The tools directory is shared by every app's builds: a build cannot plant a binary
+    there for the next one."""
+    packs = tmp_path / "buildpacks"
+    (packs / "probe" / "bin").mkdir(parents=True)
+    (packs / "probe" / "bin" / "detect").write_text("#!/bin/sh\necho probe\n")
+    (packs / "probe" / "bin" / "compile").write_text(
+        '#!/bin/sh\ntools="${PATH%%:*}"\n'
+        'if touch "$tools/planted" 2>/dev/null; then echo tools=writable; '
+        "else echo tools=read-only; fi\n"
+    )
+    for script in (packs / "probe" / "bin").iterdir():
+        script.chmod(0o755)
+    packs.chmod(0o755)
+    tmp_path.chmod(0o755)
+    monkeypatch.setattr(build, "BUILTIN_BUILDPACKS", packs)
+    repo = dynos.settings.home / "repo"
+    repo.mkdir()
+    (repo / "Procfile").write_text("web: true\n")
+    git(repo, "init", "-q", "-b", "main")
+    commit(repo, "app")
+    head = subprocess.run(
+        ["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True, text=True, timeout=30
+    ).stdout.strip()
+    settings = dynos.settings
+    for directory in (settings.builds_dir, settings.cache_dir):
+        directory.mkdir(mode=0o711, exist_ok=True)
+        directory.chmod(0o711)
+    build.ensure_tools(settings)
+    settings.tools_dir.chmod(0o755)
+    assert STACK is not None
+    uid = 200778
+    plan = SandboxPlan(
+        stack=stacks.DEFAULT_STACK,
+        runtime=dynos.oci,
+        state_root=settings.run_dir / "oci",
+        stack_rootfs=STACK,
+        subnet=str(dynos.subnet),
+        memory_mb=256,
+        uid=uid,
+        gid=uid,
+    )
+    out = io.StringIO()
+    builder = build.Builder(settings, users.Account(uid, uid), out, plan)
+    builder.build(build.BuildRequest("t", "t-id", head, {}, repo / ".git", {}))
+    assert "tools=read-only" in out.getvalue(), out.getvalue()
+    assert not (settings.tools_dir / "planted").exists()
