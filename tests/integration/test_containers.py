@@ -388,6 +388,7 @@ def test_a_build_sees_the_tools_read_only(
         '#!/bin/sh\ntools="${PATH%%:*}"\n'
         'if touch "$tools/planted" 2>/dev/null; then echo tools=writable; '
         "else echo tools=read-only; fi\n"
+        'awk -v t="$tools" \'$5 == t {print "mount=" $6}\' /proc/self/mountinfo\n'
     )
     for script in (packs / "probe" / "bin").iterdir():
         script.chmod(0o755)
@@ -424,4 +425,6 @@ def test_a_build_sees_the_tools_read_only(
     builder = build.Builder(settings, users.Account(uid, uid), out, plan)
     builder.build(build.BuildRequest("t", "t-id", head, {}, repo / ".git", {}))
     assert "tools=read-only" in out.getvalue(), out.getvalue()
+    (mount,) = [line for line in out.getvalue().splitlines() if line.startswith("mount=")]
+    assert "ro" in mount.removeprefix("mount=").split(","), mount  # not just unwritable
     assert not (settings.tools_dir / "planted").exists()
