@@ -48,11 +48,22 @@ class SlugStore:
         if tree.exists():
             shutil.rmtree(built)
         elif os.stat(built).st_dev != os.stat(self.directory).st_dev:
-            self.unpacked(digest)  # built on the build's own filesystem: no rename across
+            self._copy_in(built, tree)  # built on the build's own filesystem
         else:
             _seal(built)
             os.replace(built, tree)
         return digest
+
+    def _copy_in(self, built: Path, tree: Path) -> None:
+        """A copy with the built files' mtimes (not the tar's fixed ones): Python's .pyc
+        files name their source's mtime, and would all be stale otherwise."""
+        staging = Path(tempfile.mkdtemp(dir=self.directory, suffix=".copy"))
+        subprocess.run(["cp", "-a", f"{built}/.", str(staging)], check=True, timeout=600)
+        _seal(staging)
+        try:
+            os.replace(staging, tree)
+        except OSError:
+            shutil.rmtree(staging)  # another build made the same slug first
 
     def unpacked(self, digest: str) -> Path:
         """The slug's tree, unpacked again from its tar if the tree is missing."""
