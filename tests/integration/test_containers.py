@@ -49,6 +49,7 @@ class Dynos:
         self.slug = settings.home / "slug"
         self.slug.mkdir(parents=True)
         (self.slug / "hello.txt").write_text("from the slug\n")
+        (self.slug / "hello.txt").chmod(0o644)  # as slugs are sealed (paas.slugs)
         self.slug.chmod(0o755)
         self.layer = container.app_layer(self.slug, self.account.pw_uid, self.account.pw_gid)
 
