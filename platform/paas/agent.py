@@ -12,7 +12,6 @@ dyno, so stopping it would turn them into errors. Such a dyno is logged once and
 from __future__ import annotations
 
 import os
-import pwd
 import secrets
 import socket
 import sys
@@ -22,7 +21,18 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
-from paas import container, isolation, network, oci, readiness, rollout, routing, stacks, validation
+from paas import (
+    container,
+    isolation,
+    network,
+    oci,
+    readiness,
+    rollout,
+    routing,
+    stacks,
+    users,
+    validation,
+)
 from paas import plan as planning
 from paas.container import ContainerPlan
 from paas.errors import PaasError
@@ -34,7 +44,6 @@ from paas.runtime import DynoSpec, DynoStatus, Runtime, read_json, write_json
 from paas.settings import Settings
 from paas.slugs import SlugStore
 from paas.store import ROLLED_OUT, ROLLOUT_FAILED, App, DynoSlot, Release, Store
-from paas.users import build_user
 
 # The router drains a removed server for up to 10 s before it leaves HAProxy for good; a
 # dyno still waiting for the router's word after this long is worth a line in its log.
@@ -296,6 +305,7 @@ class Agent:
         generations = self.store.restart_generations(app)
         kind = name.split(".", 1)[0]
         generation = max(generations.get("", 0), generations.get(kind, 0), generations.get(name, 0))
+        account = users.app_account(self.store, app)
         spec = DynoSpec(
             # Checked: it names the dyno's directory and its server in HAProxy.
             id=validation.dyno_id(f"{app.name}.{name}.v{release.version}.{secrets.token_hex(4)}"),
@@ -308,19 +318,21 @@ class Agent:
             app_dir=str(self.slugs.unpacked(release.artifact)),
             port=port,
             env=dict(release.config),
-            user=build_user(self.settings),
+            uid=account.uid if account else None,
             grace_seconds=self.settings.stop_grace_seconds,
             healthcheck=release.healthcheck if kind == "web" else None,
         )
-        plan = self.container_plan(app, spec)
+        plan = self.container_plan(app, spec, account)
         if plan is not None:
             spec = replace(spec, app_dir="/app", host=plan.address, container=asdict(plan))
         self.logs.event(app.name, name, f"Starting process of release v{release.version}")
         self.runtime.start(spec)
 
-    def container_plan(self, app: App, spec: DynoSpec) -> ContainerPlan | None:
+    def container_plan(
+        self, app: App, spec: DynoSpec, account: users.Account | None
+    ) -> ContainerPlan | None:
         """How this dyno runs in a container, or None to run it as a plain process."""
-        if not self.isolation.containers or spec.user is None or self.isolation.runtime is None:
+        if not self.isolation.containers or account is None or self.isolation.runtime is None:
             return None
         stack_rootfs = stacks.rootfs(stacks.effective(app.stack))
         if stack_rootfs is None:  # never fall back to a plain process for one app
@@ -329,19 +341,19 @@ class Agent:
                 f"{app.name}: stack {stack} is not built on this host; its dynos run only in "
                 f"containers of it: run `paas stacks:build {stack}`"
             )
-        account = pwd.getpwnam(spec.user)
         sizes = {f.type: f.size for f in self.store.formation(app)}
         subnet = network.subnet(self.isolation.subnet)
         return ContainerPlan(
             runtime=self.isolation.runtime,
             state_root=str(self.settings.run_dir / "oci"),
             stack_rootfs=str(stack_rootfs),
-            layer=str(container.app_layer(Path(spec.app_dir), account.pw_uid, account.pw_gid)),
+            layer=str(container.app_layer(Path(spec.app_dir), account.uid, account.gid)),
             address=network.claim_address(subnet, spec.id),
             subnet=str(subnet),
             memory_mb=oci.memory_mb(sizes.get(spec.type, oci.DEFAULT_SIZE)),
-            uid=account.pw_uid,
-            gid=account.pw_gid,
+            uid=account.uid,
+            gid=account.gid,
+            disk_mb=self.settings.dyno_disk_mb,
         )
 
     def stop(self, action: planning.Stop) -> None:

@@ -19,7 +19,6 @@ import codecs
 import contextlib
 import math
 import os
-import pwd
 import shutil
 import signal
 import subprocess
@@ -33,15 +32,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Protocol
 
-from paas import buildpack_source, procfile, procs, pushed_tree, stacks
+from paas import buildpack_source, container, procfile, procs, pushed_tree, stacks
 from paas.container import BuildSandbox, SandboxPlan
 from paas.errors import BuildFailed, PaasError
 from paas.settings import Settings
 from paas.slugs import SlugStore
+from paas.users import Account
 
 BUILTIN_BUILDPACKS = Path(__file__).resolve().parents[2] / "buildpacks"
 COMPILE_TIMEOUT = 15 * 60
 STEP_TIMEOUT = 120
+STEP_UMASK = 0o022
 STACK = "paas-host"
 CHUNK = 65536
 STEP_OUTPUT_KEPT = 64 * 1024  # characters of a step's output kept for parsing (detect, release)
@@ -109,15 +110,16 @@ class Builder:
     def __init__(
         self,
         settings: Settings,
-        user: str | None,
+        account: Account | None,
         out: Output,
         sandbox: SandboxPlan | None = None,
         deadline: float = math.inf,
     ) -> None:
-        """`deadline`: time.monotonic() by which the whole build must be done."""
+        """`account`: the app's own uid, which every step runs as (None: not root);
+        `deadline`: time.monotonic() by which the whole build must be done."""
         self.settings = settings
         self.deadline = deadline
-        self.user = user
+        self.account = account
         self.out = out
         self.sandbox_plan = sandbox
         self.stack = STACK if sandbox is None else sandbox.stack
@@ -140,14 +142,13 @@ class Builder:
             )
         return BuildFailed(f"{what} took longer than {timeout:.0f}s and was stopped")
 
-    def account(self) -> pwd.struct_passwd | None:
-        return pwd.getpwnam(self.user) if self.user else None
-
     def build(self, request: BuildRequest) -> Artifact:
         build_id = uuid.uuid4().hex
-        workspace = self.settings.builds_dir / build_id
+        scratch = self.settings.builds_dir / build_id
+        workspace = scratch / "build"
         app_dir = workspace / "app"
         try:
+            self.make_scratch(scratch)
             app_dir.mkdir(parents=True)
             self.give_to_build_user(workspace, app_dir)
             self.export(request, app_dir)
@@ -155,9 +156,11 @@ class Builder:
             self.prepare(workspace, request)
             if self.sandbox_plan is None:
                 return self.run_buildpacks(request, workspace, declared)
-            binds = [workspace, self.cache_dir(request), self.settings.tools_dir]
-            sandbox_dir = self.settings.builds_dir / f"{build_id}.sandbox"
+            binds = [workspace, self.cache_dir(request)]
+            sandbox_dir = scratch / "sandbox"
+            # The tools are shared by every app's builds: read-only, like the host's files.
             host_files = host_paths(self.environment(request, workspace))
+            host_files.insert(0, self.settings.tools_dir)
             with BuildSandbox(
                 build_id, sandbox_dir, self.sandbox_plan, binds, host_files
             ) as sandbox:
@@ -165,7 +168,18 @@ class Builder:
                 return self.run_buildpacks(request, workspace, declared)
         finally:
             self.sandbox = None
-            shutil.rmtree(workspace, ignore_errors=True)
+            container.unmount(scratch)
+            shutil.rmtree(scratch, ignore_errors=True)
+            scratch.with_suffix(".img").unlink(missing_ok=True)
+
+    def make_scratch(self, scratch: Path) -> None:
+        """The build's own filesystem of PAAS_BUILD_DISK_MB (as root): the workspace and
+        the sandbox's upper layer, so a build that fills it gets ENOSPC, not the host."""
+        if self.account is not None and self.settings.build_disk_mb:
+            container.mount_disk(scratch, scratch.with_suffix(".img"), self.settings.build_disk_mb)
+        else:
+            scratch.mkdir()
+        scratch.chmod(0o711)  # a plain-process build reaches its own 0700 workspace
 
     def run_buildpacks(
         self, request: BuildRequest, workspace: Path, declared: dict[str, str]
@@ -192,7 +206,7 @@ class Builder:
         cannot exceed max_tree_bytes."""
         env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), **request.git_env}
         env["GIT_DIR"] = str(request.git_dir)
-        account = self.account()
+        account = self.account
         limit = self.settings.max_tree_bytes
         timeout = self.within(STEP_TIMEOUT)
         with (
@@ -213,8 +227,8 @@ class Builder:
                 stdout=subprocess.DEVNULL,
                 stderr=tar_err,
                 start_new_session=True,
-                user=None if account is None else account.pw_uid,
-                group=None if account is None else account.pw_gid,
+                user=None if account is None else account.uid,
+                group=None if account is None else account.gid,
                 extra_groups=None if account is None else [],
             ) as tar,
         ):
@@ -243,26 +257,31 @@ class Builder:
                 raise BuildFailed(f"cannot read revision {request.commit[:8]}: {head(archive_err)}")
 
     def prepare(self, workspace: Path, request: BuildRequest) -> None:
+        """ENV/ holds the config vars, secrets: it, the workspace and the app's cache are
+        the build uid's alone (0700, files 0600), whatever the umask."""
         env_dir = workspace / "env"
-        env_dir.mkdir()
-        (workspace / "buildpacks").mkdir()
+        env_dir.mkdir(mode=0o700)
         for key, value in request.config.items():
-            (env_dir / key).write_text(value)
-        (workspace / "home").mkdir()
+            fd = os.open(env_dir / key, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as f:
+                f.write(value)
+        (workspace / "home").mkdir(mode=0o700)
+        (workspace / "buildpacks").mkdir(mode=0o700)  # the build uid's, like the workspace
         cache = self.cache_dir(request)
-        cache.mkdir(parents=True, exist_ok=True)
+        cache.mkdir(mode=0o700, parents=True, exist_ok=True)
+        for private in (workspace, env_dir, cache):
+            private.chmod(0o700)
         self.give_to_build_user(workspace, cache)
 
     def cache_dir(self, request: BuildRequest) -> Path:
         return self.settings.cache_dir / request.app_id
 
     def give_to_build_user(self, *paths: Path) -> None:
-        if self.user is None:
+        if self.account is None:
             return
-        account = pwd.getpwnam(self.user)
         for path in paths:
             subprocess.run(
-                ["chown", "-R", f"{account.pw_uid}:{account.pw_gid}", str(path)],
+                ["chown", "-R", f"{self.account.uid}:{self.account.gid}", str(path)],
                 check=True,
                 timeout=STEP_TIMEOUT,
             )
@@ -346,7 +365,7 @@ class Builder:
         )
         branch = ["--branch", source.ref] if source.ref else []
         argv = ["git", "clone", "--quiet", "--depth", "1", *branch, "--", source.url, str(target)]
-        return run_capped(argv, env, target.parent, self.within(STEP_TIMEOUT), self.account())
+        return run_capped(argv, env, target.parent, self.within(STEP_TIMEOUT), self.account)
 
     def environment(self, request: BuildRequest, workspace: Path) -> dict[str, str]:
         env = {k: os.environ[k] for k in PASSED_THROUGH if k in os.environ}
@@ -371,7 +390,7 @@ class Builder:
     ) -> tuple[int, str]:
         """Runs one buildpack script as the build user (in the sandbox when there is one),
         streaming its output live; returns its exit status and the head of its output."""
-        account = self.account()
+        account = self.account
         env = self.environment(request, workspace)
         if self.sandbox is not None:
             argv, account = self.sandbox.argv(argv, env, workspace / "app"), None
@@ -384,9 +403,12 @@ class Builder:
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             start_new_session=True,
-            user=None if account is None else account.pw_uid,
-            group=None if account is None else account.pw_gid,
-            extra_groups=None if account is None else [],
+            # Not the platform's 077: the runtime makes the bind mounts' parent dirs with
+            # it, and the build's own files end up in a world-readable slug anyway.
+            umask=STEP_UMASK,
+            user=account.uid if account else None,
+            group=account.gid if account else None,
+            extra_groups=[] if account else None,
         ) as process:
             assert process.stdout is not None
             # A silent, hung step must not hold the push forever.
@@ -522,7 +544,7 @@ def run_capped(
     env: dict[str, str],
     cwd: Path,
     timeout: float,
-    account: pwd.struct_passwd | None,
+    account: Account | None,
 ) -> tuple[int, str, bool]:
     """Runs a command with stdout discarded; (exit status, stderr's last bytes, expired)."""
     with subprocess.Popen(
@@ -533,8 +555,8 @@ def run_capped(
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         start_new_session=True,
-        user=None if account is None else account.pw_uid,
-        group=None if account is None else account.pw_gid,
+        user=None if account is None else account.uid,
+        group=None if account is None else account.gid,
         extra_groups=None if account is None else [],
     ) as process:
         assert process.stderr is not None

@@ -3,14 +3,20 @@
 The supervisor uses ContainerLauncher where it would start a plain process: it mounts the
 image (app layer over the stack, read-only) under a throwaway upper layer, creates the
 dyno's network namespace, writes config.json and runs `RUNTIME run`. `cleanup` undoes all of
-it — container, mount, veth, netns, upper layer — and is safe to call twice, so a dyno whose
+it — container, mounts, veth, netns, upper layer — and is safe to call twice, so a dyno whose
 supervisor died is cleaned up by the runtime's `forget` as well.
+
+Invariants: a bundle is root's alone (0700; config.json holds every config var); the upper
+layer lives on a size-capped filesystem of its own (a sparse ext4 image, loop-mounted), so
+a dyno or build that fills it gets ENOSPC while the disk holding PAAS_HOME keeps its room;
+the lower layers are never writable by a dyno's uid on the host.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import platform
 import shutil
 import signal
 import subprocess
@@ -23,6 +29,11 @@ from paas.errors import PaasError
 
 RUNTIMES = ("crun", "runc")
 BUILD_CPU_SHARES = 512  # half a dyno's weight: serving comes first
+MACHINE = platform.machine()  # which seccomp architectures the filter names
+# A throwaway filesystem: no journal (nothing survives a crash anyway), no blocks reserved
+# for root (the dyno is not root), inode tables written lazily (mkfs takes ~5 ms for 1 GB).
+MKFS = ["mkfs.ext4", "-q", "-F", "-m", "0", "-O", "^has_journal"]
+MKFS += ["-E", "lazy_itable_init=1,nodiscard"]
 
 
 @dataclass(frozen=True)
@@ -38,18 +49,65 @@ class ContainerPlan:
     memory_mb: int
     uid: int
     gid: int
+    disk_mb: int = 0  # the cap of the writable layer; 0 (dynos started before caps): none
 
 
 def plan_from(data: object) -> ContainerPlan | None:
     return ContainerPlan(**data) if isinstance(data, dict) else None
 
 
-def mount_overlay(lower: str, bundle: Path) -> None:
-    """BUNDLE/rootfs: the read-only lower layers under a throwaway BUNDLE/upper."""
-    for part in ("rootfs", "upper", "work"):
-        (bundle / part).mkdir(parents=True, exist_ok=True)
-    options = f"lowerdir={lower},upperdir={bundle / 'upper'},workdir={bundle / 'work'}"
+def private_dir(path: Path) -> None:
+    """A directory only root may enter (made if missing, tightened if not)."""
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    path.chmod(0o700)
+
+
+def mount_disk(directory: Path, image: Path, size_mb: int) -> None:
+    """DIRECTORY: a new, empty ext4 filesystem of `size_mb`, in a sparse file IMAGE (it
+    takes host disk only as it is written)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    with image.open("wb") as f:
+        f.truncate(size_mb * 1024 * 1024)
+    image.chmod(0o600)
+    if shutil.which("mkfs.ext4") is None:
+        raise PaasError("mkfs.ext4 is not installed: install e2fsprogs (apt-get install e2fsprogs)")
+    network.run([*MKFS, str(image)])
+    network.run(["mount", "-o", "loop,nosuid,nodev", str(image), str(directory)])
+
+
+def unmount(path: Path) -> None:
+    if os.path.ismount(path):
+        subprocess.run(["umount", "-l", str(path)], capture_output=True, timeout=30)
+
+
+def mount_overlay(lower: str, bundle: Path, disk_mb: int = 0) -> None:
+    """BUNDLE/rootfs: the read-only lower layers under a throwaway upper layer, which is on
+    a `disk_mb` filesystem of its own (BUNDLE/disk) unless disk_mb is 0."""
+    private_dir(bundle)
+    (bundle / "rootfs").mkdir(exist_ok=True)
+    scratch = bundle
+    if disk_mb:
+        scratch = bundle / "disk"
+        mount_disk(scratch, bundle / "disk.img", disk_mb)
+    for part in ("upper", "work"):
+        (scratch / part).mkdir(exist_ok=True)
+        (scratch / part).chmod(0o755)  # the upper dir is the container's `/`: not umask's
+    options = f"lowerdir={lower},upperdir={scratch / 'upper'},workdir={scratch / 'work'}"
     network.run(["mount", "-t", "overlay", "overlay", "-o", options, str(bundle / "rootfs")])
+
+
+def unmount_overlay(bundle: Path) -> None:
+    """Undoes mount_overlay (the overlay first: it holds the disk below it)."""
+    unmount(bundle / "rootfs")
+    unmount(bundle / "disk")
+
+
+def write_private(path: Path, text: str) -> None:
+    """A file only root may read, whatever the umask: config.json holds config vars."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+    os.chmod(path, 0o600)
 
 
 def cgroups_path(dyno_id: str) -> str:
@@ -68,7 +126,7 @@ class ContainerLauncher:
         return [self.plan.runtime, "--root", self.plan.state_root, *args]
 
     def spawn(self, hostname: str, command: str, env: dict[str, str]) -> subprocess.Popen[bytes]:
-        mount_overlay(f"{self.plan.layer}:{self.plan.stack_rootfs}", self.bundle)
+        mount_overlay(f"{self.plan.layer}:{self.plan.stack_rootfs}", self.bundle, self.plan.disk_mb)
         subnet = network.subnet(self.plan.subnet)
         dyno_net = network.create(self.dyno_id, self.plan.address, subnet)
         spec = oci.ContainerSpec(
@@ -81,14 +139,16 @@ class ContainerLauncher:
             cgroups_path=cgroups_path(self.dyno_id),
             netns_path=dyno_net.netns_path,
             cgroup_version=cgroups.version(),
+            machine=MACHINE,
         )
-        (self.bundle / "config.json").write_text(json.dumps(oci.runtime_config(spec)))
+        write_private(self.bundle / "config.json", json.dumps(oci.runtime_config(spec)))
         return subprocess.Popen(
             self.runtime("run", "--keep", "--bundle", str(self.bundle), self.dyno_id),
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             start_new_session=True,
+            umask=0o022,  # the runtime makes mount points with it, inside the container
         )
 
     def terminate(self, child: subprocess.Popen[bytes]) -> None:
@@ -114,9 +174,7 @@ def cleanup(dyno_id: str, directory: Path, plan: ContainerPlan) -> None:
     runtime = [plan.runtime, "--root", plan.state_root]
     subprocess.run([*runtime, "kill", "--all", dyno_id, "KILL"], capture_output=True, timeout=30)
     subprocess.run([*runtime, "delete", "--force", dyno_id], capture_output=True, timeout=30)
-    rootfs = directory / "bundle" / "rootfs"
-    if os.path.ismount(rootfs):
-        subprocess.run(["umount", "-l", str(rootfs)], capture_output=True, timeout=30)
+    unmount_overlay(directory / "bundle")
     network.remove(dyno_id, plan.address)
     shutil.rmtree(directory / "bundle", ignore_errors=True)
 
@@ -137,16 +195,19 @@ def init_pid(dyno_id: str, plan: ContainerPlan) -> int | None:
 
 
 def app_layer(slug_tree: Path, uid: int, gid: int) -> Path:
-    """The image's app layer beside a slug: `/app` as hard links to the slug's files, in
-    directories owned by the dyno user so it may add files (into its own upper layer)."""
-    layer = slug_tree.with_name(slug_tree.name + ".layer")
+    """An app's layer of a slug, beside it: LAYER/app is `/app`, hard links to the slug's
+    root-owned, read-only files in directories owned by the app's uid, so its dynos may add
+    and replace files (in their own upper layers). LAYER itself is root's alone (0700): no
+    process on the host but root reaches the directories, so no dyno, build or escaped
+    process can change the layer that the app's next dynos start from."""
+    layer = slug_tree.with_name(f"{slug_tree.name}.layer-{uid}")
     if layer.is_dir():
         return layer
     staging = Path(tempfile.mkdtemp(dir=slug_tree.parent, suffix=".layer-tmp"))
     network.run(["cp", "-al", str(slug_tree), str(staging / "app")])
     for root, _dirs, _files in os.walk(staging / "app"):
         os.chown(root, uid, gid)
-    staging.chmod(0o755)
+    staging.chmod(0o700)
     try:
         os.replace(staging, layer)
     except OSError:
@@ -172,6 +233,7 @@ def probe(runtime: str, stack_rootfs: Path, state_root: Path) -> str | None:
             cgroups_path=cgroups_path(probe_id),
             netns_path=None,
             cgroup_version=cgroups.version(),
+            machine=MACHINE,
         )
         config = oci.runtime_config(spec)
         config["root"] = {"path": "rootfs", "readonly": True}
@@ -232,7 +294,8 @@ class SandboxPlan:
 class BuildSandbox:
     """Buildpack steps in a container of the app's stack: capped memory, half the CPU
     weight of a dyno, network through NAT for package downloads, the workspace, cache and
-    tools mounted at their host paths. One network namespace and root for the whole build;
+    tools mounted at their host paths (the tools read-only). One network namespace and root
+    for the whole build (its upper layer in `directory`, on the build's capped filesystem);
     each step (detect, compile, release) is one container run."""
 
     def __init__(
@@ -274,12 +337,13 @@ class BuildSandbox:
             netns_path=self.net.netns_path,
             cpu_shares=BUILD_CPU_SHARES,
             cgroup_version=cgroups.version(),
+            machine=MACHINE,
             args=("/usr/bin/tini", "--", *step),
             cwd=str(cwd),
             binds=self.binds,
             readonly_binds=self.readonly_binds,
         )
-        (self.directory / "config.json").write_text(json.dumps(oci.runtime_config(spec)))
+        write_private(self.directory / "config.json", json.dumps(oci.runtime_config(spec)))
         name = f"{self.id}.{self.steps}"
         self.last = name
         return [
@@ -311,8 +375,6 @@ class BuildSandbox:
         return oom
 
     def __exit__(self, *_exc: object) -> None:
-        rootfs = self.directory / "rootfs"
-        if os.path.ismount(rootfs):
-            subprocess.run(["umount", "-l", str(rootfs)], capture_output=True, timeout=30)
+        unmount_overlay(self.directory)
         network.remove(self.id, self.address)
         shutil.rmtree(self.directory, ignore_errors=True)

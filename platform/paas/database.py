@@ -1,8 +1,10 @@
 """SQLite connections as every paas database wants them: WAL, waiting on locks, closed
-after use."""
+after use, and private: a database and its -wal and -shm files are 0600 (they hold config
+vars, token hashes and app logs)."""
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from pathlib import Path
 
@@ -21,9 +23,21 @@ def connect(path: Path, autocommit: bool = False) -> sqlite3.Connection:
 def create(path: Path, schema: str) -> None:
     """Creates the file, its directory and its tables if missing, in WAL mode."""
     path.parent.mkdir(parents=True, exist_ok=True)
+    make_private(path)
     db = connect(path, autocommit=True)
     try:
         db.execute("PRAGMA journal_mode=WAL")
         db.executescript(schema)
     finally:
         db.close()
+
+
+def make_private(path: Path) -> None:
+    """Creates the database file 0600 before SQLite does (which then gives its -wal and
+    -shm the same mode), and tightens the files of a database made before."""
+    os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
+    for part in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        try:
+            os.chmod(part, 0o600)
+        except FileNotFoundError:
+            continue

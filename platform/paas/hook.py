@@ -17,7 +17,6 @@ from __future__ import annotations
 import contextlib
 import math
 import os
-import pwd
 import subprocess
 import sys
 import time
@@ -25,7 +24,16 @@ import traceback
 from pathlib import Path
 from typing import TextIO
 
-from paas import collector, container, healthcheck, isolation, releases, rollout_watch, stacks
+from paas import (
+    collector,
+    container,
+    healthcheck,
+    isolation,
+    releases,
+    rollout_watch,
+    stacks,
+    users,
+)
 from paas import settings as settings_module
 from paas.build import Artifact, Builder, BuildRequest, Output, ensure_tools
 from paas.container import SandboxPlan
@@ -35,7 +43,6 @@ from paas.logs import LogStore
 from paas.settings import Settings
 from paas.slugs import SlugStore
 from paas.store import App, Store
-from paas.users import build_user
 
 DEPLOY_REFS = ("refs/heads/main", "refs/heads/master")
 
@@ -59,8 +66,9 @@ def deploy(
     logs.event(app.name, "api", f"Build started for {commit[:8]}")
     capture = Tee(out)
     try:
-        sandbox = build_sandbox(settings, app)
-        builder = Builder(settings, build_user(settings), capture, sandbox, deadline)
+        account = users.app_account(store, app)
+        sandbox = build_sandbox(settings, app, account)
+        builder = Builder(settings, account, capture, sandbox, deadline)
         artifact = builder.build(
             BuildRequest(
                 app=app.name,
@@ -80,7 +88,7 @@ def deploy(
     types = ", ".join(f"{name}" for name in artifact.process_types)
     capture.write(f"-----> Discovering process types\n       Procfile declares types -> {types}\n")
     check = read_healthcheck(settings, artifact, capture)
-    image = build_image(settings, app, artifact, capture)
+    image = build_image(settings, app, artifact, account, capture)
     built = releases.Build(artifact.digest, artifact.process_types, image, check)
     _, log_cursor = logs.read(app.name, num=1)  # the release command's output comes after
     release = releases.deploy(store, logs, app, built, commit)
@@ -101,17 +109,17 @@ def read_healthcheck(settings: Settings, artifact: Artifact, out: Output) -> str
     return check.to_json()
 
 
-def build_sandbox(settings: Settings, app: App) -> SandboxPlan | None:
-    """Builds run in a container of the app's stack wherever dynos do; None only when the
-    whole host runs without containers (said once at server start)."""
+def build_sandbox(
+    settings: Settings, app: App, account: users.Account | None
+) -> SandboxPlan | None:
+    """Builds run in a container of the app's stack, as the app's uid, wherever dynos do;
+    None only when the whole host runs without containers (said once at server start)."""
     found = isolation.load(settings)
-    user = build_user(settings)
-    if found.runtime is None or user is None:
+    if found.runtime is None or account is None:
         return None
     stack_rootfs = stacks.rootfs(stacks.effective(app.stack))
     if stack_rootfs is None:
         raise BuildFailed(missing_stack(app))
-    account = pwd.getpwnam(user)
     return SandboxPlan(
         stack=stacks.effective(app.stack),
         runtime=found.runtime,
@@ -119,8 +127,8 @@ def build_sandbox(settings: Settings, app: App) -> SandboxPlan | None:
         stack_rootfs=stack_rootfs,
         subnet=found.subnet,
         memory_mb=settings.build_memory_mb,
-        uid=account.pw_uid,
-        gid=account.pw_gid,
+        uid=account.uid,
+        gid=account.gid,
     )
 
 
@@ -132,7 +140,9 @@ def missing_stack(app: App) -> str:
     )
 
 
-def build_image(settings: Settings, app: App, artifact: Artifact, out: Output) -> str | None:
+def build_image(
+    settings: Settings, app: App, artifact: Artifact, account: users.Account | None, out: Output
+) -> str | None:
     """The release's OCI image (stack layer + app layer), when its stack is built here."""
     stack_rootfs = stacks.rootfs(stacks.effective(app.stack))
     if stack_rootfs is None:
@@ -140,8 +150,7 @@ def build_image(settings: Settings, app: App, artifact: Artifact, out: Output) -
             raise BuildFailed(missing_stack(app))  # removed since the build started
         return None
     started = time.monotonic()
-    user = build_user(settings)
-    uid, gid = (os.getuid(), os.getgid()) if user is None else pwd.getpwnam(user)[2:4]
+    uid, gid = (os.getuid(), os.getgid()) if account is None else (account.uid, account.gid)
     slug = SlugStore(settings.slugs_dir).unpacked(artifact.digest)
     digest = ImageStore(settings.images_dir).build(
         ImageRequest(

@@ -13,6 +13,13 @@ from paas import cli, stacks
 from paas import settings as settings_module
 from paas.errors import PaasError
 
+# The platform's processes create nothing other users may read: state, logs, repos, specs.
+PRIVATE_UMASK = 0o077
+
+
+def private() -> None:
+    os.umask(PRIVATE_UMASK)
+
 
 @cli.cli.command("server")
 @click.option("--stop", "stop", is_flag=True, help="Stop the platform, its dynos and router.")
@@ -20,6 +27,7 @@ def server_command(stop: bool) -> None:
     """Run the whole platform (api, agent, router) in the foreground."""
     from paas import server
 
+    private()
     try:
         settings = settings_module.from_env()
         if stop:
@@ -59,6 +67,7 @@ def stacks_command() -> None:
 def api_command() -> None:
     from paas import server
 
+    private()
     server.run_api(settings_module.from_env())
 
 
@@ -66,6 +75,7 @@ def api_command() -> None:
 def agent_command() -> None:
     from paas import server
 
+    private()
     server.run_agent(settings_module.from_env())
 
 
@@ -73,6 +83,7 @@ def agent_command() -> None:
 def router_command() -> None:
     from paas import server
 
+    private()
     server.run_router(settings_module.from_env())
 
 
@@ -81,6 +92,7 @@ def router_command() -> None:
 def hook_command(name: str) -> None:
     from paas import hook
 
+    private()
     sys.exit(hook.main())
 
 

@@ -38,7 +38,8 @@ class DynoSpec:
     app_dir: str
     port: int | None
     env: dict[str, str] = field(default_factory=dict)
-    user: str | None = None
+    user: str | None = None  # an account name: specs written before uids were per app
+    uid: int | None = None  # the app's own uid (and gid), when the platform runs as root
     grace_seconds: float = 30.0
     host: str = "127.0.0.1"
     container: dict[str, object] | None = None
@@ -89,15 +90,26 @@ def write_json(path: Path, data: object) -> None:
     os.replace(tmp, path)
 
 
-def ephemeral_copy(slug: Path, target: Path, user: str | None) -> None:
+def ephemeral_copy(slug: Path, target: Path, owner: tuple[int, int] | None) -> None:
     """A dyno's own writable app dir: hard links to the read-only slug files, in
     directories the dyno owns. The dyno can add, replace and delete files (the twelve-factor
-    ephemeral filesystem) but cannot change the shared slug's files in place."""
+    ephemeral filesystem) but cannot change the shared slug's files in place. The dir is
+    its app's alone (0700): no other app's uid gets in."""
     subprocess.run(["cp", "-al", str(slug), str(target)], check=True, timeout=120)
-    if user is not None:
-        account = pwd.getpwnam(user)
+    target.chmod(0o700)
+    if owner is not None:
         for root, _dirs, _files in os.walk(target):
-            os.chown(root, account.pw_uid, account.pw_gid)
+            os.chown(root, *owner)
+
+
+def dyno_owner(spec: DynoSpec) -> tuple[int, int] | None:
+    """The uid and gid a plain-process dyno runs as (None: the platform's own)."""
+    if spec.uid is not None:
+        return spec.uid, spec.uid
+    if spec.user is None:
+        return None
+    account = pwd.getpwnam(spec.user)
+    return account.pw_uid, account.pw_gid
 
 
 class ProcessRuntime:
@@ -112,10 +124,12 @@ class ProcessRuntime:
 
     def start(self, spec: DynoSpec) -> None:
         directory = self._dir(spec.id)
-        directory.mkdir(mode=0o711)
+        directory.mkdir(mode=0o700)
+        if spec.container is None:
+            directory.chmod(0o711)  # the dyno reaches its app dir; spec and status are 0600
         if spec.container is None:  # a container gets its own upper layer instead
             app_dir = directory / "app"
-            ephemeral_copy(Path(spec.app_dir), app_dir, spec.user)
+            ephemeral_copy(Path(spec.app_dir), app_dir, dyno_owner(spec))
             spec = replace(spec, app_dir=str(app_dir))
         write_json(directory / "spec.json", asdict(spec))
         self.launcher.launch(directory)

@@ -40,21 +40,31 @@ def platform_processes() -> dict[str, str]:
     return DEFAULT_PROCESSES
 
 
+def layout(settings: Settings) -> dict[Path, int]:
+    """PAAS_HOME's directories and their modes. Private (0700): what only root reads —
+    repos, slugs, images, runtime state. Traversable (0711, no listing): where a plain-process
+    dyno or build reaches its own 0700 directory, owned by its app's uid. The tools are
+    read by every build."""
+    return {
+        settings.home: 0o711,
+        settings.repos_dir: 0o700,
+        settings.run_dir: 0o700,
+        settings.router_dir: 0o700,
+        settings.slugs_dir: 0o700,
+        settings.images_dir: 0o700,
+        settings.builds_dir: 0o711,
+        settings.cache_dir: 0o711,
+        settings.dynos_dir: 0o711,
+        settings.tools_dir: 0o755,
+    }
+
+
 def prepare(settings: Settings) -> None:
-    """Creates PAAS_HOME's layout, the database, the dyno user and the admin token."""
-    settings.home.mkdir(parents=True, exist_ok=True)
-    settings.home.chmod(0o711)
-    for directory in (settings.repos_dir, settings.run_dir, settings.router_dir):
-        directory.mkdir(exist_ok=True)
-        directory.chmod(0o700)
-    for directory in (
-        settings.slugs_dir,
-        settings.builds_dir,
-        settings.cache_dir,
-        settings.dynos_dir,
-        settings.tools_dir,
-    ):
-        directory.mkdir(exist_ok=True)
+    """Creates PAAS_HOME's layout (modes fixed at every start, also for a PAAS_HOME made
+    before), the database, the dyno user and the admin token."""
+    for directory, mode in layout(settings).items():
+        directory.mkdir(mode=mode, parents=True, exist_ok=True)
+        directory.chmod(mode)
     user = build_user(settings)
     if user is not None:
         ensure_user(user)
@@ -69,6 +79,12 @@ def prepare(settings: Settings) -> None:
         print(f"paas: {found.reason}", flush=True)
     else:
         print(f"paas: dynos run as plain processes: {found.reason}", flush=True)
+    if user is None:
+        print(
+            f"paas: not root: every app runs as uid {os.getuid()}, this platform's own, and "
+            "can read the other apps' files (run as root for a uid per app)",
+            flush=True,
+        )
 
 
 def check_reachable(home: Path, user: str) -> None:
@@ -209,6 +225,8 @@ def run_api(settings: Settings) -> None:
             "5",
             "--log-level",
             "warning",
+            "--umask",
+            "0o077",
             "paas.api:create_app()",
         ],
     )

@@ -49,6 +49,9 @@ class Settings:
         """The most a pushed revision's files may take once extracted."""
         return 4 * self.max_push_bytes
 
+    dyno_disk_mb: int = 1024
+    build_disk_mb: int = 4096
+
     @property
     def db_path(self) -> Path:
         return self.home / "state.db"
@@ -132,6 +135,8 @@ def from_env(env: Mapping[str, str] | None = None) -> Settings:
         buildpack_sources=_prefixes(env, "PAAS_BUILDPACK_SOURCES"),
         max_push_mb=_count(env, "PAAS_MAX_PUSH_MB", 256),
         push_timeout_seconds=_seconds(env, "PAAS_PUSH_TIMEOUT", 1800.0),
+        dyno_disk_mb=_disk_mb(env, "PAAS_DYNO_DISK_MB", 1024),
+        build_disk_mb=_disk_mb(env, "PAAS_BUILD_DISK_MB", 4096),
     )
 
 
@@ -154,6 +159,14 @@ def _seconds(env: Mapping[str, str], name: str, default: float) -> float:
     if not 0 < value <= 86400:
         raise InvalidParams(f"{name}={raw!r} is not a number of seconds (above 0, to 86400)")
     return value
+
+
+def _disk_mb(env: Mapping[str, str], name: str, default: int) -> int:
+    """A filesystem size in MB; 0 turns the cap off."""
+    raw = env.get(name, str(default))
+    if not raw.isdigit() or 0 < int(raw) < 16:
+        raise InvalidParams(f"{name}={raw!r} is not a size in MB: use 16 or more (0: no cap)")
+    return int(raw)
 
 
 def _count(env: Mapping[str, str], name: str, default: int) -> int:

@@ -22,8 +22,8 @@ TAR_FLAGS = ["--sort=name", "--mtime=@0", "--owner=0", "--group=0", "--numeric-o
 class SlugStore:
     def __init__(self, directory: Path) -> None:
         self.directory = directory
-        directory.mkdir(parents=True, exist_ok=True)
-        directory.chmod(0o711)
+        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        directory.chmod(0o700)  # dynos never read it: their app dirs are hard-linked copies
 
     def tar_path(self, digest: str) -> Path:
         return self.directory / f"{digest}.tar"
@@ -47,6 +47,8 @@ class SlugStore:
         tree = self.tree_path(name)
         if tree.exists():
             shutil.rmtree(built)
+        elif os.stat(built).st_dev != os.stat(self.directory).st_dev:
+            self._copy_in(built, tree)  # built on the build's own filesystem
         else:
             _seal(built)
             os.replace(built, tree)
@@ -56,6 +58,17 @@ class SlugStore:
         """Whether the slug is still stored (its tar, or its tree)."""
         name = digest.removeprefix("sha256:")
         return self.tar_path(name).is_file() or self.tree_path(name).is_dir()
+
+    def _copy_in(self, built: Path, tree: Path) -> None:
+        """A copy with the built files' mtimes (not the tar's fixed ones): Python's .pyc
+        files name their source's mtime, and would all be stale otherwise."""
+        staging = Path(tempfile.mkdtemp(dir=self.directory, suffix=".copy"))
+        subprocess.run(["cp", "-a", f"{built}/.", str(staging)], check=True, timeout=600)
+        _seal(staging)
+        try:
+            os.replace(staging, tree)
+        except OSError:
+            shutil.rmtree(staging)  # another build made the same slug first
 
     def unpacked(self, digest: str) -> Path:
         """The slug's tree, unpacked again from its tar if the tree is missing."""

@@ -13,7 +13,7 @@ import hmac
 import json
 import sqlite3
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -85,6 +85,11 @@ CREATE TABLE IF NOT EXISTS dyno_slots (
     last_exit_status INTEGER,
     next_retry_at REAL,
     PRIMARY KEY (app_id, name)
+);
+-- No foreign key: an app's uid is never given to another app, even once it is destroyed.
+CREATE TABLE IF NOT EXISTS app_uids (
+    app_id TEXT PRIMARY KEY,
+    uid INTEGER NOT NULL UNIQUE
 );
 CREATE TABLE IF NOT EXISTS tokens (
     hash TEXT PRIMARY KEY,
@@ -361,6 +366,21 @@ class Store:
     def delete_app(self, app: App) -> None:
         with self.transaction() as db:
             db.execute("DELETE FROM apps WHERE id = ?", (app.id,))
+
+    def app_uid(self, app: App, allocate: Callable[[int | None], int]) -> int:
+        """The app's own uid; `allocate(highest uid given out so far)` picks a new one."""
+        with self.reading() as db:
+            row = db.execute("SELECT uid FROM app_uids WHERE app_id = ?", (app.id,)).fetchone()
+        if row is not None:
+            return int(row["uid"])
+        with self.transaction() as db:
+            row = db.execute("SELECT uid FROM app_uids WHERE app_id = ?", (app.id,)).fetchone()
+            if row is not None:
+                return int(row["uid"])
+            top = db.execute("SELECT MAX(uid) FROM app_uids").fetchone()[0]
+            uid = allocate(top)
+            db.execute("INSERT INTO app_uids (app_id, uid) VALUES (?, ?)", (app.id, uid))
+            return uid
 
     # --- config -------------------------------------------------------------------------
     def config(self, app: App, db: sqlite3.Connection | None = None) -> dict[str, str]:

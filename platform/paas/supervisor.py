@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import pwd
 import select
 import signal
 import sqlite3
@@ -26,13 +25,14 @@ from types import FrameType
 from paas import container, procs
 from paas.errors import PaasError
 from paas.logs import LogStore
-from paas.runtime import DynoSpec, read_json, write_json
+from paas.runtime import DynoSpec, dyno_owner, read_json, write_json
 
 PROFILE_SCRIPT = 'for f in .profile.d/*.sh; do [ -f "$f" ] && . "$f"; done\n'
 FLUSH_SECONDS = 0.1
+DYNO_UMASK = 0o022  # what container runtimes give a dyno; its app dir is private anyway
 
 
-def dyno_environment(spec: DynoSpec, account: pwd.struct_passwd | None) -> dict[str, str]:
+def dyno_environment(spec: DynoSpec, user: str | None) -> dict[str, str]:
     env = {
         "PATH": "/usr/local/bin:/usr/bin:/bin",
         "LANG": "C.UTF-8",
@@ -44,8 +44,8 @@ def dyno_environment(spec: DynoSpec, account: pwd.struct_passwd | None) -> dict[
     }
     if spec.port is not None:
         env["PORT"] = str(spec.port)
-    if account is not None:
-        env["USER"] = env["LOGNAME"] = account.pw_name
+    if user is not None:
+        env["USER"] = env["LOGNAME"] = user
     return env
 
 
@@ -56,18 +56,19 @@ class ProcessLauncher:
         self.spec = spec
 
     def spawn(self) -> subprocess.Popen[bytes]:
-        account = pwd.getpwnam(self.spec.user) if self.spec.user else None
+        owner = dyno_owner(self.spec)
         return subprocess.Popen(
             ["/bin/bash", "-c", PROFILE_SCRIPT + self.spec.command],
             cwd=self.spec.app_dir,
-            env=dyno_environment(self.spec, account),
+            env=dyno_environment(self.spec, self.spec.user),
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             start_new_session=True,
-            user=account.pw_uid if account else None,
-            group=account.pw_gid if account else None,
-            extra_groups=[] if account else None,
+            umask=DYNO_UMASK,
+            user=owner[0] if owner else None,
+            group=owner[1] if owner else None,
+            extra_groups=[] if owner else None,
         )
 
     def terminate(self, child: subprocess.Popen[bytes]) -> None:

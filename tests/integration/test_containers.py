@@ -8,6 +8,8 @@ tests/unit/test_oci.py.
 
 from __future__ import annotations
 
+import io
+import json
 import os
 import pwd
 import shutil
@@ -22,11 +24,11 @@ from dataclasses import asdict
 from pathlib import Path
 
 import pytest
-from platform_harness import wait_for
+from platform_harness import commit, git, wait_for
 
-from paas import container, network, procs, stacks
+from paas import build, container, network, procs, stacks, users
 from paas.agent import supervisor_environment
-from paas.container import ContainerPlan
+from paas.container import ContainerPlan, SandboxPlan
 from paas.logs import LogStore
 from paas.runtime import DynoSpec, DynoStatus, ProcessRuntime, read_json
 from paas.settings import Settings
@@ -44,25 +46,36 @@ class Dynos:
         ensure_user(settings.dyno_user)
         self.account = pwd.getpwnam(settings.dyno_user)
         self.subnet = network.subnet(settings.dyno_subnet)
-        slug = settings.home / "slug"
-        slug.mkdir(parents=True)
-        (slug / "hello.txt").write_text("from the slug\n")
-        slug.chmod(0o755)
-        self.layer = container.app_layer(slug, self.account.pw_uid, self.account.pw_gid)
+        self.slug = settings.home / "slug"
+        self.slug.mkdir(parents=True)
+        (self.slug / "hello.txt").write_text("from the slug\n")
+        (self.slug / "hello.txt").chmod(0o644)  # as slugs are sealed (paas.slugs)
+        self.slug.chmod(0o755)
+        self.layer = container.app_layer(self.slug, self.account.pw_uid, self.account.pw_gid)
 
-    def start(self, command: str, app: str = "t", memory_mb: int = 128) -> DynoSpec:
+    def start(
+        self,
+        command: str,
+        app: str = "t",
+        memory_mb: int = 128,
+        uid: int | None = None,
+        disk_mb: int = 0,
+    ) -> DynoSpec:
         dyno_id = f"{app}.web.1.v1.{os.urandom(4).hex()}"
         assert STACK is not None
+        uid = self.account.pw_uid if uid is None else uid
+        gid = self.account.pw_gid if uid == self.account.pw_uid else uid
         plan = ContainerPlan(
             runtime=self.oci,
             state_root=str(self.settings.run_dir / "oci"),
             stack_rootfs=str(STACK),
-            layer=str(self.layer),
+            layer=str(container.app_layer(self.slug, uid, gid)),
             address=network.claim_address(self.subnet, dyno_id),
             subnet=str(self.subnet),
             memory_mb=memory_mb,
-            uid=self.account.pw_uid,
-            gid=self.account.pw_gid,
+            uid=uid,
+            gid=gid,
+            disk_mb=disk_mb,
         )
         spec = DynoSpec(
             id=dyno_id,
@@ -114,6 +127,7 @@ def can_connect(host: str, port: int) -> bool:
 
 @pytest.fixture
 def dynos() -> Iterator[Dynos]:
+    umask = os.umask(0o077)  # the platform's own (paas.main)
     base = Path(tempfile.mkdtemp(prefix="paas-ct-", dir="/tmp"))
     base.chmod(0o711)
     settings = Settings(home=base / "home")
@@ -133,6 +147,7 @@ def dynos() -> Iterator[Dynos]:
         runtime.forget(status.spec.id)
     runtime.close()
     shutil.rmtree(base, ignore_errors=True)
+    os.umask(umask)
 
 
 def test_a_dyno_sees_only_itself(dynos: Dynos) -> None:
@@ -257,7 +272,7 @@ def test_fifty_start_stop_cycles_leave_nothing_behind(dynos: Dynos) -> None:
     started = []
     supervisors = []
     for _ in range(50):
-        spec = dynos.start("exec sleep 60")
+        spec = dynos.start("exec sleep 60", disk_mb=64)
         started.append(spec)
         wait_for(lambda s=spec: dynos.status(s).pid, 10, "the dyno to run")  # type: ignore[misc]
         status = read_json(dynos.settings.dynos_dir / spec.id / "status.json") or {}
@@ -282,3 +297,135 @@ def test_fifty_start_stop_cycles_leave_nothing_behind(dynos: Dynos) -> None:
         )
     assert not list(dynos.settings.dynos_dir.iterdir())
     assert not [pid for pid, started in supervisors if procs.alive(pid, started)]
+    loops = subprocess.run(["losetup", "-a"], capture_output=True, text=True, timeout=30)
+    assert str(dynos.settings.dynos_dir) not in loops.stdout  # every disk image let go
+
+
+# System call numbers of the kernel interfaces the seccomp filter refuses, per machine.
+SYSCALLS = {
+    "x86_64": {"add_key": 248, "keyctl": 250, "perf_event_open": 298, "bpf": 321},
+    "aarch64": {"add_key": 217, "keyctl": 219, "perf_event_open": 241, "bpf": 280},
+}
+SYSCALL_PROBE = """
+import ctypes, os
+libc = ctypes.CDLL(None, use_errno=True)
+for name, number in sorted(%s.items()):
+    result = libc.syscall(number, 0, 0, 0, 0, 0)
+    print("syscall", name, result, ctypes.get_errno())
+"""
+
+
+def test_a_dyno_cannot_make_user_namespaces_or_reach_kernel_interfaces(dynos: Dynos) -> None:
+    """The seccomp filter: `unshare -Urn` (root over new namespaces) and keyrings, BPF and
+    perf are refused with EPERM, while threads and child processes work as usual."""
+    probe = SYSCALL_PROBE % json.dumps(SYSCALLS[os.uname().machine])
+    lines = dynos.run(
+        "unshare -Urn true; echo unshare=$?;"
+        f" python3 -c '{probe}';"
+        " python3 -c 'import threading, subprocess; t = threading.Thread(target=print);"
+        ' t.start(); t.join(); print("child=%d" % subprocess.run(["true"]).returncode)\''
+    )
+    facts = dict(line.split("=", 1) for line in lines if "=" in line)
+    assert facts["unshare"] != "0", lines
+    refused = {line.split()[1]: line.split()[2:] for line in lines if line.startswith("syscall")}
+    assert refused == {name: ["-1", "1"] for name in SYSCALLS[os.uname().machine]}, lines
+    assert facts["child"] == "0"  # clone (clone3 falls back to it) still makes processes
+
+
+def test_an_apps_layer_is_roots_and_what_a_dyno_writes_to_app_is_gone_after_it(
+    dynos: Dynos,
+) -> None:
+    uid = 200777
+    lines = dynos.run(
+        "echo new > /app/new.txt; rm -f /app/hello.txt; echo replaced > /app/hello.txt;"
+        " cat /app/hello.txt",
+        uid=uid,  # type: ignore[arg-type]
+    )
+    assert "replaced" in lines  # the dyno may change /app, in its own upper layer
+    lines = dynos.run("cat /app/hello.txt; ls /app", uid=uid)  # type: ignore[arg-type]
+    assert "from the slug" in lines and "new.txt" not in lines
+    layer = container.app_layer(dynos.slug, uid, uid)
+    info = layer.stat()
+    assert (info.st_uid, info.st_mode & 0o777) == (0, 0o700)
+    assert (layer / "app" / "hello.txt").read_text() == "from the slug\n"
+    touch = subprocess.run(
+        ["touch", str(layer / "app" / "planted")],
+        user=uid,
+        group=uid,
+        extra_groups=[],
+        capture_output=True,
+        timeout=30,
+    )
+    assert touch.returncode != 0  # the app's uid on the host cannot reach its layer
+    assert not (layer / "app" / "planted").exists()
+
+
+def test_a_dyno_writing_past_its_disk_cap_gets_enospc_and_the_host_keeps_its_disk(
+    dynos: Dynos,
+) -> None:
+    spec = dynos.start(
+        "dd if=/dev/zero of=/app/big bs=1M count=200 2>&1; echo dd=$?; sleep 30", disk_mb=64
+    )
+    wait_for(lambda: any(line.startswith("dd=") for line in dynos.output(spec)), 30, "dd")
+    lines = dynos.output(spec)
+    assert any("No space left on device" in line for line in lines), lines
+    assert "dd=0" not in lines
+    image = dynos.settings.dynos_dir / spec.id / "bundle" / "disk.img"
+    assert image.stat().st_blocks * 512 <= 64 * 2**20  # what it took of the host's disk
+    dynos.runtime.stop(spec.id)
+    dynos.wait_exit(spec)
+    assert "still here" in dynos.run("echo still here")  # the platform keeps working
+
+
+def test_a_build_sees_the_tools_read_only(
+    dynos: Dynos, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The tools directory is shared by every app's builds: a build cannot plant a binary
+    there for the next one."""
+    packs = tmp_path / "buildpacks"
+    (packs / "probe" / "bin").mkdir(parents=True)
+    (packs / "probe" / "bin" / "detect").write_text("#!/bin/sh\necho probe\n")
+    (packs / "probe" / "bin" / "compile").write_text(
+        '#!/bin/sh\ntools="${PATH%%:*}"\n'
+        'if touch "$tools/planted" 2>/dev/null; then echo tools=writable; '
+        "else echo tools=read-only; fi\n"
+        'awk -v t="$tools" \'$5 == t {print "mount=" $6}\' /proc/self/mountinfo\n'
+    )
+    for script in (packs / "probe" / "bin").iterdir():
+        script.chmod(0o755)
+    packs.chmod(0o755)
+    tmp_path.chmod(0o755)
+    monkeypatch.setattr(build, "BUILTIN_BUILDPACKS", packs)
+    repo = dynos.settings.home / "repo"
+    repo.mkdir()
+    (repo / "Procfile").write_text("web: true\n")
+    git(repo, "init", "-q", "-b", "main")
+    commit(repo, "app")
+    head = subprocess.run(
+        ["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True, text=True, timeout=30
+    ).stdout.strip()
+    settings = dynos.settings
+    for directory in (settings.builds_dir, settings.cache_dir):
+        directory.mkdir(mode=0o711, exist_ok=True)
+        directory.chmod(0o711)
+    build.ensure_tools(settings)
+    settings.tools_dir.chmod(0o755)
+    assert STACK is not None
+    uid = 200778
+    plan = SandboxPlan(
+        stack=stacks.DEFAULT_STACK,
+        runtime=dynos.oci,
+        state_root=settings.run_dir / "oci",
+        stack_rootfs=STACK,
+        subnet=str(dynos.subnet),
+        memory_mb=256,
+        uid=uid,
+        gid=uid,
+    )
+    out = io.StringIO()
+    builder = build.Builder(settings, users.Account(uid, uid), out, plan)
+    builder.build(build.BuildRequest("t", "t-id", head, {}, repo / ".git", {}))
+    assert "tools=read-only" in out.getvalue(), out.getvalue()
+    (mount,) = [line for line in out.getvalue().splitlines() if line.startswith("mount=")]
+    assert "ro" in mount.removeprefix("mount=").split(","), mount  # not just unwritable
+    assert not (settings.tools_dir / "planted").exists()

@@ -1,7 +1,7 @@
 import pytest
 
 from paas import oci
-from paas.errors import InvalidParams
+from paas.errors import InvalidParams, PaasError
 
 
 def spec(**extra: object) -> oci.ContainerSpec:
@@ -62,3 +62,27 @@ def test_sizes(size: str, mb: int) -> None:
 def test_bad_sizes(size: str) -> None:
     with pytest.raises(InvalidParams, match="invalid dyno size"):
         oci.memory_mb(size)
+
+
+def test_every_container_gets_the_seccomp_denylist() -> None:
+    linux = oci.runtime_config(spec())["linux"]
+    assert isinstance(linux, dict)
+    seccomp = linux["seccomp"]
+    assert seccomp["defaultAction"] == "SCMP_ACT_ALLOW"
+    assert seccomp["architectures"] == ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32"]
+    denied = {n for rule in seccomp["syscalls"] if "args" not in rule for n in rule["names"]}
+    for name in ("keyctl", "bpf", "perf_event_open", "mount", "ptrace", "kexec_load", "setns"):
+        assert name in denied
+    (clone3,) = [r for r in seccomp["syscalls"] if r["names"] == ["clone3"]]
+    assert clone3["errnoRet"] == oci.ENOSYS  # glibc falls back to clone, which is checked
+    by_flag = {r["names"][0]: r["args"] for r in seccomp["syscalls"] if "args" in r}
+    newuser = [
+        {"index": 0, "value": 0x10000000, "valueTwo": 0x10000000, "op": "SCMP_CMP_MASKED_EQ"}
+    ]
+    assert by_flag == {"clone": newuser, "unshare": newuser}
+
+
+def test_aarch64_has_its_own_architectures_and_unknown_machines_are_refused() -> None:
+    assert oci.seccomp_profile("aarch64")["architectures"] == ["SCMP_ARCH_AARCH64", "SCMP_ARCH_ARM"]
+    with pytest.raises(PaasError, match="no seccomp profile for machine 'riscv64'"):
+        oci.seccomp_profile("riscv64")

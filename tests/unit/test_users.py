@@ -1,0 +1,22 @@
+"""The per-app uid allocator (pure): stable order, skipping what the host uses."""
+
+import pytest
+
+from paas import users
+
+
+def test_the_first_app_gets_the_base_and_the_next_the_one_after() -> None:
+    assert users.next_uid(None, [], set()) == users.APP_UID_BASE
+    assert users.next_uid(users.APP_UID_BASE, [], set()) == users.APP_UID_BASE + 1
+
+
+def test_subordinate_ranges_and_accounts_are_skipped() -> None:
+    reserved = users.subordinate_ranges(["alice:100000:65536\nbob:165536:65536\n", "junk\n"])
+    assert reserved == [range(100000, 165536), range(165536, 231072)]
+    assert users.next_uid(None, reserved, set()) == 231072
+    assert users.next_uid(None, reserved, {231072, 231073}) == 231074
+
+
+def test_no_uid_is_handed_out_past_the_limit() -> None:
+    with pytest.raises(ValueError, match="no app uid is left"):
+        users.next_uid(users.APP_UID_LIMIT, [], set())
