@@ -175,6 +175,9 @@ class Builder:
     def make_scratch(self, scratch: Path) -> None:
         """The build's own filesystem of PAAS_BUILD_DISK_MB (as root): the workspace and
         the sandbox's upper layer, so a build that fills it gets ENOSPC, not the host."""
+        # Traversable by the build's uid whoever made it (made under umask 077, it is not).
+        self.settings.builds_dir.mkdir(parents=True, exist_ok=True)
+        self.settings.builds_dir.chmod(0o711)
         if self.account is not None and self.settings.build_disk_mb:
             container.mount_disk(scratch, scratch.with_suffix(".img"), self.settings.build_disk_mb)
         else:
