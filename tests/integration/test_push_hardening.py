@@ -14,7 +14,6 @@ import hashlib
 import http.client
 import json
 import os
-import pwd
 import shutil
 import sqlite3
 import struct
