@@ -125,6 +125,7 @@ class Builder:
         self.stack = STACK if sandbox is None else sandbox.stack
         self.sandbox: BuildSandbox | None = None
         self.slugs = SlugStore(settings.slugs_dir)
+        self.teardown: threading.Thread | None = None
 
     def say(self, line: str) -> None:
         self.out.write(line + "\n")
@@ -168,9 +169,16 @@ class Builder:
                 return self.run_buildpacks(request, workspace, declared)
         finally:
             self.sandbox = None
-            container.unmount(scratch)
-            shutil.rmtree(scratch, ignore_errors=True)
-            scratch.with_suffix(".img").unlink(missing_ok=True)
+            # Off the push's critical path: the release and the rollout go on meanwhile,
+            # and the hook waits for it before it ends (wait_for_teardown, or at exit).
+            self.teardown = threading.Thread(
+                target=container.remove_disk, args=(scratch, scratch.with_suffix(".img"))
+            )
+            self.teardown.start()
+
+    def wait_for_teardown(self) -> None:
+        if self.teardown is not None:
+            self.teardown.join()
 
     def make_scratch(self, scratch: Path) -> None:
         """The build's own filesystem of PAAS_BUILD_DISK_MB (as root): the workspace and

@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
+from paas import container
 from paas.images import ImageStore
 from paas.settings import Settings
 from paas.store import App, Release, Store
@@ -124,8 +125,8 @@ def observe_dynos(dynos_dir: Path) -> list[Dyno]:
         if spec is None:
             found.append(Dyno(directory, None, None, ()))
             continue
-        container = spec.get("container")
-        layer = container.get("layer") if isinstance(container, dict) else None
+        plan = spec.get("container")
+        layer = plan.get("layer") if isinstance(plan, dict) else None
         paths = tuple(p for p in (spec.get("app_dir"), layer) if isinstance(p, str))
         app, release = spec.get("app"), spec.get("release")
         found.append(
@@ -276,23 +277,12 @@ def _remove(path: Path) -> list[Path]:
             path.unlink()
             return [path]
         return []
-    for mount in sorted(_mounts_under(path), key=lambda m: -len(m.parts)):
+    for mount in sorted(container.mounts_under(path), key=lambda m: -len(m.parts)):
         subprocess.run(["umount", "-l", str(mount)], capture_output=True, timeout=30, check=False)
-    if _mounts_under(path):
+    if container.mounts_under(path):
         return []
     shutil.rmtree(path, ignore_errors=True)
     return [path]
-
-
-def _mounts_under(path: Path) -> list[Path]:
-    prefix = str(path.resolve())
-    found = []
-    with open("/proc/self/mountinfo") as mountinfo:
-        for line in mountinfo:
-            point = line.split()[4].encode().decode("unicode_escape")
-            if point == prefix or point.startswith(prefix + "/"):
-                found.append(Path(point))
-    return found
 
 
 def _read_json(path: Path) -> dict[str, object] | None:

@@ -14,6 +14,7 @@ the lower layers are never writable by a dyno's uid on the host.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import platform
@@ -78,6 +79,34 @@ def mount_disk(directory: Path, image: Path, size_mb: int) -> None:
 def unmount(path: Path) -> None:
     if os.path.ismount(path):
         subprocess.run(["umount", "-l", str(path)], capture_output=True, timeout=30)
+
+
+def remove_disk(directory: Path, image: Path) -> None:
+    """Undoes mount_disk (or removes a plain directory). The files go while the filesystem
+    is still mounted, when nothing else is mounted below it: their dirty pages are dropped
+    instead of being written back to the image by the unmount (0.25 s for 150 MB here)."""
+    if os.path.ismount(directory) and len(mounts_under(directory)) == 1:
+        for child in directory.iterdir():
+            if child.is_dir() and not child.is_symlink():
+                shutil.rmtree(child, ignore_errors=True)
+            else:
+                child.unlink(missing_ok=True)
+    unmount(directory)
+    shutil.rmtree(directory, ignore_errors=True)
+    with contextlib.suppress(OSError):  # whatever is left, the collector removes later
+        image.unlink(missing_ok=True)
+
+
+def mounts_under(path: Path) -> list[Path]:
+    """Mount points at or below `path` (as /proc/self/mountinfo spells them)."""
+    prefix = str(path.resolve())
+    found = []
+    with open("/proc/self/mountinfo") as mountinfo:
+        for line in mountinfo:
+            point = line.split()[4].encode().decode("unicode_escape")
+            if point == prefix or point.startswith(prefix + "/"):
+                found.append(Path(point))
+    return found
 
 
 def mount_overlay(lower: str, bundle: Path, disk_mb: int = 0) -> None:

@@ -92,11 +92,12 @@ def deploy(
     built = releases.Build(artifact.digest, artifact.process_types, image, check)
     _, log_cursor = logs.read(app.name, num=1)  # the release command's output comes after
     release = releases.deploy(store, logs, app, built, commit)
-    collector.after_deploy(settings, store, app)
     rollout_watch.follow(settings, store, logs, app, release, log_cursor, capture, deadline)
     capture.write(f"-----> Launching... done, v{release.version}\n")
     capture.write(f"       {web_url(settings, app.name)} deployed to paas\n")
     capture.flush()
+    builder.wait_for_teardown()  # the build's disk, removed while the rollout went on
+    collector.after_deploy(settings, store, app)  # after the rollout: off its critical path
 
 
 def read_healthcheck(settings: Settings, artifact: Artifact, out: Output) -> str | None:
