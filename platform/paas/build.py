@@ -171,10 +171,14 @@ class Builder:
             self.sandbox = None
             # Off the push's critical path: the release and the rollout go on meanwhile,
             # and the hook waits for it before it ends (wait_for_teardown, or at exit).
-            self.teardown = threading.Thread(
-                target=container.remove_disk, args=(scratch, scratch.with_suffix(".img"))
-            )
+            self.teardown = threading.Thread(target=self.tear_down, args=(scratch, request))
             self.teardown.start()
+
+    def tear_down(self, scratch: Path, request: BuildRequest) -> None:
+        """Unmounts the app's cache (kept: its writes go to its image) and removes the
+        build's own disk."""
+        container.unmount(self.cache_dir(request))
+        container.remove_disk(scratch, scratch.with_suffix(".img"))
 
     def wait_for_teardown(self) -> None:
         if self.teardown is not None:
@@ -279,6 +283,10 @@ class Builder:
         (workspace / "home").mkdir(mode=0o700)
         (workspace / "buildpacks").mkdir(mode=0o700)  # the build uid's, like the workspace
         cache = self.cache_dir(request)
+        if self.account is not None and self.settings.build_cache_mb:
+            # Kept between builds but capped: a build filling it gets ENOSPC, not the host.
+            image = cache.with_suffix(".img")
+            container.mount_kept_disk(cache, image, self.settings.build_cache_mb)
         cache.mkdir(mode=0o700, parents=True, exist_ok=True)
         for private in (workspace, env_dir, cache):
             private.chmod(0o700)

@@ -232,6 +232,7 @@ def at_start(settings: Settings) -> None:
 def forget_app(settings: Settings, store: Store, app: App) -> None:
     """After an app is deleted: its build cache, then whatever only it used."""
     _remove(settings.cache_dir / app.id)
+    (settings.cache_dir / f"{app.id}.img").unlink(missing_ok=True)
     collect(settings, store)
 
 
@@ -251,7 +252,8 @@ def gc_repo(repo: Path) -> None:
 
 def _gone_caches(settings: Settings, apps: list[App]) -> list[Path]:
     ids = {a.id for a in apps}
-    return [p for p in _children(settings.cache_dir) if p.name not in ids]
+    # APP_ID (the cache, or its mount point) and APP_ID.img (its filesystem) go together.
+    return [p for p in _children(settings.cache_dir) if p.name.partition(".")[0] not in ids]
 
 
 def _children(directory: Path) -> list[Path]:

@@ -67,13 +67,30 @@ def mount_disk(directory: Path, image: Path, size_mb: int) -> None:
     """DIRECTORY: a new, empty ext4 filesystem of `size_mb`, in a sparse file IMAGE (it
     takes host disk only as it is written)."""
     directory.mkdir(parents=True, exist_ok=True)
+    make_image(image, size_mb)
+    network.run(["mount", "-o", "loop,nosuid,nodev", str(image), str(directory)])
+
+
+def mount_kept_disk(directory: Path, image: Path, size_mb: int) -> None:
+    """DIRECTORY: the filesystem kept in IMAGE from one mount to the next (an app's build
+    cache), made on first use; an unfinished image (a crash while it was made) is made anew."""
+    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+    if os.path.ismount(directory):
+        return
+    if not image.exists():
+        staging = image.with_suffix(".new")
+        make_image(staging, size_mb)
+        os.replace(staging, image)
+    network.run(["mount", "-o", "loop,nosuid,nodev", str(image), str(directory)])
+
+
+def make_image(image: Path, size_mb: int) -> None:
     with image.open("wb") as f:
         f.truncate(size_mb * 1024 * 1024)
     image.chmod(0o600)
     if shutil.which("mkfs.ext4") is None:
         raise PaasError("mkfs.ext4 is not installed: install e2fsprogs (apt-get install e2fsprogs)")
     network.run([*MKFS, str(image)])
-    network.run(["mount", "-o", "loop,nosuid,nodev", str(image), str(directory)])
 
 
 def unmount(path: Path) -> None:

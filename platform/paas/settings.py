@@ -51,6 +51,7 @@ class Settings:
 
     dyno_disk_mb: int = 1024
     build_disk_mb: int = 4096
+    build_cache_mb: int = 2048
 
     @property
     def db_path(self) -> Path:
@@ -137,6 +138,7 @@ def from_env(env: Mapping[str, str] | None = None) -> Settings:
         push_timeout_seconds=_seconds(env, "PAAS_PUSH_TIMEOUT", 1800.0),
         dyno_disk_mb=_disk_mb(env, "PAAS_DYNO_DISK_MB", 1024),
         build_disk_mb=_disk_mb(env, "PAAS_BUILD_DISK_MB", 4096),
+        build_cache_mb=_disk_mb(env, "PAAS_BUILD_CACHE_MB", 2048),
     )
 
 

@@ -367,3 +367,31 @@ def test_the_whole_push_has_a_deadline(tmp_path: Path) -> None:
         assert [status for status, _ in builds(deadline, "slow")] == ["failed"]
     finally:
         deadline.stop()
+
+
+FILL_CACHE = """[ -f "$2/marker" ] && echo marker-found
+echo kept > "$2/marker"
+if dd if=/dev/zero of="$2/fill" bs=1M count=64 2>/dev/null; then echo dd-ok; else echo dd-enospc; fi
+rm -f "$2/fill"
+"""
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="the cache's own filesystem needs root")
+def test_a_build_cache_is_kept_between_builds_and_capped() -> None:
+    capped = Platform(PAAS_BUILD_CACHE_MB="16")
+    try:
+        capped.start()
+        url = capped.buildpack("filler", {"detect": "echo filler", "compile": FILL_CACHE})
+        repo = crafted(capped, "filler", {"Procfile": WEB})
+        first = push_new_app(capped, "filler", repo, BUILDPACK_URL=url)
+        assert first.returncode == 0, first.stderr
+        assert "dd-enospc" in first.stderr and "marker-found" not in first.stderr
+        (repo / "again").write_text("second build\n")
+        commit(repo, "again")
+        second = capped.push("filler", repo)
+        assert second.returncode == 0, second.stderr
+        assert "marker-found" in second.stderr  # the cache outlived the first build
+        [image] = (capped.home / "cache").glob("*.img")
+        assert image.stat().st_blocks * 512 < 32 * 2**20  # the host disk took no more
+    finally:
+        capped.stop()
