@@ -11,6 +11,7 @@ dyno, so stopping it would turn them into errors. Such a dyno is logged once and
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import socket
@@ -141,6 +142,7 @@ class Agent:
         self.draining: dict[str, int] = {}
         self.drain_started: dict[str, float] = {}
         self.drain_overdue: set[str] = set()
+        self.failures_reported: dict[str, str] = {}  # app -> the reason last said
         self.routes_generation = self._published_generation()
         self.isolation = isolation.load(settings)
         self.wake = threading.Event()
@@ -208,9 +210,21 @@ class Agent:
                 self.apply(action, releases, used_ports)
             except (PaasError, OSError, KeyError, ValueError) as error:
                 # One app's broken dyno must not stop every other app from reconciling.
-                print(f"agent: {action!r} failed: {error!r}", file=sys.stderr, flush=True)
+                self.report_failure(action, error)
         self.publish_routes(statuses)
         self.finish_drains(now)
+
+    def report_failure(self, action: planning.Action, error: Exception) -> None:
+        """Says why an action failed once per app and reason, not on every tick (4 a
+        second): in the platform's log, and in the app's own as a `paas` line."""
+        app = _app_of(action)
+        reason = error.message if isinstance(error, PaasError) else repr(error)
+        if self.failures_reported.get(app) == reason:
+            return
+        self.failures_reported[app] = reason
+        print(f"agent: {action!r} failed: {reason}", file=sys.stderr, flush=True)
+        with contextlib.suppress(PaasError, OSError, ValueError):
+            self.logs.event(app, "agent", f"Cannot {type(action).__name__.lower()}: {reason}")
 
     def keep_draining_only(self, stopping: set[str]) -> None:
         """A dyno the plan no longer stops (its replacement failed) is routed again."""
