@@ -82,7 +82,8 @@ def prepare(settings: Settings) -> None:
     if user is None:
         print(
             f"paas: not root: every app runs as uid {os.getuid()}, this platform's own, and "
-            "can read the other apps' files (run as root for a uid per app)",
+            "could read the other apps' files: a second app is refused unless "
+            "PAAS_SHARED_UID=1 (run as root for a uid per app)",
             flush=True,
         )
 

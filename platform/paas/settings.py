@@ -52,6 +52,7 @@ class Settings:
     dyno_disk_mb: int = 1024
     build_disk_mb: int = 4096
     build_cache_mb: int = 2048
+    shared_uid: bool = False  # not root: may apps share the platform's uid?
 
     @property
     def db_path(self) -> Path:
@@ -139,6 +140,7 @@ def from_env(env: Mapping[str, str] | None = None) -> Settings:
         dyno_disk_mb=_disk_mb(env, "PAAS_DYNO_DISK_MB", 1024),
         build_disk_mb=_disk_mb(env, "PAAS_BUILD_DISK_MB", 4096),
         build_cache_mb=_disk_mb(env, "PAAS_BUILD_CACHE_MB", 2048),
+        shared_uid=(env.get("PAAS_SHARED_UID") or "0") in ("1", "true", "yes"),
     )
 
 

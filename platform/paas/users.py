@@ -42,6 +42,18 @@ def router_user() -> str | None:
     return ROUTER_USER if os.geteuid() == 0 else None
 
 
+def shared_uid_refusal(root: bool, shared_allowed: bool, existing_apps: int) -> str | None:
+    """Why one more app may not be created, or None (pure): without root every app runs
+    as the platform's own uid, so a second app could read the first one's files."""
+    if root or shared_allowed or existing_apps == 0:
+        return None
+    return (
+        "this platform does not run as root, so a second app would run as the first one's "
+        "uid and could read its code and config: run `paas server` as root for a uid per "
+        "app, or set PAAS_SHARED_UID=1 if the apps trust each other"
+    )
+
+
 def build_user(settings: Settings) -> str | None:
     """None when not root: then everything simply runs as the current user."""
     return settings.dyno_user if os.geteuid() == 0 else None

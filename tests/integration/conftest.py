@@ -1,14 +1,10 @@
 from collections.abc import Iterator
 
 import pytest
-from platform_harness import Platform
+from platform_harness import Platform, running
 
 
 @pytest.fixture(scope="module")
 def platform() -> Iterator[Platform]:
-    running = Platform()
-    try:
-        running.start()
-        yield running
-    finally:
-        running.stop()
+    with running() as platform:
+        yield platform

@@ -15,7 +15,8 @@ import socket
 import subprocess
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TypeVar
 
@@ -66,6 +67,8 @@ class Platform:
             "PAAS_API_TOKEN": self.token,
             "PAAS_STOP_GRACE": "5",
             "PAAS_BUILD_MEMORY_MB": "512",
+            # Not root, every app shares the tests' uid: the tests' apps trust each other.
+            "PAAS_SHARED_UID": "0" if os.geteuid() == 0 else "1",
             "HOME": str(self.base),
             "GIT_TERMINAL_PROMPT": "0",
             # Test buildpacks are git repos under BASE/buildpacks (see `buildpack`).
@@ -234,3 +237,14 @@ def commit(repo: Path, message: str) -> None:
         "-m",
         message,
     )
+
+
+@contextmanager
+def running(**settings: str) -> Iterator[Platform]:
+    """A started platform with these extra settings, stopped whatever happens."""
+    platform = Platform(**settings)
+    try:
+        platform.start()
+        yield platform
+    finally:
+        platform.stop()

@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from platform_harness import Platform, commit, git, wait_for
+from platform_harness import Platform, commit, git, running, wait_for
 
 from paas.store import Store
 
@@ -28,12 +28,8 @@ APP = "churn"
 
 @pytest.fixture(scope="module")
 def platform() -> Iterator[Platform]:
-    running = Platform(PAAS_IMAGES_KEPT=str(KEPT))
-    try:
-        running.start()
-        yield running
-    finally:
-        running.stop()
+    with running(PAAS_IMAGES_KEPT=str(KEPT)) as platform:
+        yield platform
 
 
 def tiny_repo(platform: Platform, name: str, text: str) -> Path:

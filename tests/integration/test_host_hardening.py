@@ -20,7 +20,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from platform_harness import Platform, wait_for
+from platform_harness import Platform, running, wait_for
 
 from paas import container, stacks, users
 from paas.build import Builder, BuildRequest
@@ -84,30 +84,23 @@ def secrets_on_disk(platform: Platform, app: str) -> Iterator[list[Path]]:
             db.close()
 
 
+def two_apps(first: str, second: str, **settings: str) -> Iterator[Platform]:
+    with running(**settings) as platform:
+        deploy(platform, first, "alpha-secret")
+        deploy(platform, second, "beta-secret")
+        yield platform
+
+
 @pytest.fixture(scope="module")
 def with_containers() -> Iterator[Platform]:
     if not CONTAINERS:
         pytest.skip("needs a built stack")
-    running = Platform()
-    try:
-        running.start()
-        deploy(running, "hca", "alpha-secret")
-        deploy(running, "hcb", "beta-secret")
-        yield running
-    finally:
-        running.stop()
+    yield from two_apps("hca", "hcb")
 
 
 @pytest.fixture(scope="module")
 def plain() -> Iterator[Platform]:
-    running = Platform(PAAS_CONTAINERS="off")
-    try:
-        running.start()
-        deploy(running, "hpa", "alpha-secret")
-        deploy(running, "hpb", "beta-secret")
-        yield running
-    finally:
-        running.stop()
+    yield from two_apps("hpa", "hpb", PAAS_CONTAINERS="off")
 
 
 def test_nobody_cannot_read_the_databases_specs_or_container_configs(

@@ -24,7 +24,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from platform_harness import Platform, commit, git, wait_for
+from platform_harness import Platform, commit, git, running, wait_for
 
 from paas import stacks, users
 
@@ -36,12 +36,8 @@ QUIET = {"detect": "echo quiet", "compile": "true"}
 @pytest.fixture(scope="module")
 def platform() -> Iterator[Platform]:
     # The canary is in the API's environment, so in the hook's /proc/self/environ.
-    running = Platform(PAAS_MAX_PUSH_MB="2", PAAS_HOOK_CANARY=CANARY)
-    try:
-        running.start()
-        yield running
-    finally:
-        running.stop()
+    with running(PAAS_MAX_PUSH_MB="2", PAAS_HOOK_CANARY=CANARY) as platform:
+        yield platform
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 from loadkit import under_load
-from platform_harness import Platform, commit, wait_for
+from platform_harness import Platform, commit, running, wait_for
 
 from paas.runtime import ProcessRuntime
 
@@ -23,12 +23,8 @@ BOOT_TIMEOUT = 6
 
 @pytest.fixture(scope="module")
 def platform() -> Iterator[Platform]:
-    running = Platform(PAAS_BOOT_TIMEOUT=str(BOOT_TIMEOUT))
-    try:
-        running.start()
-        yield running
-    finally:
-        running.stop()
+    with running(PAAS_BOOT_TIMEOUT=str(BOOT_TIMEOUT)) as platform:
+        yield platform
 
 
 @pytest.fixture(scope="module")

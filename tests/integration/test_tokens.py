@@ -10,25 +10,13 @@ import json
 import os
 import subprocess
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 from platform_harness import PAAS, Platform, commit, git, wait_for
 
 from paas.store import Store
 
 LIMIT = 10  # paas.api.auth.POLICY: failures allowed per address and minute
-
-
-@pytest.fixture(scope="module")
-def platform() -> Iterator[Platform]:
-    running = Platform()
-    try:
-        running.start()
-        yield running
-    finally:
-        running.stop()
 
 
 def ask(

@@ -20,3 +20,11 @@ def test_subordinate_ranges_and_accounts_are_skipped() -> None:
 def test_no_uid_is_handed_out_past_the_limit() -> None:
     with pytest.raises(ValueError, match="no app uid is left"):
         users.next_uid(users.APP_UID_LIMIT, [], set())
+
+
+def test_without_root_a_second_app_is_refused_unless_the_operator_accepts_sharing() -> None:
+    assert users.shared_uid_refusal(root=False, shared_allowed=False, existing_apps=0) is None
+    refusal = users.shared_uid_refusal(root=False, shared_allowed=False, existing_apps=1)
+    assert refusal is not None and "PAAS_SHARED_UID=1" in refusal and "as root" in refusal
+    assert users.shared_uid_refusal(root=False, shared_allowed=True, existing_apps=5) is None
+    assert users.shared_uid_refusal(root=True, shared_allowed=False, existing_apps=5) is None

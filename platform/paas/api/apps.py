@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import secrets
 
 from flask import Blueprint, Response, jsonify, request
 
-from paas import collector, gitservice, releases, routing, stacks, validation
+from paas import collector, gitservice, releases, routing, stacks, users, validation
 from paas.api.context import ctx, find_app, json_body
-from paas.errors import InvalidParams
+from paas.errors import Conflict, InvalidParams
 from paas.procfile import formation_types
 from paas.store import App
 
@@ -62,6 +63,11 @@ def create_app() -> tuple[Response, int]:
     if not isinstance(stack, str) or stack not in stacks.RECIPES:
         raise InvalidParams(f"unknown stack {stack!r}: choose one of {', '.join(stacks.RECIPES)}")
     context = ctx()
+    refusal = users.shared_uid_refusal(
+        os.geteuid() == 0, context.settings.shared_uid, len(context.store.apps())
+    )
+    if refusal is not None:
+        raise Conflict(refusal)
     app = context.store.create_app(name, str(stack), domain=context.settings.domain)
     gitservice.ensure_repo(context.settings, app.name)
     context.logs.event(app.name, "api", "App created")
