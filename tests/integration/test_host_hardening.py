@@ -166,5 +166,7 @@ def test_a_builds_env_files_are_the_build_uids_alone() -> None:
         assert not readable_by(NOBODY, env_file)
         assert not readable_by(account.uid + 1, env_file)  # another app's build
         assert env_file.stat().st_mode & 0o777 == 0o600
+        builder.tear_down(workspace, request)  # prepare mounted the app's cache
+        assert not os.path.ismount(builder.cache_dir(request))
     finally:
         shutil.rmtree(base, ignore_errors=True)
