@@ -25,11 +25,15 @@ def steady(platform: Platform) -> Platform:
     return platform
 
 
-def assert_no_failure(platform: Platform, change: Callable[[], None]) -> None:
+def assert_no_failure(
+    platform: Platform, change: Callable[[], None], cut_responses: int = 0
+) -> None:
+    """No request fails; `cut_responses`: how many may end as a response cut short."""
     tallies = under_load(platform, APP, PHASE_SECONDS, change)
     for tally in tallies:
         assert tally.ok > 0
-        assert tally.failed == 0, tally.errors
+        cut = tally.errors.get("IncompleteRead", 0)
+        assert tally.failed - min(cut, cut_responses) == 0, tally.errors
 
 
 def test_redeploy(steady: Platform) -> None:
@@ -64,7 +68,10 @@ def test_kill_9_of_a_dyno(steady: Platform) -> None:
             "the killed dyno to be replaced",
         )
 
-    assert_no_failure(steady, kill)
+    # A dyno killed between writing a response's headers and its body (gunicorn writes
+    # them apart) leaves that one response cut short: no proxy can finish it (Heroku logs
+    # H13). Seen once in six runs of the suite; a refused, lost or 5xx request still fails.
+    assert_no_failure(steady, kill, cut_responses=1)
 
 
 def test_kill_9_of_the_control_plane(steady: Platform) -> None:
