@@ -299,11 +299,8 @@ class Builder:
         if self.account is None:
             return
         for path in paths:
-            subprocess.run(
-                ["chown", "-R", f"{self.account.uid}:{self.account.gid}", str(path)],
-                check=True,
-                timeout=STEP_TIMEOUT,
-            )
+            owner = f"{self.account.uid}:{self.account.gid}"
+            procs.run(["chown", "-R", owner, str(path)], timeout=STEP_TIMEOUT)
 
     def sources(self, request: BuildRequest, workspace: Path) -> list[buildpack_source.Source]:
         """BUILDPACK_URL, else the lines of .buildpacks, each checked against the allow-list."""

@@ -25,6 +25,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO
 
+from paas import procs
 from paas.errors import InvalidParams, PaasError, TooLarge
 from paas.settings import Settings
 
@@ -44,14 +45,9 @@ def ensure_repo(settings: Settings, app: str) -> Path:
     path = repo_path(settings, app)
     if not path.exists():
         settings.repos_dir.mkdir(parents=True, exist_ok=True)
-        subprocess.run(
-            ["git", "init", "--quiet", "--bare", "--initial-branch=main", str(path)],
-            check=True,
-            timeout=30,
-        )
-        subprocess.run(
+        procs.run(["git", "init", "--quiet", "--bare", "--initial-branch=main", str(path)])
+        procs.run(
             ["git", "--git-dir", str(path), "config", "receive.denyDeletes", "true"],
-            check=True,
             timeout=30,
         )
     hook = path / "hooks" / "pre-receive"
@@ -70,19 +66,12 @@ def pkt_line(text: str) -> bytes:
 
 def advertise(settings: Settings, app: str, service: str) -> Iterator[bytes]:
     """The answer to GET info/refs?service=...: a service line, then git's advertisement."""
-    result = subprocess.run(
-        [
-            "git",
-            service.removeprefix("git-"),
-            "--stateless-rpc",
-            "--advertise-refs",
-            str(repo_path(settings, app)),
-        ],
-        capture_output=True,
-        check=True,
+    command = service.removeprefix("git-")
+    refs = procs.run(
+        ["git", command, "--stateless-rpc", "--advertise-refs", str(repo_path(settings, app))],
         timeout=60,
     )
-    yield pkt_line(f"# service={service}\n") + b"0000" + result.stdout
+    yield pkt_line(f"# service={service}\n") + b"0000" + refs
 
 
 class Rpc:

@@ -20,6 +20,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from paas import procs
 from paas.errors import NotFound
 from paas.oci import PROFILE_SCRIPT
 
@@ -96,12 +97,7 @@ class ImageStore:
         """A deterministic, uncompressed layer tar of `members` of `source`."""
         fd, tmp = tempfile.mkstemp(dir=self.blobs)
         os.close(fd)
-        subprocess.run(
-            ["tar", *TAR_FLAGS, "-cf", tmp, "-C", str(source), *members],
-            check=True,
-            timeout=900,
-            capture_output=True,
-        )
+        procs.run(["tar", *TAR_FLAGS, "-cf", tmp, "-C", str(source), *members], timeout=900)
         digest = hashlib.sha256()
         with open(tmp, "rb") as f:
             while chunk := f.read(1 << 20):

@@ -33,6 +33,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from paas import procs
 from paas.errors import InvalidParams, PaasError
 
 BRIDGE = "paas0"
@@ -348,9 +349,7 @@ def _ip(*args: str) -> None:
 
 
 def run(argv: list[str], stdin: str | None = None) -> None:
-    result = subprocess.run(argv, input=stdin, capture_output=True, text=True, timeout=30)
-    if result.returncode != 0:
-        raise PaasError(f"{' '.join(argv)} failed: {result.stderr.strip()}")
+    procs.run(argv, input=None if stdin is None else stdin.encode())
 
 
 def _succeeds(argv: list[str]) -> bool:

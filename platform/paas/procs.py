@@ -9,8 +9,11 @@ import contextlib
 import ctypes
 import os
 import signal
+import subprocess
 import time
 from pathlib import Path
+
+from paas.errors import PaasError
 
 PR_SET_PDEATHSIG = 1
 PR_SET_CHILD_SUBREAPER = 36
@@ -91,3 +94,18 @@ def die_with_parent() -> None:
     """preexec_fn: the kernel sends SIGTERM to this child when its parent dies (even -9)."""
     libc = ctypes.CDLL(None, use_errno=True)
     libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+def run(argv: list[str], timeout: float = 30, input: bytes | None = None) -> bytes:
+    """Runs a command to its end and returns its stdout. Any failure (non-zero exit, time
+    out, program missing) is a PaasError naming the command and its first stderr line,
+    the one way a subprocess failure enters the error hierarchy."""
+    try:
+        result = subprocess.run(argv, input=input, capture_output=True, timeout=timeout)
+    except (OSError, subprocess.TimeoutExpired) as error:
+        raise PaasError(f"{' '.join(argv)} failed: {error}") from None
+    if result.returncode != 0:
+        reason = result.stderr.decode(errors="replace").strip().splitlines()
+        detail = reason[0] if reason else f"exit status {result.returncode}"
+        raise PaasError(f"{' '.join(argv)} failed: {detail}")
+    return result.stdout

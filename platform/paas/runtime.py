@@ -16,7 +16,6 @@ import os
 import pwd
 import shutil
 import signal
-import subprocess
 import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -95,7 +94,7 @@ def ephemeral_copy(slug: Path, target: Path, owner: tuple[int, int] | None) -> N
     directories the dyno owns. The dyno can add, replace and delete files (the twelve-factor
     ephemeral filesystem) but cannot change the shared slug's files in place. The dir is
     its app's alone (0700): no other app's uid gets in."""
-    subprocess.run(["cp", "-al", str(slug), str(target)], check=True, timeout=120)
+    procs.run(["cp", "-al", str(slug), str(target)], timeout=120)
     target.chmod(0o700)
     if owner is not None:
         for root, _dirs, _files in os.walk(target):

@@ -10,10 +10,10 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
-import subprocess
 import tempfile
 from pathlib import Path
 
+from paas import procs
 from paas.errors import NotFound
 
 TAR_FLAGS = ["--sort=name", "--mtime=@0", "--owner=0", "--group=0", "--numeric-owner"]
@@ -35,12 +35,7 @@ class SlugStore:
         """Archives the built tree, moves it in place as the unpacked slug; returns digest."""
         fd, tmp_name = tempfile.mkstemp(dir=self.directory, suffix=".tar.tmp")
         os.close(fd)
-        subprocess.run(
-            ["tar", *TAR_FLAGS, "-cf", tmp_name, "-C", str(built), "."],
-            check=True,
-            timeout=600,
-            capture_output=True,
-        )
+        procs.run(["tar", *TAR_FLAGS, "-cf", tmp_name, "-C", str(built), "."], timeout=600)
         digest = "sha256:" + _sha256(Path(tmp_name))
         name = digest.removeprefix("sha256:")
         os.replace(tmp_name, self.tar_path(name))
@@ -63,7 +58,7 @@ class SlugStore:
         """A copy with the built files' mtimes (not the tar's fixed ones): Python's .pyc
         files name their source's mtime, and would all be stale otherwise."""
         staging = Path(tempfile.mkdtemp(dir=self.directory, suffix=".copy"))
-        subprocess.run(["cp", "-a", f"{built}/.", str(staging)], check=True, timeout=600)
+        procs.run(["cp", "-a", f"{built}/.", str(staging)], timeout=600)
         _seal(staging)
         try:
             os.replace(staging, tree)
@@ -80,7 +75,7 @@ class SlugStore:
         if not tar.exists():
             raise NotFound(f"slug {digest} is no longer stored: deploy again")
         staging = Path(tempfile.mkdtemp(dir=self.directory, suffix=".unpack"))
-        subprocess.run(["tar", "-xf", str(tar), "-C", str(staging)], check=True, timeout=600)
+        procs.run(["tar", "-xf", str(tar), "-C", str(staging)], timeout=600)
         _seal(staging)
         try:
             os.replace(staging, tree)
@@ -100,5 +95,5 @@ def _sha256(path: Path) -> str:
 def _seal(tree: Path) -> None:
     """Root-owned and read-only for everyone else, so one dyno cannot change a slug."""
     if os.geteuid() == 0:
-        subprocess.run(["chown", "-R", "0:0", str(tree)], check=True, timeout=300)
-    subprocess.run(["chmod", "-R", "go-w,a+rX", str(tree)], check=True, timeout=300)
+        procs.run(["chown", "-R", "0:0", str(tree)], timeout=300)
+    procs.run(["chmod", "-R", "go-w,a+rX", str(tree)], timeout=300)

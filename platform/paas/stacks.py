@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from paas import procs
 from paas.errors import InvalidParams, PaasError
 
 RECIPE_VERSION = 1
@@ -101,7 +102,7 @@ def build(name: str, mirror: str, directory: Path | None = None, force: bool = F
             )
         tree = staging / "rootfs"
         tree.mkdir()
-        subprocess.run(["tar", "-xf", str(tarball), "-C", str(tree)], check=True, timeout=600)
+        procs.run(["tar", "-xf", str(tarball), "-C", str(tree)], timeout=600)
         tarball.unlink()
         carry_host_certificates(tree)
         tree.chmod(0o755)

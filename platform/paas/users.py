@@ -13,10 +13,10 @@ from __future__ import annotations
 
 import os
 import pwd
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+from paas import procs
 from paas.settings import Settings
 from paas.store import App, Store
 
@@ -101,7 +101,7 @@ def ensure_user(name: str) -> None:
     try:
         pwd.getpwnam(name)
     except KeyError:
-        subprocess.run(
+        procs.run(
             [
                 "useradd",
                 "--system",
@@ -112,9 +112,6 @@ def ensure_user(name: str) -> None:
                 "/usr/sbin/nologin",
                 name,
             ],
-            check=True,
-            timeout=30,
-            capture_output=True,
         )
 
 
