@@ -78,6 +78,11 @@ class Platform:
         self.server: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
+        self.launch()
+        wait_for(self.api_answers, 30, "the API to answer")
+
+    def launch(self) -> None:
+        """Starts `paas server` in the background, its output in BASE/server.log."""
         with (self.base / "server.log").open("ab") as log:
             self.server = subprocess.Popen(
                 [str(PAAS), "server"],
@@ -87,7 +92,6 @@ class Platform:
                 stdin=subprocess.DEVNULL,
                 start_new_session=True,
             )
-        wait_for(self.api_answers, 30, "the API to answer")
 
     def api_answers(self) -> bool:
         status, _ = self.request("GET", "/account")

@@ -121,15 +121,7 @@ def test_a_generated_token_is_not_printed_when_stdout_is_not_a_terminal() -> Non
     token_file = platform.home / "admin-token"
     log = platform.base / "server.log"
     try:
-        with log.open("ab") as out:
-            platform.server = subprocess.Popen(
-                [str(PAAS), "server"],
-                env=platform.env,
-                stdout=out,
-                stderr=out,
-                stdin=subprocess.DEVNULL,
-                start_new_session=True,
-            )
+        platform.launch()  # stdout is the log file, not a terminal
         token = wait_for(
             lambda: token_file.exists() and token_file.read_text().strip(), 30, "the token file"
         )
