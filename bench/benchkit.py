@@ -22,7 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "integrat
 from deploy import push
 from platform_harness import Platform, wait_for
 
-from paas.runtime import read_json
+from paas.host.jsonfile import read_json
 
 
 def _terminate(signum: int, _frame: FrameType | None) -> None:

@@ -21,12 +21,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "integrat
 
 from platform_harness import wait_for
 
-from paas import container, network, stacks
-from paas.agent import supervisor_environment
-from paas.container import ContainerPlan
-from paas.runtime import DynoSpec, ProcessRuntime
-from paas.settings import Settings
-from paas.users import ensure_user
+from paas.artifacts import stacks
+from paas.domain import addressing
+from paas.domain.dyno import DynoSpec
+from paas.domain.settings import Settings
+from paas.dynos.runtime import ProcessRuntime
+from paas.isolation import container, network
+from paas.isolation.container import ContainerPlan
+from paas.isolation.users import ensure_user
+from paas.reconcile.agent import supervisor_environment
 
 COMMAND = "exec python3 -m http.server $PORT"
 
@@ -55,7 +58,7 @@ class Bench:
         self.runtime = ProcessRuntime(
             self.settings.dynos_dir, supervisor_environment(self.settings)
         )
-        self.subnet = network.subnet(self.settings.dyno_subnet)
+        self.subnet = addressing.subnet(self.settings.dyno_subnet)
         network.ensure_host(self.subnet)
         slug = self.settings.home / "slug"
         slug.mkdir()

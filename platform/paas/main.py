@@ -7,11 +7,13 @@ import sys
 
 import click
 
+from paas.artifacts import stacks
+
 # The platform's own processes and the git hook import what they need when they run, so
 # that every client command (`paas ps:scale`…) starts without their modules.
-from paas import cli, stacks
-from paas import settings as settings_module
-from paas.errors import PaasError
+from paas.cli import commands as cli
+from paas.domain import settings as settings_module
+from paas.domain.errors import PaasError
 
 # The platform's processes create nothing other users may read: state, logs, repos, specs.
 PRIVATE_UMASK = 0o077
@@ -90,7 +92,7 @@ def router_command() -> None:
 @cli.cli.command("hook", hidden=True)
 @click.argument("name", type=click.Choice(["pre-receive"]))
 def hook_command(name: str) -> None:
-    from paas import hook
+    from paas.push import hook
 
     private()
     sys.exit(hook.main())

@@ -19,15 +19,18 @@ import time
 from pathlib import Path
 from types import FrameType
 
-from paas import collector, isolation, procfile, procs
-from paas.agent import Agent, supervisor_environment
-from paas.build import ensure_tools
-from paas.errors import PaasError
-from paas.logs import LogStore
-from paas.runtime import ProcessRuntime
-from paas.settings import Settings
-from paas.store import Store
-from paas.users import build_user, ensure_user, router_user
+from paas.artifacts import collector
+from paas.domain import procfile
+from paas.domain.errors import PaasError
+from paas.domain.settings import Settings
+from paas.dynos import capability
+from paas.dynos.runtime import ProcessRuntime
+from paas.host import procs
+from paas.isolation.users import build_user, ensure_user, router_user
+from paas.push.builder import ensure_tools
+from paas.reconcile.agent import Agent, supervisor_environment
+from paas.state.logs import LogStore
+from paas.state.store import Store
 
 PLATFORM_PROCFILE = Path(__file__).resolve().parents[2] / "Procfile"
 DEFAULT_PROCESSES = {"api": "paas api", "agent": "paas agent", "router": "paas router"}
@@ -73,8 +76,8 @@ def prepare(settings: Settings) -> None:
     store = Store(settings.db_path)
     LogStore(settings.logs_db_path)
     ensure_admin_token(settings, store)
-    found = isolation.detect(settings)
-    isolation.save(settings, found)
+    found = capability.detect(settings)
+    capability.save(settings, found)
     if found.containers:
         print(f"paas: {found.reason}", flush=True)
     else:

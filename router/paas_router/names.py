@@ -1,7 +1,7 @@
 """The rules for names that both the control plane and the router see: app names and
 hostnames.
 
-Pure, and the one definition of each rule: ``paas.validation`` (API, store, agent) and
+Pure, and the one definition of each rule: ``paas.domain.validation`` (API, store, agent) and
 ``paas_router.model`` (the router) both call these functions, so a name the API accepts is
 a name the router routes. The router must not import the control plane, so the rules live
 here and the control plane imports them. Invariant: every check is a ``fullmatch`` of the

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from paas.build import PASSED_THROUGH
+from paas.push.builder import PASSED_THROUGH
 
 ROOT = Path(__file__).resolve().parents[2]
 BUILDPACK = ROOT / "buildpacks" / "python"

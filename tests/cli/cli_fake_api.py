@@ -13,7 +13,7 @@ import flask
 from click.testing import CliRunner, Result
 from werkzeug.serving import WSGIRequestHandler
 
-from paas import cli
+from paas.cli import commands as cli
 
 TOKEN = "test-token-123"
 UNAUTHORIZED = "Invalid credentials provided."

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from cli_fake_api import FakeApi, run
 
-from paas import cli
+from paas.cli import commands as cli
 
 NOW = datetime(2026, 11, 28, 15, 18, 46, tzinfo=UTC)
 

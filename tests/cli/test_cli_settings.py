@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from cli_fake_api import TOKEN, UNAUTHORIZED, FakeApi, run
 
-from paas import credentials
+from paas.cli import credentials
 
 
 def test_missing_token_says_how_to_fix_it(api: FakeApi) -> None:

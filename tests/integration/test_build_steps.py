@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from paas.build import Builder, BuildRequest
-from paas.errors import BuildFailed
-from paas.settings import Settings
+from paas.domain.errors import BuildFailed
+from paas.domain.settings import Settings
+from paas.push.builder import Builder, BuildRequest
 
 
 def test_a_silent_hung_step_is_stopped_at_its_timeout(tmp_path: Path) -> None:

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 from platform_harness import Platform, commit, git, running, wait_for
 
-from paas.store import Store
+from paas.state.store import Store
 
 KEPT = 3
 DEPLOYS = 50

@@ -26,13 +26,19 @@ from pathlib import Path
 import pytest
 from platform_harness import commit, git, wait_for
 
-from paas import build, container, network, procs, stacks, users
-from paas.agent import supervisor_environment
-from paas.container import ContainerPlan, SandboxPlan
-from paas.logs import LogStore
-from paas.runtime import DynoSpec, DynoStatus, ProcessRuntime, read_json
-from paas.settings import Settings
-from paas.users import ensure_user
+from paas.artifacts import stacks
+from paas.domain import addressing
+from paas.domain.dyno import DynoSpec, DynoStatus
+from paas.domain.settings import Settings
+from paas.dynos.runtime import ProcessRuntime
+from paas.host import procs
+from paas.host.jsonfile import read_json
+from paas.isolation import container, network, users
+from paas.isolation.container import ContainerPlan, SandboxPlan
+from paas.isolation.users import ensure_user
+from paas.push import builder as build
+from paas.reconcile.agent import supervisor_environment
+from paas.state.logs import LogStore
 
 STACK = stacks.rootfs(stacks.DEFAULT_STACK) if os.geteuid() == 0 else None
 pytestmark = pytest.mark.skipif(STACK is None, reason="needs root and a built stack")
@@ -45,11 +51,11 @@ class Dynos:
         self.oci = oci
         ensure_user(settings.dyno_user)
         self.account = pwd.getpwnam(settings.dyno_user)
-        self.subnet = network.subnet(settings.dyno_subnet)
+        self.subnet = addressing.subnet(settings.dyno_subnet)
         self.slug = settings.home / "slug"
         self.slug.mkdir(parents=True)
         (self.slug / "hello.txt").write_text("from the slug\n")
-        (self.slug / "hello.txt").chmod(0o644)  # as slugs are sealed (paas.slugs)
+        (self.slug / "hello.txt").chmod(0o644)  # as slugs are sealed (paas.artifacts.slugs)
         self.slug.chmod(0o755)
         self.layer = container.app_layer(self.slug, self.account.pw_uid, self.account.pw_gid)
 
@@ -137,7 +143,7 @@ def dynos() -> Iterator[Dynos]:
     oci, failures = container.pick_runtime(STACK, settings.run_dir / "oci")
     if oci is None:
         pytest.skip("no OCI runtime works here: " + "; ".join(failures))
-    network.ensure_host(network.subnet(settings.dyno_subnet))
+    network.ensure_host(addressing.subnet(settings.dyno_subnet))
     runtime = ProcessRuntime(settings.dynos_dir, supervisor_environment(settings))
     yield Dynos(settings, runtime, oci)
     for status in runtime.list():

@@ -24,7 +24,8 @@ import test_containers
 from platform_harness import PAAS, wait_for
 from test_containers import STACK, Dynos, can_connect
 
-from paas import network
+from paas.domain import addressing
+from paas.isolation import network
 
 dynos = test_containers.dynos  # the fixture: a real container runtime on a temp PAAS_HOME
 
@@ -173,7 +174,7 @@ def test_a_dyno_reaches_a_private_network_only_when_the_operator_allows_it(
     with peer("lan", f"{lan}.1/30", f"{lan}.2/30") as netns, listening(netns, f"{lan}.2", 8000):
         assert can_connect(f"{lan}.2", 8000)  # the host itself does
         assert connect_results(restored, [(f"{lan}.2", 8000)])[f"{lan}.2"] != 0
-        network.ensure_host(restored.subnet, network.egress_allow(f"192.168.77.0/24,{lan}.2"))
+        network.ensure_host(restored.subnet, addressing.egress_allow(f"192.168.77.0/24,{lan}.2"))
         assert connect_results(restored, [(f"{lan}.2", 8000)])[f"{lan}.2"] == 0
 
 
@@ -187,7 +188,7 @@ def test_a_dyno_never_reaches_the_metadata_address(restored: Dynos) -> None:
     ):
         assert can_connect(metadata, 8080)  # the host does
         assert connect_results(restored, [(metadata, 8080)])[metadata] != 0
-        network.ensure_host(restored.subnet, network.egress_allow(every_private_range))
+        network.ensure_host(restored.subnet, addressing.egress_allow(every_private_range))
         assert connect_results(restored, [(metadata, 8080)])[metadata] != 0
 
 

@@ -17,7 +17,7 @@ import time
 import pytest
 from platform_harness import PAAS, Platform, commit, free_port, wait_for
 
-from paas import stacks
+from paas.artifacts import stacks
 
 APP = "e2e"
 

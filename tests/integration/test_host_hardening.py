@@ -22,9 +22,10 @@ from pathlib import Path
 import pytest
 from platform_harness import Platform, running, wait_for
 
-from paas import container, stacks, users
-from paas.build import Builder, BuildRequest
-from paas.settings import Settings
+from paas.artifacts import stacks
+from paas.domain.settings import Settings
+from paas.isolation import container, users
+from paas.push.builder import Builder, BuildRequest
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root: uids per app")
 NOBODY = 65534

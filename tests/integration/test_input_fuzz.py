@@ -28,14 +28,15 @@ from flask.testing import FlaskClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from paas import procfile, releases, validation
-from paas.agent import Agent
 from paas.api import create_app
-from paas.errors import InvalidParams
-from paas.logs import LogStore
-from paas.runtime import DynoSpec, DynoStatus
-from paas.settings import Settings
-from paas.store import Store
+from paas.domain import procfile, validation
+from paas.domain.dyno import DynoSpec, DynoStatus
+from paas.domain.errors import InvalidParams
+from paas.domain.settings import Settings
+from paas.reconcile.agent import Agent
+from paas.release import releases
+from paas.state.logs import LogStore
+from paas.state.store import Store
 from paas_router import haproxy, model, service
 
 TOKEN = "fuzz-token"

@@ -19,8 +19,8 @@ from flask.testing import FlaskClient
 from platform_harness import Platform, wait_for
 
 from paas.api import create_app
-from paas.settings import Settings
-from paas.store import Store
+from paas.domain.settings import Settings
+from paas.state.store import Store
 
 TOKEN = "hardening-test-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}

@@ -26,7 +26,8 @@ from pathlib import Path
 import pytest
 from platform_harness import Platform, commit, git, running, wait_for
 
-from paas import stacks, users
+from paas.artifacts import stacks
+from paas.isolation import users
 
 CANARY = "hook-env-canary-" + os.urandom(6).hex()
 WEB = "web: exec python3 -m http.server $PORT\n"

@@ -15,7 +15,7 @@ import pytest
 from loadkit import under_load
 from platform_harness import Platform, commit, running, wait_for
 
-from paas.runtime import ProcessRuntime
+from paas.dynos.runtime import ProcessRuntime
 
 APP = "rollout"
 BOOT_TIMEOUT = 6

@@ -11,12 +11,13 @@ from pathlib import Path
 import pytest
 from platform_harness import wait_for
 
-from paas import procs
-from paas.agent import supervisor_environment
-from paas.logs import LogStore
-from paas.runtime import DynoSpec, ProcessRuntime
-from paas.settings import Settings
-from paas.users import build_user, ensure_user
+from paas.domain.dyno import DynoSpec
+from paas.domain.settings import Settings
+from paas.dynos.runtime import ProcessRuntime
+from paas.host import procs
+from paas.isolation.users import build_user, ensure_user
+from paas.reconcile.agent import supervisor_environment
+from paas.state.logs import LogStore
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from platform_harness import PAAS, Platform, commit, git, wait_for
 
-from paas.store import Store
+from paas.state.store import Store
 
 LIMIT = 10  # paas.api.auth.POLICY: failures allowed per address and minute
 

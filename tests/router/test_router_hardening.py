@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import routerkit
 
-from paas import users
+from paas.isolation import users
 from paas_router import haproxy, layout, model, names, render, service
 
 
@@ -274,7 +274,7 @@ def test_the_worker_drops_to_its_own_user_in_a_chroot(
 
 
 def test_the_router_and_the_api_share_the_name_rules() -> None:
-    from paas import validation
+    from paas.domain import validation
 
     assert validation.names is names
     assert model.names is names

@@ -10,12 +10,13 @@ from pathlib import Path
 
 import pytest
 
-from paas import releases
-from paas.agent import Agent
-from paas.logs import LogStore
-from paas.runtime import DynoSpec, DynoStatus
-from paas.settings import Settings
-from paas.store import App, Store
+from paas.domain.dyno import DynoSpec, DynoStatus
+from paas.domain.models import App
+from paas.domain.settings import Settings
+from paas.reconcile.agent import Agent
+from paas.release import releases
+from paas.state.logs import LogStore
+from paas.state.store import Store
 
 
 class FakeRuntime:

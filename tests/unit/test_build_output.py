@@ -6,9 +6,9 @@ import io
 
 import pytest
 
-from paas.build import default_process_types
-from paas.errors import BuildFailed
-from paas.hook import Tee
+from paas.domain.errors import BuildFailed
+from paas.push.builder import default_process_types
+from paas.push.hook import Tee
 
 
 def test_the_build_record_keeps_a_bounded_tail() -> None:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from paas import buildpack_source, settings
-from paas.buildpack_source import Builtin, Remote
-from paas.errors import BuildFailed, InvalidParams
+from paas.domain import buildpack_source, settings
+from paas.domain.buildpack_source import Builtin, Remote
+from paas.domain.errors import BuildFailed, InvalidParams
 
 DEFAULT = buildpack_source.DEFAULT_PREFIXES
 MIRROR = (*DEFAULT, "file:///srv/buildpacks/", "http://127.0.0.1:8000/")

@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from paas import cgroups
+from paas.isolation import cgroups
 
 V1_PROC = "4:memory:/sandbox/paas/d1\n2:cpuacct,cpu:/paas/d1\n0::/paas/d1\n"
 V2_PROC = "0::/paas/d1\n"

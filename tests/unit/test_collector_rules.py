@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from paas.collector import doomed_slug_entries, kept_releases, pinned_slugs, slug_digest
-from paas.store import Release
+from paas.artifacts.collector import doomed_slug_entries, kept_releases, pinned_slugs, slug_digest
+from paas.domain.models import Release
 
 A, B, C = "a" * 64, "b" * 64, "c" * 64
 

@@ -9,9 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from paas import healthcheck
-from paas.errors import BuildFailed, InvalidParams
-from paas.healthcheck import HealthCheck
+from paas.domain import healthcheck
+from paas.domain.errors import BuildFailed, InvalidParams
+from paas.domain.healthcheck import HealthCheck
+from paas.push import app_files
+from paas.reconcile.probe import passes
 
 
 def app_json(*checks: object) -> str:
@@ -28,7 +30,7 @@ def write(app_dir: Path, files: dict[str, str]) -> Path:
 
 
 def test_no_files_means_the_default_port_check(tmp_path: Path) -> None:
-    assert healthcheck.load(tmp_path) is None
+    assert app_files.load(tmp_path) is None
 
 
 def test_app_json_defaults_are_dokkus() -> None:
@@ -145,7 +147,7 @@ def test_checks_file_without_check_line_gives_none() -> None:
 
 def test_load_reads_checks_file(tmp_path: Path) -> None:
     write(tmp_path, {"CHECKS": "ATTEMPTS=2\n/health ok\n"})
-    assert healthcheck.load(tmp_path) == HealthCheck(path="/health", content="ok", attempts=2)
+    assert app_files.load(tmp_path) == HealthCheck(path="/health", content="ok", attempts=2)
 
 
 def test_load_prefers_app_json_with_web_checks(tmp_path: Path) -> None:
@@ -153,17 +155,17 @@ def test_load_prefers_app_json_with_web_checks(tmp_path: Path) -> None:
         tmp_path,
         {"app.json": app_json({"type": "startup", "path": "/json"}), "CHECKS": "/checks\n"},
     )
-    assert healthcheck.load(tmp_path) == HealthCheck(path="/json")
+    assert app_files.load(tmp_path) == HealthCheck(path="/json")
 
 
 def test_load_uses_checks_when_app_json_declares_no_web_checks(tmp_path: Path) -> None:
     write(tmp_path, {"app.json": '{"scripts": {}}', "CHECKS": "/checks\n"})
-    assert healthcheck.load(tmp_path) == HealthCheck(path="/checks")
+    assert app_files.load(tmp_path) == HealthCheck(path="/checks")
 
 
 def test_app_json_web_checks_win_even_when_none_gates(tmp_path: Path) -> None:
     write(tmp_path, {"app.json": app_json(), "CHECKS": "/checks\n"})
-    assert healthcheck.load(tmp_path) is None
+    assert app_files.load(tmp_path) is None
 
 
 @pytest.mark.parametrize(
@@ -304,7 +306,7 @@ def test_bad_checks_files_are_named(text: str, message: str) -> None:
 def test_load_names_files_it_cannot_take(tmp_path: Path) -> None:
     (tmp_path / "app.json").write_bytes(b'{"name": "\xff"}')
     with pytest.raises(InvalidParams, match=r"^app.json: is not UTF-8 text \(byte 10\)"):
-        healthcheck.load(tmp_path)
+        app_files.load(tmp_path)
 
 
 def test_load_refuses_links_out_of_the_app(tmp_path: Path) -> None:
@@ -314,7 +316,7 @@ def test_load_refuses_links_out_of_the_app(tmp_path: Path) -> None:
     app_dir.mkdir()
     (app_dir / "CHECKS").symlink_to(secret)
     with pytest.raises(BuildFailed) as caught:
-        healthcheck.load(app_dir)
+        app_files.load(app_dir)
     assert caught.value.message == "CHECKS: is a symbolic link; commit it as a regular file"
 
 
@@ -431,7 +433,7 @@ def server() -> Iterator[tuple[str, int]]:
 
 
 def probe(server: tuple[str, int], check: HealthCheck, **kwargs: str) -> bool:
-    return healthcheck.passes(check, server[0], server[1], **kwargs)
+    return passes(check, server[0], server[1], **kwargs)
 
 
 def test_passes_with_the_right_content(server: tuple[str, int]) -> None:
@@ -476,7 +478,7 @@ def test_fails_on_a_closed_port() -> None:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    assert not healthcheck.passes(HealthCheck(), "127.0.0.1", port)
+    assert not passes(HealthCheck(), "127.0.0.1", port)
 
 
 @pytest.mark.parametrize("path", ["/slow", "/trickle"])

@@ -3,7 +3,7 @@
 import json
 from pathlib import Path
 
-from paas.images import ImageRequest, ImageStore
+from paas.artifacts.images import ImageRequest, ImageStore
 
 
 def make_request(tmp_path: Path, text: str) -> ImageRequest:

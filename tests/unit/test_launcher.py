@@ -7,7 +7,7 @@ import io
 import os
 from pathlib import Path
 
-from paas import launcher
+from paas.dynos import launcher
 
 
 def test_each_directory_is_supervised_once_by_a_child_that_never_returns(

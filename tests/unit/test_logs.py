@@ -1,7 +1,7 @@
 from pathlib import Path
 
-from paas import logs
-from paas.logs import LogStore
+from paas.state import logs
+from paas.state.logs import LogStore
 
 
 def test_lines_are_formatted_logplex_style_and_filtered(tmp_path: Path) -> None:

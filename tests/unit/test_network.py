@@ -3,8 +3,9 @@ from pathlib import Path
 
 import pytest
 
-from paas import network, settings
-from paas.errors import InvalidParams
+from paas.domain import addressing, settings
+from paas.domain.errors import InvalidParams
+from paas.isolation import network
 
 
 def test_names_fit_interface_limits_and_differ() -> None:
@@ -16,7 +17,7 @@ def test_names_fit_interface_limits_and_differ() -> None:
 @pytest.mark.parametrize("text", ["10.0.0.0/29", "nonsense", "10.0.0.1/16", "10.0.0.0/30"])
 def test_subnet_rejects_bad_values(text: str) -> None:
     with pytest.raises(InvalidParams, match="PAAS_DYNO_SUBNET"):
-        network.subnet(text)
+        addressing.subnet(text)
 
 
 def test_clashing_routes_ignore_default_and_our_bridge() -> None:
@@ -50,11 +51,11 @@ def test_a_released_address_cools_before_it_is_reused(
 
 
 def test_egress_allow_takes_networks_and_addresses() -> None:
-    assert network.egress_allow(" 10.0.5.0/24, 192.168.1.20,,") == (
+    assert addressing.egress_allow(" 10.0.5.0/24, 192.168.1.20,,") == (
         ipaddress.IPv4Network("10.0.5.0/24"),
         ipaddress.IPv4Network("192.168.1.20/32"),
     )
-    assert network.egress_allow("") == ()
+    assert addressing.egress_allow("") == ()
 
 
 @pytest.mark.parametrize(
@@ -70,7 +71,7 @@ def test_egress_allow_takes_networks_and_addresses() -> None:
 )
 def test_egress_allow_refuses_what_cannot_be_allowed(text: str, message: str) -> None:
     with pytest.raises(InvalidParams, match=f"PAAS_DYNO_EGRESS_ALLOW.*{message}"):
-        network.egress_allow(text)
+        addressing.egress_allow(text)
 
 
 def test_resolvers_are_the_ipv4_nameservers() -> None:

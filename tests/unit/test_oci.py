@@ -1,7 +1,8 @@
 import pytest
 
-from paas import oci
-from paas.errors import InvalidParams, PaasError
+from paas.domain import sizes
+from paas.domain.errors import InvalidParams, PaasError
+from paas.isolation import oci
 
 
 def spec(**extra: object) -> oci.ContainerSpec:
@@ -55,13 +56,13 @@ def test_cgroup_v2_ends_the_whole_dyno_on_oom() -> None:
     ("size", "mb"), [("standard-1x", 512), ("standard-2x", 1024), ("300M", 300)]
 )
 def test_sizes(size: str, mb: int) -> None:
-    assert oci.memory_mb(size) == mb
+    assert sizes.memory_mb(size) == mb
 
 
 @pytest.mark.parametrize("size", ["huge", "10M", "12G", "-5M"])
 def test_bad_sizes(size: str) -> None:
     with pytest.raises(InvalidParams, match="invalid dyno size"):
-        oci.memory_mb(size)
+        sizes.memory_mb(size)
 
 
 def test_every_container_gets_the_seccomp_denylist() -> None:

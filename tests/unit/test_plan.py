@@ -1,7 +1,7 @@
 """Data-driven tests of the pure reconcile plan."""
 
-from paas import plan
-from paas.plan import DesiredApp, ObservedDyno, Slot
+from paas.domain import dyno_plan as plan
+from paas.domain.dyno_plan import DesiredApp, ObservedDyno, Slot
 
 NOW = 1000.0
 

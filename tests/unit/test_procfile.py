@@ -2,8 +2,8 @@ import time
 
 import pytest
 
-from paas import procfile
-from paas.errors import InvalidParams
+from paas.domain import procfile
+from paas.domain.errors import InvalidParams
 
 
 def test_parses_types_comments_and_blank_lines() -> None:

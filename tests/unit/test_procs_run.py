@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from paas import procs
-from paas.errors import PaasError
+from paas.domain.errors import PaasError
+from paas.host import procs
 
 
 def test_a_command_that_succeeds_gives_its_output() -> None:

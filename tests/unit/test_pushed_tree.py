@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from paas import pushed_tree
-from paas.errors import BuildFailed
+from paas.domain.errors import BuildFailed
+from paas.push import pushed_tree
 
 
 @pytest.fixture

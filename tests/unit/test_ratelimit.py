@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from paas import ratelimit
 from paas.server import generated_token_notice
+from paas.state import ratelimit
 
 POLICY = ratelimit.Policy(limit=3, window_seconds=60, block_seconds=30)
 

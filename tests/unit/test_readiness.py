@@ -5,8 +5,8 @@ from __future__ import annotations
 import threading
 import time
 
-from paas.readiness import POLL_SECONDS, Prober
-from paas.runtime import DynoSpec
+from paas.domain.dyno import DynoSpec
+from paas.reconcile.readiness import POLL_SECONDS, Prober
 
 
 def spec(dyno_id: str) -> DynoSpec:

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from paas.release_phase import phase_to_run
-from paas.store import Release
+from paas.domain.models import Release
+from paas.reconcile.release_phase import phase_to_run
 
 
 def release(version: int, status: str) -> Release:

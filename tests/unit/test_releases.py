@@ -4,10 +4,11 @@ from pathlib import Path
 
 import pytest
 
-from paas import releases
-from paas.errors import InvalidParams, NotFound
-from paas.logs import LogStore
-from paas.store import UNSETTLED, App, Release, Store
+from paas.domain.errors import InvalidParams, NotFound
+from paas.domain.models import UNSETTLED, App, Release
+from paas.release import releases
+from paas.state.logs import LogStore
+from paas.state.store import Store
 
 
 def deploy(

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from paas.plan import Crash, ObservedDyno, Slot
-from paas.rollout import Deploying, judge
+from paas.domain.dyno_plan import Crash, ObservedDyno, Slot
+from paas.domain.rollout import Deploying, judge
 
 NOW = 1000.0
 V2 = Deploying(app="a", version=2, since=NOW - 5, web_quantity=2, boot_timeout=60)

@@ -2,7 +2,7 @@
 
 import pytest
 
-from paas import users
+from paas.isolation import users
 
 
 def test_the_first_app_gets_the_base_and_the_next_the_one_after() -> None:

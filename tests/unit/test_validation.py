@@ -1,7 +1,7 @@
 import pytest
 
-from paas import validation
-from paas.errors import InvalidParams
+from paas.domain import validation
+from paas.domain.errors import InvalidParams
 
 
 @pytest.mark.parametrize("name", ["demo", "my-app-2", "a1"])

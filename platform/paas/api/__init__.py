@@ -11,13 +11,13 @@ from __future__ import annotations
 from flask import Flask, Response, jsonify, request
 from werkzeug.exceptions import HTTPException
 
-from paas import settings as settings_module
 from paas.api import apps, auth, dynos, git, releases
 from paas.api.context import Context
-from paas.errors import PaasError, TooManyRequests
-from paas.logs import LogStore
-from paas.settings import Settings
-from paas.store import Store
+from paas.domain import settings as settings_module
+from paas.domain.errors import PaasError, TooManyRequests
+from paas.domain.settings import Settings
+from paas.state.logs import LogStore
+from paas.state.store import Store
 
 
 def create_app(settings: Settings | None = None) -> Flask:

@@ -7,11 +7,16 @@ import secrets
 
 from flask import Blueprint, Response, jsonify, request
 
-from paas import collector, gitservice, releases, routing, stacks, users, validation
 from paas.api.context import ctx, find_app, json_body
-from paas.errors import Conflict, InvalidParams
-from paas.procfile import formation_types
-from paas.store import App
+from paas.artifacts import collector, stacks
+from paas.domain import validation
+from paas.domain.errors import Conflict, InvalidParams
+from paas.domain.models import App
+from paas.domain.procfile import formation_types
+from paas.isolation import users
+from paas.push import gitservice
+from paas.reconcile import routing
+from paas.release import releases
 
 blueprint = Blueprint("apps", __name__)
 ADJECTIVES = ("calm", "brave", "quiet", "swift", "bright", "gentle", "bold", "keen")

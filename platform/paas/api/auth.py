@@ -15,9 +15,9 @@ import time
 
 from flask import request
 
-from paas import ratelimit
 from paas.api.context import ctx
-from paas.errors import TooManyRequests, Unauthorized
+from paas.domain.errors import TooManyRequests, Unauthorized
+from paas.state import ratelimit
 
 POLICY = ratelimit.Policy()
 

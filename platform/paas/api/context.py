@@ -7,10 +7,11 @@ from dataclasses import dataclass
 
 from flask import current_app, g, request
 
-from paas.errors import InvalidParams, PaasError
-from paas.logs import LogStore
-from paas.settings import Settings
-from paas.store import App, Store
+from paas.domain.errors import InvalidParams, PaasError
+from paas.domain.models import App
+from paas.domain.settings import Settings
+from paas.state.logs import LogStore
+from paas.state.store import Store
 
 
 @dataclass(frozen=True)

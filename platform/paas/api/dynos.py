@@ -7,11 +7,11 @@ from datetime import UTC, datetime
 
 from flask import Blueprint, Response, jsonify, request
 
-from paas.agent import describe_dynos
 from paas.api.context import ctx, find_app
-from paas.errors import InvalidParams
-from paas.procfile import formation_types
-from paas.runtime import ProcessRuntime
+from paas.domain.errors import InvalidParams
+from paas.domain.procfile import formation_types
+from paas.dynos.runtime import ProcessRuntime
+from paas.reconcile.agent import describe_dynos
 
 blueprint = Blueprint("dynos", __name__)
 CPU_WINDOW_SECONDS = 0.2

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, request
 
-from paas import gitservice
 from paas.api.context import ctx, find_app
-from paas.errors import InvalidParams, TooLarge
+from paas.domain.errors import InvalidParams, TooLarge
+from paas.push import gitservice
 
 blueprint = Blueprint("git", __name__)
 

@@ -6,13 +6,13 @@ import itertools
 
 from flask import Blueprint, Response, jsonify, stream_with_context
 
-from paas import releases as release_logic
-from paas import validation
 from paas.api.context import ctx, find_app, json_body
-from paas.errors import NotFound
-from paas.images import ImageStore
-from paas.slugs import SlugStore
-from paas.store import Release
+from paas.artifacts.images import ImageStore
+from paas.artifacts.slugs import SlugStore
+from paas.domain import validation
+from paas.domain.errors import NotFound
+from paas.domain.models import Release
+from paas.release import releases as release_logic
 
 blueprint = Blueprint("releases", __name__)
 

@@ -1,0 +1,99 @@
+"""Slugs: immutable, content-addressed build artifacts.
+
+A slug is a deterministic tar of the built app (sorted names, fixed mtimes and owners), named
+by its sha256. Beside each tar sits its unpacked tree, owned by root and not writable by
+dynos, from which dynos of every release naming that digest run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+from paas.domain.errors import NotFound
+from paas.host import procs
+
+TAR_FLAGS = ["--sort=name", "--mtime=@0", "--owner=0", "--group=0", "--numeric-owner"]
+
+
+class SlugStore:
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        directory.chmod(0o700)  # dynos never read it: their app dirs are hard-linked copies
+
+    def tar_path(self, digest: str) -> Path:
+        return self.directory / f"{digest}.tar"
+
+    def tree_path(self, digest: str) -> Path:
+        return self.directory / digest
+
+    def add(self, built: Path) -> str:
+        """Archives the built tree, moves it in place as the unpacked slug; returns digest."""
+        fd, tmp_name = tempfile.mkstemp(dir=self.directory, suffix=".tar.tmp")
+        os.close(fd)
+        procs.run(["tar", *TAR_FLAGS, "-cf", tmp_name, "-C", str(built), "."], timeout=600)
+        digest = "sha256:" + _sha256(Path(tmp_name))
+        name = digest.removeprefix("sha256:")
+        os.replace(tmp_name, self.tar_path(name))
+        tree = self.tree_path(name)
+        if tree.exists():
+            shutil.rmtree(built)
+        elif os.stat(built).st_dev != os.stat(self.directory).st_dev:
+            self._copy_in(built, tree)  # built on the build's own filesystem
+        else:
+            _seal(built)
+            os.replace(built, tree)
+        return digest
+
+    def has(self, digest: str) -> bool:
+        """Whether the slug is still stored (its tar, or its tree)."""
+        name = digest.removeprefix("sha256:")
+        return self.tar_path(name).is_file() or self.tree_path(name).is_dir()
+
+    def _copy_in(self, built: Path, tree: Path) -> None:
+        """A copy with the built files' mtimes (not the tar's fixed ones): Python's .pyc
+        files name their source's mtime, and would all be stale otherwise."""
+        staging = Path(tempfile.mkdtemp(dir=self.directory, suffix=".copy"))
+        procs.run(["cp", "-a", f"{built}/.", str(staging)], timeout=600)
+        _seal(staging)
+        try:
+            os.replace(staging, tree)
+        except OSError:
+            shutil.rmtree(staging)  # another build made the same slug first
+
+    def unpacked(self, digest: str) -> Path:
+        """The slug's tree, unpacked again from its tar if the tree is missing."""
+        name = digest.removeprefix("sha256:")
+        tree = self.tree_path(name)
+        if tree.is_dir():
+            return tree
+        tar = self.tar_path(name)
+        if not tar.exists():
+            raise NotFound(f"slug {digest} is no longer stored: deploy again")
+        staging = Path(tempfile.mkdtemp(dir=self.directory, suffix=".unpack"))
+        procs.run(["tar", "-xf", str(tar), "-C", str(staging)], timeout=600)
+        _seal(staging)
+        try:
+            os.replace(staging, tree)
+        except OSError:
+            shutil.rmtree(staging)  # another caller unpacked it first
+        return tree
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        while chunk := f.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _seal(tree: Path) -> None:
+    """Root-owned and read-only for everyone else, so one dyno cannot change a slug."""
+    if os.geteuid() == 0:
+        procs.run(["chown", "-R", "0:0", str(tree)], timeout=300)
+    procs.run(["chmod", "-R", "go-w,a+rX", str(tree)], timeout=300)

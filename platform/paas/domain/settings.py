@@ -1,0 +1,180 @@
+"""Settings read once from the environment (twelve-factor) into a frozen value.
+
+Nothing else in the control plane reads os.environ for configuration: tests build a
+Settings directly and pass it in.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from paas.domain import addressing, buildpack_source
+from paas.domain.errors import InvalidParams
+
+
+@dataclass(frozen=True)
+class Settings:
+    home: Path
+    api_port: int = 5050
+    http_port: int = 8080
+    domain: str = "paas.localhost"
+    admin_token: str | None = None
+    bind_address: str = "127.0.0.1"
+    dyno_user: str = "paas-dyno"
+    stop_grace_seconds: float = 30.0
+    boot_timeout_seconds: float = 60.0
+    release_timeout_seconds: float = 1800.0
+    dyno_subnet: str = "10.213.0.0/16"
+    # Private networks dynos may reach (backing services on the LAN): PAAS_DYNO_EGRESS_ALLOW.
+    dyno_egress_allow: tuple[ipaddress.IPv4Network, ...] = ()
+    containers: bool = True
+    images_kept: int = 10
+    build_memory_mb: int = 2048
+    router_client_maxconn: int = 256
+    buildpack_sources: tuple[str, ...] = buildpack_source.DEFAULT_PREFIXES
+    max_push_mb: int = 256
+    push_timeout_seconds: float = 1800.0
+
+    @property
+    def max_push_bytes(self) -> int:
+        """The largest push body, counted after gunzip."""
+        return self.max_push_mb * 1024 * 1024
+
+    @property
+    def max_tree_bytes(self) -> int:
+        """The most a pushed revision's files may take once extracted."""
+        return 4 * self.max_push_bytes
+
+    dyno_disk_mb: int = 1024
+    build_disk_mb: int = 4096
+    build_cache_mb: int = 2048
+    shared_uid: bool = False  # not root: may apps share the platform's uid?
+
+    @property
+    def db_path(self) -> Path:
+        return self.home / "state.db"
+
+    @property
+    def logs_db_path(self) -> Path:
+        return self.home / "logs.db"
+
+    @property
+    def repos_dir(self) -> Path:
+        return self.home / "repos"
+
+    @property
+    def slugs_dir(self) -> Path:
+        return self.home / "slugs"
+
+    @property
+    def images_dir(self) -> Path:
+        return self.home / "images"
+
+    @property
+    def cache_dir(self) -> Path:
+        return self.home / "cache"
+
+    @property
+    def builds_dir(self) -> Path:
+        return self.home / "builds"
+
+    @property
+    def dynos_dir(self) -> Path:
+        return self.home / "dynos"
+
+    @property
+    def router_dir(self) -> Path:
+        return self.home / "router"
+
+    @property
+    def run_dir(self) -> Path:
+        return self.home / "run"
+
+    @property
+    def tools_dir(self) -> Path:
+        return self.home / "tools"
+
+    @property
+    def admin_token_file(self) -> Path:
+        return self.home / "admin-token"
+
+    @property
+    def routes_path(self) -> Path:
+        return self.router_dir / "routes.json"
+
+
+def _port(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name, str(default))
+    if not raw.isdigit() or not 0 < int(raw) < 65536:
+        raise InvalidParams(f"{name}={raw!r} is not a TCP port: set it to a number 1-65535")
+    return int(raw)
+
+
+def from_env(env: Mapping[str, str] | None = None) -> Settings:
+    env = os.environ if env is None else env
+    default_home = Path.home() / ".paas"
+    return Settings(
+        home=Path(env.get("PAAS_HOME") or default_home).absolute(),
+        api_port=_port(env, "PAAS_API_PORT", 5050),
+        http_port=_port(env, "PAAS_HTTP_PORT", 8080),
+        domain=env.get("PAAS_DOMAIN") or "paas.localhost",
+        admin_token=env.get("PAAS_ADMIN_TOKEN") or None,
+        bind_address=env.get("PAAS_BIND_ADDRESS") or "127.0.0.1",
+        dyno_user=env.get("PAAS_DYNO_USER") or "paas-dyno",
+        stop_grace_seconds=_seconds(env, "PAAS_STOP_GRACE", 30.0),
+        boot_timeout_seconds=_seconds(env, "PAAS_BOOT_TIMEOUT", 60.0),
+        release_timeout_seconds=_seconds(env, "PAAS_RELEASE_TIMEOUT", 1800.0),
+        dyno_subnet=env.get("PAAS_DYNO_SUBNET") or "10.213.0.0/16",
+        dyno_egress_allow=addressing.egress_allow(env.get("PAAS_DYNO_EGRESS_ALLOW") or ""),
+        containers=(env.get("PAAS_CONTAINERS") or "auto") != "off",
+        images_kept=_count(env, "PAAS_IMAGES_KEPT", 10),
+        build_memory_mb=_count(env, "PAAS_BUILD_MEMORY_MB", 2048),
+        router_client_maxconn=_count(env, "PAAS_ROUTER_CLIENT_MAXCONN", 256),
+        buildpack_sources=_prefixes(env, "PAAS_BUILDPACK_SOURCES"),
+        max_push_mb=_count(env, "PAAS_MAX_PUSH_MB", 256),
+        push_timeout_seconds=_seconds(env, "PAAS_PUSH_TIMEOUT", 1800.0),
+        dyno_disk_mb=_disk_mb(env, "PAAS_DYNO_DISK_MB", 1024),
+        build_disk_mb=_disk_mb(env, "PAAS_BUILD_DISK_MB", 4096),
+        build_cache_mb=_disk_mb(env, "PAAS_BUILD_CACHE_MB", 2048),
+        shared_uid=(env.get("PAAS_SHARED_UID") or "0") in ("1", "true", "yes"),
+    )
+
+
+def _prefixes(env: Mapping[str, str], name: str) -> tuple[str, ...]:
+    raw = env.get(name)
+    if not raw:
+        return buildpack_source.DEFAULT_PREFIXES
+    try:
+        return buildpack_source.parse_prefixes(raw)
+    except ValueError as error:
+        raise InvalidParams(f"{name}: {error}") from None
+
+
+def _seconds(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name) or str(default)
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not 0 < value <= 86400:
+        raise InvalidParams(f"{name}={raw!r} is not a number of seconds (above 0, to 86400)")
+    return value
+
+
+def _disk_mb(env: Mapping[str, str], name: str, default: int) -> int:
+    """A filesystem size in MB; 0 turns the cap off."""
+    raw = env.get(name, str(default))
+    if not raw.isdigit() or 0 < int(raw) < 16:
+        raise InvalidParams(f"{name}={raw!r} is not a size in MB: use 16 or more (0: no cap)")
+    return int(raw)
+
+
+def _count(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name, str(default))
+    if not raw.isdigit() or int(raw) < 1:
+        raise InvalidParams(f"{name}={raw!r} is not a positive whole number")
+    return int(raw)

@@ -1,0 +1,660 @@
+"""The builder: a git revision in, an immutable slug and its process types out.
+
+It follows the classic buildpack API (bin/detect, bin/compile BUILD CACHE ENV,
+bin/release) and runs every buildpack step as the unprivileged build user with a minimal
+environment, argv lists and a timeout. It never writes a release: it returns an Artifact
+or raises BuildFailed, so a failed build cannot touch what is running.
+
+The pushed tree is hostile: it is extracted and buildpacks are fetched as the build user,
+never as root; the files the platform itself reads from it (Procfile, .buildpacks) go
+through pushed_tree; buildpack sources pass buildpack_source's allow-list. Memory use is
+bounded whatever a push or a step does: the tree is piped from git into tar and counted,
+step output is streamed in chunks and only its head is kept, and every step ends by the
+push's deadline.
+"""
+
+from __future__ import annotations
+
+import codecs
+import contextlib
+import math
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO
+
+from paas.artifacts import stacks
+from paas.artifacts.slugs import SlugStore
+from paas.domain import buildpack_source, procfile
+from paas.domain.errors import BuildFailed, PaasError
+from paas.domain.output import Output
+from paas.domain.settings import Settings
+from paas.host import procs
+from paas.isolation import container
+from paas.isolation.container import BuildSandbox, SandboxPlan
+from paas.isolation.users import Account
+from paas.push import pushed_tree
+
+BUILTIN_BUILDPACKS = Path(__file__).resolve().parents[2] / "buildpacks"
+COMPILE_TIMEOUT = 15 * 60
+STEP_TIMEOUT = 120
+STEP_UMASK = 0o022
+STACK = "paas-host"
+CHUNK = 65536
+STEP_OUTPUT_KEPT = 64 * 1024  # characters of a step's output kept for parsing (detect, release)
+FETCH_OUTPUT_KEPT = 2048  # bytes of a failed clone's stderr kept for its message
+BUILDPACKS_FILE_BYTES = 16 * 1024
+FETCH_GITCONFIG = """# Written by paas for buildpack fetches: no credentials, no redirects.
+[safe]
+\tdirectory = *
+[http]
+\tfollowRedirects = false
+[credential]
+\thelper =
+[core]
+\taskPass = /bin/false
+"""
+PASSED_THROUGH = (
+    "HTTP_PROXY",
+    "HTTPS_PROXY",
+    "NO_PROXY",
+    "http_proxy",
+    "https_proxy",
+    "no_proxy",
+    "SSL_CERT_FILE",
+    "SSL_CERT_DIR",
+    "REQUESTS_CA_BUNDLE",
+    "CURL_CA_BUNDLE",
+    "PIP_CERT",
+    "PIP_INDEX_URL",
+    "PIP_EXTRA_INDEX_URL",
+    "PIP_FIND_LINKS",
+    "PIP_TRUSTED_HOST",
+    "PIP_DEFAULT_TIMEOUT",
+    "UV_INDEX_URL",
+    "UV_EXTRA_INDEX_URL",
+    "UV_DEFAULT_INDEX",
+    "UV_INDEX",
+    "UV_NATIVE_TLS",
+    "UV_HTTP_TIMEOUT",
+    "UV_FIND_LINKS",
+)
+
+
+@dataclass(frozen=True)
+class Artifact:
+    digest: str
+    process_types: dict[str, str]
+
+
+@dataclass(frozen=True)
+class BuildRequest:
+    app: str
+    app_id: str
+    commit: str
+    config: Mapping[str, str]
+    git_dir: Path
+    git_env: Mapping[str, str]
+
+
+class Builder:
+    def __init__(
+        self,
+        settings: Settings,
+        account: Account | None,
+        out: Output,
+        sandbox: SandboxPlan | None = None,
+        deadline: float = math.inf,
+    ) -> None:
+        """`account`: the app's own uid, which every step runs as (None: not root);
+        `deadline`: time.monotonic() by which the whole build must be done."""
+        self.settings = settings
+        self.deadline = deadline
+        self.account = account
+        self.out = out
+        self.sandbox_plan = sandbox
+        self.stack = STACK if sandbox is None else sandbox.stack
+        self.sandbox: BuildSandbox | None = None
+        self.slugs = SlugStore(settings.slugs_dir)
+        self.teardown: threading.Thread | None = None
+
+    def say(self, line: str) -> None:
+        self.out.write(line + "\n")
+        self.out.flush()
+
+    def within(self, timeout: float) -> float:
+        """A step's timeout, cut to what is left before the push's deadline."""
+        return max(0.0, min(timeout, self.deadline - time.monotonic()))
+
+    def timed_out(self, what: str, timeout: float) -> BuildFailed:
+        if time.monotonic() >= self.deadline - 1.0:
+            return BuildFailed(
+                f"the push took longer than {self.settings.push_timeout_seconds:.0f}s "
+                f"(PAAS_PUSH_TIMEOUT) and was stopped during {what}"
+            )
+        return BuildFailed(f"{what} took longer than {timeout:.0f}s and was stopped")
+
+    def build(self, request: BuildRequest) -> Artifact:
+        build_id = uuid.uuid4().hex
+        scratch = self.settings.builds_dir / build_id
+        workspace = scratch / "build"
+        app_dir = workspace / "app"
+        try:
+            self.make_scratch(scratch)
+            app_dir.mkdir(parents=True)
+            self.give_to_build_user(workspace, app_dir)
+            self.export(request, app_dir)
+            declared = read_procfile(app_dir)
+            self.prepare(workspace, request)
+            if self.sandbox_plan is None:
+                return self.run_buildpacks(request, workspace, declared)
+            binds = [workspace, self.cache_dir(request)]
+            sandbox_dir = scratch / "sandbox"
+            # The tools are shared by every app's builds: read-only, like the host's files.
+            host_files = host_paths(self.environment(request, workspace))
+            host_files.insert(0, self.settings.tools_dir)
+            with BuildSandbox(
+                build_id, sandbox_dir, self.sandbox_plan, binds, host_files
+            ) as sandbox:
+                self.sandbox = sandbox
+                return self.run_buildpacks(request, workspace, declared)
+        finally:
+            self.sandbox = None
+            # Off the push's critical path: the release and the rollout go on meanwhile,
+            # and the hook waits for it before it ends (wait_for_teardown, or at exit).
+            self.teardown = threading.Thread(target=self.tear_down, args=(scratch, request))
+            self.teardown.start()
+
+    def tear_down(self, scratch: Path, request: BuildRequest) -> None:
+        """Unmounts the app's cache (kept: its writes go to its image) and removes the
+        build's own disk."""
+        container.unmount(self.cache_dir(request))
+        container.remove_disk(scratch, scratch.with_suffix(".img"))
+
+    def wait_for_teardown(self) -> None:
+        if self.teardown is not None:
+            self.teardown.join()
+
+    def make_scratch(self, scratch: Path) -> None:
+        """The build's own filesystem of PAAS_BUILD_DISK_MB (as root): the workspace and
+        the sandbox's upper layer, so a build that fills it gets ENOSPC, not the host."""
+        # Traversable by the build's uid whoever made it (made under umask 077, it is not).
+        self.settings.builds_dir.mkdir(parents=True, exist_ok=True)
+        self.settings.builds_dir.chmod(0o711)
+        if self.account is not None and self.settings.build_disk_mb:
+            container.mount_disk(scratch, scratch.with_suffix(".img"), self.settings.build_disk_mb)
+        else:
+            scratch.mkdir()
+        scratch.chmod(0o711)  # a plain-process build reaches its own 0700 workspace
+
+    def run_buildpacks(
+        self, request: BuildRequest, workspace: Path, declared: dict[str, str]
+    ) -> Artifact:
+        app_dir = workspace / "app"
+        buildpacks = self.select_buildpacks(request, workspace)
+        defaults: dict[str, str] = {}
+        for buildpack in buildpacks:
+            self.compile(buildpack, workspace, request)
+            defaults = self.release(buildpack, workspace, request)
+        process_types = {**defaults, **declared}
+        if not process_types:
+            raise BuildFailed(
+                "no process types: add a Procfile with a line such as `web: gunicorn app:app`"
+            )
+        started = time.monotonic()
+        digest = self.slugs.add(app_dir)
+        self.say(f"-----> Compressing... done, {digest[:19]} ({time.monotonic() - started:.1f}s)")
+        return Artifact(digest, process_types)
+
+    def export(self, request: BuildRequest, app_dir: Path) -> None:
+        """Extracts the pushed revision (still in git's quarantine) into the build dir:
+        `git archive` piped into tar run as the build user, the stream counted so the tree
+        cannot exceed max_tree_bytes."""
+        env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), **request.git_env}
+        env["GIT_DIR"] = str(request.git_dir)
+        account = self.account
+        limit = self.settings.max_tree_bytes
+        timeout = self.within(STEP_TIMEOUT)
+        with (
+            tempfile.TemporaryFile() as archive_err,
+            tempfile.TemporaryFile() as tar_err,
+            subprocess.Popen(
+                ["git", "archive", "--format=tar", request.commit],
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=archive_err,
+                start_new_session=True,
+            ) as archive,
+            subprocess.Popen(
+                ["tar", "-x", "--no-same-owner", "--no-same-permissions", "-C", str(app_dir)],
+                env={"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"},
+                stdin=subprocess.PIPE,
+                stdout=subprocess.DEVNULL,
+                stderr=tar_err,
+                start_new_session=True,
+                user=None if account is None else account.uid,
+                group=None if account is None else account.gid,
+                extra_groups=None if account is None else [],
+            ) as tar,
+        ):
+            assert archive.stdout is not None and tar.stdin is not None
+            watchdog = Watchdog(timeout, [archive.pid, tar.pid])
+            try:
+                total, complete = pipe(archive.stdout, tar.stdin, limit)
+                if complete:
+                    archive.wait()  # the watchdog still stops a hung git or tar
+                    tar.wait()
+            finally:
+                watchdog.cancel()
+                if archive.poll() is None or tar.poll() is None:
+                    procs.signal_group(archive.pid, signal.SIGKILL)
+                    procs.signal_group(tar.pid, signal.SIGKILL)
+            if watchdog.fired:
+                raise self.timed_out("extracting the pushed revision", timeout)
+            if total > limit:
+                raise BuildFailed(
+                    f"the pushed revision's files take more than {limit // 2**20} MB: "
+                    "keep large files out of the repository (the limit is 4 x PAAS_MAX_PUSH_MB)"
+                )
+            if tar.wait() != 0:  # first: a failed tar is why git archive was stopped
+                raise BuildFailed(f"cannot extract revision {request.commit[:8]}: {head(tar_err)}")
+            if archive.wait() != 0:
+                raise BuildFailed(f"cannot read revision {request.commit[:8]}: {head(archive_err)}")
+
+    def prepare(self, workspace: Path, request: BuildRequest) -> None:
+        """ENV/ holds the config vars, secrets: it, the workspace and the app's cache are
+        the build uid's alone (0700, files 0600), whatever the umask."""
+        env_dir = workspace / "env"
+        env_dir.mkdir(mode=0o700)
+        for key, value in request.config.items():
+            fd = os.open(env_dir / key, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as f:
+                f.write(value)
+        (workspace / "home").mkdir(mode=0o700)
+        (workspace / "buildpacks").mkdir(mode=0o700)  # the build uid's, like the workspace
+        cache = self.cache_dir(request)
+        if self.account is not None and self.settings.build_cache_mb:
+            # Kept between builds but capped: a build filling it gets ENOSPC, not the host.
+            image = cache.with_suffix(".img")
+            container.mount_kept_disk(cache, image, self.settings.build_cache_mb)
+        cache.mkdir(mode=0o700, parents=True, exist_ok=True)
+        for private in (workspace, env_dir, cache):
+            private.chmod(0o700)
+        self.give_to_build_user(workspace, cache)
+
+    def cache_dir(self, request: BuildRequest) -> Path:
+        return self.settings.cache_dir / request.app_id
+
+    def give_to_build_user(self, *paths: Path) -> None:
+        if self.account is None:
+            return
+        for path in paths:
+            owner = f"{self.account.uid}:{self.account.gid}"
+            procs.run(["chown", "-R", owner, str(path)], timeout=STEP_TIMEOUT)
+
+    def sources(self, request: BuildRequest, workspace: Path) -> list[buildpack_source.Source]:
+        """BUILDPACK_URL, else the lines of .buildpacks, each checked against the allow-list."""
+        allowed = self.settings.buildpack_sources
+        builtins = builtin_names()
+        url = request.config.get("BUILDPACK_URL", "").strip()
+        if url:
+            return [buildpack_source.parse(url, allowed, builtins)]
+        listed = pushed_tree.read_bytes(workspace / "app", ".buildpacks", BUILDPACKS_FILE_BYTES)
+        if listed is None:
+            return []
+        return buildpack_source.parse_list(listed.decode(errors="replace"), allowed, builtins)
+
+    def select_buildpacks(self, request: BuildRequest, workspace: Path) -> list[Path]:
+        sources = self.sources(request, workspace)
+        if sources:
+            packs = [self.fetch_buildpack(s, workspace, i) for i, s in enumerate(sources)]
+            for pack in packs:
+                if self.detect(pack, workspace, request) is None:
+                    raise BuildFailed(
+                        f"buildpack {pack.name} cannot build this app (bin/detect failed)"
+                    )
+            return packs
+        for candidate in sorted(BUILTIN_BUILDPACKS.iterdir()):
+            pack = self.copy_buildpack(candidate, workspace, 0)
+            if self.detect(pack, workspace, request) is not None:
+                return [pack]
+        raise BuildFailed(
+            "unable to select a buildpack: no built-in buildpack detected this app "
+            "(a Python app needs requirements.txt or pyproject.toml); "
+            "or set BUILDPACK_URL with `paas config:set BUILDPACK_URL=...`"
+        )
+
+    def copy_buildpack(self, source: Path, workspace: Path, index: int) -> Path:
+        target = workspace / "buildpacks" / f"{index}-{source.name}"
+        shutil.copytree(source, target, symlinks=True)
+        self.give_to_build_user(target)
+        return target
+
+    def fetch_buildpack(self, source: buildpack_source.Source, workspace: Path, index: int) -> Path:
+        if isinstance(source, buildpack_source.Builtin):
+            return self.copy_buildpack(BUILTIN_BUILDPACKS / source.name, workspace, index)
+        target = workspace / "buildpacks" / f"{index}-remote"
+        shown = source.url + (f"#{source.ref}" if source.ref else "")
+        self.say(f"-----> Fetching buildpack {shown}")
+        code, tail, expired = self.clone(source, target, workspace)
+        if expired:
+            raise self.timed_out(f"fetching buildpack {shown}", STEP_TIMEOUT)
+        if code != 0:
+            lines = [line.strip() for line in tail.splitlines() if line.strip()]
+            fatal = [line for line in lines if line.startswith(("fatal:", "error:"))]
+            why = (fatal or lines or [f"git exit status {code}"])[0]
+            raise BuildFailed(f"cannot fetch buildpack {shown}: {why[:300]}")
+        return target
+
+    def clone(
+        self, source: buildpack_source.Remote, target: Path, workspace: Path
+    ) -> tuple[int, str, bool]:
+        """`git clone` as the build user on the host (the stacks have no git), with an empty
+        HOME, none of the hook's GIT_* variables, only the allow-list's protocols, no
+        credential helper and no redirects; its stderr kept as a bounded tail."""
+        home = workspace / "fetch-home"
+        home.mkdir(exist_ok=True)
+        self.give_to_build_user(home)
+        gitconfig = workspace / "fetch.gitconfig"
+        gitconfig.write_text(FETCH_GITCONFIG)
+        gitconfig.chmod(0o644)
+        env = {k: os.environ[k] for k in PASSED_THROUGH if k in os.environ}
+        env.update(
+            PATH="/usr/local/bin:/usr/bin:/bin",
+            HOME=str(home),
+            LANG="C.UTF-8",
+            GIT_CONFIG_NOSYSTEM="1",
+            GIT_CONFIG_GLOBAL=str(gitconfig),
+            GIT_ALLOW_PROTOCOL=buildpack_source.protocols(self.settings.buildpack_sources),
+            GIT_TERMINAL_PROMPT="0",
+            GIT_SSH_COMMAND="ssh -o BatchMode=yes -o StrictHostKeyChecking=yes",
+        )
+        branch = ["--branch", source.ref] if source.ref else []
+        argv = ["git", "clone", "--quiet", "--depth", "1", *branch, "--", source.url, str(target)]
+        return run_capped(argv, env, target.parent, self.within(STEP_TIMEOUT), self.account)
+
+    def environment(self, request: BuildRequest, workspace: Path) -> dict[str, str]:
+        env = {k: os.environ[k] for k in PASSED_THROUGH if k in os.environ}
+        env.update(
+            PATH=f"{self.settings.tools_dir}:/usr/local/bin:/usr/bin:/bin",
+            HOME=str(workspace / "home"),
+            LANG="C.UTF-8",
+            STACK=self.stack,
+            PAAS_STACK_PYTHONS=" ".join(f"{n}={r.python}" for n, r in stacks.RECIPES.items()),
+            SOURCE_VERSION=request.commit,
+            UV_PYTHON_DOWNLOADS="never",
+        )
+        return env
+
+    def run_step(
+        self,
+        argv: list[str],
+        request: BuildRequest,
+        workspace: Path,
+        timeout: float,
+        echo: bool = True,
+    ) -> tuple[int, str]:
+        """Runs one buildpack script as the build user (in the sandbox when there is one),
+        streaming its output live; returns its exit status and the head of its output."""
+        account = self.account
+        env = self.environment(request, workspace)
+        if self.sandbox is not None:
+            argv, account = self.sandbox.argv(argv, env, workspace / "app"), None
+        limit = self.within(timeout)
+        with subprocess.Popen(
+            argv,
+            cwd=workspace / "app",
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            # Not the platform's 077: the runtime makes the bind mounts' parent dirs with
+            # it, and the build's own files end up in a world-readable slug anyway.
+            umask=STEP_UMASK,
+            user=account.uid if account else None,
+            group=account.gid if account else None,
+            extra_groups=[] if account else None,
+        ) as process:
+            assert process.stdout is not None
+            # A silent, hung step must not hold the push forever.
+            watchdog = Watchdog(limit, [process.pid], on_fire=self.finish_step)
+            try:
+                kept = self.relay(process.stdout, echo)
+            except BaseException:
+                procs.signal_group(process.pid, signal.SIGKILL)
+                self.finish_step()
+                raise
+            finally:
+                watchdog.cancel()
+            if watchdog.fired:
+                process.wait()
+                raise self.timed_out(Path(argv[0]).name, limit)
+            code = process.wait()
+            if self.finish_step():
+                limit_mb = self.sandbox_plan.memory_mb if self.sandbox_plan else 0
+                raise BuildFailed(
+                    f"the build ran out of memory and was killed (limit {limit_mb} MB): reduce "
+                    "what the build installs at once, or raise PAAS_BUILD_MEMORY_MB"
+                )
+            return code, kept
+
+    def relay(self, stream: IO[bytes], echo: bool) -> str:
+        """Passes a step's output on as it comes, in chunks (a line may be any length);
+        keeps only its first STEP_OUTPUT_KEPT characters."""
+        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        kept: list[str] = []
+        size = 0
+        while chunk := stream.read1(CHUNK):  # type: ignore[attr-defined]
+            text = decoder.decode(chunk)
+            if size < STEP_OUTPUT_KEPT:
+                kept.append(text[: STEP_OUTPUT_KEPT - size])
+                size += len(kept[-1])
+            if echo and text:
+                self.out.write(text)
+                self.out.flush()
+        rest = decoder.decode(b"", final=True)  # an incomplete last character
+        if echo and rest:
+            self.out.write(rest)
+        return "".join(kept)
+
+    def finish_step(self) -> bool:
+        """Ends a sandboxed step; True when the kernel OOM-killed part of it."""
+        return self.sandbox is not None and self.sandbox.finish_step()
+
+    def detect(self, buildpack: Path, workspace: Path, request: BuildRequest) -> str | None:
+        argv = [str(buildpack / "bin" / "detect"), str(workspace / "app")]
+        code, text = self.run_step(argv, request, workspace, STEP_TIMEOUT, echo=False)
+        if code != 0:
+            return None
+        name = text.strip() or buildpack.name
+        self.say(f"-----> {name} app detected")
+        return name
+
+    def compile(self, buildpack: Path, workspace: Path, request: BuildRequest) -> None:
+        argv = [
+            str(buildpack / "bin" / "compile"),
+            str(workspace / "app"),
+            str(self.cache_dir(request)),
+            str(workspace / "env"),
+        ]
+        code, _ = self.run_step(argv, request, workspace, COMPILE_TIMEOUT)
+        if code != 0:
+            raise BuildFailed(
+                f"the {buildpack.name.split('-', 1)[-1]} buildpack failed to compile "
+                f"(exit status {code}): see the output above"
+            )
+
+    def release(self, buildpack: Path, workspace: Path, request: BuildRequest) -> dict[str, str]:
+        script = buildpack / "bin" / "release"
+        if not script.exists():
+            return {}
+        argv = [str(script), str(workspace / "app")]
+        code, text = self.run_step(argv, request, workspace, STEP_TIMEOUT, echo=False)
+        if code != 0:
+            raise BuildFailed(f"bin/release of {buildpack.name} failed (exit status {code})")
+        return default_process_types(text, buildpack.name.split("-", 1)[-1])
+
+
+class Watchdog:
+    """Kills process groups once `timeout` seconds have passed, unless cancelled first."""
+
+    def __init__(
+        self, timeout: float, pids: list[int], on_fire: Callable[[], object] | None = None
+    ) -> None:
+        self.pids = pids
+        self.on_fire = on_fire
+        self.expired = threading.Event()
+        self.timer = threading.Timer(timeout, self.fire)
+        self.timer.start()
+
+    def fire(self) -> None:
+        self.expired.set()
+        for pid in self.pids:
+            procs.signal_group(pid, signal.SIGKILL)
+        if self.on_fire is not None:
+            self.on_fire()
+
+    @property
+    def fired(self) -> bool:
+        return self.expired.is_set()
+
+    def cancel(self) -> None:
+        self.timer.cancel()
+
+
+def pipe(source: IO[bytes], sink: IO[bytes], limit: int) -> tuple[int, bool]:
+    """Copies source to sink in chunks until EOF, more than `limit` bytes, or the sink
+    closing; (bytes read, whether all of source went through). When not, the caller stops
+    the writer, which would otherwise block on a pipe no one reads."""
+    total = 0
+    complete = False
+    try:
+        while chunk := source.read1(CHUNK):  # type: ignore[attr-defined]
+            total += len(chunk)
+            if total > limit:
+                break
+            sink.write(chunk)
+        else:
+            complete = True
+    except BrokenPipeError:
+        pass  # the reader failed: its exit status says why
+    finally:
+        with contextlib.suppress(BrokenPipeError):
+            sink.close()
+    return total, complete
+
+
+def run_capped(
+    argv: list[str],
+    env: dict[str, str],
+    cwd: Path,
+    timeout: float,
+    account: Account | None,
+) -> tuple[int, str, bool]:
+    """Runs a command with stdout discarded; (exit status, stderr's last bytes, expired)."""
+    with subprocess.Popen(
+        argv,
+        cwd=cwd,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+        user=None if account is None else account.uid,
+        group=None if account is None else account.gid,
+        extra_groups=None if account is None else [],
+    ) as process:
+        assert process.stderr is not None
+        watchdog = Watchdog(timeout, [process.pid])
+        tail = b""
+        try:
+            while chunk := process.stderr.read1(CHUNK):  # type: ignore[attr-defined]
+                tail = (tail + chunk)[-FETCH_OUTPUT_KEPT:]
+        finally:
+            watchdog.cancel()
+        code = process.wait()
+    return code, tail.decode(errors="replace"), watchdog.fired
+
+
+def head(file: IO[bytes]) -> str:
+    """The first line of a command's captured stderr, for a message."""
+    file.seek(0)
+    lines = file.read(FETCH_OUTPUT_KEPT).decode(errors="replace").strip().splitlines()
+    return lines[0][:300] if lines else "no error output"
+
+
+def host_paths(env: dict[str, str]) -> list[Path]:
+    """Local files and directories the host's index and CA settings point at (a CA bundle,
+    a find-links directory, a file:// index), so a sandboxed build sees them too."""
+    found: set[Path] = set()
+    for key in PASSED_THROUGH:
+        for word in env.get(key, "").replace(",", " ").split():
+            path = Path(word.removeprefix("file://"))
+            if path.is_absolute() and path.exists():
+                found.add(path)
+    return sorted(found)
+
+
+def read_procfile(app_dir: Path) -> dict[str, str]:
+    data = pushed_tree.read_bytes(app_dir, "Procfile", procfile.MAX_BYTES)
+    if data is None:
+        return {}
+    try:
+        return procfile.parse(data.decode(errors="replace"))
+    except PaasError as error:
+        raise BuildFailed(error.message) from None
+
+
+def builtin_names() -> list[str]:
+    return sorted(p.name for p in BUILTIN_BUILDPACKS.iterdir() if p.is_dir())
+
+
+def default_process_types(release_yaml: str, buildpack: str = "buildpack") -> dict[str, str]:
+    """Reads `default_process_types` from bin/release's YAML (a flat mapping); each type
+    name must pass the Procfile's check, as it becomes part of dyno ids and paths."""
+    types = _release_types(release_yaml)
+    for name in types:
+        if not procfile.type_name(name):
+            raise BuildFailed(
+                f"bin/release of the {buildpack} buildpack declares an invalid process type "
+                f"{procfile.shorten(name)!r}: use letters, digits, _ and -, up to 63 characters"
+            )
+    return types
+
+
+def _release_types(release_yaml: str) -> dict[str, str]:
+    types: dict[str, str] = {}
+    inside = False
+    for line in release_yaml.splitlines():
+        if not line.strip() or line.startswith("---"):
+            continue
+        if not line.startswith((" ", "\t")):
+            inside = line.split(":", 1)[0].strip() == "default_process_types"
+            continue
+        if inside and ":" in line:
+            name, command = line.strip().split(":", 1)
+            types[name.strip()] = command.strip().strip("'\"")
+    return types
+
+
+def ensure_tools(settings: Settings) -> None:
+    """Puts uv where the build user can run it (the platform's venv may be private)."""
+    settings.tools_dir.mkdir(parents=True, exist_ok=True)
+    source = Path(sys.prefix) / "bin" / "uv"
+    target = settings.tools_dir / "uv"
+    if source.exists() and (not target.exists() or target.stat().st_size != source.stat().st_size):
+        tmp = target.with_suffix(".tmp")
+        shutil.copy2(source, tmp)
+        os.chmod(tmp, 0o755)
+        os.replace(tmp, target)

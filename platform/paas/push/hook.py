@@ -1,0 +1,255 @@
+"""The pre-receive hook: build, release and roll out each push to main or master.
+
+Runs inside `git receive-pack` with git's quarantine environment, as root; everything it
+prints reaches the pusher as `remote:` lines. A release is only written after a successful
+build, and the push ends only once the agent has rolled it out (release phase passed, web
+dynos answering) or failed it. A non-zero exit rejects the push, and the release that was
+serving keeps serving.
+
+Invariants: a build record never stays `pending` (any failure marks it failed); the pusher
+gets one line per failure, a traceback only ever reaches the platform log; what is kept of
+the build output is a bounded tail; the whole push ends by PAAS_PUSH_TIMEOUT; and a push
+never runs with less isolation than the host offers (an app's missing stack fails it).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import subprocess
+import sys
+import time
+import traceback
+from pathlib import Path
+from typing import TextIO
+
+from paas.artifacts import collector, stacks
+from paas.artifacts.images import ImageRequest, ImageStore
+from paas.artifacts.slugs import SlugStore
+from paas.domain import settings as settings_module
+from paas.domain.errors import BuildFailed, PaasError
+from paas.domain.models import App
+from paas.domain.output import Output
+from paas.domain.settings import Settings
+from paas.dynos import capability
+from paas.isolation import container, users
+from paas.isolation.container import SandboxPlan
+from paas.push import app_files
+from paas.push.builder import Artifact, Builder, BuildRequest, ensure_tools
+from paas.release import releases, rollout_watch
+from paas.state.logs import LogStore
+from paas.state.store import Store
+
+DEPLOY_REFS = ("refs/heads/main", "refs/heads/master")
+
+ZERO = "0" * 40
+GIT_ENV = ("GIT_OBJECT_DIRECTORY", "GIT_ALTERNATE_OBJECT_DIRECTORIES", "GIT_QUARANTINE_PATH")
+OUTPUT_KEPT = 64 * 1024  # characters of build output kept for the build record (the tail)
+
+
+def web_url(settings: Settings, app: str) -> str:
+    port = "" if settings.http_port == 80 else f":{settings.http_port}"
+    return f"http://{app}.{settings.domain}{port}/"
+
+
+def deploy(
+    settings: Settings, app_name: str, commit: str, out: TextIO, deadline: float = math.inf
+) -> None:
+    store, logs = Store(settings.db_path), LogStore(settings.logs_db_path)
+    app = store.app(app_name)
+    ensure_tools(settings)
+    build = store.start_build(app, commit)
+    logs.event(app.name, "api", f"Build started for {commit[:8]}")
+    capture = Tee(out)
+    try:
+        account = users.app_account(store, app)
+        sandbox = build_sandbox(settings, app, account)
+        builder = Builder(settings, account, capture, sandbox, deadline)
+        artifact = builder.build(
+            BuildRequest(
+                app=app.name,
+                app_id=app.id,
+                commit=commit,
+                config=store.config(app),
+                git_dir=Path(os.environ.get("GIT_DIR", ".")).absolute(),
+                git_env={k: os.environ[k] for k in GIT_ENV if k in os.environ},
+            )
+        )
+    except BaseException as error:  # also a bug or ^C: the record must not stay pending
+        message = error.message if isinstance(error, PaasError) else INTERNAL_ERROR
+        store.finish_build(build, "failed", None, capture.text())
+        logs.event(app.name, "api", f"Build failed: {message}")
+        raise
+    store.finish_build(build, "succeeded", artifact.digest, capture.text())
+    types = ", ".join(f"{name}" for name in artifact.process_types)
+    capture.write(f"-----> Discovering process types\n       Procfile declares types -> {types}\n")
+    check = read_healthcheck(settings, artifact, capture)
+    image = build_image(settings, app, artifact, account, capture)
+    built = releases.Build(artifact.digest, artifact.process_types, image, check)
+    _, log_cursor = logs.read(app.name, num=1)  # the release command's output comes after
+    release = releases.deploy(store, logs, app, built, commit)
+    rollout_watch.follow(settings, store, logs, app, release, log_cursor, capture, deadline)
+    capture.write(f"-----> Launching... done, v{release.version}\n")
+    capture.write(f"       {web_url(settings, app.name)} deployed to paas\n")
+    capture.flush()
+    builder.wait_for_teardown()  # the build's disk, removed while the rollout went on
+    collector.after_deploy(settings, store, app)  # after the rollout: off its critical path
+
+
+def read_healthcheck(settings: Settings, artifact: Artifact, out: Output) -> str | None:
+    """The web dynos' HTTP check from app.json or CHECKS, as JSON; None: port check."""
+    check = app_files.load(SlugStore(settings.slugs_dir).unpacked(artifact.digest))
+    if check is None:
+        return None
+    expecting = "" if check.content is None else f" expecting {check.content!r}"
+    out.write(f"-----> Health check: GET {check.path}{expecting}\n")
+    return check.to_json()
+
+
+def build_sandbox(
+    settings: Settings, app: App, account: users.Account | None
+) -> SandboxPlan | None:
+    """Builds run in a container of the app's stack, as the app's uid, wherever dynos do;
+    None only when the whole host runs without containers (said once at server start)."""
+    found = capability.load(settings)
+    if found.runtime is None or account is None:
+        return None
+    stack_rootfs = stacks.rootfs(stacks.effective(app.stack))
+    if stack_rootfs is None:
+        raise BuildFailed(missing_stack(app))
+    return SandboxPlan(
+        stack=stacks.effective(app.stack),
+        runtime=found.runtime,
+        state_root=settings.run_dir / "oci",
+        stack_rootfs=stack_rootfs,
+        subnet=found.subnet,
+        memory_mb=settings.build_memory_mb,
+        uid=account.uid,
+        gid=account.gid,
+    )
+
+
+def missing_stack(app: App) -> str:
+    stack = stacks.effective(app.stack)
+    return (
+        f"stack {stack} of app {app.name} is not built on this host, and its builds and "
+        f"dynos run only in containers of it: run `paas stacks:build {stack}` and push again"
+    )
+
+
+def build_image(
+    settings: Settings, app: App, artifact: Artifact, account: users.Account | None, out: Output
+) -> str | None:
+    """The release's OCI image (stack layer + app layer), when its stack is built here."""
+    stack_rootfs = stacks.rootfs(stacks.effective(app.stack))
+    if stack_rootfs is None:
+        if capability.load(settings).containers:
+            raise BuildFailed(missing_stack(app))  # removed since the build started
+        return None
+    started = time.monotonic()
+    uid, gid = (os.getuid(), os.getgid()) if account is None else (account.uid, account.gid)
+    slug = SlugStore(settings.slugs_dir).unpacked(artifact.digest)
+    digest = ImageStore(settings.images_dir).build(
+        ImageRequest(
+            stack=app.stack,
+            stack_rootfs=stack_rootfs,
+            app_layer_dir=container.app_layer(slug, uid, gid),
+            process_types=artifact.process_types,
+            uid=uid,
+            gid=gid,
+        )
+    )
+    out.write(
+        f"-----> Building OCI image... done, {digest[:19]} ({time.monotonic() - started:.1f}s)\n"
+    )
+    return digest
+
+
+class Tee:
+    """Writes through to the pusher and keeps the last `kept` characters for the build
+    record, so a build printing gigabytes costs the hook no more than that."""
+
+    def __init__(self, out: Output, kept: int = OUTPUT_KEPT) -> None:
+        self.out = out
+        self.kept = kept
+        self.tail = ""
+
+    def write(self, text: str) -> int:
+        self.tail = (self.tail + text[-self.kept :])[-self.kept :]
+        self.out.write(text)
+        return len(text)
+
+    def flush(self) -> None:
+        self.out.flush()
+
+    def text(self) -> str:
+        return self.tail
+
+
+def current_ref(ref: str) -> str:
+    """What the ref points at now in the real repository (ZERO when it does not exist)."""
+    result = subprocess.run(
+        ["git", "rev-parse", "--verify", "--quiet", ref],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    return result.stdout.strip() or ZERO
+
+
+def pre_receive(stdin: TextIO, out: TextIO) -> int:
+    """Builds each pushed main/master. Whole pushes of one app are serialized by the API
+    (gitservice.push_lock), so the ref cannot move between this check and git's update."""
+    settings = settings_module.from_env()
+    deadline = time.monotonic() + settings.push_timeout_seconds
+    app_name = os.environ["PAAS_APP"]
+    lines = stdin.read().splitlines()
+    others = [ref for _, _, ref in (line.split() for line in lines) if ref not in DEPLOY_REFS]
+    if others:  # stored, they would grow the repo with objects nothing deploys or collects
+        out.write(
+            f" !     Push rejected: only main or master is stored and deployed, not "
+            f"{', '.join(others)}: push it as main (git push paas BRANCH:main) to deploy it\n"
+        )
+        return 1
+    for line in lines:
+        old, new, ref = line.split()
+        if new == ZERO:
+            out.write(f" !     Deleting {ref} is not allowed\n")
+            return 1
+        if current_ref(ref) != old:
+            out.write(
+                f" !     Push rejected: {ref} moved while this push waited (another push "
+                "landed first): fetch, merge and push again\n"
+            )
+            return 1
+        try:
+            deploy(settings, app_name, new, out, deadline)
+        except PaasError as error:
+            out.write(f" !     Push rejected: {error.message}\n")
+            out.flush()
+            return 1
+        except Exception:
+            platform_log(f"paas hook: push of {app_name} {new[:8]} failed:\n")
+            out.write(f" !     Push rejected: {INTERNAL_ERROR}\n")
+            out.flush()
+            return 1
+    return 0
+
+
+INTERNAL_ERROR = "internal error in the platform while building (the platform log has details)"
+
+
+def platform_log(headline: str) -> None:
+    """The current exception's traceback to the API's stderr (the platform log), passed in
+    by gitservice as a file descriptor: the hook's own stderr reaches the pusher."""
+    fd = os.environ.get("PAAS_PLATFORM_LOG_FD", "")
+    text = headline + traceback.format_exc()
+    # No platform log (the hook run by hand): the one line to the pusher must do.
+    with contextlib.suppress(ValueError, OSError):
+        os.write(int(fd), text.encode(errors="replace"))
+
+
+def main() -> int:
+    sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]
+    return pre_receive(sys.stdin, sys.stdout)

@@ -1,0 +1,590 @@
+"""The platform's state in SQLite (WAL): apps, config, releases, formation, builds, tokens.
+
+Invariants: every change happens inside one transaction (`BEGIN IMMEDIATE`), so a failed
+call changes nothing; rows leave as frozen values; only hashes of API tokens are stored;
+every app name and domain is checked by paas.domain.validation before it is written, and no
+hostname (an app's own APP.DOMAIN or a custom domain) can belong to two apps.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import sqlite3
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+
+from paas.domain import validation
+from paas.domain.errors import Conflict, NotFound
+from paas.domain.models import (
+    RELEASE_STATUSES,
+    RUNNABLE_STATUSES,
+    App,
+    Build,
+    DynoSlot,
+    FormationEntry,
+    Release,
+)
+from paas.state import database, ratelimit
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS apps (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,
+    stack TEXT NOT NULL,
+    created_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS config_vars (
+    app_id TEXT NOT NULL REFERENCES apps(id) ON DELETE CASCADE,
+    key TEXT NOT NULL,
+    value TEXT NOT NULL,
+    PRIMARY KEY (app_id, key)
+);
+CREATE TABLE IF NOT EXISTS releases (
+    id TEXT PRIMARY KEY,
+    app_id TEXT NOT NULL REFERENCES apps(id) ON DELETE CASCADE,
+    version INTEGER NOT NULL,
+    description TEXT NOT NULL,
+    artifact TEXT NOT NULL,
+    image TEXT,
+    config TEXT NOT NULL,
+    process_types TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    status TEXT NOT NULL DEFAULT 'succeeded',
+    status_detail TEXT,
+    status_at REAL,
+    healthcheck TEXT,
+    UNIQUE (app_id, version)
+);
+CREATE TABLE IF NOT EXISTS formation (
+    app_id TEXT NOT NULL REFERENCES apps(id) ON DELETE CASCADE,
+    type TEXT NOT NULL,
+    quantity INTEGER NOT NULL,
+    size TEXT NOT NULL DEFAULT 'standard-1x',
+    PRIMARY KEY (app_id, type)
+);
+CREATE TABLE IF NOT EXISTS builds (
+    id TEXT PRIMARY KEY,
+    app_id TEXT NOT NULL REFERENCES apps(id) ON DELETE CASCADE,
+    status TEXT NOT NULL,
+    source_version TEXT NOT NULL,
+    artifact TEXT,
+    output TEXT NOT NULL DEFAULT '',
+    created_at TEXT NOT NULL,
+    finished_at TEXT
+);
+CREATE TABLE IF NOT EXISTS domains (
+    app_id TEXT NOT NULL REFERENCES apps(id) ON DELETE CASCADE,
+    hostname TEXT NOT NULL UNIQUE
+);
+CREATE TABLE IF NOT EXISTS restarts (
+    app_id TEXT NOT NULL REFERENCES apps(id) ON DELETE CASCADE,
+    target TEXT NOT NULL,
+    generation INTEGER NOT NULL,
+    PRIMARY KEY (app_id, target)
+);
+CREATE TABLE IF NOT EXISTS dyno_slots (
+    app_id TEXT NOT NULL REFERENCES apps(id) ON DELETE CASCADE,
+    name TEXT NOT NULL,
+    crash_count INTEGER NOT NULL DEFAULT 0,
+    last_exit_status INTEGER,
+    next_retry_at REAL,
+    PRIMARY KEY (app_id, name)
+);
+-- No foreign key: an app's uid is never given to another app, even once it is destroyed.
+CREATE TABLE IF NOT EXISTS app_uids (
+    app_id TEXT PRIMARY KEY,
+    uid INTEGER NOT NULL UNIQUE
+);
+CREATE TABLE IF NOT EXISTS tokens (
+    hash TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    created_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS auth_failures (
+    address TEXT PRIMARY KEY,
+    window_start REAL NOT NULL,
+    count INTEGER NOT NULL,
+    blocked_until REAL NOT NULL
+);
+"""
+
+
+def now_iso() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def _app(row: sqlite3.Row) -> App:
+    return App(row["id"], row["name"], row["stack"], row["created_at"])
+
+
+def release_from_row(row: sqlite3.Row) -> Release:
+    return Release(
+        id=row["id"],
+        app_id=row["app_id"],
+        version=row["version"],
+        description=row["description"],
+        artifact=row["artifact"],
+        config=json.loads(row["config"]),
+        process_types=json.loads(row["process_types"]),
+        created_at=row["created_at"],
+        image=row["image"],
+        status=row["status"],
+        status_detail=row["status_detail"],
+        status_at=row["status_at"],
+        healthcheck=row["healthcheck"],
+    )
+
+
+def _build(row: sqlite3.Row) -> Build:
+    return Build(*(row[k] for k in Build.__dataclass_fields__))
+
+
+class Store:
+    """A handle on the state database; cheap to create, one connection per call."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        database.create(path, SCHEMA)
+        self._migrate()
+
+    def _migrate(self) -> None:
+        """Columns added after a database was created (schema version by column)."""
+        with self.transaction() as db:
+            columns = {r["name"] for r in db.execute("PRAGMA table_info(releases)")}
+            added = {
+                "image": "TEXT",
+                "status": "TEXT NOT NULL DEFAULT 'succeeded'",
+                "status_detail": "TEXT",
+                "status_at": "REAL",
+                "healthcheck": "TEXT",
+            }
+            for name, kind in added.items():
+                if name not in columns:
+                    db.execute(f"ALTER TABLE releases ADD COLUMN {name} {kind}")
+
+    def _connect(self) -> sqlite3.Connection:
+        db = database.connect(self.path, autocommit=True)
+        db.row_factory = sqlite3.Row
+        db.execute("PRAGMA foreign_keys=ON")
+        return db
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """One atomic change: commits on success, rolls back on any exception."""
+        db = self._connect()
+        try:
+            db.execute("BEGIN IMMEDIATE")
+            yield db
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        finally:
+            db.close()
+
+    @contextmanager
+    def reading(self) -> Iterator[sqlite3.Connection]:
+        db = self._connect()
+        try:
+            yield db
+        finally:
+            db.close()
+
+    # --- tokens -------------------------------------------------------------------------
+    def add_token(self, token: str, name: str) -> None:
+        """One more token beside the others (a second named client)."""
+        with self.transaction() as db:
+            db.execute(
+                "INSERT OR IGNORE INTO tokens (hash, name, created_at) VALUES (?, ?, ?)",
+                (token_hash(token), name, now_iso()),
+            )
+
+    def replace_token(self, token: str, name: str) -> bool:
+        """The one token called `name` is now `token`: any older one of that name stops
+        working (rotation revokes). Returns whether an older one was revoked."""
+        digest = token_hash(token)
+        with self.transaction() as db:
+            rows = db.execute("SELECT hash FROM tokens WHERE name = ?", (name,)).fetchall()
+            older = [r["hash"] for r in rows if r["hash"] != digest]
+            if not older and rows:
+                return False
+            db.execute("DELETE FROM tokens WHERE name = ? OR hash = ?", (name, digest))
+            db.execute(
+                "INSERT INTO tokens (hash, name, created_at) VALUES (?, ?, ?)",
+                (digest, name, now_iso()),
+            )
+        return bool(older)
+
+    def token_owner(self, token: str) -> str | None:
+        """The name of the token, or None. The lookup by hash is safe from timing attacks:
+        its timing depends only on sha256(presented), which a guesser cannot steer towards
+        a stored hash (that needs a preimage), so it reveals nothing of a stored token."""
+        presented = token_hash(token)
+        with self.reading() as db:
+            row = db.execute(
+                "SELECT hash, name FROM tokens WHERE hash = ?", (presented,)
+            ).fetchone()
+        if row is None or not hmac.compare_digest(str(row["hash"]), presented):
+            return None
+        return str(row["name"])
+
+    def has_tokens(self) -> bool:
+        with self.reading() as db:
+            return db.execute("SELECT 1 FROM tokens LIMIT 1").fetchone() is not None
+
+    def count_auth_failure(self, address: str, now: float, policy: ratelimit.Policy) -> float:
+        """Counts one failed authentication from `address` (shared by every API worker);
+        returns how many seconds that address is refused for, 0 when it is not."""
+        with self.transaction() as db:
+            db.execute(
+                "DELETE FROM auth_failures WHERE window_start < ? AND blocked_until < ?",
+                (now - policy.window_seconds, now),
+            )
+            row = db.execute(
+                "SELECT window_start, count, blocked_until FROM auth_failures WHERE address = ?",
+                (address,),
+            ).fetchone()
+            before = None if row is None else ratelimit.Failures(*tuple(row))
+            after = ratelimit.after_failure(before, now, policy)
+            db.execute(
+                "INSERT INTO auth_failures (address, window_start, count, blocked_until) "
+                "VALUES (?, ?, ?, ?) ON CONFLICT (address) DO UPDATE SET "
+                "window_start = excluded.window_start, count = excluded.count, "
+                "blocked_until = excluded.blocked_until",
+                (address, after.window_start, after.count, after.blocked_until),
+            )
+        return after.refused_for(now)
+
+    # --- apps ---------------------------------------------------------------------------
+    def create_app(self, name: str, stack: str, *, domain: str) -> App:
+        """A new app answering at NAME.``domain``, which no custom domain may already be."""
+        app = App(str(uuid.uuid4()), validation.app_name(name), stack, now_iso())
+        own_hostname = validation.default_hostname(name, domain)
+        with self.transaction() as db:
+            if db.execute("SELECT 1 FROM apps WHERE name = ?", (name,)).fetchone():
+                raise Conflict(f"app {name!r} already exists: choose another name")
+            if db.execute("SELECT 1 FROM domains WHERE hostname = ?", (own_hostname,)).fetchone():
+                raise Conflict(
+                    f"app {name!r} would answer at {own_hostname}, a custom domain of another "
+                    "app: choose another name"
+                )
+            db.execute(
+                "INSERT INTO apps (id, name, stack, created_at) VALUES (?, ?, ?, ?)",
+                (app.id, app.name, app.stack, app.created_at),
+            )
+        return app
+
+    def apps(self) -> list[App]:
+        with self.reading() as db:
+            return [_app(r) for r in db.execute("SELECT * FROM apps ORDER BY name")]
+
+    def app(self, name: str) -> App:
+        with self.reading() as db:
+            row = db.execute("SELECT * FROM apps WHERE name = ?", (name,)).fetchone()
+        if row is None:
+            raise NotFound(f"app {name!r} not found: `paas apps` lists the apps")
+        return _app(row)
+
+    def set_stack(self, app: App, stack: str) -> None:
+        with self.transaction() as db:
+            db.execute("UPDATE apps SET stack = ? WHERE id = ?", (stack, app.id))
+
+    def delete_app(self, app: App) -> None:
+        with self.transaction() as db:
+            db.execute("DELETE FROM apps WHERE id = ?", (app.id,))
+
+    def app_uid(self, app: App, allocate: Callable[[int | None], int]) -> int:
+        """The app's own uid; `allocate(highest uid given out so far)` picks a new one."""
+        with self.reading() as db:
+            row = db.execute("SELECT uid FROM app_uids WHERE app_id = ?", (app.id,)).fetchone()
+        if row is not None:
+            return int(row["uid"])
+        with self.transaction() as db:
+            row = db.execute("SELECT uid FROM app_uids WHERE app_id = ?", (app.id,)).fetchone()
+            if row is not None:
+                return int(row["uid"])
+            top = db.execute("SELECT MAX(uid) FROM app_uids").fetchone()[0]
+            uid = allocate(top)
+            db.execute("INSERT INTO app_uids (app_id, uid) VALUES (?, ?)", (app.id, uid))
+            return uid
+
+    # --- config -------------------------------------------------------------------------
+    def config(self, app: App, db: sqlite3.Connection | None = None) -> dict[str, str]:
+        if db is None:
+            with self.reading() as own:
+                return self.config(app, own)
+        rows = db.execute(
+            "SELECT key, value FROM config_vars WHERE app_id = ? ORDER BY key", (app.id,)
+        )
+        return {r["key"]: r["value"] for r in rows}
+
+    @staticmethod
+    def write_config(db: sqlite3.Connection, app: App, changes: dict[str, str | None]) -> None:
+        for key, value in changes.items():
+            if value is None:
+                db.execute("DELETE FROM config_vars WHERE app_id = ? AND key = ?", (app.id, key))
+            else:
+                db.execute(
+                    "INSERT INTO config_vars (app_id, key, value) VALUES (?, ?, ?) "
+                    "ON CONFLICT (app_id, key) DO UPDATE SET value = excluded.value",
+                    (app.id, key, value),
+                )
+
+    # --- releases -----------------------------------------------------------------------
+    def releases(self, app: App) -> list[Release]:
+        with self.reading() as db:
+            rows = db.execute("SELECT * FROM releases WHERE app_id = ? ORDER BY version", (app.id,))
+            return [release_from_row(r) for r in rows]
+
+    def current_release(self, app: App, db: sqlite3.Connection | None = None) -> Release | None:
+        """The release dynos run: the newest one deploying or succeeded."""
+        return self._newest(app, RUNNABLE_STATUSES, db)
+
+    def latest_release(self, app: App, db: sqlite3.Connection | None = None) -> Release | None:
+        """The newest release that has not failed: what a config change or scale builds on."""
+        return self._newest(app, ("pending", "deploying", "succeeded"), db)
+
+    def _newest(
+        self, app: App, statuses: tuple[str, ...], db: sqlite3.Connection | None
+    ) -> Release | None:
+        if db is None:
+            with self.reading() as own:
+                return self._newest(app, statuses, own)
+        marks = ", ".join("?" * len(statuses))
+        row = db.execute(
+            f"SELECT * FROM releases WHERE app_id = ? AND status IN ({marks}) "
+            "ORDER BY version DESC LIMIT 1",
+            (app.id, *statuses),
+        ).fetchone()
+        return None if row is None else release_from_row(row)
+
+    def rollout_state(self, app: App) -> tuple[Release | None, list[Release]]:
+        """The current release and the unsettled ones (oldest first), read together."""
+        with self.reading() as db:
+            db.execute("BEGIN")  # one snapshot: a release created meanwhile is in both or neither
+            current = self.current_release(app, db)
+            rows = db.execute(
+                "SELECT * FROM releases WHERE app_id = ? AND status IN ('pending', 'deploying') "
+                "ORDER BY version",
+                (app.id,),
+            ).fetchall()
+            db.execute("COMMIT")
+        return current, [release_from_row(r) for r in rows]
+
+    def set_release_status(
+        self,
+        app: App,
+        version: int,
+        change: tuple[tuple[str, ...], str],
+        detail: str | None,
+        at: float,
+    ) -> bool:
+        """Moves vN from one of `change[0]` to `change[1]`; False when it was elsewhere
+        (another writer settled it first), so two writers never overwrite each other."""
+        expected, status = change
+        if status not in RELEASE_STATUSES:
+            raise ValueError(f"unknown release status {status!r}")
+        marks = ", ".join("?" * len(expected))
+        with self.transaction() as db:
+            cursor = db.execute(
+                "UPDATE releases SET status = ?, status_detail = ?, status_at = ? "
+                f"WHERE app_id = ? AND version = ? AND status IN ({marks})",
+                (status, detail, at, app.id, version, *expected),
+            )
+            changed = cursor.rowcount == 1
+            if changed and status == "deploying":
+                Store.clear_slots(db, app)  # crash backoff starts afresh with the rollout
+        return changed
+
+    def release(self, app: App, version: int) -> Release:
+        with self.reading() as db:
+            row = db.execute(
+                "SELECT * FROM releases WHERE app_id = ? AND version = ?", (app.id, version)
+            ).fetchone()
+        if row is None:
+            raise NotFound(
+                f"release v{version} of {app.name} not found: `paas releases` lists them"
+            )
+        return release_from_row(row)
+
+    @staticmethod
+    def insert_release(db: sqlite3.Connection, release: Release) -> None:
+        db.execute(
+            "INSERT INTO releases (id, app_id, version, description, artifact, config, "
+            "process_types, created_at, image, status, status_detail, status_at, healthcheck) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                release.id,
+                release.app_id,
+                release.version,
+                release.description,
+                release.artifact,
+                json.dumps(release.config, sort_keys=True),
+                json.dumps(release.process_types),
+                release.created_at,
+                release.image,
+                release.status,
+                release.status_detail,
+                release.status_at,
+                release.healthcheck,
+            ),
+        )
+
+    # --- formation ----------------------------------------------------------------------
+    def formation(self, app: App, db: sqlite3.Connection | None = None) -> list[FormationEntry]:
+        if db is None:
+            with self.reading() as own:
+                return self.formation(app, own)
+        rows = db.execute(
+            "SELECT type, quantity, size FROM formation WHERE app_id = ? ORDER BY type", (app.id,)
+        )
+        return [FormationEntry(r["type"], r["quantity"], r["size"]) for r in rows]
+
+    @staticmethod
+    def set_quantity(db: sqlite3.Connection, app: App, process_type: str, quantity: int) -> None:
+        db.execute(
+            "INSERT INTO formation (app_id, type, quantity) VALUES (?, ?, ?) "
+            "ON CONFLICT (app_id, type) DO UPDATE SET quantity = excluded.quantity",
+            (app.id, process_type, quantity),
+        )
+
+    @staticmethod
+    def set_size(db: sqlite3.Connection, app: App, process_type: str, size: str) -> None:
+        db.execute(
+            "INSERT INTO formation (app_id, type, quantity, size) VALUES (?, ?, 0, ?) "
+            "ON CONFLICT (app_id, type) DO UPDATE SET size = excluded.size",
+            (app.id, process_type, size),
+        )
+
+    # --- builds -------------------------------------------------------------------------
+    def start_build(self, app: App, source_version: str) -> Build:
+        build = Build(
+            str(uuid.uuid4()), app.id, "pending", source_version, None, "", now_iso(), None
+        )
+        with self.transaction() as db:
+            db.execute(
+                "INSERT INTO builds (id, app_id, status, source_version, created_at) "
+                "VALUES (?, ?, ?, ?, ?)",
+                (build.id, app.id, build.status, source_version, build.created_at),
+            )
+        return build
+
+    def finish_build(self, build: Build, status: str, artifact: str | None, output: str) -> None:
+        with self.transaction() as db:
+            db.execute(
+                "UPDATE builds SET status = ?, artifact = ?, output = ?, finished_at = ? "
+                "WHERE id = ?",
+                (status, artifact, output[-200_000:], now_iso(), build.id),
+            )
+
+    def pending_builds(self) -> list[tuple[str, str]]:
+        """(app name, created_at) of every build still pending: running, or left by a crash."""
+        with self.reading() as db:
+            rows = db.execute(
+                "SELECT apps.name, builds.created_at FROM builds "
+                "JOIN apps ON apps.id = builds.app_id WHERE builds.status = 'pending'"
+            )
+            return [(r[0], r[1]) for r in rows]
+
+    def trim_builds(self, app: App, keep: int) -> int:
+        """Deletes all but the app's last `keep` build records; returns how many went."""
+        with self.transaction() as db:
+            return db.execute(
+                "DELETE FROM builds WHERE app_id = ? AND rowid NOT IN "
+                "(SELECT rowid FROM builds WHERE app_id = ? ORDER BY rowid DESC LIMIT ?)",
+                (app.id, app.id, keep),
+            ).rowcount
+
+    def builds(self, app: App) -> list[Build]:
+        with self.reading() as db:
+            rows = db.execute(
+                "SELECT * FROM builds WHERE app_id = ? ORDER BY created_at", (app.id,)
+            )
+            return [_build(r) for r in rows]
+
+    # --- domains ------------------------------------------------------------------------
+    def domains(self, app: App) -> list[str]:
+        with self.reading() as db:
+            rows = db.execute(
+                "SELECT hostname FROM domains WHERE app_id = ? ORDER BY hostname", (app.id,)
+            )
+            return [r["hostname"] for r in rows]
+
+    def add_domain(self, app: App, hostname: str, *, domain: str) -> None:
+        """Routes ``hostname`` to ``app``; refused under ``domain`` (the platform's own
+        names, APP.``domain``) and when another app has it."""
+        hostname = validation.custom_domain(hostname, domain)
+        with self.transaction() as db:
+            if db.execute("SELECT 1 FROM domains WHERE hostname = ?", (hostname,)).fetchone():
+                raise Conflict(f"domain {hostname} is already in use")
+            db.execute("INSERT INTO domains (app_id, hostname) VALUES (?, ?)", (app.id, hostname))
+
+    def remove_domain(self, app: App, hostname: str) -> None:
+        with self.transaction() as db:
+            deleted = db.execute(
+                "DELETE FROM domains WHERE app_id = ? AND hostname = ?", (app.id, hostname)
+            ).rowcount
+        if not deleted:
+            raise NotFound(f"domain {hostname} is not attached to {app.name}")
+
+    # --- restarts and crash bookkeeping -----------------------------------------------
+    def request_restart(self, app: App, target: str) -> None:
+        """Bumps the restart generation of '' (all), a type or a dyno name."""
+        with self.transaction() as db:
+            self.bump_restart(db, app, target)
+            self.clear_slots(db, app, target)
+
+    @staticmethod
+    def bump_restart(db: sqlite3.Connection, app: App, target: str) -> None:
+        db.execute(
+            "INSERT INTO restarts (app_id, target, generation) VALUES (?, ?, 1) "
+            "ON CONFLICT (app_id, target) DO UPDATE SET generation = generation + 1",
+            (app.id, target),
+        )
+
+    def restart_generations(self, app: App) -> dict[str, int]:
+        with self.reading() as db:
+            rows = db.execute("SELECT target, generation FROM restarts WHERE app_id = ?", (app.id,))
+            return {r["target"]: r["generation"] for r in rows}
+
+    @staticmethod
+    def clear_slots(db: sqlite3.Connection, app: App, target: str = "") -> None:
+        """Resets crash backoff (new release, restart, scale): '' clears every slot."""
+        db.execute(
+            "DELETE FROM dyno_slots WHERE app_id = ? AND (? = '' OR name = ? OR name LIKE ?)",
+            (app.id, target, target, f"{target}.%"),
+        )
+
+    def reset_slots(self, app: App) -> None:
+        with self.transaction() as db:
+            Store.clear_slots(db, app)
+
+    def slots(self, app: App) -> dict[str, DynoSlot]:
+        with self.reading() as db:
+            rows = db.execute("SELECT * FROM dyno_slots WHERE app_id = ?", (app.id,))
+            return {
+                r["name"]: DynoSlot(
+                    r["name"], r["crash_count"], r["last_exit_status"], r["next_retry_at"]
+                )
+                for r in rows
+            }
+
+    def save_slot(self, app: App, slot: DynoSlot) -> None:
+        with self.transaction() as db:
+            db.execute(
+                "INSERT INTO dyno_slots (app_id, name, crash_count, last_exit_status, "
+                "next_retry_at) VALUES (?, ?, ?, ?, ?) ON CONFLICT (app_id, name) DO UPDATE "
+                "SET crash_count = excluded.crash_count, "
+                "last_exit_status = excluded.last_exit_status, "
+                "next_retry_at = excluded.next_retry_at",
+                (app.id, slot.name, slot.crash_count, slot.last_exit_status, slot.next_retry_at),
+            )
