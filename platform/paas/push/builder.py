@@ -44,7 +44,7 @@ from paas.isolation.container import BuildSandbox, SandboxPlan
 from paas.isolation.users import Account
 from paas.push import pushed_tree
 
-BUILTIN_BUILDPACKS = Path(__file__).resolve().parents[2] / "buildpacks"
+BUILTIN_BUILDPACKS = Path(__file__).resolve().parents[3] / "buildpacks"
 COMPILE_TIMEOUT = 15 * 60
 STEP_TIMEOUT = 120
 STEP_UMASK = 0o022

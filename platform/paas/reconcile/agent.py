@@ -520,5 +520,5 @@ def supervisor_environment(settings: Settings) -> dict[str, str]:
     return {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
         "PAAS_LOGS_DB": str(settings.logs_db_path),
-        "PYTHONPATH": str(Path(__file__).resolve().parents[1]),
+        "PYTHONPATH": str(Path(__file__).resolve().parents[2]),
     }
