@@ -328,6 +328,7 @@ def test_unreadable_python_version_fails_with_help(bp: Buildpack, tmp_path: Path
     result = bp.compile(app)
     assert result.returncode != 0
     assert "Cannot read the Python version in .python-version: found 'latest'" in result.stderr
+    assert "Unexpected failure" not in result.stderr  # an expected failure, said once
 
 
 # --- other dependency managers ---------------------------------------------------
@@ -574,6 +575,68 @@ def test_release_without_django_is_the_empty_answer(bp: Buildpack, tmp_path: Pat
     result = bp.release(app)
     assert result.returncode == 0
     assert result.stdout == "--- {}\n"
+
+
+# --- unexpected failures ----------------------------------------------------------
+
+UNEXPECTED = re.compile(
+    r"^ !     Unexpected failure in (\S+) at (\S+):(\d+) \(exit status (\d+)\): (.+)$", re.M
+)
+
+
+def line_of(path: Path, text: str) -> int:
+    """The number of the one line of `path` that contains `text`."""
+    (number,) = [n for n, line in enumerate(path.read_text().splitlines(), 1) if text in line]
+    return number
+
+
+def test_unexpected_failure_names_the_script_line_and_command(
+    bp: Buildpack, tmp_path: Path
+) -> None:
+    # A cache left in a state no step expects: python/ is a file, so saving the venv fails.
+    bp.cache.mkdir()
+    (bp.cache / "python").write_text("not a directory")
+    app = write_app(tmp_path / "build", {"requirements.txt": ""})
+    result = bp.compile(app)
+    assert result.returncode != 0
+    found = UNEXPECTED.findall(result.stderr)
+    command = 'mkdir -p -- "$cache_dir/python"'
+    where = line_of(BUILDPACK / "lib" / "cache.sh", command)
+    assert found == [("bin/compile", "lib/cache.sh", str(where), "1", command)], result.stderr
+
+
+def strict_script(tmp_path: Path, body: str) -> subprocess.CompletedProcess[str]:
+    """Runs `body` as a script the way bin/ scripts run: strict mode, output.sh's ERR trap."""
+    script = tmp_path / "strict.sh"
+    script.write_text(
+        "set -Eeuo pipefail\nshopt -s inherit_errexit\n"
+        f'source "{BUILDPACK}/lib/output.sh"\noutput::trap_unexpected\n{body}'
+    )
+    return subprocess.run(
+        ["bash", str(script)],
+        env={"PATH": "/usr/bin:/bin", "BUILDPACK_DIR": str(tmp_path)},
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+
+
+def test_a_failure_inside_command_substitutions_is_reported_once_where_it_happened(
+    tmp_path: Path,
+) -> None:
+    body = "inner() {\n\tfalse\n}\nouter() { x=$(inner); }\ny=$(outer)\necho no\n"
+    proc = strict_script(tmp_path, body)
+    assert proc.returncode == 1 and proc.stdout == ""
+    assert UNEXPECTED.findall(proc.stderr) == [("strict.sh", "strict.sh", "6", "1", "false")]
+
+
+def test_an_expected_failure_inside_a_command_substitution_is_not_reported_again(
+    tmp_path: Path,
+) -> None:
+    proc = strict_script(tmp_path, 'x=$(output::fail "The app is broken." "Fix it.")\necho no\n')
+    assert proc.returncode == 1 and proc.stdout == ""
+    assert proc.stderr == "\n !     The app is broken.\n !     Fix it.\n\n"
 
 
 # --- pieces tested alone ------------------------------------------------------------
