@@ -2,9 +2,10 @@
 
 Each test writes a small app into tmp_path and runs the real bin/detect,
 bin/compile and bin/release the way the platform does: as a child process with
-a minimal environment (PATH with uv first, a scratch HOME, STACK,
-SOURCE_VERSION, UV_PYTHON_DOWNLOADS=never, the host's proxy/CA/index
-settings). Installs come from the package index, so these tests need it.
+the environment the builder gives its steps (paas.push.builder.step_environment: PATH
+with uv first, a scratch HOME, STACK, SOURCE_VERSION, UV_PYTHON_DOWNLOADS=never,
+the host's proxy/CA/index settings), so the two cannot drift. Installs come
+from the package index, so these tests need it.
 """
 
 from __future__ import annotations
@@ -20,15 +21,13 @@ from pathlib import Path
 
 import pytest
 
-from paas.push.builder import PASSED_THROUGH
+from paas.push import builder
 
 ROOT = Path(__file__).resolve().parents[2]
 BUILDPACK = ROOT / "buildpacks" / "python"
 UV_DIR = ROOT / ".venv" / "bin"
 TIMEOUT = 300
-
-# The buildpack sees what the platform's builder passes through, nothing else.
-PASS_THROUGH = PASSED_THROUGH
+SOURCE_VERSION = "0123456789abcdef0123456789abcdef01234567"
 
 FLASK_APP = {
     "requirements.txt": "flask\ngunicorn\n",
@@ -70,15 +69,8 @@ class Result:
 
 
 def buildpack_env(home: Path) -> dict[str, str]:
-    env = {
-        "PATH": f"{UV_DIR}:/usr/local/bin:/usr/bin:/bin",
-        "HOME": str(home),
-        "STACK": "paas-24",
-        "SOURCE_VERSION": "0123456789abcdef0123456789abcdef01234567",
-        "UV_PYTHON_DOWNLOADS": "never",
-    }
-    env.update({k: os.environ[k] for k in PASS_THROUGH if k in os.environ})
-    return env
+    """What the builder gives a buildpack step, with uv from this checkout's venv."""
+    return builder.step_environment(os.environ, UV_DIR, home, builder.STACK, SOURCE_VERSION)
 
 
 def write_app(directory: Path, files: dict[str, str]) -> Path:
@@ -291,7 +283,7 @@ def test_unavailable_python_version_fails_naming_the_available_ones(
     assert result.returncode != 0
     available = ", ".join(stack_minor_versions())
     assert (
-        f"Python 3.99 was requested by .python-version, but this stack (paas-24) has: "
+        f"Python 3.99 was requested by .python-version, but this stack ({builder.STACK}) has: "
         f"{available}" in result.stderr
     )
     assert "move the app to stack" not in result.stderr  # no stack has 3.99

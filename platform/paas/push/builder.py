@@ -384,17 +384,9 @@ class Builder:
         return run_capped(argv, env, target.parent, self.within(STEP_TIMEOUT), self.account)
 
     def environment(self, request: BuildRequest, workspace: Path) -> dict[str, str]:
-        env = {k: os.environ[k] for k in PASSED_THROUGH if k in os.environ}
-        env.update(
-            PATH=f"{self.settings.tools_dir}:/usr/local/bin:/usr/bin:/bin",
-            HOME=str(workspace / "home"),
-            LANG="C.UTF-8",
-            STACK=self.stack,
-            PAAS_STACK_PYTHONS=" ".join(f"{n}={r.python}" for n, r in stacks.RECIPES.items()),
-            SOURCE_VERSION=request.commit,
-            UV_PYTHON_DOWNLOADS="never",
+        return step_environment(
+            os.environ, self.settings.tools_dir, workspace / "home", self.stack, request.commit
         )
-        return env
 
     def run_step(
         self,
@@ -592,6 +584,24 @@ def head(file: IO[bytes]) -> str:
     file.seek(0)
     lines = file.read(FETCH_OUTPUT_KEPT).decode(errors="replace").strip().splitlines()
     return lines[0][:300] if lines else "no error output"
+
+
+def step_environment(
+    host: Mapping[str, str], tools_dir: Path, home: Path, stack: str, commit: str
+) -> dict[str, str]:
+    """The whole environment of a buildpack step: the host's proxy, CA and index settings
+    (PASSED_THROUGH) and what the buildpack API defines, nothing else of `host`."""
+    env = {k: host[k] for k in PASSED_THROUGH if k in host}
+    env.update(
+        PATH=f"{tools_dir}:/usr/local/bin:/usr/bin:/bin",
+        HOME=str(home),
+        LANG="C.UTF-8",
+        STACK=stack,
+        PAAS_STACK_PYTHONS=" ".join(f"{n}={r.python}" for n, r in stacks.RECIPES.items()),
+        SOURCE_VERSION=commit,
+        UV_PYTHON_DOWNLOADS="never",
+    )
+    return env
 
 
 def host_paths(env: dict[str, str]) -> list[Path]:
