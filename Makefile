@@ -10,7 +10,7 @@ export PAAS_API_PORT ?= 5050
 export PAAS_HTTP_PORT ?= 8080
 export PAAS_DOMAIN ?= paas.localhost
 
-.PHONY: setup system-packages stack demo stop test lint unit integration bench clean
+.PHONY: setup system-packages shellcheck-tool stack demo stop test lint unit integration bench clean
 
 setup: system-packages $(BIN)/paas stack
 
@@ -31,6 +31,17 @@ system-packages:
 	  for t in haproxy git; do command -v $$t >/dev/null || { echo "missing $$t: install it (apt-get install $$t) or run make as root" >&2; exit 1; }; done; \
 	fi
 
+# lint's one host tool: shellcheck from apt as root, otherwise say how to get it.
+shellcheck-tool:
+	@command -v shellcheck >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "-----> installing shellcheck"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq shellcheck >/dev/null; \
+	  else \
+	    echo "missing shellcheck: install it (apt-get install shellcheck) or run make as root" >&2; exit 1; \
+	  fi; \
+	}
+
 $(BIN)/paas: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip >/dev/null
@@ -43,7 +54,8 @@ demo: setup
 stop: setup
 	$(BIN)/paas server --stop
 
-lint: setup
+# Only the venv and the linters: no stack, no host packages for dynos.
+lint: $(BIN)/paas shellcheck-tool
 	$(BIN)/ruff check platform router tests bench
 	$(BIN)/ruff format --check platform router tests bench
 	$(BIN)/mypy
