@@ -18,6 +18,8 @@ import pytest
 from platform_harness import PAAS, Platform, commit, free_port, wait_for
 
 from paas.artifacts import stacks
+from paas.domain import sizes
+from paas.isolation import cgroups, container
 
 APP = "e2e"
 
@@ -109,21 +111,60 @@ def test_scale_up_to_three_and_back_to_one(platform: Platform) -> None:
     assert {platform.get_json(APP)["dyno"] for _ in range(6)} == {"web.1"}  # type: ignore[index]
 
 
+def running_dynos(platform: Platform) -> list[dict[str, object]]:
+    return [d for d in platform.dyno_statuses(APP) if d.get("state") == "running"]
+
+
+def the_running_dyno(platform: Platform) -> dict[str, object]:
+    def single() -> dict[str, object] | None:
+        running = running_dynos(platform)
+        return running[0] if len(running) == 1 else None
+
+    return wait_for(single, 30, "exactly one running dyno")
+
+
+def memory_limit_bytes(dyno: dict[str, object]) -> int:
+    """The memory limit the kernel enforces on a container dyno: its cgroup's, read from
+    the cgroup its pid 1 is in (not what the platform's spec asked for)."""
+    plan = container.plan_from(dyno["container"])
+    assert plan is not None
+    pid = container.init_pid(str(dyno["id"]), plan)
+    group = None if pid is None else cgroups.of_process(pid)
+    assert group is not None, f"no cgroup found for {dyno['id']} (pid {pid})"
+    name = "memory.max" if group.version == 2 else "memory.limit_in_bytes"
+    return int(group.file("memory", name).read_text())
+
+
 def test_resize_restarts_dynos_with_the_new_size(platform: Platform) -> None:
+    before = the_running_dyno(platform)
     platform.paas("ps:resize", "web=standard-2x", "-a", APP)
     formation = platform.request("GET", f"/apps/{APP}/formation")[1]
     assert isinstance(formation, list) and formation[0]["size"] == "standard-2x"
 
-    def resized() -> bool:
-        running = [d for d in platform.dyno_statuses(APP) if d.get("state") == "running"]
-        containers = [d["container"] for d in running if d.get("container")]
-        if running and not containers:  # plain processes carry no limit
-            return True
-        return len(running) == 1 and containers[0]["memory_mb"] == 1024  # type: ignore[index]
+    def replaced() -> bool:
+        ids = [d["id"] for d in running_dynos(platform)]
+        return len(ids) == 1 and ids[0] != before["id"]
 
-    wait_for(resized, 30, "the dyno to restart at standard-2x")
+    wait_for(replaced, 30, "the dyno to restart at standard-2x")
+    serving(platform, "dyno", "web.1")
+
+
+def test_resized_dyno_runs_under_the_new_memory_limit(platform: Platform) -> None:
+    dyno = the_running_dyno(platform)
+    if not dyno.get("container"):
+        reason = json.loads((platform.home / "run" / "isolation.json").read_text())["reason"]
+        pytest.skip(
+            f"dynos run as plain processes here ({reason}): nothing enforces a size's memory "
+            "limit on a plain process, so there is none to check"
+        )
+    assert memory_limit_bytes(dyno) == sizes.memory_mb("standard-2x") * 2**20 == 2**30
+
+
+def test_resize_to_an_unknown_size_is_refused(platform: Platform) -> None:
     result = platform.paas("ps:resize", "web=huge", "-a", APP, check=False)
     assert result.returncode != 0 and "invalid dyno size" in result.stderr
+    formation = platform.request("GET", f"/apps/{APP}/formation")[1]
+    assert isinstance(formation, list) and formation[0]["size"] == "standard-2x"
 
 
 def test_killed_dyno_is_replaced(platform: Platform) -> None:
