@@ -13,6 +13,8 @@ from platform_harness import Platform, commit, wait_for
 
 APP = "steady"
 PHASE_SECONDS = 2.0
+# Routed out (the router drains a server for up to 10 s), then stopped within its grace.
+DRAIN_SECONDS = 60.0
 
 
 @pytest.fixture(scope="module")
@@ -55,7 +57,34 @@ def test_scale_up_and_down(steady: Platform) -> None:
         dynos_answering(steady, APP, 4)
 
     assert_no_failure(steady, up)
-    assert_no_failure(steady, lambda: steady.paas("scale", "web=2", "-a", APP) and None)
+
+    def down() -> None:
+        removed = {
+            str(d["id"]): d.get("pid")
+            for d in steady.dyno_statuses(APP)
+            if d["name"] in ("web.3", "web.4")
+        }
+        assert len(removed) == 2, removed
+        steady.paas("scale", "web=2", "-a", APP)
+        # The load goes on through the whole drain and stop, and PHASE_SECONDS after it.
+        wait_for(lambda: gone(steady, removed), DRAIN_SECONDS, "web.3 and web.4 to drain and stop")
+
+    assert_no_failure(steady, down)
+
+
+def gone(platform: Platform, removed: dict[str, object]) -> bool:
+    """The removed dynos' records are gone and their processes have ended."""
+    if any(str(d["id"]) in removed for d in platform.dyno_statuses(APP)):
+        return False
+    return not any(isinstance(pid, int) and alive(pid) for pid in removed.values())
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
 
 
 def test_kill_9_of_a_dyno(steady: Platform) -> None:
