@@ -13,15 +13,14 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
 import subprocess
 import tempfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from paas.domain.errors import NotFound
-from paas.host import procs
+from paas.domain.errors import NotFound, PaasError
+from paas.host import cleanup, procs
 from paas.isolation.oci import PROFILE_SCRIPT
 
 LAYER = "application/vnd.oci.image.layer.v1.tar"
@@ -97,7 +96,11 @@ class ImageStore:
         """A deterministic, uncompressed layer tar of `members` of `source`."""
         fd, tmp = tempfile.mkstemp(dir=self.blobs)
         os.close(fd)
-        procs.run(["tar", *TAR_FLAGS, "-cf", tmp, "-C", str(source), *members], timeout=900)
+        try:
+            procs.run(["tar", *TAR_FLAGS, "-cf", tmp, "-C", str(source), *members], timeout=900)
+        except PaasError:
+            cleanup.remove_file(Path(tmp))  # half a layer (a full disk) is no blob
+            raise
         digest = hashlib.sha256()
         with open(tmp, "rb") as f:
             while chunk := f.read(1 << 20):
@@ -215,7 +218,7 @@ class ImageStore:
                 yield chunk
             tar.wait(60)
         finally:
-            shutil.rmtree(staging, ignore_errors=True)
+            cleanup.remove_tree(staging)
 
 
 def image_config(
