@@ -15,7 +15,7 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-from paas.domain.errors import NotFound, PaasError
+from paas.domain.errors import CommandFailed, NotFound, PaasError
 from paas.host import cleanup, procs
 
 TAR_FLAGS = ["--sort=name", "--mtime=@0", "--owner=0", "--group=0", "--numeric-owner"]
@@ -83,7 +83,11 @@ class SlugStore:
             raise NotFound(f"slug {digest} is no longer stored: deploy again")
         staging = Path(tempfile.mkdtemp(dir=self.directory, suffix=".unpack"))
         with _removed_on_failure(staging):
-            procs.run(["tar", "-xf", str(tar), "-C", str(staging)], timeout=600)
+            try:
+                procs.run(["tar", "-xf", str(tar), "-C", str(staging)], timeout=600)
+            except CommandFailed as failure:  # said without the staging dir's random name
+                why = procs.stderr_tail(failure.stderr) or failure.message
+                raise PaasError(f"slug {digest} cannot be unpacked ({why}): deploy again") from None
             _seal(staging)
         try:
             os.replace(staging, tree)
