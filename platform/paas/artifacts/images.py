@@ -19,7 +19,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from paas.domain.errors import NotFound, PaasError
+from paas.domain.errors import CommandFailed, NotFound, PaasError
 from paas.host import cleanup, procs
 from paas.isolation.oci import PROFILE_SCRIPT
 
@@ -209,14 +209,15 @@ class ImageStore:
             index = json.loads(self.blob_path(index_digest).read_text())
             (staging / "index.json").write_text(json.dumps(index))
             (staging / "oci-layout").write_text('{"imageLayoutVersion": "1.0.0"}')
-            tar = subprocess.Popen(
-                ["tar", "-cf", "-", "-C", str(staging), "oci-layout", "index.json", "blobs"],
-                stdout=subprocess.PIPE,
-            )
+            # Streamed, so not procs.run; its exit status is checked all the same: a
+            # failed tar must end the response as an error, not as a short archive.
+            argv = ["tar", "-cf", "-", "-C", str(staging), "oci-layout", "index.json", "blobs"]
+            tar = subprocess.Popen(argv, stdout=subprocess.PIPE, env=procs.host_env())
             assert tar.stdout is not None
             while chunk := tar.stdout.read(1 << 20):
                 yield chunk
-            tar.wait(60)
+            if (code := tar.wait(60)) != 0:
+                raise CommandFailed(argv, f"exit status {code}", code)
         finally:
             cleanup.remove_tree(staging)
 
