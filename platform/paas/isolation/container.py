@@ -312,7 +312,9 @@ def probe(runtime: str, stack_rootfs: Path, state_root: Path) -> str | None:
         return str(error)
     finally:
         cleanup.command([runtime, "--root", str(state_root), "delete", "--force", probe_id])
-        unmount(bundle / "rootfs")
+        # Not unmount(): a bind mount on the stack's own filesystem is no mount point to
+        # os.path.ismount, and the tree removal must never walk into the stack.
+        cleanup.command(["umount", "-l", str(bundle / "rootfs")], gone=NOT_MOUNTED)
         cleanup.remove_tree(bundle)
 
 
