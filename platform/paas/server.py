@@ -209,31 +209,37 @@ class Server:
 
 def run_api(settings: Settings) -> None:
     """Replaces this process with gunicorn serving the API (threads for long git pushes)."""
-    os.execv(
+    os.execv(sys.executable, api_argv(settings))
+
+
+def api_argv(settings: Settings) -> list[str]:
+    """gunicorn serving the API. No control socket: gunicorn's default is one path for
+    every gunicorn of the user (~/.gunicorn/gunicorn.ctl or $XDG_RUNTIME_DIR's), so a
+    second platform on the host, or an app's gunicorn run by hand, would take it over and
+    delete it when it exits; nothing of the platform uses it."""
+    return [
         sys.executable,
-        [
-            sys.executable,
-            "-m",
-            "gunicorn",
-            "--bind",
-            f"{settings.bind_address}:{settings.api_port}",
-            "--workers",
-            "2",
-            "--worker-class",
-            "gthread",
-            "--threads",
-            "16",
-            "--timeout",
-            "0",
-            "--graceful-timeout",
-            "5",
-            "--log-level",
-            "warning",
-            "--umask",
-            "0o077",
-            "paas.api:create_app()",
-        ],
-    )
+        "-m",
+        "gunicorn",
+        "--bind",
+        f"{settings.bind_address}:{settings.api_port}",
+        "--workers",
+        "2",
+        "--worker-class",
+        "gthread",
+        "--threads",
+        "16",
+        "--timeout",
+        "0",
+        "--graceful-timeout",
+        "5",
+        "--log-level",
+        "warning",
+        "--umask",
+        "0o077",
+        "--no-control-socket",
+        "paas.api:create_app()",
+    ]
 
 
 def run_agent(settings: Settings) -> None:

@@ -21,11 +21,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import json
-import os
 import re
-import shutil
-import subprocess
-import sys
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -33,8 +29,10 @@ from datetime import datetime
 from pathlib import Path
 
 from paas.artifacts.images import ImageStore
+from paas.domain.errors import CommandFailed, PaasError
 from paas.domain.models import App, Release
 from paas.domain.settings import Settings
+from paas.host import cleanup, platform_log, procs
 from paas.isolation import container
 from paas.state.store import Store
 
@@ -213,8 +211,8 @@ def after_deploy(settings: Settings, store: Store, app: App) -> None:
     try:
         collect(settings, store)
         gc_repo(settings.repos_dir / f"{app.name}.git")
-    except (OSError, subprocess.SubprocessError, ValueError) as error:
-        print(f"paas: collector: {error}", file=sys.stderr, flush=True)
+    except (OSError, PaasError, ValueError) as error:
+        platform_log.line(f"paas: collector: {error}")  # the hook's stderr is the pusher's
 
 
 def at_start(settings: Settings) -> None:
@@ -223,8 +221,8 @@ def at_start(settings: Settings) -> None:
         removed = collect(settings, Store(settings.db_path))
         for repo in sorted(settings.repos_dir.glob("*.git")):
             gc_repo(repo)
-    except (OSError, subprocess.SubprocessError, ValueError) as error:
-        print(f"paas: collector: {error}", flush=True)
+    except (OSError, PaasError, ValueError) as error:
+        platform_log.line(f"paas: collector: {error}")
         return
     if removed:
         print(f"paas: collector removed {len(removed)} unneeded entries", flush=True)
@@ -242,13 +240,14 @@ def gc_repo(repo: Path) -> None:
     must not be compacted); git detaches when there is real work."""
     if not repo.is_dir():
         return
-    subprocess.run(
-        ["git", "--git-dir", str(repo), "gc", "--auto", "--quiet"],
-        env={"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(repo)},
-        capture_output=True,
-        timeout=GC_TIMEOUT,
-        check=False,
-    )
+    try:
+        procs.run(
+            ["git", "--git-dir", str(repo), "gc", "--auto", "--quiet"],
+            env={**procs.host_env(), "HOME": str(repo)},
+            timeout=GC_TIMEOUT,
+        )
+    except CommandFailed as failure:  # the repo stays as it was: the next run retries
+        platform_log.line(f"paas: collector: {failure.message}")
 
 
 def _gone_caches(settings: Settings, apps: list[App]) -> list[Path]:
@@ -276,16 +275,15 @@ def _remove(path: Path) -> list[Path]:
     """Removes a file or tree, never through a mount point: a crashed build's or dyno's
     mounts are lazily unmounted first, and a tree still holding one is left alone."""
     if path.is_symlink() or not path.is_dir():
-        with contextlib.suppress(FileNotFoundError):
+        with contextlib.suppress(FileNotFoundError):  # gone meanwhile: nothing to remove
             path.unlink()
             return [path]
         return []
     for mount in sorted(container.mounts_under(path), key=lambda m: -len(m.parts)):
-        subprocess.run(["umount", "-l", str(mount)], capture_output=True, timeout=30, check=False)
+        cleanup.command(["umount", "-l", str(mount)], gone=container.NOT_MOUNTED)
     if container.mounts_under(path):
         return []
-    shutil.rmtree(path, ignore_errors=True)
-    return [path]
+    return [path] if cleanup.remove_tree(path) else []
 
 
 def _read_json(path: Path) -> dict[str, object] | None:

@@ -13,15 +13,14 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
 import subprocess
 import tempfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from paas.domain.errors import NotFound
-from paas.host import procs
+from paas.domain.errors import CommandFailed, NotFound, PaasError
+from paas.host import cleanup, procs
 from paas.isolation.oci import PROFILE_SCRIPT
 
 LAYER = "application/vnd.oci.image.layer.v1.tar"
@@ -97,7 +96,11 @@ class ImageStore:
         """A deterministic, uncompressed layer tar of `members` of `source`."""
         fd, tmp = tempfile.mkstemp(dir=self.blobs)
         os.close(fd)
-        procs.run(["tar", *TAR_FLAGS, "-cf", tmp, "-C", str(source), *members], timeout=900)
+        try:
+            procs.run(["tar", *TAR_FLAGS, "-cf", tmp, "-C", str(source), *members], timeout=900)
+        except PaasError:
+            cleanup.remove_file(Path(tmp))  # half a layer (a full disk) is no blob
+            raise
         digest = hashlib.sha256()
         with open(tmp, "rb") as f:
             while chunk := f.read(1 << 20):
@@ -206,16 +209,17 @@ class ImageStore:
             index = json.loads(self.blob_path(index_digest).read_text())
             (staging / "index.json").write_text(json.dumps(index))
             (staging / "oci-layout").write_text('{"imageLayoutVersion": "1.0.0"}')
-            tar = subprocess.Popen(
-                ["tar", "-cf", "-", "-C", str(staging), "oci-layout", "index.json", "blobs"],
-                stdout=subprocess.PIPE,
-            )
+            # Streamed, so not procs.run; its exit status is checked all the same: a
+            # failed tar must end the response as an error, not as a short archive.
+            argv = ["tar", "-cf", "-", "-C", str(staging), "oci-layout", "index.json", "blobs"]
+            tar = subprocess.Popen(argv, stdout=subprocess.PIPE, env=procs.host_env())
             assert tar.stdout is not None
             while chunk := tar.stdout.read(1 << 20):
                 yield chunk
-            tar.wait(60)
+            if (code := tar.wait(60)) != 0:
+                raise CommandFailed(argv, f"exit status {code}", code)
         finally:
-            shutil.rmtree(staging, ignore_errors=True)
+            cleanup.remove_tree(staging)
 
 
 def image_config(

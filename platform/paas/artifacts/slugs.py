@@ -7,14 +7,16 @@ dynos, from which dynos of every release naming that digest run.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
-from paas.domain.errors import NotFound
-from paas.host import procs
+from paas.domain.errors import CommandFailed, NotFound, PaasError
+from paas.host import cleanup, procs
 
 TAR_FLAGS = ["--sort=name", "--mtime=@0", "--owner=0", "--group=0", "--numeric-owner"]
 
@@ -35,7 +37,11 @@ class SlugStore:
         """Archives the built tree, moves it in place as the unpacked slug; returns digest."""
         fd, tmp_name = tempfile.mkstemp(dir=self.directory, suffix=".tar.tmp")
         os.close(fd)
-        procs.run(["tar", *TAR_FLAGS, "-cf", tmp_name, "-C", str(built), "."], timeout=600)
+        try:
+            procs.run(["tar", *TAR_FLAGS, "-cf", tmp_name, "-C", str(built), "."], timeout=600)
+        except PaasError:
+            cleanup.remove_file(Path(tmp_name))  # half a tar (a full disk) is no slug
+            raise
         digest = "sha256:" + _sha256(Path(tmp_name))
         name = digest.removeprefix("sha256:")
         os.replace(tmp_name, self.tar_path(name))
@@ -58,8 +64,9 @@ class SlugStore:
         """A copy with the built files' mtimes (not the tar's fixed ones): Python's .pyc
         files name their source's mtime, and would all be stale otherwise."""
         staging = Path(tempfile.mkdtemp(dir=self.directory, suffix=".copy"))
-        procs.run(["cp", "-a", f"{built}/.", str(staging)], timeout=600)
-        _seal(staging)
+        with _removed_on_failure(staging):
+            procs.run(["cp", "-a", f"{built}/.", str(staging)], timeout=600)
+            _seal(staging)
         try:
             os.replace(staging, tree)
         except OSError:
@@ -75,13 +82,29 @@ class SlugStore:
         if not tar.exists():
             raise NotFound(f"slug {digest} is no longer stored: deploy again")
         staging = Path(tempfile.mkdtemp(dir=self.directory, suffix=".unpack"))
-        procs.run(["tar", "-xf", str(tar), "-C", str(staging)], timeout=600)
-        _seal(staging)
+        with _removed_on_failure(staging):
+            try:
+                procs.run(["tar", "-xf", str(tar), "-C", str(staging)], timeout=600)
+            except CommandFailed as failure:  # said without the staging dir's random name
+                why = procs.stderr_tail(failure.stderr) or failure.message
+                raise PaasError(f"slug {digest} cannot be unpacked ({why}): deploy again") from None
+            _seal(staging)
         try:
             os.replace(staging, tree)
         except OSError:
             shutil.rmtree(staging)  # another caller unpacked it first
         return tree
+
+
+@contextlib.contextmanager
+def _removed_on_failure(staging: Path) -> Iterator[None]:
+    """A staging tree that failed to fill (a damaged tar, a full disk) is removed: it
+    must not look like a slug, nor wait for the collector."""
+    try:
+        yield
+    except PaasError:
+        cleanup.remove_tree(staging)
+        raise
 
 
 def _sha256(path: Path) -> str:

@@ -83,6 +83,8 @@ def build(name: str, mirror: str, directory: Path | None = None, force: bool = F
     try:
         tarball = staging / "rootfs.tar"
         print(f"-----> Building stack {stack.name} (Debian {stack.suite}) with mmdebstrap")
+        # Not procs.run: mmdebstrap's progress goes to the operator's terminal as it comes
+        # (up to 30 minutes), with the operator's environment (proxies, mirror settings).
         result = subprocess.run(
             [
                 "mmdebstrap",

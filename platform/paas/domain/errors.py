@@ -4,6 +4,8 @@ Each error carries Heroku's error id and the HTTP status the API answers with, s
 entry point (API, hook, CLI, server) has one place that turns it into a one-line message.
 """
 
+import shlex
+
 
 class PaasError(Exception):
     """Base of every expected failure: the message is shown to the user as it is."""
@@ -41,6 +43,23 @@ class BuildFailed(PaasError):
 
     id = "build_failed"
     status = 422
+
+
+class CommandFailed(PaasError):
+    """A command the platform ran on the host failed: a non-zero exit, a time out or a
+    missing program. The message names the command and the tail of its stderr; `stderr`
+    holds all of it, for callers to whom some failures are an expected answer."""
+
+    id = "command_failed"
+    status = 500
+
+    def __init__(
+        self, argv: list[str], detail: str, returncode: int | None = None, stderr: str = ""
+    ) -> None:
+        super().__init__(f"{shlex.join(argv)} failed: {detail}")
+        self.argv = argv
+        self.returncode = returncode
+        self.stderr = stderr
 
 
 class TooManyRequests(PaasError):

@@ -12,7 +12,6 @@ interface.
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import time
 from dataclasses import asdict, replace
@@ -21,7 +20,7 @@ from typing import Protocol
 
 from paas.domain.dyno import DynoSpec, DynoStats, DynoStatus
 from paas.dynos.launcher import SupervisorLauncher
-from paas.host import procs
+from paas.host import cleanup, procs
 from paas.host.jsonfile import read_json, write_json
 from paas.isolation import cgroups, container
 from paas.isolation.users import dyno_owner
@@ -91,8 +90,8 @@ class ProcessRuntime:
         self._kill_orphan(read_json(directory / "status.json") or {})
         plan = container.plan_from((read_json(directory / "spec.json") or {}).get("container"))
         if plan is not None:
-            container.cleanup(dyno_id, directory, plan)
-        shutil.rmtree(self._dir(dyno_id), ignore_errors=True)
+            container.remove(dyno_id, directory, plan)
+        cleanup.remove_tree(directory)
 
     def list(self) -> list[DynoStatus]:
         found = []

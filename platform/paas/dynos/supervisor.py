@@ -18,6 +18,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from types import FrameType
@@ -90,9 +91,15 @@ class ProcessLauncher:
 class BoundContainerLauncher:
     """ContainerLauncher with this dyno's hostname, command and environment."""
 
-    def __init__(self, spec: DynoSpec, directory: Path, plan: container.ContainerPlan) -> None:
+    def __init__(
+        self,
+        spec: DynoSpec,
+        directory: Path,
+        plan: container.ContainerPlan,
+        warn: Callable[[str], None],
+    ) -> None:
         self.spec = spec
-        self.inner = container.ContainerLauncher(spec.id, directory, plan)
+        self.inner = container.ContainerLauncher(spec.id, directory, plan, warn)
 
     def spawn(self) -> subprocess.Popen[bytes]:
         env = dyno_environment(replace(self.spec, app_dir="/app"), None)
@@ -114,11 +121,12 @@ class BoundContainerLauncher:
 Launcher = ProcessLauncher | BoundContainerLauncher
 
 
-def launcher_for(spec: DynoSpec, directory: Path) -> Launcher:
+def launcher_for(spec: DynoSpec, directory: Path, warn: Callable[[str], None]) -> Launcher:
+    """`warn`: where a failure to clean up after the dyno is said."""
     plan = container.plan_from(spec.container)
     if plan is None:
         return ProcessLauncher(spec)
-    return BoundContainerLauncher(spec, directory, plan)
+    return BoundContainerLauncher(spec, directory, plan, warn)
 
 
 class Supervisor:
@@ -135,7 +143,8 @@ class Supervisor:
             "supervisor_started": procs.start_time(os.getpid()),
         }
         self.stop_deadline: float | None = None
-        self.launcher = launcher_for(self.spec, directory)
+        # A supervisor's stderr is /dev/null: what its cleanup cannot undo goes to the app's log.
+        self.launcher = launcher_for(self.spec, directory, self.event)
 
     def save(self, **changes: object) -> None:
         self.status.update(changes)

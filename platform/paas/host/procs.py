@@ -1,6 +1,9 @@
-"""Small helpers over /proc and signals, shared by the runtime, supervisor and server.
+"""Processes: running a command to its end (`run`, the one way the control plane does),
+and small helpers over /proc and signals, shared by the runtime, supervisor and server.
 
-A pid alone can be reused by the kernel: identity is (pid, start time in clock ticks).
+Invariants: a command's failure only ever leaves `run` as a CommandFailed (a PaasError);
+a command gets the environment its caller gives, or host_env(), never the platform's
+own. A pid alone can be reused by the kernel: identity is (pid, start time in clock ticks).
 """
 
 from __future__ import annotations
@@ -11,9 +14,10 @@ import os
 import signal
 import subprocess
 import time
+from collections.abc import Mapping
 from pathlib import Path
 
-from paas.domain.errors import PaasError
+from paas.domain.errors import CommandFailed
 
 PR_SET_PDEATHSIG = 1
 PR_SET_CHILD_SUBREAPER = 36
@@ -96,16 +100,52 @@ def die_with_parent() -> None:
     libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
-def run(argv: list[str], timeout: float = 30, input: bytes | None = None) -> bytes:
-    """Runs a command to its end and returns its stdout. Any failure (non-zero exit, time
-    out, program missing) is a PaasError naming the command and its first stderr line,
-    the one way a subprocess failure enters the error hierarchy."""
+HOST_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+STDERR_TAIL_LINES = 3
+STDERR_TAIL_CHARS = 400
+
+
+def host_env() -> dict[str, str]:
+    """A host command's environment unless its caller gives one: the platform's PATH and
+    a fixed locale (messages read, and are parsed, the same on every host), nothing else
+    of the platform's own environment (the admin token, the settings)."""
+    return {"PATH": os.environ.get("PATH") or HOST_PATH, "LC_ALL": "C.UTF-8"}
+
+
+def run(
+    argv: list[str],
+    timeout: float = 30,
+    input: bytes | None = None,
+    env: Mapping[str, str] | None = None,
+) -> bytes:
+    """Runs a command to its end and returns its stdout: the one way the control plane
+    runs a command. Any failure (non-zero exit, time out, program missing) is a
+    CommandFailed naming the command and the tail of its stderr. `env` is the whole
+    environment of the command (host_env() when None): nothing is inherited."""
     try:
-        result = subprocess.run(argv, input=input, capture_output=True, timeout=timeout)
-    except (OSError, subprocess.TimeoutExpired) as error:
-        raise PaasError(f"{' '.join(argv)} failed: {error}") from None
+        result = subprocess.run(
+            argv,
+            input=input,
+            capture_output=True,
+            timeout=timeout,
+            env=host_env() if env is None else dict(env),
+        )
+    except subprocess.TimeoutExpired as expired:
+        stderr = (expired.stderr or b"").decode(errors="replace")
+        detail = f"timed out after {timeout:g}s"
+        raise CommandFailed(argv, detail, None, stderr) from None
+    except OSError as error:
+        raise CommandFailed(argv, error.strerror or str(error)) from None
     if result.returncode != 0:
-        reason = result.stderr.decode(errors="replace").strip().splitlines()
-        detail = reason[0] if reason else f"exit status {result.returncode}"
-        raise PaasError(f"{' '.join(argv)} failed: {detail}")
+        stderr = result.stderr.decode(errors="replace")
+        detail = stderr_tail(stderr) or f"exit status {result.returncode}"
+        raise CommandFailed(argv, detail, result.returncode, stderr)
     return result.stdout
+
+
+def stderr_tail(stderr: str) -> str:
+    """The last few lines of a command's stderr on one line: where tools say why they
+    stopped (tar's first line names a file, its last says it gave up)."""
+    lines = [line.strip() for line in stderr.splitlines() if line.strip()]
+    tail = " / ".join(lines[-STDERR_TAIL_LINES:])
+    return tail if len(tail) <= STDERR_TAIL_CHARS else "..." + tail[-STDERR_TAIL_CHARS:]

@@ -14,7 +14,6 @@ the lower layers are never writable by a dyno's uid on the host.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import platform
@@ -26,7 +25,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from paas.domain import addressing
-from paas.domain.errors import PaasError
+from paas.domain.errors import CommandFailed, PaasError
+from paas.host import cleanup, platform_log, procs
 from paas.isolation import cgroups, network, oci
 
 RUNTIMES = ("crun", "runc")
@@ -36,6 +36,9 @@ MACHINE = platform.machine()  # which seccomp architectures the filter names
 # for root (the dyno is not root), inode tables written lazily (mkfs takes ~5 ms for 1 GB).
 MKFS = ["mkfs.ext4", "-q", "-F", "-m", "0", "-O", "^has_journal"]
 MKFS += ["-E", "lazy_itable_init=1,nodiscard"]
+# What umount and the runtimes say of what is already undone: the state cleanup wants.
+NOT_MOUNTED = ("not mounted",)
+NO_CONTAINER = ("does not exist", "not running", "No such file or directory", "No such process")
 
 
 @dataclass(frozen=True)
@@ -69,7 +72,7 @@ def mount_disk(directory: Path, image: Path, size_mb: int) -> None:
     takes host disk only as it is written)."""
     directory.mkdir(parents=True, exist_ok=True)
     make_image(image, size_mb)
-    network.run(["mount", "-o", "loop,nosuid,nodev", str(image), str(directory)])
+    procs.run(["mount", "-o", "loop,nosuid,nodev", str(image), str(directory)])
 
 
 def mount_kept_disk(directory: Path, image: Path, size_mb: int) -> None:
@@ -82,7 +85,7 @@ def mount_kept_disk(directory: Path, image: Path, size_mb: int) -> None:
         staging = image.with_suffix(".new")
         make_image(staging, size_mb)
         os.replace(staging, image)
-    network.run(["mount", "-o", "loop,nosuid,nodev", str(image), str(directory)])
+    procs.run(["mount", "-o", "loop,nosuid,nodev", str(image), str(directory)])
 
 
 def make_image(image: Path, size_mb: int) -> None:
@@ -91,28 +94,28 @@ def make_image(image: Path, size_mb: int) -> None:
     image.chmod(0o600)
     if shutil.which("mkfs.ext4") is None:
         raise PaasError("mkfs.ext4 is not installed: install e2fsprogs (apt-get install e2fsprogs)")
-    network.run([*MKFS, str(image)])
+    procs.run([*MKFS, str(image)])
 
 
-def unmount(path: Path) -> None:
+def unmount(path: Path, warn: cleanup.Warn = platform_log.line) -> None:
     if os.path.ismount(path):
-        subprocess.run(["umount", "-l", str(path)], capture_output=True, timeout=30)
+        cleanup.command(["umount", "-l", str(path)], warn, gone=NOT_MOUNTED)
 
 
-def remove_disk(directory: Path, image: Path) -> None:
+def remove_disk(directory: Path, image: Path, warn: cleanup.Warn = platform_log.line) -> None:
     """Undoes mount_disk (or removes a plain directory). The files go while the filesystem
     is still mounted, when nothing else is mounted below it: their dirty pages are dropped
-    instead of being written back to the image by the unmount (0.25 s for 150 MB here)."""
+    instead of being written back to the image by the unmount (0.25 s for 150 MB here).
+    What cannot be removed is said to `warn`; the collector removes it later."""
     if os.path.ismount(directory) and len(mounts_under(directory)) == 1:
         for child in directory.iterdir():
             if child.is_dir() and not child.is_symlink():
-                shutil.rmtree(child, ignore_errors=True)
+                cleanup.remove_tree(child, warn)
             else:
-                child.unlink(missing_ok=True)
-    unmount(directory)
-    shutil.rmtree(directory, ignore_errors=True)
-    with contextlib.suppress(OSError):  # whatever is left, the collector removes later
-        image.unlink(missing_ok=True)
+                cleanup.remove_file(child, warn)
+    unmount(directory, warn)
+    cleanup.remove_tree(directory, warn)
+    cleanup.remove_file(image, warn)
 
 
 def mounts_under(path: Path) -> list[Path]:
@@ -140,13 +143,13 @@ def mount_overlay(lower: str, bundle: Path, disk_mb: int = 0) -> None:
         (scratch / part).mkdir(exist_ok=True)
         (scratch / part).chmod(0o755)  # the upper dir is the container's `/`: not umask's
     options = f"lowerdir={lower},upperdir={scratch / 'upper'},workdir={scratch / 'work'}"
-    network.run(["mount", "-t", "overlay", "overlay", "-o", options, str(bundle / "rootfs")])
+    procs.run(["mount", "-t", "overlay", "overlay", "-o", options, str(bundle / "rootfs")])
 
 
-def unmount_overlay(bundle: Path) -> None:
+def unmount_overlay(bundle: Path, warn: cleanup.Warn = platform_log.line) -> None:
     """Undoes mount_overlay (the overlay first: it holds the disk below it)."""
-    unmount(bundle / "rootfs")
-    unmount(bundle / "disk")
+    unmount(bundle / "rootfs", warn)
+    unmount(bundle / "disk", warn)
 
 
 def write_private(path: Path, text: str) -> None:
@@ -162,10 +165,19 @@ def cgroups_path(dyno_id: str) -> str:
 
 
 class ContainerLauncher:
-    def __init__(self, dyno_id: str, directory: Path, plan: ContainerPlan) -> None:
+    def __init__(
+        self,
+        dyno_id: str,
+        directory: Path,
+        plan: ContainerPlan,
+        warn: cleanup.Warn = platform_log.line,
+    ) -> None:
+        """`warn`: where a failure of the dyno's cleanup is said (its supervisor's: the
+        app's log)."""
         self.dyno_id = dyno_id
         self.directory = directory
         self.plan = plan
+        self.warn = warn
         self.bundle = directory / "bundle"
         self.group = cgroups.for_child(cgroups_path(dyno_id))
 
@@ -205,8 +217,8 @@ class ContainerLauncher:
             child.send_signal(signal.SIGTERM)
 
     def kill(self, _child: subprocess.Popen[bytes]) -> None:
-        subprocess.run(
-            self.runtime("kill", "--all", self.dyno_id, "KILL"), capture_output=True, timeout=30
+        cleanup.command(
+            self.runtime("kill", "--all", self.dyno_id, "KILL"), self.warn, NO_CONTAINER
         )
 
     def oom_kills(self) -> int:
@@ -214,29 +226,29 @@ class ContainerLauncher:
         return 0 if self.group is None else cgroups.oom_kills(self.group)
 
     def cleanup(self) -> None:
-        cleanup(self.dyno_id, self.directory, self.plan)
+        remove(self.dyno_id, self.directory, self.plan, self.warn)
 
 
-def cleanup(dyno_id: str, directory: Path, plan: ContainerPlan) -> None:
+def remove(
+    dyno_id: str, directory: Path, plan: ContainerPlan, warn: cleanup.Warn = platform_log.line
+) -> None:
+    """Undoes everything of a container dyno (safe to call twice); what cannot be undone
+    is said to `warn`, and the rest is undone all the same."""
     runtime = [plan.runtime, "--root", plan.state_root]
-    subprocess.run([*runtime, "kill", "--all", dyno_id, "KILL"], capture_output=True, timeout=30)
-    subprocess.run([*runtime, "delete", "--force", dyno_id], capture_output=True, timeout=30)
-    unmount_overlay(directory / "bundle")
-    network.remove(dyno_id, plan.address)
-    shutil.rmtree(directory / "bundle", ignore_errors=True)
+    cleanup.command([*runtime, "kill", "--all", dyno_id, "KILL"], warn, NO_CONTAINER)
+    cleanup.command([*runtime, "delete", "--force", dyno_id], warn, NO_CONTAINER)
+    unmount_overlay(directory / "bundle", warn)
+    network.remove(dyno_id, plan.address, warn)
+    cleanup.remove_tree(directory / "bundle", warn)
 
 
 def init_pid(dyno_id: str, plan: ContainerPlan) -> int | None:
-    """The container's pid 1 as the host sees it, once the runtime reports it."""
-    result = subprocess.run(
-        [plan.runtime, "--root", plan.state_root, "state", dyno_id],
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
+    """The container's pid 1 as the host sees it, once the runtime reports it (None
+    while it does not: not created yet, or gone)."""
     try:
-        pid = json.loads(result.stdout).get("pid") if result.returncode == 0 else None
-    except ValueError:
+        state = procs.run([plan.runtime, "--root", plan.state_root, "state", dyno_id])
+        pid = json.loads(state).get("pid")
+    except (CommandFailed, ValueError):
         return None
     return pid if isinstance(pid, int) and pid > 0 else None
 
@@ -251,14 +263,14 @@ def app_layer(slug_tree: Path, uid: int, gid: int) -> Path:
     if layer.is_dir():
         return layer
     staging = Path(tempfile.mkdtemp(dir=slug_tree.parent, suffix=".layer-tmp"))
-    network.run(["cp", "-al", str(slug_tree), str(staging / "app")])
+    procs.run(["cp", "-al", str(slug_tree), str(staging / "app")])
     for root, _dirs, _files in os.walk(staging / "app"):
         os.chown(root, uid, gid)
     staging.chmod(0o700)
     try:
         os.replace(staging, layer)
     except OSError:
-        shutil.rmtree(staging, ignore_errors=True)  # another dyno made it first
+        cleanup.remove_tree(staging)  # another dyno made it first
     return layer
 
 
@@ -269,7 +281,7 @@ def probe(runtime: str, stack_rootfs: Path, state_root: Path) -> str | None:
     try:
         rootfs = bundle / "rootfs"
         rootfs.mkdir()
-        network.run(["mount", "--bind", "-o", "ro", str(stack_rootfs), str(rootfs)])
+        procs.run(["mount", "--bind", "-o", "ro", str(stack_rootfs), str(rootfs)])
         spec = oci.ContainerSpec(
             hostname="probe",
             command="true",
@@ -288,27 +300,22 @@ def probe(runtime: str, stack_rootfs: Path, state_root: Path) -> str | None:
         assert isinstance(process, dict)
         process["cwd"] = "/"
         (bundle / "config.json").write_text(json.dumps(config))
-        result = subprocess.run(
-            [runtime, "--root", str(state_root), "run", "--bundle", str(bundle), probe_id],
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
-        if result.returncode != 0:
-            return (
-                result.stderr.strip().splitlines() or ["exit status " + str(result.returncode)]
-            )[-1]
+        try:
+            procs.run(
+                [runtime, "--root", str(state_root), "run", "--bundle", str(bundle), probe_id],
+                timeout=60,
+            )
+        except CommandFailed as failure:  # the runtime's last line says why
+            return (failure.stderr.strip().splitlines() or [failure.message])[-1]
         return None
-    except (OSError, PaasError, subprocess.TimeoutExpired) as error:
+    except (OSError, PaasError) as error:
         return str(error)
     finally:
-        subprocess.run(
-            [runtime, "--root", str(state_root), "delete", "--force", probe_id],
-            capture_output=True,
-            timeout=30,
-        )
-        subprocess.run(["umount", "-l", str(bundle / "rootfs")], capture_output=True, timeout=30)
-        shutil.rmtree(bundle, ignore_errors=True)
+        cleanup.command([runtime, "--root", str(state_root), "delete", "--force", probe_id])
+        # Not unmount(): a bind mount on the stack's own filesystem is no mount point to
+        # os.path.ismount, and the tree removal must never walk into the stack.
+        cleanup.command(["umount", "-l", str(bundle / "rootfs")], gone=NOT_MOUNTED)
+        cleanup.remove_tree(bundle)
 
 
 def pick_runtime(stack_rootfs: Path, state_root: Path) -> tuple[str | None, list[str]]:
@@ -407,21 +414,11 @@ class BuildSandbox:
     def finish_step(self) -> bool:
         """Removes the step's container; True when the kernel OOM-killed something in it."""
         oom = self.group is not None and cgroups.oom_kills(self.group) > 0
-        subprocess.run(
-            [
-                self.plan.runtime,
-                "--root",
-                str(self.plan.state_root),
-                "delete",
-                "--force",
-                self.last,
-            ],
-            capture_output=True,
-            timeout=30,
-        )
+        runtime = [self.plan.runtime, "--root", str(self.plan.state_root)]
+        cleanup.command([*runtime, "delete", "--force", self.last])
         return oom
 
     def __exit__(self, *_exc: object) -> None:
         unmount_overlay(self.directory)
         network.remove(self.id, self.address)
-        shutil.rmtree(self.directory, ignore_errors=True)
+        cleanup.remove_tree(self.directory)

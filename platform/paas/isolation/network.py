@@ -27,15 +27,14 @@ import ipaddress
 import json
 import os
 import re
-import subprocess
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from paas.domain.addressing import NEVER
-from paas.domain.errors import PaasError
-from paas.host import procs
+from paas.domain.errors import CommandFailed, PaasError
+from paas.host import cleanup, platform_log, procs
 
 BRIDGE = "paas0"
 INPUT_CHAIN = "PAAS-DYNOS-IN"
@@ -140,7 +139,7 @@ def _reusable(claim: Path, holder: str, patient: bool) -> bool:
     return age > CLAIM_GRACE_SECONDS and not Path(f"/var/run/netns/{holder}").exists()
 
 
-def remove(dyno_id: str, address: str) -> None:
+def remove(dyno_id: str, address: str, warn: cleanup.Warn = platform_log.line) -> None:
     """Takes a gone dyno off the network: its address refuses connections at once, then its
     veth pair and namespace go, then its claim on the address is released.
 
@@ -148,7 +147,8 @@ def remove(dyno_id: str, address: str) -> None:
     Without it, a connection to the gone dyno would wait for ARP, then for HAProxy's 5 s
     connect timeout. The route goes in first, while the veth still exists and the claim is
     still ours: no instant is left in which the address silently drops packets, and the
-    route can never land on an address another dyno already uses."""
+    route can never land on an address another dyno already uses. A step that fails is
+    said to `warn`, and the others are done all the same."""
     netns, host_veth = names_for(dyno_id)
     claim = CLAIMS / address
     with _claims_locked():
@@ -156,12 +156,8 @@ def remove(dyno_id: str, address: str) -> None:
         if ours:
             claim.touch()  # fresh: not taken for stale while its netns is being deleted
     if ours:
-        subprocess.run(
-            ["ip", "route", "replace", "unreachable", f"{address}/32"],
-            capture_output=True,
-            timeout=30,
-        )
-    delete(DynoNetwork(netns, host_veth, address, "", 0))
+        cleanup.command(["ip", "route", "replace", "unreachable", f"{address}/32"], warn)
+    delete(DynoNetwork(netns, host_veth, address, "", 0), warn)
     with _claims_locked():
         if _holds(address, netns):
             claim.write_text(RELEASED)  # cooling from now (see claim_address)
@@ -311,7 +307,12 @@ def run(argv: list[str], stdin: str | None = None) -> None:
 
 
 def _succeeds(argv: list[str]) -> bool:
-    return subprocess.run(argv, capture_output=True, timeout=30).returncode == 0
+    """For a command whose failure is an answer (iptables -C: the rule is not there)."""
+    try:
+        procs.run(argv)
+    except CommandFailed:
+        return False
+    return True
 
 
 def _rule(tool: str, table: str, chain: str, rule: list[str], where: str) -> None:
@@ -353,9 +354,7 @@ def _forwarding_is_ours() -> bool:
 def observe(allow: tuple[ipaddress.IPv4Network, ...], resolv_conf: Path) -> Egress:
     """The host's facts the firewall depends on, read now (a later change of the host's
     networks or resolvers is seen at the next start)."""
-    listing = subprocess.run(
-        ["ip", "-j", "-4", "addr", "show"], capture_output=True, text=True, timeout=30
-    ).stdout
+    listing = procs.run(["ip", "-j", "-4", "addr", "show"]).decode()
     try:
         text = resolv_conf.read_text()
     except OSError:
@@ -375,10 +374,7 @@ def ensure_host(
 ) -> None:
     """The bridge, forwarding, NAT and the firewall rules; safe to call at every start.
     The rules are in place before forwarding is turned on."""
-    routes = json.loads(
-        subprocess.run(["ip", "-j", "route"], capture_output=True, text=True, timeout=30).stdout
-        or "[]"
-    )
+    routes = json.loads(procs.run(["ip", "-j", "route"]) or "[]")
     clashes = clashing_routes(network, routes)
     if clashes:
         raise PaasError(
@@ -454,28 +450,28 @@ def batch(commands: list[str], netns: str | None = None) -> None:
     """Runs `ip` commands in one process, in the dyno's network namespace if given; stops
     at the first that fails and raises with its message."""
     argv = ["ip", *(["-n", netns] if netns else []), "-batch", "-"]
-    result = subprocess.run(
-        argv, input="\n".join(commands) + "\n", capture_output=True, text=True, timeout=30
-    )
-    if result.returncode != 0:
-        failed = re.search(r"Command failed -:(\d+)", result.stderr)
-        command = commands[int(failed.group(1)) - 1] if failed else "?"
-        message = result.stderr.strip().splitlines()[0] if result.stderr.strip() else "no output"
-        raise PaasError(f"ip {'-n ' + netns + ' ' if netns else ''}{command!r} failed: {message}")
+    try:
+        procs.run(argv, input=("\n".join(commands) + "\n").encode())
+    except CommandFailed as failure:
+        failed = re.search(r"Command failed -:(\d+)", failure.stderr)
+        if failed is None:  # not one of the commands (ip missing, timed out)
+            raise
+        command = commands[int(failed.group(1)) - 1]
+        message = failure.stderr.strip().splitlines()[0]
+        raise CommandFailed(argv, f"{command!r}: {message}", failure.returncode) from None
 
 
-def forget_neighbour(address: str) -> None:
+def forget_neighbour(address: str, warn: cleanup.Warn = platform_log.line) -> None:
     """Addresses are reused: the host must not keep sending to a gone dyno's MAC address."""
-    subprocess.run(
-        ["ip", "neigh", "flush", "to", address, "dev", BRIDGE], capture_output=True, timeout=30
-    )
+    cleanup.command(["ip", "neigh", "flush", "to", address, "dev", BRIDGE], warn)
 
 
-def delete(dyno: DynoNetwork) -> None:
-    """Removes the veth pair and the namespace; nothing is left if they are already gone."""
+def delete(dyno: DynoNetwork, warn: cleanup.Warn = platform_log.line) -> None:
+    """Removes the veth pair and the namespace; nothing is left if they are already gone
+    (one gone meanwhile is no failure)."""
     if Path(f"/sys/class/net/{dyno.host_veth}").exists():
-        subprocess.run(["ip", "link", "del", dyno.host_veth], capture_output=True, timeout=30)
+        cleanup.command(["ip", "link", "del", dyno.host_veth], warn, ("Cannot find device",))
     if Path(dyno.netns_path).exists():
-        subprocess.run(["ip", "netns", "del", dyno.netns], capture_output=True, timeout=30)
+        cleanup.command(["ip", "netns", "del", dyno.netns], warn, ("No such file or directory",))
     if dyno.address:
-        forget_neighbour(dyno.address)
+        forget_neighbour(dyno.address, warn)

@@ -38,7 +38,7 @@ from paas.domain import buildpack_source, procfile
 from paas.domain.errors import BuildFailed, PaasError
 from paas.domain.output import Output
 from paas.domain.settings import Settings
-from paas.host import procs
+from paas.host import platform_log, procs
 from paas.isolation import container
 from paas.isolation.container import BuildSandbox, SandboxPlan
 from paas.isolation.users import Account
@@ -176,9 +176,13 @@ class Builder:
 
     def tear_down(self, scratch: Path, request: BuildRequest) -> None:
         """Unmounts the app's cache (kept: its writes go to its image) and removes the
-        build's own disk."""
-        container.unmount(self.cache_dir(request))
-        container.remove_disk(scratch, scratch.with_suffix(".img"))
+        build's own disk. The top of its thread: whatever fails is the platform log's,
+        never the push's (the build is over) nor the pusher's to read as a traceback."""
+        try:
+            container.unmount(self.cache_dir(request))
+            container.remove_disk(scratch, scratch.with_suffix(".img"))
+        except Exception:
+            platform_log.exception(f"paas: tearing down build {scratch.name} failed:")
 
     def wait_for_teardown(self) -> None:
         if self.teardown is not None:

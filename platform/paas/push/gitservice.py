@@ -15,7 +15,6 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
-import shutil
 import subprocess
 import sys
 import threading
@@ -27,7 +26,7 @@ from typing import IO
 
 from paas.domain.errors import InvalidParams, PaasError, TooLarge
 from paas.domain.settings import Settings
-from paas.host import procs
+from paas.host import cleanup, procs
 
 SERVICES = ("git-receive-pack", "git-upload-pack")
 CHUNK = 65536
@@ -57,7 +56,7 @@ def ensure_repo(settings: Settings, app: str) -> Path:
 
 
 def delete_repo(settings: Settings, app: str) -> None:
-    shutil.rmtree(repo_path(settings, app), ignore_errors=True)
+    cleanup.remove_tree(repo_path(settings, app))
 
 
 def pkt_line(text: str) -> bytes:

@@ -14,13 +14,10 @@ never runs with less isolation than the host offers (an app's missing stack fail
 
 from __future__ import annotations
 
-import contextlib
 import math
 import os
-import subprocess
 import sys
 import time
-import traceback
 from pathlib import Path
 from typing import TextIO
 
@@ -28,11 +25,12 @@ from paas.artifacts import collector, stacks
 from paas.artifacts.images import ImageRequest, ImageStore
 from paas.artifacts.slugs import SlugStore
 from paas.domain import settings as settings_module
-from paas.domain.errors import BuildFailed, PaasError
+from paas.domain.errors import BuildFailed, CommandFailed, PaasError
 from paas.domain.models import App
 from paas.domain.output import Output
 from paas.domain.settings import Settings
 from paas.dynos import capability
+from paas.host import platform_log, procs
 from paas.isolation import container, users
 from paas.isolation.container import SandboxPlan
 from paas.push import app_files
@@ -189,22 +187,38 @@ class Tee:
 
 def current_ref(ref: str) -> str:
     """What the ref points at now in the real repository (ZERO when it does not exist)."""
-    result = subprocess.run(
-        ["git", "rev-parse", "--verify", "--quiet", ref],
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
-    return result.stdout.strip() or ZERO
+    # git's own variables (GIT_DIR, the quarantine) say which repository that is.
+    env = {**procs.host_env(), **{k: v for k, v in os.environ.items() if k.startswith("GIT_")}}
+    try:
+        found = procs.run(["git", "rev-parse", "--verify", "--quiet", ref], env=env)
+    except CommandFailed as failure:
+        if failure.returncode == 1:  # --verify --quiet: the ref does not exist
+            return ZERO
+        raise
+    return found.decode().strip() or ZERO
 
 
 def pre_receive(stdin: TextIO, out: TextIO) -> int:
+    """The hook's one catch site: a PaasError is its one line to the pusher, anything
+    else a line saying so, its traceback in the platform log only."""
+    app_name = os.environ.get("PAAS_APP", "?")
+    lines = stdin.read().splitlines()
+    try:
+        return receive(settings_module.from_env(), app_name, lines, out)
+    except PaasError as error:
+        out.write(f" !     Push rejected: {error.message}\n")
+    except Exception:
+        pushed = " ".join(line.split()[1][:8] for line in lines if len(line.split()) == 3)
+        platform_log.exception(f"paas hook: push of {app_name} {pushed} failed:")
+        out.write(f" !     Push rejected: {INTERNAL_ERROR}\n")
+    out.flush()
+    return 1
+
+
+def receive(settings: Settings, app_name: str, lines: list[str], out: TextIO) -> int:
     """Builds each pushed main/master. Whole pushes of one app are serialized by the API
     (gitservice.push_lock), so the ref cannot move between this check and git's update."""
-    settings = settings_module.from_env()
     deadline = time.monotonic() + settings.push_timeout_seconds
-    app_name = os.environ["PAAS_APP"]
-    lines = stdin.read().splitlines()
     others = [ref for _, _, ref in (line.split() for line in lines) if ref not in DEPLOY_REFS]
     if others:  # stored, they would grow the repo with objects nothing deploys or collects
         out.write(
@@ -223,31 +237,11 @@ def pre_receive(stdin: TextIO, out: TextIO) -> int:
                 "landed first): fetch, merge and push again\n"
             )
             return 1
-        try:
-            deploy(settings, app_name, new, out, deadline)
-        except PaasError as error:
-            out.write(f" !     Push rejected: {error.message}\n")
-            out.flush()
-            return 1
-        except Exception:
-            platform_log(f"paas hook: push of {app_name} {new[:8]} failed:\n")
-            out.write(f" !     Push rejected: {INTERNAL_ERROR}\n")
-            out.flush()
-            return 1
+        deploy(settings, app_name, new, out, deadline)
     return 0
 
 
 INTERNAL_ERROR = "internal error in the platform while building (the platform log has details)"
-
-
-def platform_log(headline: str) -> None:
-    """The current exception's traceback to the API's stderr (the platform log), passed in
-    by gitservice as a file descriptor: the hook's own stderr reaches the pusher."""
-    fd = os.environ.get("PAAS_PLATFORM_LOG_FD", "")
-    text = headline + traceback.format_exc()
-    # No platform log (the hook run by hand): the one line to the pusher must do.
-    with contextlib.suppress(ValueError, OSError):
-        os.write(int(fd), text.encode(errors="replace"))
 
 
 def main() -> int:

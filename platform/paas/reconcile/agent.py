@@ -34,6 +34,7 @@ from paas.domain.settings import Settings
 from paas.domain.sizes import DEFAULT_SIZE, memory_mb
 from paas.dynos import capability
 from paas.dynos.runtime import Runtime
+from paas.host import platform_log
 from paas.host.jsonfile import read_json, write_json
 from paas.isolation import container, network, users
 from paas.isolation.container import ContainerPlan
@@ -220,6 +221,7 @@ class Agent:
             return
         self.failures_reported[app] = reason
         print(f"agent: {action!r} failed: {reason}", file=sys.stderr, flush=True)
+        # Said in the platform log just above: an app log that cannot take it loses nothing.
         with contextlib.suppress(PaasError, OSError, ValueError):
             self.logs.event(app, "agent", f"Cannot {type(action).__name__.lower()}: {reason}")
 
@@ -474,6 +476,7 @@ class Agent:
         cheap stat of its files tells."""
         seen = None
         last_tick = float("-inf")
+        failing = ""  # the failure of the ticks before, said once (not 4 times a second)
         while not stop.is_set():
             stamp = state_stamp(self.settings.db_path)
             if self.wake.is_set() or stamp != seen or time.monotonic() - last_tick >= interval:
@@ -481,8 +484,11 @@ class Agent:
                 seen, last_tick = stamp, time.monotonic()
                 try:
                     self.tick()
-                except Exception as error:
-                    print(f"agent: tick failed: {error!r}", file=sys.stderr, flush=True)
+                    failing = ""
+                except Exception as error:  # the top of the agent: the next tick retries
+                    if repr(error) != failing:
+                        platform_log.exception(f"agent: tick failed: {error!r}")
+                    failing = repr(error)
             self.wake.wait(poll)
 
 

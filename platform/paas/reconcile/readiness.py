@@ -9,12 +9,12 @@ longer starting, and a dyno that passes wakes the agent at once.
 from __future__ import annotations
 
 import socket
-import sys
 import threading
 from collections.abc import Callable, Iterable
 
 from paas.domain import healthcheck
 from paas.domain.dyno import DynoSpec
+from paas.host import platform_log
 from paas.reconcile import probe
 
 POLL_SECONDS = 0.1
@@ -91,8 +91,8 @@ class Prober:
                     self.wake.set()
                     return
                 cancel.wait(POLL_SECONDS)
-        except Exception as error:
-            print(f"agent: probing {spec.id} failed: {error!r}", file=sys.stderr, flush=True)
+        except Exception as error:  # the top of the thread: the next tick probes afresh
+            platform_log.exception(f"agent: probing {spec.id} failed: {error!r}")
         finally:
             with self.lock:
                 if self.watching.get(spec.id) is cancel:
