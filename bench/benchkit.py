@@ -59,8 +59,8 @@ def deploy_sample(platform: Platform, app: str) -> None:
 
 def routed_servers(platform: Platform, app: str) -> list[dict[str, Any]]:
     """The servers routes.json (what the agent publishes to the router) lists for `app`."""
-    table = read_json(platform.home / "router" / "routes.json") or {}
-    for entry in table.get("apps", []):
+    apps = (read_json(platform.home / "router" / "routes.json") or {}).get("apps")
+    for entry in apps if isinstance(apps, list) else []:
         if entry.get("app") == app:
             return list(entry.get("servers", []))
     return []

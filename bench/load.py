@@ -51,7 +51,8 @@ def main(seconds: float) -> None:
 
         def kill_dyno() -> None:
             (victim,) = [d for d in platform.dyno_statuses(APP) if d.get("state") == "running"][:1]
-            os.kill(int(victim["pid"]), signal.SIGKILL)  # type: ignore[call-overload]
+            assert isinstance(victim["pid"], int), victim
+            os.kill(victim["pid"], signal.SIGKILL)
             dynos_answering(platform, APP, 2)
 
         def kill_server() -> None:
@@ -59,15 +60,13 @@ def main(seconds: float) -> None:
             time.sleep(1)
             platform.start()
 
-        phases: list[tuple[str, Callable[[], None]]] = [
+        def scale_up() -> None:
+            platform.paas("scale", "web=6", "-a", APP)
+            dynos_answering(platform, APP, 6)
+
+        phases: list[tuple[str, Callable[[], object]]] = [
             ("redeploy", redeploy),
-            (
-                "scale 2->6",
-                lambda: (
-                    platform.paas("scale", "web=6", "-a", APP),
-                    dynos_answering(platform, APP, 6),
-                ),
-            ),
+            ("scale 2->6", scale_up),
             ("scale 6->2", lambda: platform.paas("scale", "web=2", "-a", APP)),
             ("restart", lambda: platform.paas("restart", "-a", APP)),
             (

@@ -206,7 +206,8 @@ def layouts() -> list[Layout]:
 
 
 def apply_layout(layout: Layout, platform: Platform) -> None:
-    dyno_pids = [int(s["pid"]) for s in platform.dyno_statuses(APP) if s.get("pid")]
+    pids = [s.get("pid") for s in platform.dyno_statuses(APP)]
+    dyno_pids = [pid for pid in pids if isinstance(pid, int) and pid]
     haproxy_master = int((platform.home / "router" / "haproxy.pid").read_text().split()[0])
     pin(descendants(dyno_pids), layout.dyno_cpus)
     pin(descendants([haproxy_master]), layout.client_cpus)

@@ -15,16 +15,11 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from benchkit import (
-    deploy_sample,
-    read_json,
-    routed_servers,
-    routes_applied,
-    running_platform,
-    setting,
-)
+from benchkit import deploy_sample, routed_servers, routes_applied, running_platform, setting
 from deploy import summary
 from platform_harness import Platform, wait_for
+
+from paas.host.jsonfile import read_json
 
 APP = "scale"
 UP_TO = 10
@@ -75,8 +70,9 @@ class Clock:
     def now(self) -> float:
         return time.monotonic() - self.started
 
-    def since(self, stamp: float | None) -> float | None:
-        return None if stamp is None else stamp - self.wall
+    def since(self, stamp: object) -> float | None:
+        """`stamp` as read from a JSON file: a number, or None when not there (yet)."""
+        return stamp - self.wall if isinstance(stamp, int | float) else None
 
 
 def poll_router(platform: Platform, app: str, done: Callable[[str, float], bool]) -> None:

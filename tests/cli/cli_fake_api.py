@@ -1,22 +1,30 @@
 """A fake paas API for the CLI tests, and the helper that runs the CLI in-process.
 
 The fake is a small Flask app that keeps its state in plain dicts and records every request,
-so a test can assert what was (or was not) sent; conftest serves it on a loopback port.
+so a test can assert what was (or was not) sent; conftest serves it on a loopback port. It
+answers the shared contract (tests/contract/api_cases.py) as the real API does:
+test_fake_api_contract.py runs those cases against it, tests/api against the real one.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
 from typing import Any
 
 import flask
 from click.testing import CliRunner, Result
+from werkzeug.exceptions import HTTPException
 from werkzeug.serving import WSGIRequestHandler
 
 from paas.cli import commands as cli
+from paas.domain import sizes, validation
+from paas.domain.errors import Conflict, InvalidParams, NotFound, PaasError, Unauthorized
 
 TOKEN = "test-token-123"
-UNAUTHORIZED = "Invalid credentials provided."
+UNAUTHORIZED = "invalid credentials: the API token was not accepted"
+DOMAIN = "paas.localhost"
+STACKS = ("debian-12", "debian-13")  # the real API's stacks; the default last
 
 
 @dataclasses.dataclass
@@ -39,48 +47,132 @@ class FakeApi:
     domains: list[dict[str, Any]] = dataclasses.field(default_factory=list)
     log_lines: list[str] = dataclasses.field(default_factory=list)
 
-    def add_app(self, name: str) -> dict[str, Any]:
+    def add_app(self, name: str, stack: str = STACKS[-1]) -> dict[str, Any]:
         app = {
             "id": f"id-{name}",
             "name": name,
             "git_url": f"{self.url}/{name}.git",
-            "web_url": f"http://{name}.paas.localhost:8080/",
+            "web_url": f"http://{name}.{DOMAIN}:8080/",
             "created_at": "2026-11-28T15:00:00+00:00",
             "released_at": None,
-            "stack": "paas-1",
+            "stack": stack,
             "current_release": None,
+            "routing_error": None,
         }
         self.apps[name] = app
         self.config[name] = {}
         return app
+
+    def add_release(self, process_types: dict[str, str], status: str) -> dict[str, Any]:
+        """The next release, as a push (and the agent, for `status`) would leave it; new
+        process types join the formation, web at 1."""
+        version = len(self.releases) + 1
+        release = {
+            "id": f"r{version}",
+            "version": version,
+            "description": "Deploy abcdef12",
+            "status": status,
+            "status_detail": None,
+            "current": False,
+            "created_at": "2026-11-28T15:10:00+00:00",
+            "artifact": f"sha256:{version:064x}",
+            "process_types": dict(process_types),
+        }
+        self.releases.append(release)
+        self._mark_current()
+        known = {entry["type"] for entry in self.formation}
+        for kind in sorted(set(process_types) - known):
+            entry = {"type": kind, "quantity": 1 if kind == "web" else 0, "size": "standard-1x"}
+            self.formation.append({**entry, "command": process_types[kind]})
+        self.formation.sort(key=lambda entry: str(entry["type"]))
+        return release
+
+    def rollback(self, app: str, version: int | None) -> dict[str, Any]:
+        """A new release of vN (default: the last that succeeded before the current one)."""
+        current = self._current()
+        if current is None:
+            raise NotFound(f"{app} has no running release yet: push code first")
+        if version is None:
+            earlier = [
+                r["version"]
+                for r in self.releases
+                if r["version"] < current["version"] and r["status"] == "succeeded"
+            ]
+            if not earlier:
+                raise NotFound(f"{app} has no earlier release that succeeded to roll back to")
+            version = earlier[-1]
+        target = next((r for r in self.releases if r["version"] == version), None)
+        if target is None:
+            raise NotFound(f"release v{version} of {app} not found: `paas releases` lists them")
+        release = self.add_release(target["process_types"], "deploying")
+        release["description"] = f"Rollback to v{version}"
+        return release
+
+    def _current(self) -> dict[str, Any] | None:
+        """The newest release deploying or succeeded (what dynos run)."""
+        runnable = [r for r in self.releases if r.get("status") in ("deploying", "succeeded")]
+        return runnable[-1] if runnable else None
+
+    def _mark_current(self) -> None:
+        current = self._current()
+        for release in self.releases:
+            release["current"] = release is current
+        for app in self.apps.values():  # one list of releases, for whichever app has them
+            app["current_release"] = None if current is None else current["version"]
+            app["released_at"] = None if current is None else current["created_at"]
 
     def sent(self, method: str | None = None) -> list[Recorded]:
         """The requests received, optionally only those of one method."""
         return [r for r in self.requests if method is None or r.method == method]
 
 
-def _error(status: int, error_id: str, message: str) -> flask.Response:
-    response = flask.jsonify({"id": error_id, "message": message})
-    response.status_code = status
-    return response
-
-
 def build_app(fake: FakeApi) -> flask.Flask:
+    """The fake's routes. Each answers as the real API does for the cases of
+    tests/contract/api_cases.py (the same validators, errors and shapes), which
+    test_fake_api_contract.py checks; state is kept in the FakeApi's dicts and lists."""
     app = flask.Flask("fake_paas_api")
 
     @app.before_request
-    def record_and_authenticate() -> flask.Response | None:
+    def record_and_authenticate() -> None:
         req = flask.request
         body = req.get_json(silent=True) if req.data else None
         fake.requests.append(Recorded(req.method, req.path, dict(req.args), body))
-        if req.headers.get("Authorization") != f"Bearer {TOKEN}":
-            return _error(401, "unauthorized", UNAUTHORIZED)
-        return None
+        header = req.headers.get("Authorization")
+        if header is None:
+            raise Unauthorized("authentication required: run `paas login` or set PAAS_API_TOKEN")
+        if header != f"Bearer {TOKEN}":
+            raise Unauthorized(UNAUTHORIZED)
+
+    @app.errorhandler(PaasError)
+    def paas_error(error: PaasError) -> tuple[flask.Response, int]:
+        return flask.jsonify(id=error.id, message=error.message), error.status
+
+    @app.errorhandler(HTTPException)
+    def http_error(error: HTTPException) -> tuple[flask.Response, int]:
+        if error.code == 405:
+            return flask.jsonify(id="bad_request", message="method not allowed"), 405
+        return flask.jsonify(id="not_found", message="no such API endpoint"), 404
 
     def find(name: str) -> dict[str, Any]:
         if name not in fake.apps:
-            flask.abort(_error(404, "not_found", f"Couldn't find that app: {name}."))
+            raise NotFound(f"app {name!r} not found: `paas apps` lists the apps")
         return fake.apps[name]
+
+    def body() -> dict[str, Any]:
+        if not flask.request.data.strip():
+            return {}
+        try:
+            parsed = json.loads(flask.request.data)
+        except ValueError:
+            raise InvalidParams("the request body is not valid JSON") from None
+        if not isinstance(parsed, dict):
+            raise InvalidParams("the request body must be a JSON object")
+        return parsed
+
+    def stack(given: object) -> str:
+        if not isinstance(given, str) or given not in STACKS:
+            raise InvalidParams(f"unknown stack {given!r}: choose one of {', '.join(STACKS)}")
+        return given
 
     @app.get("/account")
     def account() -> Any:
@@ -92,13 +184,20 @@ def build_app(fake: FakeApi) -> flask.Flask:
 
     @app.post("/apps")
     def create_app() -> Any:
-        name = (flask.request.get_json() or {}).get("name") or "misty-river-42"
+        given = body()
+        name = validation.app_name(given.get("name") or "misty-river-4242")
+        chosen = stack(given.get("stack") or STACKS[-1])
         if name in fake.apps:
-            return _error(409, "conflict", f"Name {name} is already taken")
-        return fake.add_app(name), 201
+            raise Conflict(f"app {name!r} already exists: choose another name")
+        return fake.add_app(name, chosen), 201
 
     @app.get("/apps/<name>")
     def get_app(name: str) -> Any:
+        return find(name)
+
+    @app.patch("/apps/<name>")
+    def set_stack(name: str) -> Any:
+        find(name)["stack"] = stack(body().get("stack"))
         return find(name)
 
     @app.delete("/apps/<name>")
@@ -114,7 +213,8 @@ def build_app(fake: FakeApi) -> flask.Flask:
     @app.patch("/apps/<name>/config-vars")
     def patch_config(name: str) -> Any:
         find(name)
-        for key, value in flask.request.get_json().items():
+        changes = validation.config_changes(body())  # all checked before any is applied
+        for key, value in changes.items():
             if value is None:
                 fake.config[name].pop(key, None)
             else:
@@ -129,10 +229,15 @@ def build_app(fake: FakeApi) -> flask.Flask:
     @app.patch("/apps/<name>/formation")
     def patch_formation(name: str) -> Any:
         find(name)
-        for update in flask.request.get_json()["updates"]:
-            for process in fake.formation:
-                if process["type"] == update["type"]:
-                    process["quantity"] = update["quantity"]
+        updates = body().get("updates")
+        if not isinstance(updates, list) or not updates:
+            raise InvalidParams('formation updates must be a list such as [{"type": "web"}]')
+        if not fake.formation:
+            raise InvalidParams(f"{name} has no release yet: push code before scaling")
+        by_type = {process["type"]: process for process in fake.formation}
+        changes = [_formation_change(update, by_type) for update in updates]
+        for kind, field, value in changes:
+            by_type[kind][field] = value
         return fake.formation
 
     @app.get("/apps/<name>/dynos")
@@ -144,7 +249,10 @@ def build_app(fake: FakeApi) -> flask.Flask:
     @app.delete("/apps/<name>/dynos/<target>")
     def restart(name: str, target: str | None = None) -> Any:
         find(name)
-        return {"message": f"Restarting {target or 'all dynos'} on {name}"}, 202
+        kinds = {process["type"] for process in fake.formation}
+        if target is not None and target.partition(".")[0] not in kinds:
+            raise InvalidParams(f"no dyno or process type {target!r} in {name}")
+        return {"message": f"Restarting {target or 'all dynos'} of {name}"}, 202
 
     @app.get("/apps/<name>/releases")
     def get_releases(name: str) -> Any:
@@ -154,20 +262,14 @@ def build_app(fake: FakeApi) -> flask.Flask:
     @app.post("/apps/<name>/releases")
     def post_release(name: str) -> Any:
         find(name)
-        wanted = flask.request.get_json().get("release", len(fake.releases) - 1)
-        release = {
-            "id": "r-new",
-            "version": len(fake.releases) + 1,
-            "description": f"Rollback to v{wanted}",
-            # As the real API answers: the rollback is deploying, and current as such.
-            "status": "deploying",
-            "status_detail": None,
-            "current": True,
-            "created_at": "2026-11-28T15:20:00+00:00",
-            "artifact": None,
-            "process_types": {},
-        }
-        return release, 201
+        given = body().get("release")
+        wanted = None if given is None else validation.release_version(given)
+        return fake.rollback(name, wanted), 201
+
+    @app.get("/apps/<name>/builds")
+    def get_builds(name: str) -> Any:
+        find(name)
+        return []
 
     @app.get("/apps/<name>/domains")
     def get_domains(name: str) -> Any:
@@ -177,27 +279,47 @@ def build_app(fake: FakeApi) -> flask.Flask:
     @app.post("/apps/<name>/domains")
     def add_domain(name: str) -> Any:
         find(name)
-        domain = {"hostname": flask.request.get_json()["hostname"]}
+        domain = {"hostname": validation.custom_domain(body().get("hostname"), DOMAIN)}
+        if domain in fake.domains:
+            raise Conflict(f"domain {domain['hostname']} is already in use")
         fake.domains.append(domain)
         return domain, 201
 
     @app.delete("/apps/<name>/domains/<hostname>")
     def remove_domain(name: str, hostname: str) -> Any:
         find(name)
-        fake.domains.remove({"hostname": hostname})
+        if {"hostname": hostname.lower()} not in fake.domains:
+            raise NotFound(f"domain {hostname} is not attached to {name}")
+        fake.domains.remove({"hostname": hostname.lower()})
         return {"hostname": hostname}
 
     @app.get("/apps/<name>/log-lines")
     def get_log_lines(name: str) -> Any:
         find(name)
         args = flask.request.args
-        if "after" in args:
-            start = int(args["after"])
-        else:
-            start = max(0, len(fake.log_lines) - int(args.get("num", "100")))
+        if args.get("source") not in (None, "", "app", "paas"):
+            raise InvalidParams("--source must be app or paas")
+        try:
+            num = int(args.get("num", "100"))
+            start = int(args["after"]) if "after" in args else max(0, len(fake.log_lines) - num)
+        except ValueError:
+            raise InvalidParams("num and after must be whole numbers") from None
         return {"lines": fake.log_lines[start:], "cursor": len(fake.log_lines)}
 
     return app
+
+
+def _formation_change(update: object, by_type: dict[str, Any]) -> tuple[str, str, object]:
+    """One formation update checked as the real API checks it: (type, field, value)."""
+    if not isinstance(update, dict) or not ({"quantity", "size"} & set(update)):
+        raise InvalidParams("each formation update needs a type and a quantity or size")
+    kind = validation.process_type(update.get("type"))
+    if kind not in by_type:
+        raise InvalidParams(f"no process type {kind!r} in the app's Procfile")
+    if "size" in update:
+        sizes.memory_mb(str(update["size"]))
+        return kind, "size", str(update["size"])
+    return kind, "quantity", validation.quantity(update["quantity"])
 
 
 class QuietHandler(WSGIRequestHandler):

@@ -213,6 +213,8 @@ def test_releases_newest_first_with_current_marked(logged_in: FakeApi) -> None:
 def test_rollback_accepts_v_prefix_or_nothing(
     logged_in: FakeApi, given: list[str], body: dict[str, int]
 ) -> None:
+    for status in ("succeeded", "succeeded", "succeeded", "deploying"):
+        logged_in.add_release({"web": "serve"}, status)
     result = run("rollback", *given, "-a", "demo")
     assert result.exit_code == 0, result.output
     assert logged_in.sent("POST")[0].body == body
@@ -234,6 +236,7 @@ def test_rollback_rejects_a_bad_version(logged_in: FakeApi) -> None:
     ],
 )
 def test_restart_targets(logged_in: FakeApi, args: list[str], path: str) -> None:
+    with_processes(logged_in)
     result = run("restart", *args, "-a", "demo")
     assert result.exit_code == 0, result.output
     assert logged_in.sent("DELETE")[0].path == path

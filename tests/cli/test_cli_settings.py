@@ -44,7 +44,7 @@ def test_unreachable_api_is_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_api_error_message_is_printed(logged_in: FakeApi) -> None:
     result = run("apps:info", "-a", "nope")
     assert result.exit_code == 1
-    assert result.stderr == "error: Couldn't find that app: nope.\n"
+    assert result.stderr == "error: app 'nope' not found: `paas apps` lists the apps\n"
 
 
 def test_login_stores_credentials_and_netrc(api: FakeApi, isolated: Path) -> None:

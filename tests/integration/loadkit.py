@@ -55,7 +55,7 @@ def client(port: int, app: str, keep_alive: bool, stop: threading.Event, tally: 
 
 
 def under_load(
-    platform: Platform, app: str, seconds: float, change: Callable[[], None]
+    platform: Platform, app: str, seconds: float, change: Callable[[], object]
 ) -> list[Tally]:
     stop = threading.Event()
     tallies = [Tally(), Tally()]

@@ -156,8 +156,11 @@ def test_destroy_removes_what_only_that_app_used(platform: Platform) -> None:
     deploy(platform, "doomed", doomed, "only doomed has this")
     store = Store(platform.home / "state.db")
     doomed_id = store.app("doomed").id
-    shared_slug = store.current_release(store.app("keeper")).artifact.removeprefix("sha256:")
-    own_slug = store.current_release(store.app("doomed")).artifact.removeprefix("sha256:")
+    keeper_release = store.current_release(store.app("keeper"))
+    doomed_release = store.current_release(store.app("doomed"))
+    assert keeper_release is not None and doomed_release is not None
+    shared_slug = keeper_release.artifact.removeprefix("sha256:")
+    own_slug = doomed_release.artifact.removeprefix("sha256:")
     assert (platform.home / "cache" / doomed_id).is_dir()
 
     platform.paas("apps:destroy", "-a", "doomed", "--confirm", "doomed")

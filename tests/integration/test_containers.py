@@ -106,18 +106,24 @@ class Dynos:
         (found,) = [s for s in self.runtime.list() if s.spec.id == spec.id]
         return found
 
+    def wait_running(self, spec: DynoSpec, timeout: float = 10) -> int:
+        """The pid of the dyno's process, once it runs."""
+        return wait_for(lambda: self.status(spec).pid, timeout, "the dyno to run")
+
     def wait_exit(self, spec: DynoSpec, timeout: float = 30) -> DynoStatus:
         return wait_for(
-            lambda: (s := self.status(spec)).state == "exited" and s, timeout, "the dyno to exit"
+            lambda: s if (s := self.status(spec)).state == "exited" else None,
+            timeout,
+            "the dyno to exit",
         )
 
     def output(self, spec: DynoSpec, source: str = "app") -> list[str]:
         lines, _ = LogStore(self.settings.logs_db_path).read(spec.app, num=1000, source=source)
         return [line.message for line in lines]
 
-    def run(self, command: str, **extra: str) -> list[str]:
+    def run(self, command: str, app: str = "t", uid: int | None = None) -> list[str]:
         """Starts a dyno, waits for it to end, returns its output and forgets it."""
-        spec = self.start(command, **extra)  # type: ignore[arg-type]
+        spec = self.start(command, app=app, uid=uid)
         self.wait_exit(spec)
         self.runtime.forget(spec.id)
         return self.output(spec)
@@ -284,9 +290,11 @@ def test_fifty_start_stop_cycles_leave_nothing_behind(dynos: Dynos) -> None:
     for _ in range(50):
         spec = dynos.start("exec sleep 60", disk_mb=64)
         started.append(spec)
-        wait_for(lambda s=spec: dynos.status(s).pid, 10, "the dyno to run")  # type: ignore[misc]
+        dynos.wait_running(spec)
         status = read_json(dynos.settings.dynos_dir / spec.id / "status.json") or {}
-        supervisors.append((status["supervisor_pid"], status["supervisor_started"]))
+        pid, started_at = status["supervisor_pid"], status["supervisor_started"]
+        assert isinstance(pid, int) and isinstance(started_at, int), status
+        supervisors.append((pid, started_at))
         dynos.runtime.stop(spec.id)
         dynos.wait_exit(spec)
         dynos.runtime.forget(spec.id)
@@ -349,10 +357,10 @@ def test_an_apps_layer_is_roots_and_what_a_dyno_writes_to_app_is_gone_after_it(
     lines = dynos.run(
         "echo new > /app/new.txt; rm -f /app/hello.txt; echo replaced > /app/hello.txt;"
         " cat /app/hello.txt",
-        uid=uid,  # type: ignore[arg-type]
+        uid=uid,
     )
     assert "replaced" in lines  # the dyno may change /app, in its own upper layer
-    lines = dynos.run("cat /app/hello.txt; ls /app", uid=uid)  # type: ignore[arg-type]
+    lines = dynos.run("cat /app/hello.txt; ls /app", uid=uid)
     assert "from the slug" in lines and "new.txt" not in lines
     layer = container.app_layer(dynos.slug, uid, uid)
     info = layer.stat()

@@ -75,7 +75,7 @@ def test_custom_domain_routes_to_the_app(platform: Platform) -> None:
         connection = http.client.HTTPConnection("127.0.0.1", platform.http_port, timeout=5)
         try:
             connection.request("GET", "/", headers={"Host": "WWW.example.test:80"})
-            return json.loads(connection.getresponse().read()).get("dyno") == "web.1"
+            return bool(json.loads(connection.getresponse().read()).get("dyno") == "web.1")
         except ValueError:
             return False
         finally:
@@ -274,7 +274,9 @@ def test_wrong_token_is_refused(platform: Platform) -> None:
 
 
 def test_dynos_survive_kill_9_of_the_control_plane(platform: Platform) -> None:
-    before = sorted(d["id"] for d in platform.dyno_statuses(APP) if d.get("state") == "running")
+    before = sorted(
+        str(d["id"]) for d in platform.dyno_statuses(APP) if d.get("state") == "running"
+    )
     assert platform.server is not None
     pgrep = subprocess.run(
         ["pgrep", "-P", str(platform.server.pid)], capture_output=True, text=True, timeout=10
@@ -290,7 +292,7 @@ def test_dynos_survive_kill_9_of_the_control_plane(platform: Platform) -> None:
     assert platform.get_json(APP)  # the dyno and HAProxy keep serving
     platform.start()
     wait_for(lambda: platform.get_json(APP), 15, "serving after restart")
-    after = sorted(d["id"] for d in platform.dyno_statuses(APP) if d.get("state") == "running")
+    after = sorted(str(d["id"]) for d in platform.dyno_statuses(APP) if d.get("state") == "running")
     assert after == before  # adopted, not restarted
 
 

@@ -20,13 +20,14 @@ import socket
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 from flask.testing import FlaskClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from werkzeug.test import TestResponse
 
 from paas.api import create_app
 from paas.domain import procfile, validation
@@ -98,6 +99,21 @@ class NoDynos:
     def list(self) -> list[DynoStatus]:
         return []
 
+    def start(self, spec: DynoSpec) -> None:
+        raise AssertionError(f"no dyno may start here: {spec.id}")
+
+    def stop(self, dyno_id: str) -> None:
+        raise AssertionError(f"no dyno runs here: {dyno_id}")
+
+    def mark_up(self, dyno_id: str) -> None:
+        raise AssertionError(f"no dyno runs here: {dyno_id}")
+
+    def forget(self, dyno_id: str) -> None:
+        raise AssertionError(f"no dyno runs here: {dyno_id}")
+
+    def stats(self, dyno_id: str) -> None:
+        return None
+
 
 class Echo(http.server.BaseHTTPRequestHandler):
     def do_GET(self) -> None:
@@ -118,10 +134,10 @@ def home() -> Iterator[Path]:
     shutil.rmtree(path, ignore_errors=True)
 
 
-def check_answer(response: object) -> bool:
+def check_answer(response: TestResponse) -> bool:
     """True when accepted; a refusal must be a 4xx with the JSON error shape."""
-    status = response.status_code  # type: ignore[attr-defined]
-    body = response.get_json(silent=True)  # type: ignore[attr-defined]
+    status = response.status_code
+    body = response.get_json(silent=True)
     assert status < 500, (status, body)
     if status < 300:
         return True
@@ -162,9 +178,9 @@ def serve_echo() -> tuple[http.server.ThreadingHTTPServer, threading.Thread]:
     return server, thread
 
 
-def wait(predicate: object, timeout: float, what: str) -> float:
+def wait(predicate: Callable[[], object], timeout: float, what: str) -> float:
     start = time.monotonic()
-    while not predicate():  # type: ignore[operator]
+    while not predicate():
         assert time.monotonic() - start < timeout, f"timed out waiting for {what}"
         time.sleep(0.02)
     return time.monotonic() - start
@@ -214,7 +230,7 @@ def test_fuzzed_input_is_accepted_and_routable_or_refused_and_never_freezes_rout
     fuzz_seconds = time.monotonic() - started
 
     # Everything the API accepted, as the agent publishes it, passes the router's checks.
-    agent = Agent(paas, store, logs, NoDynos())  # type: ignore[arg-type]
+    agent = Agent(paas, store, logs, NoDynos())
     agent.publish_routes([])
     published = json.loads(paas.routes_path.read_text())
     table = model.route_table_from_json(published)  # strict: raises on any bad app

@@ -112,7 +112,8 @@ def test_no_app_is_created_whose_hostname_is_a_custom_domain(
         db.execute("INSERT INTO domains VALUES (?, 'shop.paas.localhost')", (app_id,))
     status, body = call(client, "POST", "/apps", {"name": "shop"})
     assert status == 409 and "shop.paas.localhost" in str(body)
-    assert [a["name"] for a in call(client, "GET", "/apps")[1]] == ["demo"]  # type: ignore[union-attr,index]
+    listed = call(client, "GET", "/apps")[1]
+    assert isinstance(listed, list) and [a["name"] for a in listed] == ["demo"]
 
 
 @pytest.mark.parametrize(

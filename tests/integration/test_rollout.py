@@ -51,7 +51,10 @@ def message(platform: Platform) -> str | None:
 
 
 def releases(platform: Platform) -> list[dict[str, object]]:
-    return json.loads(platform.paas("releases", "-a", APP, "--json").stdout)  # type: ignore[no-any-return]
+    listed: list[dict[str, object]] = json.loads(
+        platform.paas("releases", "-a", APP, "--json").stdout
+    )
+    return listed
 
 
 def push_under_load(platform: Platform, repo: Path) -> subprocess.CompletedProcess[str]:

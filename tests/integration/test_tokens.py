@@ -123,7 +123,9 @@ def test_a_generated_token_is_not_printed_when_stdout_is_not_a_terminal() -> Non
     try:
         platform.launch()  # stdout is the log file, not a terminal
         token = wait_for(
-            lambda: token_file.exists() and token_file.read_text().strip(), 30, "the token file"
+            lambda: token_file.read_text().strip() if token_file.exists() else None,
+            30,
+            "the token file",
         )
         platform.token = token
         wait_for(platform.api_answers, 30, "the API to answer the generated token")

@@ -7,16 +7,12 @@ import pytest
 from paas_router import model
 from paas_router.errors import RouterError
 
-GOOD = {
-    "generation": 7,
-    "apps": [
-        {
-            "app": "myapp",
-            "hostnames": ["myapp.paas.localhost", "WWW.Example.com"],
-            "servers": [{"name": "web.1", "host": "127.0.0.1", "port": 40123}],
-        }
-    ],
+GOOD_APP: dict[str, object] = {
+    "app": "myapp",
+    "hostnames": ["myapp.paas.localhost", "WWW.Example.com"],
+    "servers": [{"name": "web.1", "host": "127.0.0.1", "port": 40123}],
 }
+GOOD = {"generation": 7, "apps": [GOOD_APP]}
 
 
 def test_json_round_trip_lowercases_hostnames() -> None:
@@ -28,7 +24,7 @@ def test_json_round_trip_lowercases_hostnames() -> None:
 
 
 def _with_app(**changes: object) -> dict[str, object]:
-    app = {**GOOD["apps"][0], **changes}  # type: ignore[index]
+    app = {**GOOD_APP, **changes}
     return {"generation": 1, "apps": [app]}
 
 

@@ -4,6 +4,7 @@ old dyno routed and running."""
 
 from __future__ import annotations
 
+import builtins
 import json
 from dataclasses import replace
 from pathlib import Path
@@ -47,7 +48,7 @@ class FakeRuntime:
             if status.spec.name == name and status.spec.release == release:
                 self.dynos[dyno_id] = replace(status, state="exited", exit_status=1)
 
-    def live(self) -> list[tuple[str, int, str]]:
+    def live(self) -> builtins.list[tuple[str, int, str]]:  # `list` is the method above
         return sorted(
             (s.spec.name, s.spec.release, s.state)
             for s in self.dynos.values()
@@ -69,7 +70,7 @@ class ReadyWhenTold:
 class World:
     def __init__(self, home: Path) -> None:
         self.clock = [1000.0]
-        settings = Settings(home=home, containers=False, dyno_user=None)
+        settings = Settings(home=home, containers=False)
         self.store = Store(settings.db_path)
         self.logs = LogStore(settings.logs_db_path)
         self.runtime = FakeRuntime(self.clock)
@@ -78,7 +79,7 @@ class World:
         )
         self.probe = ReadyWhenTold()
         self.agent.prober = self.probe  # type: ignore[assignment]
-        self.agent.slugs.unpacked = lambda _digest: home  # type: ignore[method-assign]
+        self.agent.slugs.unpacked = lambda digest: home  # type: ignore[method-assign]
         self.app: App = self.store.create_app("demo", "paas-host", domain="paas.localhost")
 
     def deploy(self, artifact: str) -> int:
@@ -91,7 +92,9 @@ class World:
             self.agent.tick()
 
     def routed(self) -> list[str]:
-        (app,) = self.agent.route_table(self.runtime.list())["apps"]  # type: ignore[index]
+        apps = self.agent.route_table(self.runtime.list())["apps"]
+        assert isinstance(apps, list)
+        (app,) = apps
         return [str(s["name"]).split("-")[0] for s in app["servers"]]
 
 

@@ -83,7 +83,7 @@ def test_resolvers_are_the_ipv4_nameservers() -> None:
 
 
 def test_host_networks_skip_the_bridge_and_loopback() -> None:
-    listing = [
+    listing: list[dict[str, object]] = [
         {"ifname": "lo", "addr_info": [{"family": "inet", "local": "127.0.0.1", "prefixlen": 8}]},
         {
             "ifname": "eth0",

@@ -5,19 +5,18 @@ from paas.domain.errors import InvalidParams, PaasError
 from paas.isolation import oci
 
 
-def spec(**extra: object) -> oci.ContainerSpec:
-    fields: dict[str, object] = {
-        "hostname": "demo.web.1.v1.ab12",
-        "command": "gunicorn app:app",
-        "env": {"PORT": "5000", "DYNO": "web.1"},
-        "uid": 999,
-        "gid": 995,
-        "memory_mb": 512,
-        "cgroups_path": "paas/demo.web.1.v1.ab12",
-        "netns_path": "/var/run/netns/paas-x",
-    }
-    fields.update(extra)
-    return oci.ContainerSpec(**fields)  # type: ignore[arg-type]
+def spec(cgroup_version: int = 1) -> oci.ContainerSpec:
+    return oci.ContainerSpec(
+        hostname="demo.web.1.v1.ab12",
+        command="gunicorn app:app",
+        env={"PORT": "5000", "DYNO": "web.1"},
+        uid=999,
+        gid=995,
+        memory_mb=512,
+        cgroups_path="paas/demo.web.1.v1.ab12",
+        netns_path="/var/run/netns/paas-x",
+        cgroup_version=cgroup_version,
+    )
 
 
 def test_dyno_runs_as_non_root_under_tini_with_few_capabilities() -> None:

@@ -6,32 +6,45 @@ from paas.domain.dyno_plan import DesiredApp, ObservedDyno, Slot
 NOW = 1000.0
 
 
-def dyno(name: str, state: str = "up", release: int = 1, **extra: object) -> ObservedDyno:
-    fields: dict[str, object] = {
-        "id": f"a.{name}.v{release}.{state}",
-        "app": "a",
-        "name": name,
-        "type": name.split(".")[0],
-        "release": release,
-        "generation": 0,
-        "state": state,
-        "started_at": NOW - 10,
-        "exit_status": None,
-        "stop_requested": False,
-    }
-    fields.update(extra)
-    return ObservedDyno(**fields)  # type: ignore[arg-type]
+def dyno(
+    name: str,
+    state: str = "up",
+    release: int = 1,
+    *,
+    started_at: float = NOW - 10,
+    exit_status: int | None = None,
+    stop_requested: bool = False,
+) -> ObservedDyno:
+    return ObservedDyno(
+        id=f"a.{name}.v{release}.{state}",
+        app="a",
+        name=name,
+        type=name.split(".")[0],
+        release=release,
+        generation=0,
+        state=state,
+        started_at=started_at,
+        exit_status=exit_status,
+        stop_requested=stop_requested,
+    )
 
 
-def desired(web: int = 1, release: int = 1, **extra: object) -> DesiredApp:
-    fields: dict[str, object] = {
-        "app": "a",
-        "release": release,
-        "process_types": {"web": "serve", "worker": "work"},
-        "quantities": {"web": web, "worker": 0},
-    }
-    fields.update(extra)
-    return DesiredApp(**fields)  # type: ignore[arg-type]
+def desired(
+    web: int = 1,
+    release: int = 1,
+    *,
+    quantities: dict[str, int] | None = None,
+    generations: dict[str, int] | None = None,
+    slots: dict[str, Slot] | None = None,
+) -> DesiredApp:
+    return DesiredApp(
+        app="a",
+        release=release,
+        process_types={"web": "serve", "worker": "work"},
+        quantities={"web": web, "worker": 0} if quantities is None else quantities,
+        generations={} if generations is None else generations,
+        slots={} if slots is None else slots,
+    )
 
 
 def kinds(actions: list[plan.Action]) -> list[tuple[str, str]]:

@@ -38,7 +38,12 @@ def test_a_slow_probe_does_not_block_the_caller() -> None:
 
 def test_dynos_no_longer_starting_stop_being_probed() -> None:
     calls: list[float] = []
-    prober = Prober(lambda _dyno: bool(calls.append(time.monotonic())), threading.Event())
+
+    def probe(_dyno: DynoSpec) -> bool:
+        calls.append(time.monotonic())
+        return False
+
+    prober = Prober(probe, threading.Event())
     prober.ready(spec("gone"))
     deadline = time.monotonic() + 5
     while not calls and time.monotonic() < deadline:
