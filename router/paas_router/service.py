@@ -63,7 +63,10 @@ def _log_stderr(line: str) -> None:
 def read_routes(path: Path) -> RouteTable:
     """The route table in ``path``, without the apps it rejects (listed in ``rejected``);
     a missing file is the empty table (nothing routed)."""
-    text = fileio.read_text(path)
+    try:
+        text = fileio.read_text(path)
+    except (OSError, UnicodeDecodeError) as err:  # a directory, unreadable, not UTF-8
+        raise RouterError(f"cannot read {path}: {err}") from None
     if text is None:
         return EMPTY_TABLE
     try:

@@ -372,3 +372,26 @@ def test_router_loop_with_real_haproxy(
     assert fresh.tick() is False
     assert haproxy.status().workers == workers
     assert routerkit.get(settings.http_port, "aa.paas.localhost").json()["server"] == "a1"
+
+
+@pytest.mark.parametrize("damage", ["directory", "not utf-8"])
+def test_an_unreadable_route_table_keeps_the_current_routes(
+    haproxy: haproxy.HAProxy,
+    settings: model.RouterSettings,
+    backends: Callable[[str], routerkit.Backend],
+    damage: str,
+) -> None:
+    a1 = backends("a1")
+    routes = settings.run_dir / "routes.json"
+    logged: list[str] = []
+    svc = service.RouterService(routes, settings, haproxy, log=logged.append)
+    routes.write_text(_routes(1, ("aa", a1.port)))
+    svc.tick()
+    routes.unlink()
+    if damage == "directory":
+        routes.mkdir()
+    else:
+        routes.write_bytes(b'{"generation": 2, "apps": [\xff]}')
+    svc.tick()  # raised before: an OSError or UnicodeDecodeError ended `paas router`
+    assert any("keeping the current routes" in line for line in logged)
+    assert routerkit.get(settings.http_port, "aa.paas.localhost").status == 200
