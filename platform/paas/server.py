@@ -20,15 +20,24 @@ from pathlib import Path
 from types import FrameType
 
 from paas.artifacts import collector
+from paas.artifacts.slugs import SlugStore
 from paas.domain import procfile
+from paas.domain.clock import Clock
 from paas.domain.errors import PaasError
 from paas.domain.settings import Settings
 from paas.dynos import capability
-from paas.dynos.runtime import ProcessRuntime
+from paas.dynos.placement import Placement
+from paas.dynos.runtime import ProcessRuntime, Runtime
 from paas.host import procs
+from paas.host.clock import SystemClock
 from paas.isolation.users import build_user, ensure_user, router_user
 from paas.push.builder import ensure_tools
-from paas.reconcile.agent import Agent, supervisor_environment
+from paas.reconcile import readiness
+from paas.reconcile.agent import Agent, DynoStarter, supervisor_environment
+from paas.reconcile.drains import Drains
+from paas.reconcile.readiness import Prober
+from paas.reconcile.release_phase import ReleasePhases
+from paas.reconcile.routes import RoutePublisher
 from paas.state.logs import LogStore
 from paas.state.store import Store
 
@@ -236,12 +245,36 @@ def run_api(settings: Settings) -> None:
     )
 
 
+def build_agent(
+    settings: Settings, store: Store, logs: LogStore, runtime: Runtime, clock: Clock
+) -> Agent:
+    """The agent and its collaborators, wired once: placement, release phases, the
+    readiness prober, routes and drains, all on the one clock."""
+    wake = threading.Event()
+    placement = Placement(settings, store, capability.load(settings), SlugStore(settings.slugs_dir))
+    start = DynoStarter(placement, runtime, logs)
+    return Agent(
+        settings,
+        store,
+        logs,
+        runtime,
+        prober=Prober(readiness.answers, wake, readiness.initial_delay),
+        release_phases=ReleasePhases(store, logs, runtime, start, settings.release_timeout_seconds),
+        routes=RoutePublisher(settings, logs),
+        drains=Drains(runtime, logs, clock),
+        start=start,
+        clock=clock,
+        wake=wake,
+    )
+
+
 def run_agent(settings: Settings) -> None:
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     runtime = ProcessRuntime(settings.dynos_dir, supervisor_environment(settings))
-    agent = Agent(settings, Store(settings.db_path), LogStore(settings.logs_db_path), runtime)
+    store, logs = Store(settings.db_path), LogStore(settings.logs_db_path)
+    agent = build_agent(settings, store, logs, runtime, SystemClock())
     try:
         agent.run(stop)
     finally:
