@@ -6,6 +6,7 @@ by moving the clock, never by sleeping."""
 from __future__ import annotations
 
 import json
+import sqlite3
 import threading
 from dataclasses import replace
 from pathlib import Path
@@ -231,3 +232,31 @@ def test_a_crashing_dyno_is_restarted_after_its_backoff_on_the_clock(world: Worl
     assert world.runtime.live() == []
     world.tick()
     assert world.runtime.live() == [("web.1", v1, "starting")]
+
+
+def test_an_idle_tick_reads_the_store_once_whatever_the_number_of_apps(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    statements: list[str] = []
+    connect = Store._connect
+
+    def traced(store: Store) -> sqlite3.Connection:
+        db = connect(store)
+        db.set_trace_callback(statements.append)
+        return db
+
+    def idle_tick_statements(apps: int) -> list[str]:
+        for i in range(len(world.store.apps()), apps):
+            app = world.store.create_app(f"app{i}", "paas-host", domain="paas.localhost")
+            built = releases.Build(f"sha256:{i}", {"web": "serve"})
+            releases.deploy(world.store, world.logs, app, built, "abcdef12")
+            releases.scale(world.store, world.logs, app, [{"type": "web", "quantity": 0}])
+        world.tick(2)  # every release settles: no web dyno to wait for
+        statements.clear()
+        world.tick()
+        return list(statements)
+
+    monkeypatch.setattr(Store, "_connect", traced)
+    few, many = idle_tick_statements(2), idle_tick_statements(20)
+    assert len(few) == len(many)
+    assert few[0] == "BEGIN" and few[-1] == "COMMIT" and few.count("BEGIN") == 1
