@@ -60,8 +60,8 @@ def test_the_snapshot_holds_what_the_per_app_reads_return(tmp_path: Path) -> Non
     assert [s.app for s in snapshot.apps] == store.apps()
     for state in snapshot.apps:
         app = state.app
-        current, unsettled = store.rollout_state(app)
-        assert state.current == current
+        assert state.current == store.current_release(app)
+        unsettled = [r for r in store.releases(app) if r.status in ("pending", "deploying")]
         assert list(state.unsettled) == unsettled
         assert list(state.formation) == store.formation(app)
         assert state.generations == store.restart_generations(app)

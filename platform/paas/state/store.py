@@ -217,14 +217,6 @@ class Tx:
         ).fetchone()
         return None if row is None else release_from_row(row)
 
-    def unsettled_releases(self, app: App) -> list[Release]:
-        rows = self.execute(
-            "SELECT * FROM releases WHERE app_id = ? AND status IN ('pending', 'deploying') "
-            "ORDER BY version",
-            (app.id,),
-        )
-        return [release_from_row(r) for r in rows]
-
     def find_release(self, app: App, version: int) -> Release | None:
         row = self.execute(
             "SELECT * FROM releases WHERE app_id = ? AND version = ?", (app.id, version)
@@ -556,12 +548,6 @@ class Store:
         """The newest release that has not failed: what a config change or scale builds on."""
         with self.reading() as tx:
             return tx.latest_release(app)
-
-    def rollout_state(self, app: App) -> tuple[Release | None, list[Release]]:
-        """The current release and the unsettled ones (oldest first), read together: a
-        release created meanwhile is in both or neither."""
-        with self.reading() as tx:
-            return tx.current_release(app), tx.unsettled_releases(app)
 
     def set_release_status(
         self,
