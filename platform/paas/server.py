@@ -20,15 +20,26 @@ from pathlib import Path
 from types import FrameType
 
 from paas.artifacts import collector
+from paas.artifacts.slugs import SlugStore
 from paas.domain import procfile
+from paas.domain.clock import Clock
+from paas.domain.dyno import DynoStatus
 from paas.domain.errors import PaasError
 from paas.domain.settings import Settings
 from paas.dynos import capability
-from paas.dynos.runtime import ProcessRuntime
+from paas.dynos.placement import Placement
+from paas.dynos.runtime import ProcessRuntime, Runtime
 from paas.host import procs
+from paas.host.clock import SystemClock
+from paas.isolation import container, network
 from paas.isolation.users import build_user, ensure_user, router_user
 from paas.push.builder import ensure_tools
-from paas.reconcile.agent import Agent, supervisor_environment
+from paas.reconcile import readiness
+from paas.reconcile.agent import Agent, DynoStarter, supervisor_environment
+from paas.reconcile.drains import Drains
+from paas.reconcile.readiness import Prober
+from paas.reconcile.release_phase import ReleasePhases
+from paas.reconcile.routes import RoutePublisher, withdraw
 from paas.state.logs import LogStore
 from paas.state.store import Store
 
@@ -242,12 +253,36 @@ def api_argv(settings: Settings) -> list[str]:
     ]
 
 
+def build_agent(
+    settings: Settings, store: Store, logs: LogStore, runtime: Runtime, clock: Clock
+) -> Agent:
+    """The agent and its collaborators, wired once: placement, release phases, the
+    readiness prober, routes and drains, all on the one clock."""
+    wake = threading.Event()
+    placement = Placement(settings, store, capability.load(settings), SlugStore(settings.slugs_dir))
+    start = DynoStarter(placement, runtime, logs)
+    return Agent(
+        settings,
+        store,
+        logs,
+        runtime,
+        prober=Prober(readiness.answers, wake, readiness.initial_delay),
+        release_phases=ReleasePhases(store, logs, runtime, start, settings.release_timeout_seconds),
+        routes=RoutePublisher(settings, logs),
+        drains=Drains(runtime, logs, clock),
+        start=start,
+        clock=clock,
+        wake=wake,
+    )
+
+
 def run_agent(settings: Settings) -> None:
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     runtime = ProcessRuntime(settings.dynos_dir, supervisor_environment(settings))
-    agent = Agent(settings, Store(settings.db_path), LogStore(settings.logs_db_path), runtime)
+    store, logs = Store(settings.db_path), LogStore(settings.logs_db_path)
+    agent = build_agent(settings, store, logs, runtime, SystemClock())
     try:
         agent.run(stop)
     finally:
@@ -279,23 +314,44 @@ def run_router(settings: Settings) -> None:
 
 
 def stop_everything(settings: Settings) -> None:
-    """Stops the server, every dyno and HAProxy, leaving no process behind."""
+    """Stops the server, every dyno and HAProxy, leaving no process behind, and none of
+    its dynos' state: routes.json no longer lists them, and each container dyno's network
+    namespace, veth pair, address claim and unreachable route are gone. The host-wide
+    bridge, NAT rule and firewall chains stay: every PAAS_HOME on the host shares them, and
+    a platform still running (perhaps with no container dyno at this instant) would start
+    its next dynos without a firewall."""
     pidfile = settings.run_dir / "server.pid"
     if pidfile.exists():
         pid, _, started = pidfile.read_text().partition(" ")
         if procs.alive(int(pid), int(started or 0)):
             os.kill(int(pid), signal.SIGTERM)
             procs.wait_until(lambda: not procs.alive(int(pid), int(started)), 20)
-    if settings.dynos_dir.exists():
-        runtime = ProcessRuntime(settings.dynos_dir, {})
-        for status in runtime.list():
-            if status.state != "exited":
-                runtime.stop(status.spec.id)
-        limit = settings.stop_grace_seconds + 5
-        procs.wait_until(lambda: all(s.state == "exited" for s in runtime.list()), limit)
-        for status in runtime.list():
-            runtime.forget(status.spec.id)
+    runtime = ProcessRuntime(settings.dynos_dir, {}) if settings.dynos_dir.exists() else None
+    stopped = [] if runtime is None else stop_dynos(settings, runtime)
+    withdraw(settings, [s.spec for s in stopped])
     if settings.router_dir.exists():
         from paas_router.haproxy import HAProxy
 
         HAProxy(run_dir=settings.router_dir).stop()
+    if runtime is not None:
+        forget_for_good(runtime, stopped)
+
+
+def forget_for_good(runtime: ProcessRuntime, stopped: list[DynoStatus]) -> None:
+    """Forgets stopped dynos once HAProxy is gone: nothing sends to their addresses any
+    more, so these need not cool (paas.isolation.network.retire)."""
+    for status in stopped:
+        runtime.forget(status.spec.id)
+        plan = container.plan_from(status.spec.container)
+        if plan is not None:
+            network.retire(status.spec.id, plan.address)
+
+
+def stop_dynos(settings: Settings, runtime: ProcessRuntime) -> list[DynoStatus]:
+    """Asks every dyno to stop and waits (bounded) for them; returns them all."""
+    for status in runtime.list():
+        if status.state != "exited":
+            runtime.stop(status.spec.id)
+    limit = settings.stop_grace_seconds + 5
+    procs.wait_until(lambda: all(s.state == "exited" for s in runtime.list()), limit)
+    return runtime.list()

@@ -34,7 +34,7 @@ from paas.domain import procfile, validation
 from paas.domain.dyno import DynoSpec, DynoStatus
 from paas.domain.errors import InvalidParams
 from paas.domain.settings import Settings
-from paas.reconcile.agent import Agent
+from paas.reconcile import routes
 from paas.release import releases
 from paas.state.logs import LogStore
 from paas.state.store import Store
@@ -91,28 +91,6 @@ operations = st.one_of(
     st.tuples(st.just("procfile"), procfiles),
     st.tuples(st.just("raw"), any_json),
 )
-
-
-class NoDynos:
-    """The agent's runtime when nothing runs (the route table comes from the store)."""
-
-    def list(self) -> list[DynoStatus]:
-        return []
-
-    def start(self, spec: DynoSpec) -> None:
-        raise AssertionError(f"no dyno may start here: {spec.id}")
-
-    def stop(self, dyno_id: str) -> None:
-        raise AssertionError(f"no dyno runs here: {dyno_id}")
-
-    def mark_up(self, dyno_id: str) -> None:
-        raise AssertionError(f"no dyno runs here: {dyno_id}")
-
-    def forget(self, dyno_id: str) -> None:
-        raise AssertionError(f"no dyno runs here: {dyno_id}")
-
-    def stats(self, dyno_id: str) -> None:
-        return None
 
 
 class Echo(http.server.BaseHTTPRequestHandler):
@@ -230,8 +208,15 @@ def test_fuzzed_input_is_accepted_and_routable_or_refused_and_never_freezes_rout
     fuzz_seconds = time.monotonic() - started
 
     # Everything the API accepted, as the agent publishes it, passes the router's checks.
-    agent = Agent(paas, store, logs, NoDynos())
-    agent.publish_routes([])
+    publisher = routes.RoutePublisher(paas, logs)
+
+    def publish(statuses: list[DynoStatus]) -> None:
+        """What the agent's tick does with the store's snapshot and the running dynos."""
+        table, refused = routes.route_table(store.desired_state(), statuses, (), paas.domain)
+        assert refused == {}
+        publisher.publish(table, refused)
+
+    publish([])
     published = json.loads(paas.routes_path.read_text())
     table = model.route_table_from_json(published)  # strict: raises on any bad app
     assert len(table.apps) == len(store.apps())
@@ -247,7 +232,7 @@ def test_fuzzed_input_is_accepted_and_routable_or_refused_and_never_freezes_rout
     echo, echo_thread = serve_echo()
     loop.start()
     try:
-        wait(lambda: agent.applied_generation() == agent.routes_generation, 15, "first table")
+        wait(lambda: publisher.applied_generation() == publisher.generation, 15, "first table")
         assert json.loads((paas.router_dir / "applied.json").read_text())["rejected"] == []
         response = client.post(
             "/apps", json={"name": "late"}, headers={"Authorization": f"Bearer {TOKEN}"}
@@ -257,7 +242,7 @@ def test_fuzzed_input_is_accepted_and_routable_or_refused_and_never_freezes_rout
             id="late.web.1.v1.ab12cd34", app="late", name="web.1", type="web", release=1,
             generation=0, command="serve", app_dir="/", port=echo.server_address[1],
         )  # fmt: skip
-        agent.publish_routes([DynoStatus(spec, "up", time.time(), None, False, 1)])
+        publish([DynoStatus(spec, "up", time.time(), None, False, 1)])
         took = wait(lambda: host_answers(http_port, "late.paas.localhost"), 5, "late routed")
         assert took < 3.0, f"routing the new app took {took:.1f}s"
     finally:

@@ -1,32 +1,54 @@
-"""The agent's tick around a failing rollout, against a fake runtime and a real store:
-a new release whose web dyno crashes after the old one started draining must leave the
-old dyno routed and running."""
+"""The agent's tick against a fake runtime, a fake prober, a fake clock and a real store:
+around a failing rollout (a new release whose web dyno crashes after the old one started
+draining must leave the old dyno routed and running), drains and crash backoff, all driven
+by moving the clock, never by sleeping."""
 
 from __future__ import annotations
 
 import builtins
 import json
+import sqlite3
+import threading
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
+from paas.artifacts.slugs import SlugStore
 from paas.domain.dyno import DynoSpec, DynoStatus
 from paas.domain.models import App
 from paas.domain.settings import Settings
-from paas.reconcile.agent import Agent
+from paas.dynos.capability import Isolation
+from paas.dynos.placement import Placement
+from paas.reconcile.agent import Agent, DynoStarter
+from paas.reconcile.drains import DRAIN_TIMEOUT_SECONDS, Drains
+from paas.reconcile.release_phase import ReleasePhases
+from paas.reconcile.routes import RoutePublisher
 from paas.release import releases
 from paas.state.logs import LogStore
 from paas.state.store import Store
 
 
+class FakeClock:
+    """Wall and monotonic time that move only when the test says."""
+
+    def __init__(self, at: float) -> None:
+        self.at = at
+
+    def now(self) -> float:
+        return self.at
+
+    def monotonic(self) -> float:
+        return self.at
+
+
 class FakeRuntime:
-    def __init__(self, clock: list[float]) -> None:
+    def __init__(self, clock: FakeClock) -> None:
         self.clock = clock
         self.dynos: dict[str, DynoStatus] = {}
 
     def start(self, spec: DynoSpec) -> None:
-        self.dynos[spec.id] = DynoStatus(spec, "starting", self.clock[0], None, False, 1)
+        self.dynos[spec.id] = DynoStatus(spec, "starting", self.clock.now(), None, False, 1)
 
     def stop(self, dyno_id: str) -> None:
         self.dynos[dyno_id] = replace(self.dynos[dyno_id], state="stopping", stop_requested=True)
@@ -67,19 +89,42 @@ class ReadyWhenTold:
         return (spec.name, spec.release) in self.ready_ones
 
 
+class Unpacked(SlugStore):
+    """Every slug is already unpacked at one directory."""
+
+    def __init__(self, tree: Path) -> None:
+        self.tree = tree
+
+    def unpacked(self, digest: str) -> Path:
+        return self.tree
+
+
 class World:
     def __init__(self, home: Path) -> None:
-        self.clock = [1000.0]
+        self.clock = FakeClock(1000.0)
         settings = Settings(home=home, containers=False)
         self.store = Store(settings.db_path)
         self.logs = LogStore(settings.logs_db_path)
         self.runtime = FakeRuntime(self.clock)
-        self.agent = Agent(
-            settings, self.store, self.logs, self.runtime, clock=lambda: self.clock[0]
-        )
         self.probe = ReadyWhenTold()
-        self.agent.prober = self.probe  # type: ignore[assignment]
-        self.agent.slugs.unpacked = lambda digest: home  # type: ignore[method-assign]
+        plain = Isolation(None, "plain processes", settings.dyno_subnet)
+        start = DynoStarter(
+            Placement(settings, self.store, plain, Unpacked(home)), self.runtime, self.logs
+        )
+        self.routes = RoutePublisher(settings, self.logs)
+        self.agent = Agent(
+            settings,
+            self.store,
+            self.logs,
+            self.runtime,
+            prober=self.probe,
+            release_phases=ReleasePhases(self.store, self.logs, self.runtime, start, 60.0),
+            routes=self.routes,
+            drains=Drains(self.runtime, self.logs, self.clock),
+            start=start,
+            clock=self.clock,
+            wake=threading.Event(),
+        )
         self.app: App = self.store.create_app("demo", "paas-host", domain="paas.localhost")
 
     def deploy(self, artifact: str) -> int:
@@ -88,14 +133,16 @@ class World:
 
     def tick(self, times: int = 1) -> None:
         for _ in range(times):
-            self.clock[0] += 1
+            self.clock.at += 1
             self.agent.tick()
 
     def routed(self) -> list[str]:
-        apps = self.agent.route_table(self.runtime.list())["apps"]
-        assert isinstance(apps, list)
-        (app,) = apps
+        """The web dynos of the routes.json the agent last published."""
+        (app,) = json.loads(self.agent.settings.routes_path.read_text())["apps"]
         return [str(s["name"]).split("-")[0] for s in app["servers"]]
+
+    def events(self) -> list[str]:
+        return [line.format() for line in self.logs.read("demo", num=100)[0]]
 
 
 @pytest.fixture
@@ -117,7 +164,7 @@ def test_a_crash_during_the_drain_keeps_the_old_dyno_routed_and_running(world: W
     world.runtime.crash("web.1", v2)
     world.tick()
     assert world.store.release(world.app, v2).status == "failed"
-    world.clock[0] += 60  # far past the drain timeout
+    world.clock.at += 60  # far past the drain timeout
     world.tick(3)
     assert world.runtime.live() == [("web.1", v1, "up")]
     assert world.routed() == ["web.1"]
@@ -127,7 +174,7 @@ def _confirm_routes(world: World) -> None:
     """What the router does once HAProxy serves the newest table: applied.json."""
     router_dir = world.agent.settings.router_dir
     router_dir.mkdir(parents=True, exist_ok=True)
-    applied = {"generation": world.agent.routes_generation, "rejected": []}
+    applied = {"generation": world.routes.generation, "rejected": []}
     (router_dir / "applied.json").write_text(json.dumps(applied))
 
 
@@ -145,11 +192,72 @@ def test_a_drained_dyno_is_never_stopped_before_the_router_confirms_it_is_routed
     assert world.routed() == ["web.1"]
     # The router is down (or stuck on an old table): HAProxy still sends v1's web.1
     # requests, so it must keep running, however long that lasts.
-    world.clock[0] += 600
+    world.clock.at += 600
     world.tick(3)
     assert ("web.1", v1, "up") in world.runtime.live()
-    events = [line.format() for line in world.logs.read("demo", num=100)[0]]
-    assert sum("has not confirmed it is routed out" in e for e in events) == 1
+    assert sum("has not confirmed it is routed out" in e for e in world.events()) == 1
     _confirm_routes(world)
     world.tick()
     assert ("web.1", v1, "stopping") in world.runtime.live()
+
+
+def test_the_drain_timeout_is_said_once_the_clock_passes_it_not_before(world: World) -> None:
+    v1 = world.deploy("sha256:a")
+    world.tick()
+    world.probe.ready_ones.add(("web.1", v1))
+    world.tick(2)
+    v2 = world.deploy("sha256:b")
+    world.tick()
+    world.probe.ready_ones.add(("web.1", v2))
+    world.tick()  # v1's web.1 drains from now on
+    world.clock.at += DRAIN_TIMEOUT_SECONDS - 2  # with the tick's own second: just inside
+    world.tick()
+    assert not any("has not confirmed" in e for e in world.events())
+    world.tick(2)
+    assert sum("has not confirmed" in e for e in world.events()) == 1
+
+
+def test_a_crashing_dyno_is_restarted_after_its_backoff_on_the_clock(world: World) -> None:
+    v1 = world.deploy("sha256:a")
+    world.tick()
+    world.probe.ready_ones.add(("web.1", v1))
+    world.tick(2)
+    world.runtime.crash("web.1", v1)
+    world.tick()  # the first crash: restarted at once
+    assert world.runtime.live() == [("web.1", v1, "starting")]
+    world.runtime.crash("web.1", v1)
+    world.tick()  # the second: 2 s of backoff, on the agent's clock
+    assert world.runtime.live() == []
+    assert world.store.slots(world.app)["web.1"].next_retry_at == world.clock.now() + 2
+    world.tick()
+    assert world.runtime.live() == []
+    world.tick()
+    assert world.runtime.live() == [("web.1", v1, "starting")]
+
+
+def test_an_idle_tick_reads_the_store_once_whatever_the_number_of_apps(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    statements: list[str] = []
+    connect = Store._connect
+
+    def traced(store: Store) -> sqlite3.Connection:
+        db = connect(store)
+        db.set_trace_callback(statements.append)
+        return db
+
+    def idle_tick_statements(apps: int) -> list[str]:
+        for i in range(len(world.store.apps()), apps):
+            app = world.store.create_app(f"app{i}", "paas-host", domain="paas.localhost")
+            built = releases.Build(f"sha256:{i}", {"web": "serve"})
+            releases.deploy(world.store, world.logs, app, built, "abcdef12")
+            releases.scale(world.store, world.logs, app, [{"type": "web", "quantity": 0}])
+        world.tick(2)  # every release settles: no web dyno to wait for
+        statements.clear()
+        world.tick()
+        return list(statements)
+
+    monkeypatch.setattr(Store, "_connect", traced)
+    few, many = idle_tick_statements(2), idle_tick_statements(20)
+    assert len(few) == len(many)
+    assert few[0] == "BEGIN" and few[-1] == "COMMIT" and few.count("BEGIN") == 1

@@ -15,7 +15,7 @@ from paas.domain.models import App
 from paas.domain.procfile import formation_types
 from paas.isolation import users
 from paas.push import gitservice
-from paas.reconcile import routing
+from paas.reconcile import routes
 from paas.release import releases
 
 blueprint = Blueprint("apps", __name__)
@@ -42,7 +42,7 @@ def app_json(app: App) -> dict[str, object]:
         "web_url": f"http://{app.name}.{context.settings.domain}"
         + ("" if port == 80 else f":{port}")
         + "/",
-        "routing_error": routing.rejection(context.settings, app.name),
+        "routing_error": routes.rejection(context.settings, app.name),
     }
 
 

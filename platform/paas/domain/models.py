@@ -1,5 +1,6 @@
 """The platform's records as frozen values: apps, releases, formation entries, builds,
-dyno slots, and the release statuses with the moves allowed between them.
+dyno slots, the release statuses with the moves allowed between them, and the desired
+state the agent reads in one snapshot.
 
 Pure: the store (paas.state.store) reads and writes them; everything above passes them
 around. Nothing here touches a database, a process or the network.
@@ -7,7 +8,7 @@ around. Nothing here touches a database, a process or the network.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 # A release's life: "pending" while its release phase runs, "deploying" while its web
 # dynos boot and pass their checks, then "succeeded" (it serves) or "failed" (it never
@@ -81,3 +82,40 @@ class DynoSlot:
     crash_count: int
     last_exit_status: int | None
     next_retry_at: float | None
+
+
+@dataclass(frozen=True)
+class AppState:
+    """One app as the agent wants it, read with every other app in one transaction."""
+
+    app: App
+    current: Release | None  # the release dynos run (newest deploying or succeeded)
+    unsettled: tuple[Release, ...] = ()  # pending and deploying, oldest first
+    formation: tuple[FormationEntry, ...] = ()
+    generations: dict[str, int] = field(default_factory=dict)  # restart target -> generation
+    slots: dict[str, DynoSlot] = field(default_factory=dict)
+    domains: tuple[str, ...] = ()  # custom domains, sorted
+
+    @property
+    def quantities(self) -> dict[str, int]:
+        return {f.type: f.quantity for f in self.formation}
+
+    @property
+    def sizes(self) -> dict[str, str]:
+        return {f.type: f.size for f in self.formation}
+
+    def generation(self, name: str) -> int:
+        """The restart generation a new dyno `name` (web.1) starts at."""
+        kind = name.split(".", 1)[0]
+        g = self.generations
+        return max(g.get("", 0), g.get(kind, 0), g.get(name, 0))
+
+
+@dataclass(frozen=True)
+class DesiredState:
+    """Every app, sorted by name: what `Store.desired_state()` returns for one tick."""
+
+    apps: tuple[AppState, ...] = ()
+
+    def by_name(self) -> dict[str, AppState]:
+        return {state.app.name: state for state in self.apps}

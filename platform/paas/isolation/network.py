@@ -59,7 +59,11 @@ CLAIM_GRACE_SECONDS = 60.0
 # a moment, and must meet the unreachable route, not the next dyno's network being built
 # at the same address (a connection lost there waits a second for its SYN's retransmit).
 COOL_SECONDS = 60.0
-RELEASED = "released"
+RELEASED = "released"  # a released claim reads "released NETNS": who released it
+
+
+def _released(holder: str) -> bool:
+    return holder == RELEASED or holder.startswith(RELEASED + " ")
 
 
 @dataclass(frozen=True)
@@ -134,7 +138,7 @@ def _reusable(claim: Path, holder: str, patient: bool) -> bool:
         age = time.time() - claim.stat().st_mtime
     except OSError:
         return True
-    if holder == RELEASED:
+    if _released(holder):
         return not patient or age > COOL_SECONDS
     return age > CLAIM_GRACE_SECONDS and not Path(f"/var/run/netns/{holder}").exists()
 
@@ -160,14 +164,36 @@ def remove(dyno_id: str, address: str, warn: cleanup.Warn = platform_log.line) -
     delete(DynoNetwork(netns, host_veth, address, "", 0), warn)
     with _claims_locked():
         if _holds(address, netns):
-            claim.write_text(RELEASED)  # cooling from now (see claim_address)
+            claim.write_text(f"{RELEASED} {netns}")  # cooling from now (see claim_address)
+
+
+def retire(dyno_id: str, address: str) -> None:
+    """Takes a gone dyno off the network for good, once nothing routes to its address any
+    more (its platform's HAProxy is stopped): what `remove` leaves to cool — the
+    unreachable route and the released claim — goes too, and whatever a crashed
+    supervisor left (veth, namespace). An address another dyno has taken since is its own:
+    left alone, route and claim."""
+    netns, host_veth = names_for(dyno_id)
+    delete(DynoNetwork(netns, host_veth, address, "", 0))
+    with _claims_locked():
+        if _holder(address) not in (netns, f"{RELEASED} {netns}"):
+            return
+        # "No such process": the route went with a reboot or by hand, as wanted.
+        cleanup.command(
+            ["ip", "route", "del", "unreachable", f"{address}/32"], gone=("No such process",)
+        )
+        cleanup.remove_file(CLAIMS / address)
+
+
+def _holder(address: str) -> str | None:
+    try:
+        return (CLAIMS / address).read_text().strip()
+    except OSError:
+        return None
 
 
 def _holds(address: str, netns: str) -> bool:
-    try:
-        return (CLAIMS / address).read_text().strip() == netns
-    except OSError:
-        return False
+    return _holder(address) == netns
 
 
 def clashing_routes(network: ipaddress.IPv4Network, routes: list[dict[str, str]]) -> list[str]:

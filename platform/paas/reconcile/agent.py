@@ -1,52 +1,50 @@
 """The agent: reconciles desired formations with the dynos really running, forever.
 
-Level-triggered: each tick re-reads the store and the runtime (observe, don't remember),
-probes starting web dynos, runs release phases, applies the pure plan, judges releases
-being rolled out, and publishes the route table for the router. A web dyno leaves the
-router before it is stopped: it is drained first, and stopped only once the router reports
-a route generation without it — never before, however long that takes: a router that is
-down or stuck leaves HAProxy serving its last table, which still sends requests to the
-dyno, so stopping it would turn them into errors. Such a dyno is logged once and stays.
+Level-triggered: each tick reads one snapshot of the store (`Store.desired_state()`, one
+read transaction whatever the number of apps) and the runtime's dynos (observe, don't
+remember), probes starting web dynos, runs release phases, applies the pure plan
+(paas.domain.dyno_plan), judges releases being rolled out, publishes the route table and
+finishes drains. Its collaborators are passed in (paas.server builds them): placement of
+new dynos (paas.dynos.placement), routes (paas.reconcile.routes), drains
+(paas.reconcile.drains), release phases, the readiness prober and one clock, so a test
+drives every one of them, time included.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
-import secrets
-import socket
 import sys
 import threading
-import time
-from collections.abc import Callable
-from dataclasses import asdict, dataclass, replace
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Protocol
 
-from paas.artifacts import stacks
-from paas.artifacts.slugs import SlugStore
-from paas.domain import addressing, rollout, validation
 from paas.domain import dyno_plan as planning
+from paas.domain import rollout
+from paas.domain.clock import Clock
 from paas.domain.dyno import DynoSpec, DynoStatus
 from paas.domain.errors import PaasError
-from paas.domain.models import ROLLED_OUT, ROLLOUT_FAILED, App, DynoSlot, Release
+from paas.domain.models import (
+    ROLLED_OUT,
+    ROLLOUT_FAILED,
+    AppState,
+    DesiredState,
+    DynoSlot,
+    Release,
+)
 from paas.domain.procfile import RELEASE_PHASE, formation_types
 from paas.domain.settings import Settings
-from paas.domain.sizes import DEFAULT_SIZE, memory_mb
-from paas.dynos import capability
+from paas.dynos.placement import Placement
 from paas.dynos.runtime import Runtime
 from paas.host import platform_log
-from paas.host.jsonfile import read_json, write_json
-from paas.isolation import container, network, users
-from paas.isolation.container import ContainerPlan
-from paas.reconcile import readiness, routing
-from paas.reconcile.readiness import Prober
-from paas.reconcile.release_phase import ReleasePhases
+from paas.reconcile import routes
+from paas.reconcile.drains import Drains
+from paas.reconcile.release_phase import ReleasePhases, StartDyno
+from paas.reconcile.routes import RoutePublisher
 from paas.state.logs import LogStore
 from paas.state.store import Store
-
-# The router drains a removed server for up to 10 s before it leaves HAProxy for good; a
-# dyno still waiting for the router's word after this long is worth a line in its log.
-DRAIN_TIMEOUT_SECONDS = 15.0
 
 
 @dataclass(frozen=True)
@@ -122,6 +120,46 @@ def _number(name: str) -> int:
     return int(tail) if tail.isdigit() else 0
 
 
+class ReadinessProbe(Protocol):
+    """Whether a starting web dyno passed its readiness probe (paas.reconcile.readiness)."""
+
+    def ready(self, spec: DynoSpec) -> bool: ...
+    def keep_only(self, starting: Iterable[str]) -> None: ...
+
+
+class DynoStarter:
+    """Starts a new dyno where placement puts it, saying so in the app's log."""
+
+    def __init__(self, placement: Placement, runtime: Runtime, logs: LogStore) -> None:
+        self.placement = placement
+        self.runtime = runtime
+        self.logs = logs
+
+    def __call__(self, state: AppState, release: Release, name: str, used_ports: set[int]) -> None:
+        spec = self.placement.spec(state, release, name, used_ports)
+        self.logs.event(state.app.name, name, f"Starting process of release v{release.version}")
+        self.runtime.start(spec)
+
+
+def to_desired(state: AppState, default_boot_timeout: float) -> planning.DesiredApp:
+    """One app of the snapshot as the plan reads it."""
+    release = state.current
+    return planning.DesiredApp(
+        app=state.app.name,
+        release=release.version if release else None,
+        process_types=formation_types(release.process_types if release else {}),
+        quantities=state.quantities,
+        generations=dict(state.generations),
+        slots={
+            name: planning.Slot(s.crash_count, s.next_retry_at) for name, s in state.slots.items()
+        },
+        boot_timeout=rollout.boot_timeout(release, default_boot_timeout),
+    )
+
+
+Releases = dict[str, tuple[AppState, Release]]  # app name -> its state and current release
+
+
 class Agent:
     def __init__(
         self,
@@ -129,48 +167,32 @@ class Agent:
         store: Store,
         logs: LogStore,
         runtime: Runtime,
-        clock: Callable[[], float] = time.time,
+        *,
+        prober: ReadinessProbe,
+        release_phases: ReleasePhases,
+        routes: RoutePublisher,
+        drains: Drains,
+        start: StartDyno,
+        clock: Clock,
+        wake: threading.Event,
     ) -> None:
         self.settings = settings
         self.store = store
         self.logs = logs
         self.runtime = runtime
+        self.prober = prober
+        self.release_phases = release_phases
+        self.routes = routes
+        self.drains = drains
+        self.start_dyno = start
         self.clock = clock
-        self.slugs = SlugStore(settings.slugs_dir)
-        self.draining: dict[str, int] = {}
-        self.drain_started: dict[str, float] = {}
-        self.drain_overdue: set[str] = set()
+        self.wake = wake
         self.failures_reported: dict[str, str] = {}  # app -> the reason last said
-        self.routes_generation = self._published_generation()
-        self.isolation = capability.load(settings)
-        self.wake = threading.Event()
-        self.prober = Prober(readiness.answers, self.wake, readiness.initial_delay)
-        self.release_phases = ReleasePhases(
-            store, logs, runtime, self.start_dyno, settings.release_timeout_seconds
-        )
 
     # --- observe ----------------------------------------------------------------------
-    def desired(self) -> tuple[list[planning.DesiredApp], dict[str, tuple[App, Release]]]:
-        wanted, releases = [], {}
-        for app in self.store.apps():
-            release = self.store.current_release(app)
-            slots = {
-                name: planning.Slot(s.crash_count, s.next_retry_at)
-                for name, s in self.store.slots(app).items()
-            }
-            wanted.append(
-                planning.DesiredApp(
-                    app=app.name,
-                    release=release.version if release else None,
-                    process_types=formation_types(release.process_types if release else {}),
-                    quantities={f.type: f.quantity for f in self.store.formation(app)},
-                    generations=self.store.restart_generations(app),
-                    slots=slots,
-                    boot_timeout=rollout.boot_timeout(release, self.settings.boot_timeout_seconds),
-                )
-            )
-            if release is not None:
-                releases[app.name] = (app, release)
+    def desired(self, state: DesiredState) -> tuple[list[planning.DesiredApp], Releases]:
+        wanted = [to_desired(a, self.settings.boot_timeout_seconds) for a in state.apps]
+        releases = {a.app.name: (a, a.current) for a in state.apps if a.current is not None}
         return wanted, releases
 
     def probe(self, statuses: list[DynoStatus]) -> list[DynoStatus]:
@@ -189,12 +211,16 @@ class Agent:
 
     # --- act --------------------------------------------------------------------------
     def tick(self) -> None:
-        now = self.clock()
+        """One snapshot of the store (two when a release phase moved a release on), the
+        runtime's dynos, the pure plan, then its actions, the routes and the drains."""
+        now = self.clock.now()
         statuses = self.probe(self.runtime.list())
         used_ports = {s.spec.port for s in statuses if s.spec.port}
         phases = [s for s in statuses if s.spec.type == RELEASE_PHASE]
-        self.release_phases.advance(phases, used_ports, now)
-        wanted, releases = self.desired()
+        snapshot = self.store.desired_state()
+        if self.release_phases.advance(snapshot, phases, used_ports, now):
+            snapshot = self.store.desired_state()  # a release moved on: plan for it now
+        wanted, releases = self.desired(snapshot)
         observed = [to_observed(s) for s in statuses if s.spec.type != RELEASE_PHASE]
         actions = planning.plan(wanted, observed, now)
         verdicts = self.judge_rollouts(releases, observed, actions, now)
@@ -202,15 +228,15 @@ class Agent:
         # A release that just failed was planned as current: its starts and stops are void;
         # the next tick plans for the release that serves again.
         actions = [a for a in actions if not (_moves_dynos(a) and _app_of(a) in failed)]
-        self.keep_draining_only({a.dyno.id for a in actions if isinstance(a, planning.Stop)})
+        self.drains.keep_only({a.dyno.id for a in actions if isinstance(a, planning.Stop)})
         for action in actions:
             try:
                 self.apply(action, releases, used_ports)
             except (PaasError, OSError, KeyError, ValueError) as error:
                 # One app's broken dyno must not stop every other app from reconciling.
                 self.report_failure(action, error)
-        self.publish_routes(statuses)
-        self.finish_drains(now)
+        self.publish_routes(snapshot, statuses)
+        self.drains.finish(self.routes.applied_generation(), now)
 
     def report_failure(self, action: planning.Action, error: Exception) -> None:
         """Says why an action failed once per app and reason, not on every tick (4 a
@@ -225,31 +251,21 @@ class Agent:
         with contextlib.suppress(PaasError, OSError, ValueError):
             self.logs.event(app, "agent", f"Cannot {type(action).__name__.lower()}: {reason}")
 
-    def keep_draining_only(self, stopping: set[str]) -> None:
-        """A dyno the plan no longer stops (its replacement failed) is routed again."""
-        for dyno_id in [d for d in self.draining if d not in stopping]:
-            self.forget_drain(dyno_id)
-
-    def forget_drain(self, dyno_id: str) -> None:
-        self.draining.pop(dyno_id, None)
-        self.drain_started.pop(dyno_id, None)
-        self.drain_overdue.discard(dyno_id)
-
     def judge_rollouts(
         self,
-        releases: dict[str, tuple[App, Release]],
+        releases: Releases,
         observed: list[planning.ObservedDyno],
         actions: list[planning.Action],
         now: float,
     ) -> dict[str, rollout.Verdict]:
         crashes = [a for a in actions if isinstance(a, planning.Crash)]
         verdicts = {}
-        for app, release in releases.values():
+        for state, release in releases.values():
             if release.status != "deploying":
                 continue
-            web = {f.type: f.quantity for f in self.store.formation(app)}.get("web", 0)
+            web = state.quantities.get("web", 0)
             deploying = rollout.Deploying(
-                app=app.name,
+                app=state.app.name,
                 version=release.version,
                 since=release.status_at or now,
                 web_quantity=web if "web" in release.process_types else 0,
@@ -257,19 +273,16 @@ class Agent:
             )
             verdict = rollout.judge(deploying, observed, crashes, now)
             if verdict is not None:
-                verdicts[app.name] = verdict
+                verdicts[state.app.name] = verdict
         return verdicts
 
     def record_verdicts(
-        self,
-        releases: dict[str, tuple[App, Release]],
-        verdicts: dict[str, rollout.Verdict],
-        now: float,
+        self, releases: Releases, verdicts: dict[str, rollout.Verdict], now: float
     ) -> set[str]:
         """Stores each verdict; returns the apps whose release just failed."""
         failed = set()
         for name, verdict in verdicts.items():
-            app, release = releases[name]
+            app, release = releases[name][0].app, releases[name][1]
             move = ROLLED_OUT if verdict.status == "succeeded" else ROLLOUT_FAILED
             if not self.store.set_release_status(app, release.version, move, verdict.detail, now):
                 continue  # settled meanwhile by someone else (the push gave up)
@@ -287,129 +300,42 @@ class Agent:
             )
         return failed
 
-    def apply(
-        self,
-        action: planning.Action,
-        releases: dict[str, tuple[App, Release]],
-        used_ports: set[int],
-    ) -> None:
+    def apply(self, action: planning.Action, releases: Releases, used_ports: set[int]) -> None:
         if isinstance(action, planning.Start):
             self.start(action, releases, used_ports)
         elif isinstance(action, planning.Stop):
             self.stop(action)
         elif isinstance(action, planning.Forget):
             self.runtime.forget(action.dyno.id)
-            self.forget_drain(action.dyno.id)
+            self.drains.forget(action.dyno.id)
         elif isinstance(action, planning.Crash):
             self.record_crash(action, releases)
         elif isinstance(action, planning.ResetSlot) and action.app in releases:
-            app = releases[action.app][0]
+            app = releases[action.app][0].app
             self.store.save_slot(app, DynoSlot(action.name, 0, None, None))
 
-    def start(
-        self, action: planning.Start, releases: dict[str, tuple[App, Release]], used_ports: set[int]
-    ) -> None:
-        app, release = releases[action.app]
-        self.start_dyno(app, release, action.name, used_ports)
-
-    def start_dyno(self, app: App, release: Release, name: str, used_ports: set[int]) -> None:
-        port = free_port(used_ports)
-        used_ports.add(port)
-        generations = self.store.restart_generations(app)
-        kind = name.split(".", 1)[0]
-        generation = max(generations.get("", 0), generations.get(kind, 0), generations.get(name, 0))
-        account = users.app_account(self.store, app)
-        spec = DynoSpec(
-            # Checked: it names the dyno's directory and its server in HAProxy.
-            id=validation.dyno_id(f"{app.name}.{name}.v{release.version}.{secrets.token_hex(4)}"),
-            app=app.name,
-            name=name,
-            type=kind,
-            release=release.version,
-            generation=generation,
-            command=release.process_types[kind],
-            app_dir=str(self.slugs.unpacked(release.artifact)),
-            port=port,
-            env=dict(release.config),
-            uid=account.uid if account else None,
-            grace_seconds=self.settings.stop_grace_seconds,
-            healthcheck=release.healthcheck if kind == "web" else None,
-        )
-        plan = self.container_plan(app, spec, account)
-        if plan is not None:
-            spec = replace(spec, app_dir="/app", host=plan.address, container=asdict(plan))
-        self.logs.event(app.name, name, f"Starting process of release v{release.version}")
-        self.runtime.start(spec)
-
-    def container_plan(
-        self, app: App, spec: DynoSpec, account: users.Account | None
-    ) -> ContainerPlan | None:
-        """How this dyno runs in a container, or None to run it as a plain process."""
-        if not self.isolation.containers or account is None or self.isolation.runtime is None:
-            return None
-        stack_rootfs = stacks.rootfs(stacks.effective(app.stack))
-        if stack_rootfs is None:  # never fall back to a plain process for one app
-            stack = stacks.effective(app.stack)
-            raise PaasError(
-                f"{app.name}: stack {stack} is not built on this host; its dynos run only in "
-                f"containers of it: run `paas stacks:build {stack}`"
-            )
-        sizes = {f.type: f.size for f in self.store.formation(app)}
-        subnet = addressing.subnet(self.isolation.subnet)
-        return ContainerPlan(
-            runtime=self.isolation.runtime,
-            state_root=str(self.settings.run_dir / "oci"),
-            stack_rootfs=str(stack_rootfs),
-            layer=str(container.app_layer(Path(spec.app_dir), account.uid, account.gid)),
-            address=network.claim_address(subnet, spec.id),
-            subnet=str(subnet),
-            memory_mb=memory_mb(sizes.get(spec.type, DEFAULT_SIZE)),
-            uid=account.uid,
-            gid=account.gid,
-            disk_mb=self.settings.dyno_disk_mb,
-        )
+    def start(self, action: planning.Start, releases: Releases, used_ports: set[int]) -> None:
+        state, release = releases[action.app]
+        self.start_dyno(state, release, action.name, used_ports)
 
     def stop(self, action: planning.Stop) -> None:
         dyno = action.dyno
         if dyno.type == "web" and dyno.state == "up":
-            if dyno.id not in self.draining:
-                self.draining[dyno.id] = self.routes_generation + 1
-                self.drain_started[dyno.id] = self.clock()
-            return  # stopped by finish_drains once the router no longer sends it requests
+            # Stopped by the drains once the router no longer sends it requests.
+            self.drains.begin(dyno.id, self.routes.generation + 1)
+            return
         self.logs.event(dyno.app, dyno.name, f"Stopping ({action.reason})")
         self.runtime.stop(dyno.id)
 
-    def finish_drains(self, now: float) -> None:
-        """Stops each draining dyno once the router serves a generation without it."""
-        applied = self.applied_generation()
-        for dyno_id, generation in list(self.draining.items()):
-            if applied >= generation:
-                self.runtime.stop(dyno_id)
-                self.forget_drain(dyno_id)
-                continue
-            waited = now - self.drain_started.get(dyno_id, now)
-            if waited > DRAIN_TIMEOUT_SECONDS and dyno_id not in self.drain_overdue:
-                self.drain_overdue.add(dyno_id)
-                app, _, rest = dyno_id.partition(".")
-                self.logs.event(
-                    app,
-                    rest.split(".v", 1)[0],
-                    f"Kept running after {waited:.0f}s of draining: the router has not "
-                    f"confirmed it is routed out (it serves route generation {applied}, "
-                    f"this needs {generation}); is `paas router` running?",
-                )
-
-    def record_crash(
-        self, action: planning.Crash, releases: dict[str, tuple[App, Release]]
-    ) -> None:
+    def record_crash(self, action: planning.Crash, releases: Releases) -> None:
         if action.app not in releases:
             return
-        app = releases[action.app][0]
+        app = releases[action.app][0].app
         slot = action.slot
         self.store.save_slot(
             app, DynoSlot(action.name, slot.crash_count, action.exit_status, slot.next_retry_at)
         )
-        wait = max(0.0, (slot.next_retry_at or 0) - self.clock())
+        wait = max(0.0, (slot.next_retry_at or 0) - self.clock.now())
         self.logs.event(
             app.name,
             action.name,
@@ -418,57 +344,9 @@ class Agent:
         )
 
     # --- routes -----------------------------------------------------------------------
-    def route_table(self, statuses: list[DynoStatus]) -> dict[str, object]:
-        apps = []
-        for app in self.store.apps():
-            servers = [
-                {
-                    "name": s.spec.name + "-" + s.spec.id.rsplit(".", 1)[-1],
-                    "host": s.spec.host,
-                    "port": s.spec.port,
-                }
-                for s in statuses
-                if s.spec.app == app.name
-                and s.spec.type == "web"
-                and s.state == "up"
-                and s.spec.id not in self.draining
-                and not s.stop_requested
-            ]
-            hostnames = [f"{app.name}.{self.settings.domain}", *self.store.domains(app)]
-            apps.append({"app": app.name, "hostnames": hostnames, "servers": servers})
-        return {"apps": apps}
-
-    def publish_routes(self, statuses: list[DynoStatus]) -> None:
-        table = self.route_table(statuses)
-        path = self.settings.routes_path
-        previous = read_json(path) or {}
-        if previous.get("apps") == table["apps"]:
-            return
-        self.routes_generation += 1
-        path.parent.mkdir(parents=True, exist_ok=True)
-        write_json(path, {"generation": self.routes_generation, **table})
-        self.log_route_changes(previous.get("apps"), table["apps"])
-
-    def log_route_changes(self, before: object, after: object) -> None:
-        """`paas[router]: Routing to web.1, web.2` whenever an app's routed dynos change."""
-
-        def routed(apps: object) -> dict[str, list[str]]:
-            if not isinstance(apps, list):
-                return {}
-            return {a["app"]: sorted(s["name"].split("-")[0] for s in a["servers"]) for a in apps}
-
-        old, new = routed(before), routed(after)
-        for app, dynos in new.items():
-            if old.get(app) != dynos:
-                target = ", ".join(dynos) if dynos else "no web dyno (requests get 503)"
-                self.logs.event(app, "router", f"Routing to {target}")
-
-    def _published_generation(self) -> int:
-        value = (read_json(self.settings.routes_path) or {}).get("generation", 0)
-        return value if isinstance(value, int) else 0
-
-    def applied_generation(self) -> int:
-        return routing.applied(self.settings).generation
+    def publish_routes(self, snapshot: DesiredState, statuses: list[DynoStatus]) -> None:
+        table, refused = routes.route_table(snapshot, statuses, self.drains, self.settings.domain)
+        self.routes.publish(table, refused)
 
     def run(self, stop: threading.Event, interval: float = 0.25, poll: float = 0.05) -> None:
         """Ticks every `interval`; at once when a dyno passes its readiness probe; and
@@ -479,9 +357,13 @@ class Agent:
         failing = ""  # the failure of the ticks before, said once (not 4 times a second)
         while not stop.is_set():
             stamp = state_stamp(self.settings.db_path)
-            if self.wake.is_set() or stamp != seen or time.monotonic() - last_tick >= interval:
+            if (
+                self.wake.is_set()
+                or stamp != seen
+                or self.clock.monotonic() - last_tick >= interval
+            ):
                 self.wake.clear()
-                seen, last_tick = stamp, time.monotonic()
+                seen, last_tick = stamp, self.clock.monotonic()
                 try:
                     self.tick()
                     failing = ""
@@ -510,15 +392,6 @@ def _moves_dynos(action: planning.Action) -> bool:
 
 def _app_of(action: planning.Action) -> str:
     return action.dyno.app if isinstance(action, planning.Stop | planning.Forget) else action.app
-
-
-def free_port(used: set[int]) -> int:
-    while True:
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            port = int(probe.getsockname()[1])
-        if port not in used:
-            return port
 
 
 def supervisor_environment(settings: Settings) -> dict[str, str]:

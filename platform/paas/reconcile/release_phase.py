@@ -5,8 +5,9 @@ release's config and is isolated like any dyno. Exit 0 moves the release to "dep
 so dynos roll over to it; any other exit, or the timeout, fails it and the running release
 stays. A running phase is never cut short by a newer release: the newer one waits its
 turn. A release overtaken by a newer one before its phase started, or while it was
-deploying, is "superseded". Everything is read back each tick, so an agent restarted
-mid-phase picks up where the last one was.
+deploying, is "superseded". Everything is read back each tick (the agent's snapshot of the
+store and the runtime's dynos), so an agent restarted mid-phase picks up where the last
+one was.
 """
 
 from __future__ import annotations
@@ -16,13 +17,21 @@ from collections.abc import Callable
 
 from paas.domain.dyno import DynoStatus
 from paas.domain.errors import PaasError
-from paas.domain.models import OVERTAKEN, PHASE_FAILED, PHASE_PASSED, App, Release
+from paas.domain.models import (
+    OVERTAKEN,
+    PHASE_FAILED,
+    PHASE_PASSED,
+    App,
+    AppState,
+    DesiredState,
+    Release,
+)
 from paas.domain.procfile import PHASE_DYNO, RELEASE_PHASE
 from paas.dynos.runtime import Runtime
 from paas.state.logs import LogStore
 from paas.state.store import Store
 
-StartDyno = Callable[[App, Release, str, set[int]], None]
+StartDyno = Callable[[AppState, Release, str, set[int]], None]
 
 
 def phase_to_run(
@@ -63,32 +72,45 @@ class ReleasePhases:
         self.start = start
         self.timeout = timeout
 
-    def advance(self, phases: list[DynoStatus], used_ports: set[int], now: float) -> None:
-        """One step for every app: start, watch or conclude its release phase."""
+    def advance(
+        self, desired: DesiredState, phases: list[DynoStatus], used_ports: set[int], now: float
+    ) -> bool:
+        """One step for every app: start, watch or conclude its release phase. Returns
+        whether the snapshot `desired` may be out of date (a phase ended, so a release
+        moved on) or False when nothing here changed a release."""
         kept: set[str] = set()
-        for app in self.store.apps():
-            mine = [s for s in phases if s.spec.app == app.name]
+        moved = False
+        by_app: dict[str, list[DynoStatus]] = {}
+        for status in phases:
+            by_app.setdefault(status.spec.app, []).append(status)
+        for state in desired.apps:
+            mine = by_app.get(state.app.name, [])
             kept.update(s.spec.id for s in mine)
+            if not mine and not state.unsettled:
+                continue  # nothing to run, watch or settle: the common case, kept cheap
             try:
-                self.advance_app(app, mine, used_ports, now)
+                moved |= self.advance_app(state, mine, used_ports, now)
             except (PaasError, OSError, KeyError, ValueError) as error:
                 # One app's broken release must not stop the others from reconciling.
-                print(f"agent: release phase of {app.name}: {error!r}", file=sys.stderr)
+                print(f"agent: release phase of {state.app.name}: {error!r}", file=sys.stderr)
         for status in phases:
             if status.spec.id not in kept:
                 self.discard(status)
+        return moved
 
     def advance_app(
-        self, app: App, phases: list[DynoStatus], used_ports: set[int], now: float
-    ) -> None:
-        current, unsettled = self.store.rollout_state(app)
+        self, state: AppState, phases: list[DynoStatus], used_ports: set[int], now: float
+    ) -> bool:
+        app, current, unsettled = state.app, state.current, list(state.unsettled)
         live = {s.spec.release for s in phases if s.state != "exited"}
         target, overtaken = phase_to_run(current, unsettled, live)
+        moved = False
         for release in overtaken:
             newest = max(r.version for r in [*unsettled, *([current] if current else [])])
             if self.store.set_release_status(
                 app, release.version, OVERTAKEN, f"v{newest} came first", now
             ):
+                moved = True
                 self.logs.event(
                     app.name, "api", f"Release v{release.version} superseded by v{newest}"
                 )
@@ -98,27 +120,31 @@ class ReleasePhases:
         if target is not None:
             mine = [s for s in phases if s.spec.release == target.version]
             try:
-                self.step(app, target, mine, used_ports, now)
+                moved |= self.step(state, target, mine, used_ports, now)
             except (PaasError, OSError, KeyError, ValueError) as error:
                 detail = f"the release command could not start: {error}"
                 self.store.set_release_status(app, target.version, PHASE_FAILED, detail, now)
                 self.logs.event(app.name, "api", f"Release v{target.version} failed: {detail}")
+                moved = True
+        return moved
 
     def step(
         self,
-        app: App,
+        state: AppState,
         release: Release,
         mine: list[DynoStatus],
         used_ports: set[int],
         now: float,
-    ) -> None:
+    ) -> bool:
+        """Starts, watches or concludes the phase; True once it concluded."""
+        app = state.app
         live = [s for s in mine if s.state != "exited"]
         if not mine:
             command = release.process_types[RELEASE_PHASE]
             self.logs.event(
                 app.name, PHASE_DYNO, f"Running release command of v{release.version}: {command}"
             )
-            self.start(app, release, PHASE_DYNO, used_ports)
+            self.start(state, release, PHASE_DYNO, used_ports)
         elif live:
             for status in live:
                 if not status.stop_requested and now - (status.started_at or now) > self.timeout:
@@ -128,6 +154,8 @@ class ReleasePhases:
             self.conclude(app, release, mine[-1], now)
             for status in mine:
                 self.runtime.forget(status.spec.id)
+            return True
+        return False
 
     def conclude(self, app: App, release: Release, ended: DynoStatus, now: float) -> None:
         code = ended.exit_status

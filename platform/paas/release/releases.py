@@ -1,13 +1,13 @@
 """Releases: the one place that creates vN, for deploys, config changes and rollbacks.
 
 A release is artifact + config snapshot + process types. Each function runs in a single
-store transaction, so a release is either fully recorded or not at all; config changes
-and rollbacks reuse an existing artifact and never rebuild.
+store transaction (its statements are the store's, composed through paas.state.store.Tx),
+so a release is either fully recorded or not at all; config changes and rollbacks reuse an
+existing artifact and never rebuild.
 """
 
 from __future__ import annotations
 
-import sqlite3
 import time
 import uuid
 from collections.abc import Callable
@@ -18,7 +18,7 @@ from paas.domain.errors import InvalidParams, NotFound
 from paas.domain.models import App, Release
 from paas.domain.procfile import RELEASE_PHASE
 from paas.state.logs import LogStore
-from paas.state.store import Store, now_iso, release_from_row
+from paas.state.store import Store, Tx, now_iso
 
 
 @dataclass(frozen=True)
@@ -36,18 +36,17 @@ class Build:
 
 
 def _next_release(
-    db: sqlite3.Connection,
+    tx: Tx,
     app: App,
     build: Build,
     config: dict[str, str],
     description: str,
 ) -> Release:
     """vN+1, pending while a release phase has to run first, otherwise deploying at once."""
-    row = db.execute("SELECT MAX(version) FROM releases WHERE app_id = ?", (app.id,)).fetchone()
     release = Release(
         id=str(uuid.uuid4()),
         app_id=app.id,
-        version=int(row[0] or 0) + 1,
+        version=tx.next_version(app),
         description=description,
         artifact=build.artifact,
         config=config,
@@ -58,20 +57,20 @@ def _next_release(
         status_at=time.time(),
         healthcheck=build.healthcheck,
     )
-    Store.insert_release(db, release)
+    tx.insert_release(release)
     if release.status == "deploying":  # a pending one clears them when its phase passed
-        Store.clear_slots(db, app)
+        tx.clear_slots(app)
     return release
 
 
 def deploy(store: Store, logs: LogStore, app: App, build: Build, commit: str) -> Release:
     """Releases a built artifact; new process types join the formation (web at 1)."""
-    with store.transaction() as db:
-        known = {entry.type for entry in store.formation(app, db)}
+    with store.transaction() as tx:
+        known = {entry.type for entry in tx.formation(app)}
         for name in build.process_types:
             if name not in known and name != RELEASE_PHASE:
-                Store.set_quantity(db, app, name, 1 if name == "web" else 0)
-        release = _next_release(db, app, build, store.config(app, db), f"Deploy {commit[:8]}")
+                tx.set_quantity(app, name, 1 if name == "web" else 0)
+        release = _next_release(tx, app, build, tx.config(app), f"Deploy {commit[:8]}")
     logs.event(app.name, "api", f"Release v{release.version} created ({release.description})")
     return release
 
@@ -92,14 +91,14 @@ def set_config(
 ) -> tuple[dict[str, str], Release | None]:
     """Applies config changes all or nothing; a release only once the app has one."""
     changes = validation.config_changes(changes)
-    with store.transaction() as db:
-        Store.write_config(db, app, changes)
-        config = store.config(app, db)
+    with store.transaction() as tx:
+        tx.write_config(app, changes)
+        config = tx.config(app)
         validation.config_size(config)
-        latest = store.latest_release(app, db)
+        latest = tx.latest_release(app)
         release = None
         if latest is not None:
-            release = _next_release(db, app, Build.of(latest), config, _config_description(changes))
+            release = _next_release(tx, app, Build.of(latest), config, _config_description(changes))
     if release is not None:
         logs.event(app.name, "api", f"Release v{release.version} created ({release.description})")
     return config, release
@@ -116,52 +115,39 @@ def rollback(
     """A new release copying vN's artifact and config (default: the newest release that
     succeeded before the current one). It fails, changing nothing, when vN's slug or image
     was garbage-collected."""
-    with store.transaction() as db:
-        current = store.current_release(app, db)
+    with store.transaction() as tx:
+        current = tx.current_release(app)
         if current is None:
             raise NotFound(f"{app.name} has no running release yet: push code first")
-        target_version = version if version is not None else _previous(db, app, current)
-        row = db.execute(
-            "SELECT * FROM releases WHERE app_id = ? AND version = ?", (app.id, target_version)
-        ).fetchone()
-        if row is None:
+        target_version = version if version is not None else _previous(tx, app, current)
+        target = tx.find_release(app, target_version)
+        if target is None:
             raise NotFound(
                 f"release v{target_version} of {app.name} not found: `paas releases` lists them"
             )
-        collected = not slug_exists(row["artifact"])
-        if collected or (row["image"] is not None and not image_exists(row["image"])):
+        collected = not slug_exists(target.artifact)
+        if collected or (target.image is not None and not image_exists(target.image)):
             raise NotFound(
                 f"the slug or image of v{target_version} was garbage-collected: roll back to "
                 "a newer release or deploy again"
             )
-        target = release_from_row(row)
         release = _next_release(
-            db, app, Build.of(target), target.config, f"Rollback to v{target_version}"
+            tx, app, Build.of(target), target.config, f"Rollback to v{target_version}"
         )
-        db.execute("DELETE FROM config_vars WHERE app_id = ?", (app.id,))
-        Store.write_config(db, app, dict(release.config))
+        tx.replace_config(app, release.config)
     logs.event(app.name, "api", f"Release v{release.version} created ({release.description})")
     return release
 
 
-def _previous(db: sqlite3.Connection, app: App, current: Release) -> int:
+def _previous(tx: Tx, app: App, current: Release) -> int:
     """The release to go back to: the current one when a newer release is still on its
     way (that is what "undo the deploy" means then), else the last one that succeeded."""
-    newer = db.execute(
-        "SELECT 1 FROM releases WHERE app_id = ? AND version > ? "
-        "AND status IN ('pending', 'deploying')",
-        (app.id, current.version),
-    ).fetchone()
-    if newer is not None:
+    if tx.has_unsettled_after(app, current.version):
         return current.version
-    row = db.execute(
-        "SELECT MAX(version) FROM releases WHERE app_id = ? AND version < ? "
-        "AND status = 'succeeded'",
-        (app.id, current.version),
-    ).fetchone()
-    if row[0] is None:
+    previous = tx.last_succeeded_before(app, current.version)
+    if previous is None:
         raise NotFound(f"{app.name} has no earlier release that succeeded to roll back to")
-    return int(row[0])
+    return previous
 
 
 def scale(store: Store, logs: LogStore, app: App, updates: object) -> None:
@@ -183,8 +169,8 @@ def scale(store: Store, logs: LogStore, app: App, updates: object) -> None:
             None if quantity is None else validation.quantity(quantity),
             None if size is None else str(size),
         )
-    with store.transaction() as db:
-        current = store.latest_release(app, db)
+    with store.transaction() as tx:
+        current = tx.latest_release(app)
         if current is None:
             raise InvalidParams(f"{app.name} has no release yet: push code before scaling")
         for name, (quantity, size) in changes.items():
@@ -198,11 +184,11 @@ def scale(store: Store, logs: LogStore, app: App, updates: object) -> None:
                     f"(it has: {', '.join(sorted(current.process_types)) or 'none'})"
                 )
             if quantity is not None:
-                Store.set_quantity(db, app, name, quantity)
+                tx.set_quantity(app, name, quantity)
             if size is not None:
-                Store.set_size(db, app, name, size)
-                Store.bump_restart(db, app, name)
-            Store.clear_slots(db, app, name)
+                tx.set_size(app, name, size)
+                tx.bump_restart(app, name)
+            tx.clear_slots(app, name)
     summary = ", ".join(
         f"{name}@{'' if q is None else q}{'' if s is None else ':' + s}"
         for name, (q, s) in changes.items()

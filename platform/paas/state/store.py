@@ -1,9 +1,12 @@
 """The platform's state in SQLite (WAL): apps, config, releases, formation, builds, tokens.
 
 Invariants: every change happens inside one transaction (`BEGIN IMMEDIATE`), so a failed
-call changes nothing; rows leave as frozen values; only hashes of API tokens are stored;
-every app name and domain is checked by paas.domain.validation before it is written, and no
-hostname (an app's own APP.DOMAIN or a custom domain) can belong to two apps.
+call changes nothing; every read is one read transaction, so what it returns is one
+consistent snapshot; all the platform's SQL is here (a caller composes several statements
+into one change through `Tx`, never through a connection); rows leave as frozen values;
+only hashes of API tokens are stored; every app name and domain is checked by
+paas.domain.validation before it is written, and no hostname (an app's own APP.DOMAIN or
+a custom domain) can belong to two apps.
 """
 
 from __future__ import annotations
@@ -13,10 +16,11 @@ import hmac
 import json
 import sqlite3
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from paas.domain import validation
 from paas.domain.errors import Conflict, NotFound
@@ -24,7 +28,9 @@ from paas.domain.models import (
     RELEASE_STATUSES,
     RUNNABLE_STATUSES,
     App,
+    AppState,
     Build,
+    DesiredState,
     DynoSlot,
     FormationEntry,
     Release,
@@ -148,6 +154,202 @@ def _build(row: sqlite3.Row) -> Build:
     return Build(*(row[k] for k in Build.__dataclass_fields__))
 
 
+def _slot(row: sqlite3.Row) -> DynoSlot:
+    return DynoSlot(row["name"], row["crash_count"], row["last_exit_status"], row["next_retry_at"])
+
+
+def _grouped(rows: Iterable[sqlite3.Row]) -> dict[str, list[sqlite3.Row]]:
+    """Rows by their app_id, in the order they came."""
+    groups: dict[str, list[sqlite3.Row]] = {}
+    for row in rows:
+        groups.setdefault(row["app_id"], []).append(row)
+    return groups
+
+
+class Tx:
+    """The store's statements inside one open transaction: what a caller composes into one
+    atomic change (`with store.transaction() as tx`) or reads as one snapshot."""
+
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self.db = db
+
+    def execute(self, sql: str, parameters: tuple[Any, ...] = ()) -> sqlite3.Cursor:
+        return self.db.execute(sql, parameters)
+
+    # --- config -------------------------------------------------------------------------
+    def config(self, app: App) -> dict[str, str]:
+        rows = self.execute(
+            "SELECT key, value FROM config_vars WHERE app_id = ? ORDER BY key", (app.id,)
+        )
+        return {r["key"]: r["value"] for r in rows}
+
+    def write_config(self, app: App, changes: dict[str, str | None]) -> None:
+        for key, value in changes.items():
+            if value is None:
+                self.execute("DELETE FROM config_vars WHERE app_id = ? AND key = ?", (app.id, key))
+            else:
+                self.execute(
+                    "INSERT INTO config_vars (app_id, key, value) VALUES (?, ?, ?) "
+                    "ON CONFLICT (app_id, key) DO UPDATE SET value = excluded.value",
+                    (app.id, key, value),
+                )
+
+    def replace_config(self, app: App, config: dict[str, str]) -> None:
+        """The app's config is exactly `config` (a rollback restores vN's)."""
+        self.execute("DELETE FROM config_vars WHERE app_id = ?", (app.id,))
+        self.write_config(app, dict(config))
+
+    # --- releases -----------------------------------------------------------------------
+    def current_release(self, app: App) -> Release | None:
+        """The release dynos run: the newest one deploying or succeeded."""
+        return self._newest(app, RUNNABLE_STATUSES)
+
+    def latest_release(self, app: App) -> Release | None:
+        """The newest release that has not failed: what a config change or scale builds on."""
+        return self._newest(app, ("pending", "deploying", "succeeded"))
+
+    def _newest(self, app: App, statuses: tuple[str, ...]) -> Release | None:
+        marks = ", ".join("?" * len(statuses))
+        row = self.execute(
+            f"SELECT * FROM releases WHERE app_id = ? AND status IN ({marks}) "
+            "ORDER BY version DESC LIMIT 1",
+            (app.id, *statuses),
+        ).fetchone()
+        return None if row is None else release_from_row(row)
+
+    def find_release(self, app: App, version: int) -> Release | None:
+        row = self.execute(
+            "SELECT * FROM releases WHERE app_id = ? AND version = ?", (app.id, version)
+        ).fetchone()
+        return None if row is None else release_from_row(row)
+
+    def next_version(self, app: App) -> int:
+        row = self.execute(
+            "SELECT MAX(version) FROM releases WHERE app_id = ?", (app.id,)
+        ).fetchone()
+        return int(row[0] or 0) + 1
+
+    def has_unsettled_after(self, app: App, version: int) -> bool:
+        """Whether a release newer than vN is still pending or deploying."""
+        row = self.execute(
+            "SELECT 1 FROM releases WHERE app_id = ? AND version > ? "
+            "AND status IN ('pending', 'deploying')",
+            (app.id, version),
+        ).fetchone()
+        return row is not None
+
+    def last_succeeded_before(self, app: App, version: int) -> int | None:
+        row = self.execute(
+            "SELECT MAX(version) FROM releases WHERE app_id = ? AND version < ? "
+            "AND status = 'succeeded'",
+            (app.id, version),
+        ).fetchone()
+        return None if row[0] is None else int(row[0])
+
+    def insert_release(self, release: Release) -> None:
+        self.execute(
+            "INSERT INTO releases (id, app_id, version, description, artifact, config, "
+            "process_types, created_at, image, status, status_detail, status_at, healthcheck) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                release.id,
+                release.app_id,
+                release.version,
+                release.description,
+                release.artifact,
+                json.dumps(release.config, sort_keys=True),
+                json.dumps(release.process_types),
+                release.created_at,
+                release.image,
+                release.status,
+                release.status_detail,
+                release.status_at,
+                release.healthcheck,
+            ),
+        )
+
+    # --- formation ----------------------------------------------------------------------
+    def formation(self, app: App) -> list[FormationEntry]:
+        rows = self.execute(
+            "SELECT type, quantity, size FROM formation WHERE app_id = ? ORDER BY type", (app.id,)
+        )
+        return [FormationEntry(r["type"], r["quantity"], r["size"]) for r in rows]
+
+    def set_quantity(self, app: App, process_type: str, quantity: int) -> None:
+        self.execute(
+            "INSERT INTO formation (app_id, type, quantity) VALUES (?, ?, ?) "
+            "ON CONFLICT (app_id, type) DO UPDATE SET quantity = excluded.quantity",
+            (app.id, process_type, quantity),
+        )
+
+    def set_size(self, app: App, process_type: str, size: str) -> None:
+        self.execute(
+            "INSERT INTO formation (app_id, type, quantity, size) VALUES (?, ?, 0, ?) "
+            "ON CONFLICT (app_id, type) DO UPDATE SET size = excluded.size",
+            (app.id, process_type, size),
+        )
+
+    # --- restarts and crash bookkeeping -----------------------------------------------
+    def bump_restart(self, app: App, target: str) -> None:
+        """Bumps the restart generation of '' (all), a type or a dyno name."""
+        self.execute(
+            "INSERT INTO restarts (app_id, target, generation) VALUES (?, ?, 1) "
+            "ON CONFLICT (app_id, target) DO UPDATE SET generation = generation + 1",
+            (app.id, target),
+        )
+
+    def clear_slots(self, app: App, target: str = "") -> None:
+        """Resets crash backoff (new release, restart, scale): '' clears every slot."""
+        self.execute(
+            "DELETE FROM dyno_slots WHERE app_id = ? AND (? = '' OR name = ? OR name LIKE ?)",
+            (app.id, target, target, f"{target}.%"),
+        )
+
+    # --- the agent's snapshot -----------------------------------------------------------
+    def desired_state(self) -> DesiredState:
+        """Every app with its current and unsettled releases, formation, restart
+        generations, crash slots and custom domains: one query per table, whatever the
+        number of apps."""
+        apps = [_app(r) for r in self.execute("SELECT * FROM apps ORDER BY name")]
+        current = {
+            r["app_id"]: release_from_row(r)
+            for r in self.execute(
+                "SELECT releases.* FROM releases JOIN (SELECT app_id, MAX(version) AS version "
+                "FROM releases WHERE status IN ('deploying', 'succeeded') GROUP BY app_id) "
+                "AS newest USING (app_id, version)"
+            )
+        }
+        unsettled = _grouped(
+            self.execute(
+                "SELECT * FROM releases WHERE status IN ('pending', 'deploying') "
+                "ORDER BY app_id, version"
+            )
+        )
+        formation = _grouped(
+            self.execute("SELECT app_id, type, quantity, size FROM formation ORDER BY app_id, type")
+        )
+        restarts = _grouped(self.execute("SELECT app_id, target, generation FROM restarts"))
+        slots = _grouped(self.execute("SELECT * FROM dyno_slots"))
+        domains = _grouped(self.execute("SELECT app_id, hostname FROM domains ORDER BY hostname"))
+        return DesiredState(
+            tuple(
+                AppState(
+                    app=app,
+                    current=current.get(app.id),
+                    unsettled=tuple(release_from_row(r) for r in unsettled.get(app.id, [])),
+                    formation=tuple(
+                        FormationEntry(r["type"], r["quantity"], r["size"])
+                        for r in formation.get(app.id, [])
+                    ),
+                    generations={r["target"]: r["generation"] for r in restarts.get(app.id, [])},
+                    slots={r["name"]: _slot(r) for r in slots.get(app.id, [])},
+                    domains=tuple(r["hostname"] for r in domains.get(app.id, [])),
+                )
+                for app in apps
+            )
+        )
+
+
 class Store:
     """A handle on the state database; cheap to create, one connection per call."""
 
@@ -178,12 +380,24 @@ class Store:
         return db
 
     @contextmanager
-    def transaction(self) -> Iterator[sqlite3.Connection]:
+    def transaction(self) -> Iterator[Tx]:
         """One atomic change: commits on success, rolls back on any exception."""
+        with self._open("BEGIN IMMEDIATE") as tx:
+            yield tx
+
+    @contextmanager
+    def reading(self) -> Iterator[Tx]:
+        """One consistent read: every statement sees the same snapshot (WAL readers never
+        wait for the writer, nor it for them)."""
+        with self._open("BEGIN") as tx:
+            yield tx
+
+    @contextmanager
+    def _open(self, begin: str) -> Iterator[Tx]:
         db = self._connect()
         try:
-            db.execute("BEGIN IMMEDIATE")
-            yield db
+            db.execute(begin)
+            yield Tx(db)
             db.execute("COMMIT")
         except BaseException:
             db.execute("ROLLBACK")
@@ -191,13 +405,10 @@ class Store:
         finally:
             db.close()
 
-    @contextmanager
-    def reading(self) -> Iterator[sqlite3.Connection]:
-        db = self._connect()
-        try:
-            yield db
-        finally:
-            db.close()
+    def desired_state(self) -> DesiredState:
+        """What the agent reconciles towards, for every app, in one read transaction."""
+        with self.reading() as tx:
+            return tx.desired_state()
 
     # --- tokens -------------------------------------------------------------------------
     def add_token(self, token: str, name: str) -> None:
@@ -318,26 +529,9 @@ class Store:
             return uid
 
     # --- config -------------------------------------------------------------------------
-    def config(self, app: App, db: sqlite3.Connection | None = None) -> dict[str, str]:
-        if db is None:
-            with self.reading() as own:
-                return self.config(app, own)
-        rows = db.execute(
-            "SELECT key, value FROM config_vars WHERE app_id = ? ORDER BY key", (app.id,)
-        )
-        return {r["key"]: r["value"] for r in rows}
-
-    @staticmethod
-    def write_config(db: sqlite3.Connection, app: App, changes: dict[str, str | None]) -> None:
-        for key, value in changes.items():
-            if value is None:
-                db.execute("DELETE FROM config_vars WHERE app_id = ? AND key = ?", (app.id, key))
-            else:
-                db.execute(
-                    "INSERT INTO config_vars (app_id, key, value) VALUES (?, ?, ?) "
-                    "ON CONFLICT (app_id, key) DO UPDATE SET value = excluded.value",
-                    (app.id, key, value),
-                )
+    def config(self, app: App) -> dict[str, str]:
+        with self.reading() as tx:
+            return tx.config(app)
 
     # --- releases -----------------------------------------------------------------------
     def releases(self, app: App) -> list[Release]:
@@ -345,40 +539,15 @@ class Store:
             rows = db.execute("SELECT * FROM releases WHERE app_id = ? ORDER BY version", (app.id,))
             return [release_from_row(r) for r in rows]
 
-    def current_release(self, app: App, db: sqlite3.Connection | None = None) -> Release | None:
+    def current_release(self, app: App) -> Release | None:
         """The release dynos run: the newest one deploying or succeeded."""
-        return self._newest(app, RUNNABLE_STATUSES, db)
+        with self.reading() as tx:
+            return tx.current_release(app)
 
-    def latest_release(self, app: App, db: sqlite3.Connection | None = None) -> Release | None:
+    def latest_release(self, app: App) -> Release | None:
         """The newest release that has not failed: what a config change or scale builds on."""
-        return self._newest(app, ("pending", "deploying", "succeeded"), db)
-
-    def _newest(
-        self, app: App, statuses: tuple[str, ...], db: sqlite3.Connection | None
-    ) -> Release | None:
-        if db is None:
-            with self.reading() as own:
-                return self._newest(app, statuses, own)
-        marks = ", ".join("?" * len(statuses))
-        row = db.execute(
-            f"SELECT * FROM releases WHERE app_id = ? AND status IN ({marks}) "
-            "ORDER BY version DESC LIMIT 1",
-            (app.id, *statuses),
-        ).fetchone()
-        return None if row is None else release_from_row(row)
-
-    def rollout_state(self, app: App) -> tuple[Release | None, list[Release]]:
-        """The current release and the unsettled ones (oldest first), read together."""
-        with self.reading() as db:
-            db.execute("BEGIN")  # one snapshot: a release created meanwhile is in both or neither
-            current = self.current_release(app, db)
-            rows = db.execute(
-                "SELECT * FROM releases WHERE app_id = ? AND status IN ('pending', 'deploying') "
-                "ORDER BY version",
-                (app.id,),
-            ).fetchall()
-            db.execute("COMMIT")
-        return current, [release_from_row(r) for r in rows]
+        with self.reading() as tx:
+            return tx.latest_release(app)
 
     def set_release_status(
         self,
@@ -402,68 +571,22 @@ class Store:
             )
             changed = cursor.rowcount == 1
             if changed and status == "deploying":
-                Store.clear_slots(db, app)  # crash backoff starts afresh with the rollout
+                db.clear_slots(app)  # crash backoff starts afresh with the rollout
         return changed
 
     def release(self, app: App, version: int) -> Release:
-        with self.reading() as db:
-            row = db.execute(
-                "SELECT * FROM releases WHERE app_id = ? AND version = ?", (app.id, version)
-            ).fetchone()
-        if row is None:
+        with self.reading() as tx:
+            release = tx.find_release(app, version)
+        if release is None:
             raise NotFound(
                 f"release v{version} of {app.name} not found: `paas releases` lists them"
             )
-        return release_from_row(row)
-
-    @staticmethod
-    def insert_release(db: sqlite3.Connection, release: Release) -> None:
-        db.execute(
-            "INSERT INTO releases (id, app_id, version, description, artifact, config, "
-            "process_types, created_at, image, status, status_detail, status_at, healthcheck) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                release.id,
-                release.app_id,
-                release.version,
-                release.description,
-                release.artifact,
-                json.dumps(release.config, sort_keys=True),
-                json.dumps(release.process_types),
-                release.created_at,
-                release.image,
-                release.status,
-                release.status_detail,
-                release.status_at,
-                release.healthcheck,
-            ),
-        )
+        return release
 
     # --- formation ----------------------------------------------------------------------
-    def formation(self, app: App, db: sqlite3.Connection | None = None) -> list[FormationEntry]:
-        if db is None:
-            with self.reading() as own:
-                return self.formation(app, own)
-        rows = db.execute(
-            "SELECT type, quantity, size FROM formation WHERE app_id = ? ORDER BY type", (app.id,)
-        )
-        return [FormationEntry(r["type"], r["quantity"], r["size"]) for r in rows]
-
-    @staticmethod
-    def set_quantity(db: sqlite3.Connection, app: App, process_type: str, quantity: int) -> None:
-        db.execute(
-            "INSERT INTO formation (app_id, type, quantity) VALUES (?, ?, ?) "
-            "ON CONFLICT (app_id, type) DO UPDATE SET quantity = excluded.quantity",
-            (app.id, process_type, quantity),
-        )
-
-    @staticmethod
-    def set_size(db: sqlite3.Connection, app: App, process_type: str, size: str) -> None:
-        db.execute(
-            "INSERT INTO formation (app_id, type, quantity, size) VALUES (?, ?, 0, ?) "
-            "ON CONFLICT (app_id, type) DO UPDATE SET size = excluded.size",
-            (app.id, process_type, size),
-        )
+    def formation(self, app: App) -> list[FormationEntry]:
+        with self.reading() as tx:
+            return tx.formation(app)
 
     # --- builds -------------------------------------------------------------------------
     def start_build(self, app: App, source_version: str) -> Build:
@@ -539,44 +662,23 @@ class Store:
     # --- restarts and crash bookkeeping -----------------------------------------------
     def request_restart(self, app: App, target: str) -> None:
         """Bumps the restart generation of '' (all), a type or a dyno name."""
-        with self.transaction() as db:
-            self.bump_restart(db, app, target)
-            self.clear_slots(db, app, target)
-
-    @staticmethod
-    def bump_restart(db: sqlite3.Connection, app: App, target: str) -> None:
-        db.execute(
-            "INSERT INTO restarts (app_id, target, generation) VALUES (?, ?, 1) "
-            "ON CONFLICT (app_id, target) DO UPDATE SET generation = generation + 1",
-            (app.id, target),
-        )
+        with self.transaction() as tx:
+            tx.bump_restart(app, target)
+            tx.clear_slots(app, target)
 
     def restart_generations(self, app: App) -> dict[str, int]:
         with self.reading() as db:
             rows = db.execute("SELECT target, generation FROM restarts WHERE app_id = ?", (app.id,))
             return {r["target"]: r["generation"] for r in rows}
 
-    @staticmethod
-    def clear_slots(db: sqlite3.Connection, app: App, target: str = "") -> None:
-        """Resets crash backoff (new release, restart, scale): '' clears every slot."""
-        db.execute(
-            "DELETE FROM dyno_slots WHERE app_id = ? AND (? = '' OR name = ? OR name LIKE ?)",
-            (app.id, target, target, f"{target}.%"),
-        )
-
     def reset_slots(self, app: App) -> None:
-        with self.transaction() as db:
-            Store.clear_slots(db, app)
+        with self.transaction() as tx:
+            tx.clear_slots(app)
 
     def slots(self, app: App) -> dict[str, DynoSlot]:
         with self.reading() as db:
             rows = db.execute("SELECT * FROM dyno_slots WHERE app_id = ?", (app.id,))
-            return {
-                r["name"]: DynoSlot(
-                    r["name"], r["crash_count"], r["last_exit_status"], r["next_retry_at"]
-                )
-                for r in rows
-            }
+            return {r["name"]: _slot(r) for r in rows}
 
     def save_slot(self, app: App, slot: DynoSlot) -> None:
         with self.transaction() as db:

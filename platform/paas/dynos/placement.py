@@ -1,0 +1,103 @@
+"""Where a new dyno goes: its port, its address on the dyno bridge, its container plan and
+the spec it is started from.
+
+Invariant: a spec leaves here complete and checked — its id is a valid dyno id (it names
+the dyno's directory and its HAProxy server), its port is free on this host and not given
+to another dyno of this tick, and a container dyno has claimed its own address. An app
+whose stack is not built gets no dyno at all, never a plain process in place of a container.
+"""
+
+from __future__ import annotations
+
+import secrets
+import socket
+from dataclasses import asdict, replace
+from pathlib import Path
+
+from paas.artifacts import stacks
+from paas.artifacts.slugs import SlugStore
+from paas.domain import addressing, validation
+from paas.domain.dyno import DynoSpec
+from paas.domain.errors import PaasError
+from paas.domain.models import AppState, Release
+from paas.domain.settings import Settings
+from paas.domain.sizes import DEFAULT_SIZE, memory_mb
+from paas.dynos.capability import Isolation
+from paas.isolation import container, network, users
+from paas.isolation.container import ContainerPlan
+from paas.state.store import Store
+
+
+class Placement:
+    def __init__(
+        self, settings: Settings, store: Store, isolation: Isolation, slugs: SlugStore
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.isolation = isolation
+        self.slugs = slugs
+
+    def spec(self, state: AppState, release: Release, name: str, used_ports: set[int]) -> DynoSpec:
+        """The spec of a new dyno `name` (web.1, release.1) of `release`; takes its port
+        into `used_ports`."""
+        app = state.app
+        port = free_port(used_ports)
+        used_ports.add(port)
+        kind = name.split(".", 1)[0]
+        account = users.app_account(self.store, app)
+        spec = DynoSpec(
+            id=validation.dyno_id(f"{app.name}.{name}.v{release.version}.{secrets.token_hex(4)}"),
+            app=app.name,
+            name=name,
+            type=kind,
+            release=release.version,
+            generation=state.generation(name),
+            command=release.process_types[kind],
+            app_dir=str(self.slugs.unpacked(release.artifact)),
+            port=port,
+            env=dict(release.config),
+            uid=account.uid if account else None,
+            grace_seconds=self.settings.stop_grace_seconds,
+            healthcheck=release.healthcheck if kind == "web" else None,
+        )
+        plan = self.container_plan(state, spec, account)
+        if plan is not None:
+            spec = replace(spec, app_dir="/app", host=plan.address, container=asdict(plan))
+        return spec
+
+    def container_plan(
+        self, state: AppState, spec: DynoSpec, account: users.Account | None
+    ) -> ContainerPlan | None:
+        """How this dyno runs in a container, or None to run it as a plain process."""
+        if not self.isolation.containers or account is None or self.isolation.runtime is None:
+            return None
+        stack = stacks.effective(state.app.stack)
+        stack_rootfs = stacks.rootfs(stack)
+        if stack_rootfs is None:  # never fall back to a plain process for one app
+            raise PaasError(
+                f"{state.app.name}: stack {stack} is not built on this host; its dynos run only "
+                f"in containers of it: run `paas stacks:build {stack}`"
+            )
+        subnet = addressing.subnet(self.isolation.subnet)
+        return ContainerPlan(
+            runtime=self.isolation.runtime,
+            state_root=str(self.settings.run_dir / "oci"),
+            stack_rootfs=str(stack_rootfs),
+            layer=str(container.app_layer(Path(spec.app_dir), account.uid, account.gid)),
+            address=network.claim_address(subnet, spec.id),
+            subnet=str(subnet),
+            memory_mb=memory_mb(state.sizes.get(spec.type, DEFAULT_SIZE)),
+            uid=account.uid,
+            gid=account.gid,
+            disk_mb=self.settings.dyno_disk_mb,
+        )
+
+
+def free_port(used: set[int]) -> int:
+    """A port the kernel just had free on 127.0.0.1, and not one already handed out."""
+    while True:
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = int(probe.getsockname()[1])
+        if port not in used:
+            return port
