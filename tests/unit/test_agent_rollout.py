@@ -5,6 +5,9 @@ old dyno routed and running."""
 from __future__ import annotations
 
 import json
+import threading
+import time
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
@@ -150,3 +153,45 @@ def test_a_drained_dyno_is_never_stopped_before_the_router_confirms_it_is_routed
     _confirm_routes(world)
     world.tick()
     assert ("web.1", v1, "stopping") in world.runtime.live()
+
+
+def test_the_router_confirming_a_drain_settles_the_rollout_at_once(world: World) -> None:
+    """The running agent does not wait for its next interval tick to stop a dyno the
+    router has routed out, nor once more to judge the rollout that waited for it."""
+    v1 = world.deploy("sha256:a")
+    world.tick()
+    world.probe.ready_ones.add(("web.1", v1))
+    world.tick(2)
+    v2 = world.deploy("sha256:b")
+    world.tick()
+    world.probe.ready_ones.add(("web.1", v2))
+    world.tick()  # v2's web.1 is up, v1's drains: v2 waits for the router
+    # Read now, not while the agent runs: the last connection closing checkpoints the
+    # database, which changes its files and so would wake the agent by itself.
+    assert world.store.release(world.app, v2).status == "deploying"
+    ticks, settled = [], []
+    tick, record = world.agent.tick, world.store.set_release_status
+    world.agent.tick = lambda: (tick(), ticks.append(1))  # type: ignore[method-assign]
+    world.store.set_release_status = (  # type: ignore[method-assign]
+        lambda app, version, *rest: settled.append(version) or record(app, version, *rest)
+    )
+    stop = threading.Event()
+    runner = threading.Thread(target=world.agent.run, args=(stop,), kwargs={"interval": 60.0})
+    runner.start()
+    try:
+        wait_until(lambda: bool(ticks), "the first tick")
+        _confirm_routes(world)
+        wait_until(lambda: ("web.1", v1, "stopping") in world.runtime.live(), "v1 stopped")
+        wait_until(lambda: settled == [v2], "v2 settled")
+    finally:
+        stop.set()
+        world.agent.wake.set()
+        runner.join(10)
+    assert world.store.release(world.app, v2).status == "succeeded"
+
+
+def wait_until(check: Callable[[], bool], what: str, timeout: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.01)

@@ -384,6 +384,7 @@ class Agent:
             if applied >= generation:
                 self.runtime.stop(dyno_id)
                 self.forget_drain(dyno_id)
+                self.wake.set()  # the next tick judges the rollout that waited for it
                 continue
             waited = now - self.drain_started.get(dyno_id, now)
             if waited > DRAIN_TIMEOUT_SECONDS and dyno_id not in self.drain_overdue:
@@ -469,13 +470,15 @@ class Agent:
         return routing.applied(self.settings).generation
 
     def run(self, stop: threading.Event, interval: float = 0.25, poll: float = 0.05) -> None:
-        """Ticks every `interval`; at once when a dyno passes its readiness probe; and
-        within `poll` of a change to the state database (a scale, a release), which a
-        cheap stat of its files tells."""
+        """Ticks every `interval`; at once when a dyno passes its readiness probe or a
+        drained one was stopped; and within `poll` of a change to the state database (a
+        scale, a release) or of the router applying a route generation (a drain may end),
+        which a cheap stat of their files tells."""
         seen = None
         last_tick = float("-inf")
+        applied = routing.applied_path(self.settings)
         while not stop.is_set():
-            stamp = state_stamp(self.settings.db_path)
+            stamp = state_stamp(self.settings.db_path, applied)
             if self.wake.is_set() or stamp != seen or time.monotonic() - last_tick >= interval:
                 self.wake.clear()
                 seen, last_tick = stamp, time.monotonic()
@@ -486,10 +489,11 @@ class Agent:
             self.wake.wait(poll)
 
 
-def state_stamp(db_path: Path) -> tuple[tuple[int, int], ...]:
-    """Size and mtime of the database and its write-ahead log: any commit changes them."""
+def state_stamp(db_path: Path, *others: Path) -> tuple[tuple[int, int], ...]:
+    """Size and mtime of the database and its write-ahead log (any commit changes them),
+    and of `others`."""
     stamps = []
-    for path in (db_path, db_path.with_name(db_path.name + "-wal")):
+    for path in (db_path, db_path.with_name(db_path.name + "-wal"), *others):
         try:
             info = path.stat()
         except FileNotFoundError:

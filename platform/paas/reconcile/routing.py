@@ -9,6 +9,7 @@ out (the router has not applied anything yet).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from paas.domain.settings import Settings
 from paas.host.jsonfile import read_json
@@ -21,8 +22,12 @@ class Applied:
     rejected: dict[str, str] = field(default_factory=dict)  # app -> why it is not routed
 
 
+def applied_path(settings: Settings) -> Path:
+    return settings.router_dir / layout.APPLIED_FILE
+
+
 def applied(settings: Settings) -> Applied:
-    data = read_json(settings.router_dir / layout.APPLIED_FILE) or {}
+    data = read_json(applied_path(settings)) or {}
     generation = data.get("generation", 0)
     rejected: dict[str, str] = {}
     entries = data.get("rejected")
