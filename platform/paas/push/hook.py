@@ -46,6 +46,7 @@ DEPLOY_REFS = ("refs/heads/main", "refs/heads/master")
 ZERO = "0" * 40
 GIT_ENV = ("GIT_OBJECT_DIRECTORY", "GIT_ALTERNATE_OBJECT_DIRECTORIES", "GIT_QUARANTINE_PATH")
 OUTPUT_KEPT = 64 * 1024  # characters of build output kept for the build record (the tail)
+PRIVATE_UMASK = 0o077  # as every platform process (paas.main): nothing for other users
 
 
 def web_url(settings: Settings, app: str) -> str:
@@ -251,5 +252,10 @@ def platform_log(headline: str) -> None:
 
 
 def main() -> int:
+    os.umask(PRIVATE_UMASK)
     sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]
     return pre_receive(sys.stdin, sys.stdout)
+
+
+if __name__ == "__main__":  # `python -m paas.push.hook`: what each repo's hook runs
+    sys.exit(main())
