@@ -469,7 +469,7 @@ class Agent:
     def applied_generation(self) -> int:
         return routing.applied(self.settings).generation
 
-    def run(self, stop: threading.Event, interval: float = 0.25, poll: float = 0.05) -> None:
+    def run(self, stop: threading.Event, interval: float = 0.25, poll: float = 0.01) -> None:
         """Ticks every `interval`; at once when a dyno passes its readiness probe or a
         drained one was stopped; and within `poll` of a change to the state database (a
         scale, a release) or of the router applying a route generation (a drain may end),
