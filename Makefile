@@ -46,6 +46,9 @@ $(BIN)/paas: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip >/dev/null
 	$(BIN)/pip install -q -e '.[dev]'
+	@# Compiled now: the hook and each platform process then load them, even where
+	@# PYTHONDONTWRITEBYTECODE is set (~20 ms of CPU less per push's hook here).
+	$(BIN)/python -m compileall -q platform router >/dev/null
 	touch $@
 
 demo: setup

@@ -276,7 +276,7 @@ class RouterService:
             self._log(line)
             self._last_error = line
 
-    def run(self, stop_event: threading.Event, interval: float = 0.2, poll: float = 0.05) -> None:
+    def run(self, stop_event: threading.Event, interval: float = 0.2, poll: float = 0.01) -> None:
         """Tick every ``interval`` seconds, and within ``poll`` of a change to routes.json
         (a stat is cheap, a tick renders the whole config), until ``stop_event`` is set.
 

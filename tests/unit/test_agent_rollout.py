@@ -9,6 +9,8 @@ import builtins
 import json
 import sqlite3
 import threading
+import time
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
@@ -261,3 +263,55 @@ def test_an_idle_tick_reads_the_store_once_whatever_the_number_of_apps(
     few, many = idle_tick_statements(2), idle_tick_statements(20)
     assert len(few) == len(many)
     assert few[0] == "BEGIN" and few[-1] == "COMMIT" and few.count("BEGIN") == 1
+
+
+def test_the_router_confirming_a_drain_settles_the_rollout_at_once(world: World) -> None:
+    """The running agent does not wait for its next interval tick to stop a dyno the
+    router has routed out, nor once more to judge the rollout that waited for it."""
+    v1 = world.deploy("sha256:a")
+    world.tick()
+    world.probe.ready_ones.add(("web.1", v1))
+    world.tick(2)
+    v2 = world.deploy("sha256:b")
+    world.tick()
+    world.probe.ready_ones.add(("web.1", v2))
+    world.tick()  # v2's web.1 is up, v1's drains: v2 waits for the router
+    # Read now, not while the agent runs: the last connection closing checkpoints the
+    # database, which changes its files and so would wake the agent by itself.
+    assert world.store.release(world.app, v2).status == "deploying"
+    ticks: list[int] = []
+    settled: list[int] = []
+    tick, record = world.agent.tick, world.store.set_release_status
+
+    def counted_tick() -> None:
+        tick()
+        ticks.append(1)
+
+    def recorded(
+        app: App, version: int, change: tuple[tuple[str, ...], str], detail: str | None, at: float
+    ) -> bool:
+        settled.append(version)
+        return record(app, version, change, detail, at)
+
+    world.agent.tick = counted_tick  # type: ignore[method-assign]
+    world.store.set_release_status = recorded  # type: ignore[method-assign]
+    stop = threading.Event()
+    runner = threading.Thread(target=world.agent.run, args=(stop,), kwargs={"interval": 60.0})
+    runner.start()
+    try:
+        wait_until(lambda: bool(ticks), "the first tick")
+        _confirm_routes(world)
+        wait_until(lambda: ("web.1", v1, "stopping") in world.runtime.live(), "v1 stopped")
+        wait_until(lambda: settled == [v2], "v2 settled")
+    finally:
+        stop.set()
+        world.agent.wake.set()
+        runner.join(10)
+    assert world.store.release(world.app, v2).status == "succeeded"
+
+
+def wait_until(check: Callable[[], bool], what: str, timeout: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.01)

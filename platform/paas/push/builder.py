@@ -148,6 +148,7 @@ class Builder:
         scratch = self.settings.builds_dir / build_id
         workspace = scratch / "build"
         app_dir = workspace / "app"
+        sandbox: BuildSandbox | None = None
         try:
             self.make_scratch(scratch)
             app_dir.mkdir(parents=True)
@@ -162,23 +163,29 @@ class Builder:
             # The tools are shared by every app's builds: read-only, like the host's files.
             host_files = host_paths(self.environment(request, workspace))
             host_files.insert(0, self.settings.tools_dir)
-            with BuildSandbox(
-                build_id, sandbox_dir, self.sandbox_plan, binds, host_files
-            ) as sandbox:
-                self.sandbox = sandbox
-                return self.run_buildpacks(request, workspace, declared)
+            plan = BuildSandbox(build_id, sandbox_dir, self.sandbox_plan, binds, host_files)
+            sandbox = self.sandbox = plan.__enter__()  # left in tear_down
+            return self.run_buildpacks(request, workspace, declared)
         finally:
             self.sandbox = None
             # Off the push's critical path: the release and the rollout go on meanwhile,
             # and the hook waits for it before it ends (wait_for_teardown, or at exit).
-            self.teardown = threading.Thread(target=self.tear_down, args=(scratch, request))
+            # No step runs any more: each step's container was removed when it ended.
+            self.teardown = threading.Thread(
+                target=self.tear_down, args=(scratch, request, sandbox)
+            )
             self.teardown.start()
 
-    def tear_down(self, scratch: Path, request: BuildRequest) -> None:
-        """Unmounts the app's cache (kept: its writes go to its image) and removes the
-        build's own disk. The top of its thread: whatever fails is the platform log's,
-        never the push's (the build is over) nor the pusher's to read as a traceback."""
+    def tear_down(
+        self, scratch: Path, request: BuildRequest, sandbox: BuildSandbox | None = None
+    ) -> None:
+        """Removes the sandbox (its overlay, on the build's disk, first), unmounts the
+        app's cache (kept: its writes go to its image) and removes the build's own disk.
+        The top of its thread: whatever fails is the platform log's, never the push's (the
+        build is over) nor the pusher's to read as a traceback."""
         try:
+            if sandbox is not None:
+                sandbox.__exit__(None, None, None)
             container.unmount(self.cache_dir(request))
             container.remove_disk(scratch, scratch.with_suffix(".img"))
         except Exception:

@@ -2,8 +2,8 @@
 
 The API streams a request body into `git receive-pack --stateless-rpc` and streams its
 answer back, so the pre-receive hook's build output reaches the pusher live as `remote:`
-lines. The hook (`python -m paas hook pre-receive`) builds before any ref moves, which is
-what lets a failed build reject the push.
+lines. The hook (`python -m paas.push.hook`: the pipeline without the CLI's imports)
+builds before any ref moves, which is what lets a failed build reject the push.
 
 Invariant: a request body is never held whole: it is read in chunks, gunzipped as a
 stream, and git is stopped once more than PAAS_MAX_PUSH_MB came out of it (a 413 when
@@ -32,7 +32,7 @@ SERVICES = ("git-receive-pack", "git-upload-pack")
 CHUNK = 65536
 HOOK = """#!/bin/sh
 # Written by paas: every push to main/master is built and released before refs move.
-exec {python} -m paas hook pre-receive
+exec {python} -m paas.push.hook
 """
 
 

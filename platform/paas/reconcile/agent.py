@@ -236,7 +236,8 @@ class Agent:
                 # One app's broken dyno must not stop every other app from reconciling.
                 self.report_failure(action, error)
         self.publish_routes(snapshot, statuses)
-        self.drains.finish(self.routes.applied_generation(), now)
+        if self.drains.finish(self.routes.applied_generation(), now):
+            self.wake.set()  # the next tick judges the rollout that waited for it
 
     def report_failure(self, action: planning.Action, error: Exception) -> None:
         """Says why an action failed once per app and reason, not on every tick (4 a
@@ -348,15 +349,17 @@ class Agent:
         table, refused = routes.route_table(snapshot, statuses, self.drains, self.settings.domain)
         self.routes.publish(table, refused)
 
-    def run(self, stop: threading.Event, interval: float = 0.25, poll: float = 0.05) -> None:
-        """Ticks every `interval`; at once when a dyno passes its readiness probe; and
-        within `poll` of a change to the state database (a scale, a release), which a
-        cheap stat of its files tells."""
+    def run(self, stop: threading.Event, interval: float = 0.25, poll: float = 0.01) -> None:
+        """Ticks every `interval`; at once when a dyno passes its readiness probe or a
+        drained one was stopped; and within `poll` of a change to the state database (a
+        scale, a release) or of the router applying a route generation (a drain may end),
+        which a cheap stat of their files tells."""
         seen = None
         last_tick = float("-inf")
         failing = ""  # the failure of the ticks before, said once (not 4 times a second)
+        applied = routes.applied_path(self.settings)
         while not stop.is_set():
-            stamp = state_stamp(self.settings.db_path)
+            stamp = state_stamp(self.settings.db_path, applied)
             if (
                 self.wake.is_set()
                 or stamp != seen
@@ -374,10 +377,11 @@ class Agent:
             self.wake.wait(poll)
 
 
-def state_stamp(db_path: Path) -> tuple[tuple[int, int], ...]:
-    """Size and mtime of the database and its write-ahead log: any commit changes them."""
+def state_stamp(db_path: Path, *others: Path) -> tuple[tuple[int, int], ...]:
+    """Size and mtime of the database and its write-ahead log (any commit changes them),
+    and of `others`."""
     stamps = []
-    for path in (db_path, db_path.with_name(db_path.name + "-wal")):
+    for path in (db_path, db_path.with_name(db_path.name + "-wal"), *others):
         try:
             info = path.stat()
         except FileNotFoundError:

@@ -48,13 +48,16 @@ class Drains:
         self.started.pop(dyno_id, None)
         self.overdue.discard(dyno_id)
 
-    def finish(self, applied: int, now: float) -> None:
+    def finish(self, applied: int, now: float) -> bool:
         """Stops each draining dyno once the router serves generation `applied` without it;
-        says once of a dyno waiting longer than DRAIN_TIMEOUT_SECONDS why it still runs."""
+        says once of a dyno waiting longer than DRAIN_TIMEOUT_SECONDS why it still runs.
+        True when one was stopped (a rollout waiting for it can be judged at once)."""
+        stopped = False
         for dyno_id, generation in list(self.needed.items()):
             if applied >= generation:
                 self.runtime.stop(dyno_id)
                 self.forget(dyno_id)
+                stopped = True
                 continue
             waited = now - self.started.get(dyno_id, now)
             if waited > DRAIN_TIMEOUT_SECONDS and dyno_id not in self.overdue:
@@ -67,3 +70,4 @@ class Drains:
                     f"confirmed it is routed out (it serves route generation {applied}, "
                     f"this needs {generation}); is `paas router` running?",
                 )
+        return stopped

@@ -17,6 +17,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Container, Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from paas.domain.dyno import DynoSpec, DynoStatus
 from paas.domain.models import DesiredState
@@ -75,8 +76,12 @@ class Applied:
     rejected: dict[str, str] = field(default_factory=dict)  # app -> why it is not routed
 
 
+def applied_path(settings: Settings) -> Path:
+    return settings.router_dir / layout.APPLIED_FILE
+
+
 def applied(settings: Settings) -> Applied:
-    data = read_json(settings.router_dir / layout.APPLIED_FILE) or {}
+    data = read_json(applied_path(settings)) or {}
     generation = data.get("generation", 0)
     rejected: dict[str, str] = {}
     entries = data.get("rejected")

@@ -17,10 +17,12 @@ from paas.domain.models import ABANDONED, App, Release
 from paas.domain.output import Output
 from paas.domain.procfile import PHASE_DYNO, RELEASE_PHASE
 from paas.domain.settings import Settings
+from paas.state import database
 from paas.state.logs import LogStore
 from paas.state.store import Store
 
-POLL_SECONDS = 0.1
+POLL_SECONDS = 0.1  # the longest between two reads of the release and its log
+WATCH_SECONDS = 0.01  # how often the databases' files are stat'ed for a change
 MARGIN_SECONDS = 30.0
 STEPS = {
     "pending": "-----> Running release command...\n",
@@ -77,7 +79,17 @@ def follow(
             out.write(f"-----> v{now.version} was overtaken by v{release.version}, same build\n")
         if time.monotonic() > deadline:
             give_up(store, app, release, late)
-        time.sleep(POLL_SECONDS)
+        wait_for_change(settings)
+
+
+def wait_for_change(settings: Settings) -> None:
+    """Returns within WATCH_SECONDS of a commit to the state database (the agent settling
+    the release), and at most POLL_SECONDS on (the release command's output, in the logs
+    database, which a busy app writes too often to wake on)."""
+    before = database.stamp(settings.db_path)
+    end = time.monotonic() + POLL_SECONDS
+    while time.monotonic() < end and database.stamp(settings.db_path) == before:
+        time.sleep(WATCH_SECONDS)
 
 
 def successor(store: Store, app: App, release: Release) -> Release:

@@ -41,3 +41,17 @@ def make_private(path: Path) -> None:
             os.chmod(part, 0o600)
         except FileNotFoundError:
             continue
+
+
+def stamp(*paths: Path) -> tuple[tuple[int, int], ...]:
+    """Size and mtime of each database and its write-ahead log: any commit changes them,
+    so a reader can poll this cheap stat instead of the database."""
+    found = []
+    for path in paths:
+        for part in (path, path.with_name(path.name + "-wal")):
+            try:
+                info = part.stat()
+            except FileNotFoundError:
+                continue
+            found.append((info.st_size, info.st_mtime_ns))
+    return tuple(found)
