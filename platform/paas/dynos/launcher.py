@@ -19,7 +19,6 @@ returns into the launcher's loop (it leaves by os._exit).
 from __future__ import annotations
 
 import contextlib
-import gc
 import os
 import subprocess
 import sys
@@ -115,10 +114,6 @@ class SupervisorLauncher:
 def main() -> int:
     # The dynos directory says in `ps` whose launcher this is (several platforms may run).
     setproctitle.setproctitle(f"paas-launcher {sys.argv[1]}")
-    # Everything imported so far is shared with each forked supervisor until written to.
-    # The cyclic GC writes to every object it tracks when it runs: frozen, they are
-    # never scanned, so their pages stay shared (measured: bench/density.py).
-    gc.freeze()
     serve(sys.stdin, supervisor.run_detached)
     return 0
 
