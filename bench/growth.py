@@ -18,8 +18,8 @@ slots (crash bookkeeping of web.1, web.2, worker.1): 1,000 apps, 2,000 formation
 
 Targets: idle tick <= 20 ms; API p99 <= 50 ms; route change <= 100 ms.
 
-Usage: .venv/bin/python bench/growth.py [APPS] [PROFILE]   (PROFILE: print cProfile of
-the tick's top functions)
+Usage: .venv/bin/python bench/growth.py [APPS] [profile|route]   (profile: print cProfile of
+the tick's top functions; route: only one route change, with the router's state on failure)
 """
 
 from __future__ import annotations
@@ -199,7 +199,17 @@ def route_change(platform: Platform) -> tuple[float, float | None]:
     )
     if status != 200:
         raise SystemExit(f"scale: {status} {body}")
-    wait_for(lambda: "web.2" in healthy(platform, LIVE, 2), 30, "web.2 through the router")
+    try:
+        wait_for(lambda: "web.2" in healthy(platform, LIVE, 2), 120, "web.2 via the router")
+    except AssertionError:
+        log = (platform.base / "server.log").read_text(errors="replace")[-3000:]
+        applied = read_json(platform.home / "router" / "applied.json") or {}
+        published = read_json(platform.home / "router" / "routes.json") or {}
+        raise SystemExit(
+            f"web.2 not served in 120 s; routes.json generation {published.get('generation')},"
+            f" applied {applied.get('generation')}; dynos {platform.dyno_statuses(LIVE)};"
+            f" server log tail:\n{log}"
+        ) from None
     took = time.perf_counter() - started
     served_wall = started_wall + took
     new = [d for d in platform.dyno_statuses(LIVE) if d.get("id") not in before]
@@ -218,7 +228,7 @@ def route_change(platform: Platform) -> tuple[float, float | None]:
     return took, up
 
 
-def main(count: int, profile: bool) -> None:
+def main(count: int, mode: str) -> None:
     with running_platform(PAAS_STOP_GRACE="2") as platform:
         tiny_app(platform, LIVE)
         wait_for(lambda: healthy(platform, LIVE, 1), 120, f"{LIVE} to serve")
@@ -229,7 +239,10 @@ def main(count: int, profile: bool) -> None:
             f"seeded {count - 1} apps in {time.monotonic() - started:.1f}s "
             f"({len(store.apps())} apps in the store); load {os.getloadavg()}"
         )
-        ticks, idle_share = measure_ticks(platform, profile)
+        if mode == "route":
+            print(f"route change only: {route_change(platform)}")
+            return
+        ticks, idle_share = measure_ticks(platform, mode == "profile")
         idle = "idle0500"
         lines = [
             percentiles("agent idle tick (in-process)", ticks, 20),
@@ -271,4 +284,4 @@ def main(count: int, profile: bool) -> None:
 
 
 if __name__ == "__main__":
-    main(int(sys.argv[1]) if len(sys.argv) > 1 else APPS, len(sys.argv) > 2)
+    main(int(sys.argv[1]) if len(sys.argv) > 1 else APPS, sys.argv[2] if len(sys.argv) > 2 else "")
