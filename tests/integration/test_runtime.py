@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import tempfile
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -124,3 +126,21 @@ def test_dynos_outlive_the_launcher_and_a_dead_launcher_is_replaced(
     statuses = runtime.list()
     assert len(statuses) == 2
     assert all(s.pid and procs.group_alive(s.pid) and s.state != "exited" for s in statuses)
+
+
+def cmdline(pid: int) -> str:
+    return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode().strip()
+
+
+def test_supervisor_and_launcher_say_what_they_run_in_their_process_titles(
+    settings: Settings, runtime: ProcessRuntime
+) -> None:
+    slug = make_slug(settings, "exec sleep 300\n")
+    dyno = replace(spec(settings, slug, "bash run.sh", "web.3"), app="demo", release=7)
+    runtime.start(dyno)
+    wait_for(lambda: [s for s in runtime.list() if s.pid] or None, 10, "web.3 to run")
+    status = json.loads((settings.dynos_dir / dyno.id / "status.json").read_text())
+    assert cmdline(status["supervisor_pid"]) == "paas-supervisor demo web.3 v7"
+    launcher = runtime.launcher.process
+    assert launcher is not None
+    assert cmdline(launcher.pid) == f"paas-launcher {settings.dynos_dir}"

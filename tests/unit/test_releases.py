@@ -155,3 +155,19 @@ def test_a_failed_release_is_skipped_by_config_changes_scale_and_rollback(
     assert v5.description == "Rollback to v2"
     with pytest.raises(InvalidParams, match="cannot be scaled"):
         releases.scale(store, logs, app, [{"type": "release", "quantity": 1}])
+
+
+def test_current_releases_of_all_apps_match_each_apps_current_release(
+    env: tuple[Store, LogStore],
+) -> None:
+    store, _ = env
+    served = store.create_app("served", "paas-host", domain="paas.localhost")
+    settle(store, served, deploy(env, served, "sha256:aa", "1a2b3c4d5e6f"))
+    failing = deploy(env, served, "sha256:bb", "2b3c4d5e6f7a")
+    settle(store, served, failing, "failed")  # v2 failed: v1 is still current
+    deploying = store.create_app("deploying", "paas-host", domain="paas.localhost")
+    deploy(env, deploying, "sha256:cc", "3c4d5e6f7a8b")
+    store.create_app("empty", "paas-host", domain="paas.localhost")
+    expected = {app.id: release for app in store.apps() if (release := store.current_release(app))}
+    assert store.current_releases() == expected
+    assert expected[served.id].version == 1 and len(expected) == 2

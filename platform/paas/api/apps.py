@@ -11,7 +11,7 @@ from paas.api.context import ctx, find_app, json_body
 from paas.artifacts import collector, stacks
 from paas.domain import validation
 from paas.domain.errors import Conflict, InvalidParams
-from paas.domain.models import App
+from paas.domain.models import App, Release
 from paas.domain.procfile import formation_types
 from paas.isolation import users
 from paas.push import gitservice
@@ -29,7 +29,16 @@ def git_url(name: str) -> str:
 
 def app_json(app: App) -> dict[str, object]:
     context = ctx()
-    current = context.store.current_release(app)
+    rejected = routes.applied(context.settings).rejected
+    return listed_app_json(app, context.store.current_release(app), rejected)
+
+
+def listed_app_json(
+    app: App, current: Release | None, rejected: dict[str, str]
+) -> dict[str, object]:
+    """One app as the API shows it, given its current release and the router's
+    rejections, which a listing of many apps reads once for all."""
+    context = ctx()
     port = context.settings.http_port
     return {
         "id": app.id,
@@ -42,7 +51,7 @@ def app_json(app: App) -> dict[str, object]:
         "web_url": f"http://{app.name}.{context.settings.domain}"
         + ("" if port == 80 else f":{port}")
         + "/",
-        "routing_error": routes.rejection(context.settings, app.name),
+        "routing_error": routes.rejection_message(app.name, rejected),
     }
 
 
@@ -57,7 +66,11 @@ def account() -> Response:
 
 @blueprint.get("/apps")
 def list_apps() -> Response:
-    return jsonify([app_json(a) for a in ctx().store.apps()])
+    store = ctx().store
+    # Three reads whatever the number of apps: a query per app made this 1,000 at 1,000.
+    apps, current = store.apps(), store.current_releases()
+    rejected = routes.applied(ctx().settings).rejected
+    return jsonify([listed_app_json(a, current.get(a.id), rejected) for a in apps])
 
 
 @blueprint.post("/apps")

@@ -56,6 +56,8 @@ def list_dynos(name: str) -> Response:
 
 def sample_usage(runtime: ProcessRuntime, dyno_ids: list[str]) -> dict[str, dict[str, float]]:
     """Working-set memory and CPU % over a short window, per dyno."""
+    if not dyno_ids:  # no dyno up: nothing to wait a window for (most apps of a big host)
+        return {}
     first = {i: runtime.stats(i) for i in dyno_ids}
     time.sleep(CPU_WINDOW_SECONDS)
     usage = {}

@@ -27,6 +27,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import IO
 
+import setproctitle
+
 from paas.domain.errors import PaasError
 from paas.dynos import supervisor
 
@@ -110,7 +112,8 @@ class SupervisorLauncher:
 
 
 def main() -> int:
-    # argv[1], the dynos directory, is only there to say in `ps` whose launcher this is.
+    # The dynos directory says in `ps` whose launcher this is (several platforms may run).
+    setproctitle.setproctitle(f"paas-launcher {sys.argv[1]}")
     serve(sys.stdin, supervisor.run_detached)
     return 0
 

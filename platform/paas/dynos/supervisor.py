@@ -23,6 +23,8 @@ from dataclasses import replace
 from pathlib import Path
 from types import FrameType
 
+import setproctitle
+
 from paas.domain.dyno import DynoSpec
 from paas.domain.errors import PaasError
 from paas.host import procs
@@ -256,6 +258,12 @@ def main(argv: list[str]) -> int:
     return run_detached(Path(argv[1]))
 
 
+def process_title(spec: DynoSpec) -> str:
+    """What `ps` and `top` show for a supervisor: the dyno it runs, e.g.
+    `paas-supervisor demo web.1 v3`."""
+    return f"paas-supervisor {spec.app} {spec.name} v{spec.release}"
+
+
 def run_detached(directory: Path) -> int:
     """Supervises the dyno in `directory` from a detached child; the caller gets 0 at once
     and should exit, as this short-lived parent is all it waits for."""
@@ -265,7 +273,9 @@ def run_detached(directory: Path) -> int:
     devnull = os.open(os.devnull, os.O_RDWR)
     for fd in (0, 1, 2):
         os.dup2(devnull, fd)
-    return Supervisor(directory).run()
+    supervisor = Supervisor(directory)
+    setproctitle.setproctitle(process_title(supervisor.spec))
+    return supervisor.run()
 
 
 if __name__ == "__main__":

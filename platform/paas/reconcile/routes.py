@@ -95,7 +95,13 @@ def applied(settings: Settings) -> Applied:
 
 def rejection(settings: Settings, app: str) -> str | None:
     """Why the router does not route ``app`` right now, or None when it does."""
-    reason = applied(settings).rejected.get(app)
+    return rejection_message(app, applied(settings).rejected)
+
+
+def rejection_message(app: str, rejected: dict[str, str]) -> str | None:
+    """What `paas ps` and `apps:info` say of an app the router refused (None: routed),
+    from applied.json's rejections, which a listing of many apps reads once."""
+    reason = rejected.get(app)
     return None if reason is None else f"the router does not route {app}: {reason}"
 
 

@@ -498,6 +498,20 @@ class Store:
         with self.reading() as db:
             return [_app(r) for r in db.execute("SELECT * FROM apps ORDER BY name")]
 
+    def current_releases(self) -> dict[str, Release]:
+        """Every app's current release (as `current_release`) by app id, in one query:
+        `GET /apps` at 1,000 apps made a query (and a connection) per app."""
+        marks = ", ".join("?" * len(RUNNABLE_STATUSES))
+        with self.reading() as db:
+            rows = db.execute(
+                "SELECT releases.* FROM releases JOIN ("
+                f"  SELECT app_id, MAX(version) AS version FROM releases WHERE status IN ({marks})"
+                "  GROUP BY app_id"
+                ") AS newest USING (app_id, version)",
+                RUNNABLE_STATUSES,
+            ).fetchall()
+        return {row["app_id"]: release_from_row(row) for row in rows}
+
     def app(self, name: str) -> App:
         with self.reading() as db:
             row = db.execute("SELECT * FROM apps WHERE name = ?", (name,)).fetchone()
