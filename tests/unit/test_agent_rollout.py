@@ -180,9 +180,9 @@ def _confirm_routes(world: World) -> None:
     (router_dir / "applied.json").write_text(json.dumps(applied))
 
 
-def test_a_drained_dyno_is_never_stopped_before_the_router_confirms_it_is_routed_out(
-    world: World,
-) -> None:
+def v2_up_and_v1_draining(world: World) -> tuple[int, int]:
+    """v1 serves; v2 is deployed and its web.1 passes its check, so v1's web.1 leaves the
+    route table and drains (the router has not confirmed it yet)."""
     v1 = world.deploy("sha256:a")
     world.tick()
     world.probe.ready_ones.add(("web.1", v1))
@@ -190,7 +190,14 @@ def test_a_drained_dyno_is_never_stopped_before_the_router_confirms_it_is_routed
     v2 = world.deploy("sha256:b")
     world.tick()
     world.probe.ready_ones.add(("web.1", v2))
-    world.tick()  # v2's web.1 is up: v1's web.1 leaves the route table and drains
+    world.tick()
+    return v1, v2
+
+
+def test_a_drained_dyno_is_never_stopped_before_the_router_confirms_it_is_routed_out(
+    world: World,
+) -> None:
+    v1, _ = v2_up_and_v1_draining(world)
     assert world.routed() == ["web.1"]
     # The router is down (or stuck on an old table): HAProxy still sends v1's web.1
     # requests, so it must keep running, however long that lasts.
@@ -204,14 +211,7 @@ def test_a_drained_dyno_is_never_stopped_before_the_router_confirms_it_is_routed
 
 
 def test_the_drain_timeout_is_said_once_the_clock_passes_it_not_before(world: World) -> None:
-    v1 = world.deploy("sha256:a")
-    world.tick()
-    world.probe.ready_ones.add(("web.1", v1))
-    world.tick(2)
-    v2 = world.deploy("sha256:b")
-    world.tick()
-    world.probe.ready_ones.add(("web.1", v2))
-    world.tick()  # v1's web.1 drains from now on
+    v2_up_and_v1_draining(world)
     world.clock.at += DRAIN_TIMEOUT_SECONDS - 2  # with the tick's own second: just inside
     world.tick()
     assert not any("has not confirmed" in e for e in world.events())
@@ -268,14 +268,8 @@ def test_an_idle_tick_reads_the_store_once_whatever_the_number_of_apps(
 def test_the_router_confirming_a_drain_settles_the_rollout_at_once(world: World) -> None:
     """The running agent does not wait for its next interval tick to stop a dyno the
     router has routed out, nor once more to judge the rollout that waited for it."""
-    v1 = world.deploy("sha256:a")
-    world.tick()
-    world.probe.ready_ones.add(("web.1", v1))
-    world.tick(2)
-    v2 = world.deploy("sha256:b")
-    world.tick()
-    world.probe.ready_ones.add(("web.1", v2))
-    world.tick()  # v2's web.1 is up, v1's drains: v2 waits for the router
+    v1, v2 = v2_up_and_v1_draining(world)
+    # v2 waits for the router to confirm v1 is routed out
     # Read now, not while the agent runs: the last connection closing checkpoints the
     # database, which changes its files and so would wake the agent by itself.
     assert world.store.release(world.app, v2).status == "deploying"
