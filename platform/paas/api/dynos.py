@@ -14,7 +14,7 @@ from paas.dynos.runtime import ProcessRuntime
 from paas.reconcile.agent import describe_dynos
 
 blueprint = Blueprint("dynos", __name__)
-CPU_WINDOW_SECONDS = 0.2
+MIN_WINDOW_SECONDS = 1.0
 
 
 def iso(timestamp: float | None) -> str | None:
@@ -33,7 +33,8 @@ def list_dynos(name: str) -> Response:
     statuses = [s for s in runtime.list() if s.spec.app == app.name]
     now = time.time()
     views = describe_dynos(statuses, context.store.slots(app))
-    usage = sample_usage(runtime, [v.id for v in views if v.id and v.state == "up"])
+    running = [(v.id, v.started_at) for v in views if v.id and v.state == "up"]
+    usage = sample_usage(runtime, app.name, running)
     return jsonify(
         [
             {
@@ -54,22 +55,52 @@ def list_dynos(name: str) -> Response:
     )
 
 
-def sample_usage(runtime: ProcessRuntime, dyno_ids: list[str]) -> dict[str, dict[str, float]]:
-    """Working-set memory and CPU % over a short window, per dyno."""
-    if not dyno_ids:  # no dyno up: nothing to wait a window for (most apps of a big host)
-        return {}
-    first = {i: runtime.stats(i) for i in dyno_ids}
-    time.sleep(CPU_WINDOW_SECONDS)
+class CpuMeter:
+    """CPU % of each dyno without waiting for a window: over the time since this API
+    process last read the dyno's CPU counter (the `paas ps` before), at least
+    MIN_WINDOW_SECONDS of it, else since the dyno started. Waiting 0.2 s for a sample made
+    every `paas ps` of a running app slower than the API's 50 ms budget."""
+
+    def __init__(self) -> None:
+        self.seen: dict[str, tuple[float, int]] = {}  # dyno id -> (when, CPU ns then)
+        self.last: dict[str, float] = {}  # dyno id -> the % last said
+
+    def percent(self, dyno_id: str, cpu_ns: int, now: float, started_at: float | None) -> float:
+        since, used = self.seen.get(dyno_id, (started_at or now, 0))
+        if now - since < MIN_WINDOW_SECONDS and dyno_id in self.seen:
+            return self.last.get(dyno_id, 0.0)  # too short a window to say more
+        self.seen[dyno_id] = (now, cpu_ns)
+        elapsed = now - since
+        busy = 0.0 if elapsed <= 0 else max(0, cpu_ns - used) / (elapsed * 1e9)
+        self.last[dyno_id] = round(100 * busy, 1)
+        return self.last[dyno_id]
+
+    def keep_only(self, prefix: str, dyno_ids: set[str]) -> None:
+        """Forgets the gone dynos of one app (ids start with `APP.`): the meter stays as
+        big as what runs."""
+        for dyno_id in [d for d in self.seen if d.startswith(prefix) and d not in dyno_ids]:
+            del self.seen[dyno_id]
+            self.last.pop(dyno_id, None)
+
+
+METER = CpuMeter()  # one per API process: what its last `paas ps` read
+
+
+def sample_usage(
+    runtime: ProcessRuntime, app: str, dynos: list[tuple[str, float | None]]
+) -> dict[str, dict[str, float]]:
+    """Working-set memory and CPU % per running dyno (id, start time), at once."""
+    now = time.time()
     usage = {}
-    for dyno_id, before in first.items():
-        after = runtime.stats(dyno_id)
-        if before is None or after is None:
+    for dyno_id, started_at in dynos:
+        stats = runtime.stats(dyno_id)
+        if stats is None:
             continue
-        busy = max(0, after.cpu_ns - before.cpu_ns) / (CPU_WINDOW_SECONDS * 1e9)
         usage[dyno_id] = {
-            "memory_mb": round(after.memory_bytes / 2**20, 1),
-            "cpu_percent": round(100 * busy, 1),
+            "memory_mb": round(stats.memory_bytes / 2**20, 1),
+            "cpu_percent": METER.percent(dyno_id, stats.cpu_ns, now, started_at),
         }
+    METER.keep_only(f"{app}.", set(usage))
     return usage
 
 
