@@ -237,7 +237,7 @@ def test_a_crashing_dyno_is_restarted_after_its_backoff_on_the_clock(world: Worl
     assert world.runtime.live() == [("web.1", v1, "starting")]
 
 
-def test_an_idle_tick_reads_the_store_once_whatever_the_number_of_apps(
+def test_a_tick_reads_the_store_in_one_transaction_and_an_idle_one_not_at_all(
     world: World, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     statements: list[str] = []
@@ -248,21 +248,33 @@ def test_an_idle_tick_reads_the_store_once_whatever_the_number_of_apps(
         db.set_trace_callback(statements.append)
         return db
 
-    def idle_tick_statements(apps: int) -> list[str]:
+    def tick_statements() -> list[str]:
+        statements.clear()
+        world.tick()
+        return list(statements)
+
+    def settled_with(apps: int) -> None:
         for i in range(len(world.store.apps()), apps):
             app = world.store.create_app(f"app{i}", "paas-host", domain="paas.localhost")
             built = releases.Build(f"sha256:{i}", {"web": "serve"})
             releases.deploy(world.store, world.logs, app, built, "abcdef12")
             releases.scale(world.store, world.logs, app, [{"type": "web", "quantity": 0}])
         world.tick(2)  # every release settles: no web dyno to wait for
-        statements.clear()
-        world.tick()
-        return list(statements)
+
+    def after_a_commit(hostname: str) -> list[str]:
+        """What the tick after a commit (a domain added through the API, say) reads."""
+        tick_statements()  # what the ticks before committed (a release settling)
+        assert tick_statements() == []  # nothing committed since: nothing read
+        world.store.add_domain(world.app, hostname, domain="paas.localhost")
+        return tick_statements()
 
     monkeypatch.setattr(Store, "_connect", traced)
-    few, many = idle_tick_statements(2), idle_tick_statements(20)
-    assert len(few) == len(many)
+    settled_with(2)
+    few = after_a_commit("one.example.com")
     assert few[0] == "BEGIN" and few[-1] == "COMMIT" and few.count("BEGIN") == 1
+    settled_with(20)
+    # As many statements for 20 apps as for 2:
+    assert len(after_a_commit("two.example.com")) == len(few)
 
 
 def test_the_router_confirming_a_drain_settles_the_rollout_at_once(world: World) -> None:

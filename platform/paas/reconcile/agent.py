@@ -188,8 +188,23 @@ class Agent:
         self.clock = clock
         self.wake = wake
         self.failures_reported: dict[str, str] = {}  # app -> the reason last said
+        # The last snapshot and what the plan reads of it, by the store's data version:
+        # an idle tick (nothing committed since) reads and decodes nothing again.
+        self.snapshot: tuple[int, DesiredState, list[planning.DesiredApp], Releases] | None = None
 
     # --- observe ----------------------------------------------------------------------
+    def read_snapshot(
+        self, fresh: bool = False
+    ) -> tuple[DesiredState, list[planning.DesiredApp], Releases]:
+        """The store's desired state and the plan's view of it; read again only when a
+        commit happened since (the version is taken first: a commit during the read
+        makes the next tick read again, never keeps a stale snapshot)."""
+        version = self.store.data_version()
+        if fresh or self.snapshot is None or self.snapshot[0] != version:
+            state = self.store.desired_state()
+            self.snapshot = (version, state, *self.desired(state))
+        return self.snapshot[1], self.snapshot[2], self.snapshot[3]
+
     def desired(self, state: DesiredState) -> tuple[list[planning.DesiredApp], Releases]:
         wanted = [to_desired(a, self.settings.boot_timeout_seconds) for a in state.apps]
         releases = {a.app.name: (a, a.current) for a in state.apps if a.current is not None}
@@ -217,10 +232,10 @@ class Agent:
         statuses = self.probe(self.runtime.list())
         used_ports = {s.spec.port for s in statuses if s.spec.port}
         phases = [s for s in statuses if s.spec.type == RELEASE_PHASE]
-        snapshot = self.store.desired_state()
+        snapshot, wanted, releases = self.read_snapshot()
         if self.release_phases.advance(snapshot, phases, used_ports, now):
-            snapshot = self.store.desired_state()  # a release moved on: plan for it now
-        wanted, releases = self.desired(snapshot)
+            # A release moved on: plan for it now.
+            snapshot, wanted, releases = self.read_snapshot(fresh=True)
         observed = [to_observed(s) for s in statuses if s.spec.type != RELEASE_PHASE]
         actions = planning.plan(wanted, observed, now)
         verdicts = self.judge_rollouts(releases, observed, actions, now)

@@ -15,6 +15,7 @@ import hashlib
 import hmac
 import json
 import sqlite3
+import threading
 import uuid
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
@@ -355,8 +356,24 @@ class Store:
 
     def __init__(self, path: Path) -> None:
         self.path = path
+        self._watcher: sqlite3.Connection | None = None  # see data_version
+        self._watch_lock = threading.Lock()
         database.create(path, SCHEMA)
         self._migrate()
+
+    def data_version(self) -> int:
+        """A number that changes whenever a connection other than the one kept for it
+        commits (SQLite's `PRAGMA data_version`; every store call opens its own, so every
+        commit counts, this process's too): the same number, the same database."""
+        if self._watcher is None:
+            # Not bound to the thread that opened it: the agent's thread may not be the
+            # one that built the store; one PRAGMA at a time (the lock) is all it does.
+            self._watcher = sqlite3.connect(
+                self.path, isolation_level=None, check_same_thread=False
+            )
+        with self._watch_lock:
+            row = self._watcher.execute("PRAGMA data_version").fetchone()
+        return int(row[0])
 
     def _migrate(self) -> None:
         """Columns added after a database was created (schema version by column)."""
