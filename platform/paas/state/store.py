@@ -28,6 +28,7 @@ from paas.domain.errors import Conflict, NotFound
 from paas.domain.models import (
     RELEASE_STATUSES,
     RUNNABLE_STATUSES,
+    UNSETTLED,
     App,
     AppState,
     Build,
@@ -159,6 +160,11 @@ def _slot(row: sqlite3.Row) -> DynoSlot:
     return DynoSlot(row["name"], row["crash_count"], row["last_exit_status"], row["next_retry_at"])
 
 
+def _marks(values: tuple[str, ...]) -> str:
+    """The placeholders of an `IN (...)` of these values."""
+    return ", ".join("?" * len(values))
+
+
 def _grouped(rows: Iterable[sqlite3.Row]) -> dict[str, list[sqlite3.Row]]:
     """Rows by their app_id, in the order they came."""
     groups: dict[str, list[sqlite3.Row]] = {}
@@ -210,9 +216,8 @@ class Tx:
         return self._newest(app, ("pending", "deploying", "succeeded"))
 
     def _newest(self, app: App, statuses: tuple[str, ...]) -> Release | None:
-        marks = ", ".join("?" * len(statuses))
         row = self.execute(
-            f"SELECT * FROM releases WHERE app_id = ? AND status IN ({marks}) "
+            f"SELECT * FROM releases WHERE app_id = ? AND status IN ({_marks(statuses)}) "
             "ORDER BY version DESC LIMIT 1",
             (app.id, *statuses),
         ).fetchone()
@@ -306,24 +311,30 @@ class Tx:
             (app.id, target, target, f"{target}.%"),
         )
 
+    def current_releases(self) -> dict[str, Release]:
+        """Every app's current release (as `current_release`: the newest deploying or
+        succeeded) by app id, in one query whatever the number of apps."""
+        rows = self.execute(
+            "SELECT releases.* FROM releases JOIN ("
+            "  SELECT app_id, MAX(version) AS version FROM releases"
+            f"  WHERE status IN ({_marks(RUNNABLE_STATUSES)}) GROUP BY app_id"
+            ") AS newest USING (app_id, version)",
+            RUNNABLE_STATUSES,
+        )
+        return {row["app_id"]: release_from_row(row) for row in rows}
+
     # --- the agent's snapshot -----------------------------------------------------------
     def desired_state(self) -> DesiredState:
         """Every app with its current and unsettled releases, formation, restart
         generations, crash slots and custom domains: one query per table, whatever the
         number of apps."""
         apps = [_app(r) for r in self.execute("SELECT * FROM apps ORDER BY name")]
-        current = {
-            r["app_id"]: release_from_row(r)
-            for r in self.execute(
-                "SELECT releases.* FROM releases JOIN (SELECT app_id, MAX(version) AS version "
-                "FROM releases WHERE status IN ('deploying', 'succeeded') GROUP BY app_id) "
-                "AS newest USING (app_id, version)"
-            )
-        }
+        current = self.current_releases()
         unsettled = _grouped(
             self.execute(
-                "SELECT * FROM releases WHERE status IN ('pending', 'deploying') "
-                "ORDER BY app_id, version"
+                f"SELECT * FROM releases WHERE status IN ({_marks(UNSETTLED)}) "
+                "ORDER BY app_id, version",
+                UNSETTLED,
             )
         )
         formation = _grouped(
@@ -516,18 +527,9 @@ class Store:
             return [_app(r) for r in db.execute("SELECT * FROM apps ORDER BY name")]
 
     def current_releases(self) -> dict[str, Release]:
-        """Every app's current release (as `current_release`) by app id, in one query:
-        `GET /apps` at 1,000 apps made a query (and a connection) per app."""
-        marks = ", ".join("?" * len(RUNNABLE_STATUSES))
-        with self.reading() as db:
-            rows = db.execute(
-                "SELECT releases.* FROM releases JOIN ("
-                f"  SELECT app_id, MAX(version) AS version FROM releases WHERE status IN ({marks})"
-                "  GROUP BY app_id"
-                ") AS newest USING (app_id, version)",
-                RUNNABLE_STATUSES,
-            ).fetchall()
-        return {row["app_id"]: release_from_row(row) for row in rows}
+        """Every app's current release by app id, in one query (`GET /apps`)."""
+        with self.reading() as tx:
+            return tx.current_releases()
 
     def app(self, name: str) -> App:
         with self.reading() as db:
@@ -593,11 +595,10 @@ class Store:
         expected, status = change
         if status not in RELEASE_STATUSES:
             raise ValueError(f"unknown release status {status!r}")
-        marks = ", ".join("?" * len(expected))
         with self.transaction() as db:
             cursor = db.execute(
                 "UPDATE releases SET status = ?, status_detail = ?, status_at = ? "
-                f"WHERE app_id = ? AND version = ? AND status IN ({marks})",
+                f"WHERE app_id = ? AND version = ? AND status IN ({_marks(expected)})",
                 (status, detail, at, app.id, version, *expected),
             )
             changed = cursor.rowcount == 1
