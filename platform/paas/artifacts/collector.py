@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import json
 import re
 import time
 from collections.abc import Iterable
@@ -33,6 +32,7 @@ from paas.domain.errors import CommandFailed, PaasError
 from paas.domain.models import App, Release
 from paas.domain.settings import Settings
 from paas.host import cleanup, platform_log, procs
+from paas.host.jsonfile import read_json
 from paas.isolation import container
 from paas.state.store import Store
 
@@ -120,7 +120,7 @@ def spare_since(started: float, pushes: Iterable[float]) -> float:
 def observe_dynos(dynos_dir: Path) -> list[Dyno]:
     found = []
     for directory in sorted(dynos_dir.iterdir()) if dynos_dir.is_dir() else []:
-        spec = _read_json(directory / "spec.json")
+        spec = read_json(directory / "spec.json")
         if spec is None:
             found.append(Dyno(directory, None, None, ()))
             continue
@@ -284,11 +284,3 @@ def _remove(path: Path) -> list[Path]:
     if container.mounts_under(path):
         return []
     return [path] if cleanup.remove_tree(path) else []
-
-
-def _read_json(path: Path) -> dict[str, object] | None:
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) else None

@@ -43,6 +43,7 @@ from paas.reconcile import routes
 from paas.reconcile.drains import Drains
 from paas.reconcile.release_phase import ReleasePhases, StartDyno
 from paas.reconcile.routes import RoutePublisher
+from paas.state import database
 from paas.state.logs import LogStore
 from paas.state.store import Store
 
@@ -374,7 +375,7 @@ class Agent:
         failing = ""  # the failure of the ticks before, said once (not 4 times a second)
         applied = routes.applied_path(self.settings)
         while not stop.is_set():
-            stamp = state_stamp(self.settings.db_path, applied)
+            stamp = database.stamp(self.settings.db_path) + database.file_stamps([applied])
             if (
                 self.wake.is_set()
                 or stamp != seen
@@ -390,19 +391,6 @@ class Agent:
                         platform_log.exception(f"agent: tick failed: {error!r}")
                     failing = repr(error)
             self.wake.wait(poll)
-
-
-def state_stamp(db_path: Path, *others: Path) -> tuple[tuple[int, int], ...]:
-    """Size and mtime of the database and its write-ahead log (any commit changes them),
-    and of `others`."""
-    stamps = []
-    for path in (db_path, db_path.with_name(db_path.name + "-wal"), *others):
-        try:
-            info = path.stat()
-        except FileNotFoundError:
-            continue
-        stamps.append((info.st_size, info.st_mtime_ns))
-    return tuple(stamps)
 
 
 def _moves_dynos(action: planning.Action) -> bool:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+from collections.abc import Iterable
 from pathlib import Path
 
 BUSY_TIMEOUT_SECONDS = 30
@@ -46,12 +47,16 @@ def make_private(path: Path) -> None:
 def stamp(*paths: Path) -> tuple[tuple[int, int], ...]:
     """Size and mtime of each database and its write-ahead log: any commit changes them,
     so a reader can poll this cheap stat instead of the database."""
+    return file_stamps(p for path in paths for p in (path, path.with_name(path.name + "-wal")))
+
+
+def file_stamps(paths: Iterable[Path]) -> tuple[tuple[int, int], ...]:
+    """Size and mtime of each of these files that exists: what a write or a replace changes."""
     found = []
     for path in paths:
-        for part in (path, path.with_name(path.name + "-wal")):
-            try:
-                info = part.stat()
-            except FileNotFoundError:
-                continue
-            found.append((info.st_size, info.st_mtime_ns))
+        try:
+            info = path.stat()
+        except FileNotFoundError:
+            continue
+        found.append((info.st_size, info.st_mtime_ns))
     return tuple(found)
