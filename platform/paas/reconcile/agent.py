@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import sys
 import threading
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
@@ -263,7 +262,7 @@ class Agent:
         if self.failures_reported.get(app) == reason:
             return
         self.failures_reported[app] = reason
-        print(f"agent: {action!r} failed: {reason}", file=sys.stderr, flush=True)
+        platform_log.line(f"agent: {action!r} failed: {reason}")
         # Said in the platform log just above: an app log that cannot take it loses nothing.
         with contextlib.suppress(PaasError, OSError, ValueError):
             self.logs.event(app, "agent", f"Cannot {type(action).__name__.lower()}: {reason}")

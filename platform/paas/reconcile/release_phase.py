@@ -12,7 +12,6 @@ one was.
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable
 
 from paas.domain.dyno import DynoStatus
@@ -28,6 +27,7 @@ from paas.domain.models import (
 )
 from paas.domain.procfile import PHASE_DYNO, RELEASE_PHASE
 from paas.dynos.runtime import Runtime
+from paas.host import platform_log
 from paas.state.logs import LogStore
 from paas.state.store import Store
 
@@ -92,7 +92,7 @@ class ReleasePhases:
                 moved |= self.advance_app(state, mine, used_ports, now)
             except (PaasError, OSError, KeyError, ValueError) as error:
                 # One app's broken release must not stop the others from reconciling.
-                print(f"agent: release phase of {state.app.name}: {error!r}", file=sys.stderr)
+                platform_log.line(f"agent: release phase of {state.app.name}: {error!r}")
         for status in phases:
             if status.spec.id not in kept:
                 self.discard(status)

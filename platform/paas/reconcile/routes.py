@@ -14,7 +14,6 @@ generation 0, nothing left out (the router has not applied anything yet).
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Container, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +21,7 @@ from pathlib import Path
 from paas.domain.dyno import DynoSpec, DynoStatus
 from paas.domain.models import DesiredState
 from paas.domain.settings import Settings
+from paas.host import platform_log
 from paas.host.jsonfile import read_json, write_json
 from paas.state.logs import LogStore
 from paas_router import layout
@@ -112,12 +112,13 @@ class RoutePublisher:
         self.settings = settings
         self.path = settings.routes_path
         self.logs = logs
-        self.generation = self._published_generation()
+        # What routes.json holds: read once, then kept as written (the agent is its one
+        # writer while it runs), not read and parsed again every tick.
+        published = read_json(self.path) or {}
+        generation = published.get("generation", 0)
+        self.generation = generation if isinstance(generation, int) else 0
+        self.published_apps = published.get("apps")
         self.refused: dict[str, str] = {}  # app -> the reason last said
-
-    def _published_generation(self) -> int:
-        value = (read_json(self.path) or {}).get("generation", 0)
-        return value if isinstance(value, int) else 0
 
     def applied_generation(self) -> int:
         return applied(self.settings).generation
@@ -126,19 +127,19 @@ class RoutePublisher:
         """A new generation of routes.json when the apps' routes changed."""
         self.say_refused(refused)
         document = route_table_to_json(RouteTable(self.generation + 1, routes))
-        previous = read_json(self.path) or {}
-        if previous.get("apps") == document["apps"]:
+        if self.published_apps == document["apps"]:
             return
         self.generation += 1
         self.path.parent.mkdir(parents=True, exist_ok=True)
         write_json(self.path, document)
-        self.log_route_changes(previous.get("apps"), document["apps"])
+        self.log_route_changes(self.published_apps, document["apps"])
+        self.published_apps = document["apps"]
 
     def say_refused(self, refused: dict[str, str]) -> None:
         """Once per app and reason, in the platform's log and the app's."""
         for app, reason in refused.items():
             if self.refused.get(app) != reason:
-                print(f"agent: {app} is not routed: {reason}", file=sys.stderr, flush=True)
+                platform_log.line(f"agent: {app} is not routed: {reason}")
                 self.logs.event(app, "router", f"Not routed: {reason}")
         self.refused = dict(refused)
 
