@@ -64,9 +64,14 @@ def diff(live: RouteTable, wanted: RouteTable, retiring: Collection[tuple[str, s
     new_apps = {r.app: r for r in wanted.apps}
     reasons = [f"new app {app}" for app in sorted(new_apps.keys() - old_apps.keys())]
     reasons += [f"removed app {app}" for app in sorted(old_apps.keys() - new_apps.keys())]
+    # Only apps whose route changed can need an operation (a route change touches one
+    # app of a thousand). A hostname that moved changed both the apps it moved between.
+    changed = [
+        app for app in sorted(new_apps.keys() & old_apps.keys()) if old_apps[app] != new_apps[app]
+    ]
     adds: list[Operation] = []
     removes: list[Operation] = []
-    for app in sorted(new_apps.keys() & old_apps.keys()):
+    for app in changed:
         before = {s.haproxy_name: s for s in old_apps[app].servers}
         after = {s.haproxy_name: s for s in new_apps[app].servers}
         for name, server in sorted(after.items()):
@@ -81,8 +86,9 @@ def diff(live: RouteTable, wanted: RouteTable, retiring: Collection[tuple[str, s
         removes += [RemoveServer(app, name) for name in sorted(before.keys() - after.keys())]
     if reasons:
         return Plan(reload_reasons=tuple(reasons))
-    old_owner = {h: r.app for r in live.apps for h in r.hostnames}
-    new_owner = {h: r.app for r in wanted.apps for h in r.hostnames}
+    # An unchanged app keeps its hostnames, which no other app of either table can have.
+    old_owner = {h: app for app in changed for h in old_apps[app].hostnames}
+    new_owner = {h: app for app in changed for h in new_apps[app].hostnames}
     hosts: list[Operation] = [
         MapHost(host, app, new=host not in old_owner)
         for host, app in sorted(new_owner.items())

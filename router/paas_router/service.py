@@ -33,7 +33,7 @@ from typing import Protocol
 
 from paas_router import drain, fileio, layout, plan, render, runtime
 from paas_router.errors import RouterError
-from paas_router.model import RouterSettings, RouteTable, parse_routes
+from paas_router.model import RouteParser, RouterSettings, RouteTable
 
 EMPTY_TABLE = RouteTable(generation=0, apps=())
 
@@ -63,20 +63,38 @@ def _log_stderr(line: str) -> None:
 def read_routes(path: Path) -> RouteTable:
     """The route table in ``path``, without the apps it rejects (listed in ``rejected``);
     a missing file is the empty table (nothing routed)."""
-    try:
-        text = fileio.read_text(path)
-    except (OSError, UnicodeDecodeError) as err:  # a directory, unreadable, not UTF-8
-        raise RouterError(f"cannot read {path}: {err}") from None
-    if text is None:
-        return EMPTY_TABLE
-    try:
-        data = json.loads(text)
-    except ValueError as err:
-        raise RouterError(f"{path} is not valid JSON: {err}") from None
-    try:
-        return parse_routes(data)
-    except RouterError as err:
-        raise RouterError(f"{path}: {err}") from None
+    return RouteReader(path).read()
+
+
+class RouteReader:
+    """Reads routes.json; the same text gives the same table object, unparsed, and a
+    changed one is parsed by a RouteParser (unchanged apps are not checked again)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._parser = RouteParser()
+        self._last: tuple[str | None, RouteTable] | None = None
+
+    def read(self) -> RouteTable:
+        try:
+            text = fileio.read_text(self.path)
+        except (OSError, UnicodeDecodeError) as err:  # a directory, unreadable, not UTF-8
+            raise RouterError(f"cannot read {self.path}: {err}") from None
+        if self._last is not None and self._last[0] == text:
+            return self._last[1]
+        table = EMPTY_TABLE if text is None else self._parse(text)
+        self._last = (text, table)
+        return table
+
+    def _parse(self, text: str) -> RouteTable:
+        try:
+            data = json.loads(text)
+        except ValueError as err:
+            raise RouterError(f"{self.path} is not valid JSON: {err}") from None
+        try:
+            return self._parser.parse(data)
+        except RouterError as err:
+            raise RouterError(f"{self.path}: {err}") from None
 
 
 class RouterService:
@@ -99,6 +117,8 @@ class RouterService:
     ) -> None:
         self.routes_path = routes_path
         self.settings = settings
+        self._reader = RouteReader(routes_path)
+        self._renderer = render.Renderer(settings)
         self.haproxy = haproxy
         self._log = log
         self._clock = clock
@@ -126,7 +146,7 @@ class RouterService:
     def tick(self) -> bool:
         """Reconcile once; True when HAProxy was started or reloaded."""
         try:
-            table = read_routes(self.routes_path)
+            table = self._reader.read()
         except RouterError as err:
             self._report(f"keeping the current routes: {err}")
             if self._last_good is None:
@@ -151,41 +171,45 @@ class RouterService:
         self._rejections_logged = lines
 
     def _reconcile(self, table: RouteTable) -> bool:
-        config = render.render(table, self.settings)
-        hosts = render.render_hosts_map(table)
-        planned = self._plan(table, config)
+        running = self.haproxy.running()
+        if running and table is self._live and not self._retiring:
+            return False  # an idle tick: HAProxy serves this very table, nothing drains
+        rendered = self._renderer.render(table)
+        planned = self._plan(table, rendered.skeleton, running)
         reasons = planned.reload_reasons
         if not reasons:
             try:
-                self._change_at_runtime(planned, table, config, hosts)
+                self._change_at_runtime(planned, table, rendered.config, rendered.hosts_map)
             except _CommandFailed as err:
                 self._live = None
                 reasons = (str(err),)
         if reasons:
-            self._reload(table, config, hosts, reasons)
+            self._reload(table, rendered, reasons)
         self._record_applied()
         return bool(reasons)
 
-    def _plan(self, table: RouteTable, config: str) -> plan.Plan:
-        if not self.haproxy.running():
+    def _plan(self, table: RouteTable, skeleton: str, running: bool) -> plan.Plan:
+        if not running:
             return plan.Plan(reload_reasons=("haproxy is not running",))
         if self._live is None:
             return plan.Plan(reload_reasons=("syncing with the running haproxy",))
         planned = plan.diff(self._live, table, self._retiring.keys())
-        if not planned.reload_reasons and render.without_servers(config) != self._loaded:
+        if not planned.reload_reasons and skeleton != self._loaded:
             return plan.Plan(reload_reasons=("settings changed",))
         return planned
 
-    def _reload(self, table: RouteTable, config: str, hosts: str, reasons: tuple[str, ...]) -> None:
+    def _reload(
+        self, table: RouteTable, rendered: render.Rendered, reasons: tuple[str, ...]
+    ) -> None:
         starting = not self.haproxy.running()
         try:
-            self.haproxy.apply(config, hosts)
+            self.haproxy.apply(rendered.config, rendered.hosts_map)
         except BaseException:
             # It may have half-happened: only a reload that succeeds says what is served.
             self._live = None
             raise
         self._live = table
-        self._loaded = render.without_servers(config)
+        self._loaded = rendered.skeleton
         # The new worker has only what the config lists; old workers finish their requests.
         self._retiring.clear()
         self._log("started haproxy" if starting else f"reloaded: {'; '.join(reasons)}")

@@ -89,3 +89,22 @@ def test_settings_are_validated() -> None:
         model.RouterSettings(http_port=80, run_dir=Path("/tmp/x"), bind_address="localhost")
     with pytest.raises(RouterError, match="absolute"):
         model.RouterSettings(http_port=80, run_dir=Path("relative"))
+
+
+def test_a_parser_reuses_unchanged_apps_and_checks_changed_ones_again() -> None:
+    parser = model.RouteParser()
+    other = {"app": "other", "hostnames": ["other.paas.localhost"], "servers": []}
+    first = parser.parse({"generation": 1, "apps": [GOOD_APP, other]})
+    changed = {**other, "hostnames": ["Other.Example.com"]}
+    second = parser.parse({"generation": 2, "apps": [dict(GOOD_APP), changed]})
+    assert second.apps[0] is first.apps[0]  # equal JSON: the route checked before
+    assert second.apps[1].hostnames == ("other.example.com",)
+    # A known app whose JSON turned bad is refused, not served from memory.
+    bad = {**GOOD_APP, "hostnames": ["bad host"]}
+    third = parser.parse({"generation": 3, "apps": [bad, changed]})
+    assert [r.app for r in third.rejected] == ["myapp"]
+    assert [r.app for r in third.apps] == ["other"]
+    # Conflicts are checked on the whole table every time.
+    clash = {**changed, "hostnames": ["myapp.paas.localhost"]}
+    fourth = parser.parse({"generation": 4, "apps": [GOOD_APP, clash]})
+    assert [r.app for r in fourth.rejected] == ["other"]

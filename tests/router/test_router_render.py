@@ -143,3 +143,18 @@ def test_parse_show_proc() -> None:
     )
     status = haproxy.parse_show_proc(text)
     assert status == haproxy.ProcStatus(4148, 2, 1, (14632,), (14001,))
+
+
+def test_a_renderer_that_remembers_apps_renders_what_a_fresh_one_does() -> None:
+    renderer = render.Renderer(SETTINGS)
+    tables = [
+        _table(),
+        model.RouteTable(2, (*_table().apps[1:], model.AppRoute("beta", ("b.example",), ()))),
+        model.RouteTable(3, _table().apps[:1]),
+        _table(generation=4, reverse=True),
+    ]
+    for table in tables:
+        rendered = renderer.render(table)
+        assert rendered.config == render.render(table, SETTINGS)
+        assert rendered.hosts_map == render.render_hosts_map(table)
+        assert rendered.skeleton == render.without_servers(rendered.config)

@@ -96,6 +96,22 @@ def test_applies_only_when_the_routes_change(rig: Rig) -> None:
     assert rig.logged[-1] == "reloaded: server web.1 of app aa changed address"
 
 
+def test_an_idle_tick_neither_renders_nor_touches_haproxy(
+    rig: Rig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rig.publish(_routes(1, ("aa", 5000), ("bb", 5001)))
+    rig.publish(_routes(2, ("aa", [("web.1", 5000), ("web.2", 5002)]), ("bb", 5001)))
+    installs, commands = len(rig.proxy.installs), len(rig.proxy.commands)
+
+    def no_render(*_: object) -> None:
+        raise AssertionError("an idle tick rendered the config")
+
+    monkeypatch.setattr(render.Renderer, "render", no_render)
+    assert [rig.svc.tick() for _ in range(3)] == [False] * 3
+    assert (len(rig.proxy.installs), len(rig.proxy.commands)) == (installs, commands)
+    assert rig.applied() == 2
+
+
 def test_reapplies_when_haproxy_is_not_running(rig: Rig) -> None:
     rig.publish(_routes(1, ("aa", 5000)))
     rig.proxy.alive = False

@@ -157,7 +157,7 @@ def test_a_failed_release_is_skipped_by_config_changes_scale_and_rollback(
         releases.scale(store, logs, app, [{"type": "release", "quantity": 1}])
 
 
-def test_current_releases_of_all_apps_match_each_apps_current_release(
+def test_the_app_listing_and_the_snapshot_give_each_apps_current_release(
     env: tuple[Store, LogStore],
 ) -> None:
     store, _ = env
@@ -169,5 +169,13 @@ def test_current_releases_of_all_apps_match_each_apps_current_release(
     deploy(env, deploying, "sha256:cc", "3c4d5e6f7a8b")
     store.create_app("empty", "paas-host", domain="paas.localhost")
     expected = {app.id: release for app in store.apps() if (release := store.current_release(app))}
-    assert store.current_releases() == expected
+    with store.reading() as tx:
+        assert tx.current_releases() == expected
     assert expected[served.id].version == 1 and len(expected) == 2
+    listed = {(e.app.name, e.release_version, e.released_at) for e in store.app_listing()}
+    served_v1 = expected[served.id]
+    assert listed == {
+        ("served", 1, served_v1.created_at),
+        ("deploying", 1, expected[deploying.id].created_at),
+        ("empty", None, None),
+    }

@@ -129,6 +129,8 @@ def is_current(desired: DesiredApp, dyno: ObservedDyno) -> bool:
 
 
 def plan_app(desired: DesiredApp, dynos: list[ObservedDyno], now: float) -> list[Action]:
+    if not dynos and not any(desired.quantity(kind) for kind in desired.process_types):
+        return []  # nothing runs, nothing is wanted: most of a thousand apps, every tick
     actions: list[Action] = []
     slots = dict(desired.slots)
     for dyno in dynos:

@@ -361,7 +361,9 @@ class Agent:
 
     # --- routes -----------------------------------------------------------------------
     def publish_routes(self, snapshot: DesiredState, statuses: list[DynoStatus]) -> None:
-        table, refused = routes.route_table(snapshot, statuses, self.drains, self.settings.domain)
+        table, refused = routes.route_table(
+            snapshot, statuses, self.drains, self.settings.domain, self.routes.routes
+        )
         self.routes.publish(table, refused)
 
     def run(self, stop: threading.Event, interval: float = 0.25, poll: float = 0.01) -> None:

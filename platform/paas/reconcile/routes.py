@@ -14,7 +14,7 @@ generation 0, nothing left out (the router has not applied anything yet).
 
 from __future__ import annotations
 
-from collections.abc import Container, Iterable
+from collections.abc import Container, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -44,30 +44,54 @@ def routed(status: DynoStatus, draining: Container[str]) -> bool:
 
 
 def route_table(
-    state: DesiredState, statuses: Iterable[DynoStatus], draining: Container[str], domain: str
+    state: DesiredState,
+    statuses: Iterable[DynoStatus],
+    draining: Container[str],
+    domain: str,
+    before: Mapping[str, AppRoute] | None = None,
 ) -> tuple[tuple[AppRoute, ...], dict[str, str]]:
     """Every app's route (pure), and the apps the router's model refuses, with why (none
-    once the API has checked names and domains; said rather than breaking every app)."""
-    servers: dict[str, list[Server]] = {}
-    refused: dict[str, str] = {}
+    once the API has checked names and domains; said rather than breaking every app).
+    An app whose hostnames and servers are those of its route in ``before`` keeps that
+    route, checked when it was made: a tick changes one app's route of a thousand."""
+    servers: dict[str, list[tuple[str, str, int]]] = {}
     for status in statuses:
         if routed(status, draining):
             spec = status.spec
-            try:
-                server = Server(server_name(spec), spec.host, spec.port)  # type: ignore[arg-type]
-            except RouterError as error:
-                refused[spec.app] = str(error)
-                continue
-            servers.setdefault(spec.app, []).append(server)
+            entry = (server_name(spec), spec.host, spec.port)
+            servers.setdefault(spec.app, []).append(entry)  # type: ignore[arg-type]
     routes = []
+    refused: dict[str, str] = {}
     for app_state in state.apps:
         name = app_state.app.name
         hostnames = (f"{name}.{domain}", *app_state.domains)
+        wanted = tuple(sorted(servers.get(name, ())))
+        known = (before or {}).get(name)
+        if known is not None and known.hostnames == hostnames and _addresses(known) == wanted:
+            routes.append(known)
+            continue
         try:
-            routes.append(AppRoute(name, hostnames, tuple(servers.get(name, ()))))
+            routes.append(AppRoute(name, hostnames, _servers(name, wanted, refused)))
         except RouterError as error:
             refused[name] = str(error)
     return tuple(routes), refused
+
+
+def _addresses(route: AppRoute) -> tuple[tuple[str, str, int], ...]:
+    return tuple((s.name, s.host, s.port) for s in route.servers)
+
+
+def _servers(
+    app: str, wanted: tuple[tuple[str, str, int], ...], refused: dict[str, str]
+) -> tuple[Server, ...]:
+    """The servers the model accepts; a refused one is said, and the others still serve."""
+    accepted = []
+    for name, host, port in wanted:
+        try:
+            accepted.append(Server(name, host, port))
+        except RouterError as error:
+            refused[app] = str(error)
+    return tuple(accepted)
 
 
 @dataclass(frozen=True)
@@ -118,6 +142,7 @@ class RoutePublisher:
         generation = published.get("generation", 0)
         self.generation = generation if isinstance(generation, int) else 0
         self.published_apps = published.get("apps")
+        self.routes: dict[str, AppRoute] = {}  # app -> its route, as last published
         self.refused: dict[str, str] = {}  # app -> the reason last said
 
     def applied_generation(self) -> int:
@@ -126,7 +151,10 @@ class RoutePublisher:
     def publish(self, routes: tuple[AppRoute, ...], refused: dict[str, str]) -> None:
         """A new generation of routes.json when the apps' routes changed."""
         self.say_refused(refused)
+        if tuple(self.routes.values()) == routes:
+            return  # the same routes (mostly the very same objects): an idle tick
         document = route_table_to_json(RouteTable(self.generation + 1, routes))
+        self.routes = {route.app: route for route in routes}
         if self.published_apps == document["apps"]:
             return
         self.generation += 1

@@ -19,6 +19,7 @@ import threading
 import uuid
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -163,6 +164,24 @@ def _slot(row: sqlite3.Row) -> DynoSlot:
 def _marks(values: tuple[str, ...]) -> str:
     """The placeholders of an `IN (...)` of these values."""
     return ", ".join("?" * len(values))
+
+
+# Each app's current release: the newest deploying or succeeded one.
+_CURRENT_RELEASES = (
+    "SELECT {columns} FROM releases JOIN ("
+    "  SELECT app_id, MAX(version) AS version FROM releases"
+    f"  WHERE status IN ({_marks(RUNNABLE_STATUSES)}) GROUP BY app_id"
+    ") AS newest USING (app_id, version)"
+)
+
+
+@dataclass(frozen=True)
+class ListedApp:
+    """An app and what a listing shows of its current release (None: no release yet)."""
+
+    app: App
+    release_version: int | None
+    released_at: str | None
 
 
 def _grouped(rows: Iterable[sqlite3.Row]) -> dict[str, list[sqlite3.Row]]:
@@ -314,14 +333,20 @@ class Tx:
     def current_releases(self) -> dict[str, Release]:
         """Every app's current release (as `current_release`: the newest deploying or
         succeeded) by app id, in one query whatever the number of apps."""
+        rows = self.execute(_CURRENT_RELEASES.format(columns="releases.*"), RUNNABLE_STATUSES)
+        return {row["app_id"]: release_from_row(row) for row in rows}
+
+    def app_listing(self) -> list[ListedApp]:
+        """Every app by name with its current release's version and date (`GET /apps`):
+        one query, and no release's config or process types decoded."""
+        columns = "releases.app_id, releases.version, releases.created_at"
         rows = self.execute(
-            "SELECT releases.* FROM releases JOIN ("
-            "  SELECT app_id, MAX(version) AS version FROM releases"
-            f"  WHERE status IN ({_marks(RUNNABLE_STATUSES)}) GROUP BY app_id"
-            ") AS newest USING (app_id, version)",
+            "SELECT apps.*, current.version AS release_version, current.created_at AS released_at"
+            f" FROM apps LEFT JOIN ({_CURRENT_RELEASES.format(columns=columns)}) AS current"
+            " ON current.app_id = apps.id ORDER BY apps.name",
             RUNNABLE_STATUSES,
         )
-        return {row["app_id"]: release_from_row(row) for row in rows}
+        return [ListedApp(_app(r), r["release_version"], r["released_at"]) for r in rows]
 
     # --- the agent's snapshot -----------------------------------------------------------
     def desired_state(self) -> DesiredState:
@@ -526,10 +551,9 @@ class Store:
         with self.reading() as db:
             return [_app(r) for r in db.execute("SELECT * FROM apps ORDER BY name")]
 
-    def current_releases(self) -> dict[str, Release]:
-        """Every app's current release by app id, in one query (`GET /apps`)."""
+    def app_listing(self) -> list[ListedApp]:
         with self.reading() as tx:
-            return tx.current_releases()
+            return tx.app_listing()
 
     def app(self, name: str) -> App:
         with self.reading() as db:
