@@ -16,11 +16,29 @@ import subprocess
 import time
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Protocol
 
 from paas.domain.errors import CommandFailed
 
 PR_SET_PDEATHSIG = 1
 PR_SET_CHILD_SUBREAPER = 36
+
+
+class Child(Protocol):
+    """A started dyno as its supervisor holds it: a child of the supervisor's, whose pid
+    stays its own until poll() has reaped it."""
+
+    @property
+    def pid(self) -> int: ...
+
+    @property
+    def output(self) -> int:
+        """The read end of the pipe its stdout and stderr go to."""
+        ...
+
+    def poll(self) -> int | None:
+        """Its exit status (128 + N for a death by signal N), or None while it runs."""
+        ...
 
 
 def start_time(pid: int) -> int | None:
@@ -37,6 +55,12 @@ def start_time(pid: int) -> int | None:
 
 def alive(pid: int | None, started: int | None) -> bool:
     return pid is not None and started is not None and start_time(pid) == started
+
+
+def shell_status(code: int) -> int:
+    """An exit code as Popen and os.waitstatus_to_exitcode give it (-N for a death by
+    signal N) as a shell and the OCI runtimes report it: 128 + N."""
+    return code if code >= 0 else 128 - code
 
 
 def signal_group(pgid: int, sig: int) -> None:
