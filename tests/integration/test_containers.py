@@ -181,6 +181,39 @@ def test_a_dyno_sees_only_itself(dynos: Dynos) -> None:
     assert "from the slug" in lines
 
 
+def test_a_container_that_ends_at_once_gives_its_status_and_all_its_output(
+    dynos: Dynos,
+) -> None:
+    """The container may end before the runtime has exited: its pid 1 is then a zombie
+    re-parented to the supervisor, reaped there with its status."""
+    spec = dynos.start("echo early; echo late >&2; exit 3")
+    assert dynos.wait_exit(spec).exit_status == 3
+    assert dynos.output(spec)[-2:] == ["early", "late"]
+
+
+def test_a_dyno_whose_supervisor_was_killed_is_ended_by_forget(dynos: Dynos) -> None:
+    """Nothing waits for a container whose supervisor died by SIGKILL: the runtime's
+    forget ends it and drops the OCI runtime's state of it."""
+    spec = dynos.start("exec sleep 300")
+    dynos.wait_running(spec)
+    status = read_json(dynos.settings.dynos_dir / spec.id / "status.json") or {}
+    init, init_started = status["pid"], status["pid_started"]
+    assert isinstance(init, int) and isinstance(init_started, int)
+    os.kill(status["supervisor_pid"], signal.SIGKILL)  # type: ignore[arg-type]
+    assert dynos.wait_exit(spec).exit_status == -9
+    assert procs.alive(init, init_started)  # the container outlived its supervisor
+    dynos.runtime.forget(spec.id)
+    wait_for(lambda: not procs.alive(init, init_started), 10, "the orphaned container to end")
+    listing = subprocess.run(
+        [dynos.oci, "--root", str(dynos.settings.run_dir / "oci"), "list", "-q"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert spec.id not in listing.stdout.split()
+    assert spec.id not in Path("/proc/mounts").read_text()
+
+
 def test_dynos_cannot_reach_each_other_or_the_host(dynos: Dynos) -> None:
     server = dynos.start("exec python3 -m http.server 5000", app="a")
     wait_for(lambda: can_connect(server.host, 5000), 20, "the server dyno to listen")
