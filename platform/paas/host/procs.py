@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import os
+import select
 import signal
 import subprocess
 import time
@@ -61,6 +62,24 @@ def shell_status(code: int) -> int:
     """An exit code as Popen and os.waitstatus_to_exitcode give it (-N for a death by
     signal N) as a shell and the OCI runtimes report it: 128 + N."""
     return code if code >= 0 else 128 - code
+
+
+def wait_exit(process: subprocess.Popen[bytes], timeout: float) -> int | None:
+    """The process's exit code once it ends, or None if it still runs after `timeout`.
+    Woken by the kernel through a pidfd the moment it ends (Popen.wait(timeout) polls,
+    every 50 ms once it has waited a while)."""
+    try:
+        pidfd = os.pidfd_open(process.pid)
+    except OSError:  # a kernel before 5.3, or the process was reaped already
+        try:
+            return process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            return None
+    try:
+        ready, _, _ = select.select([pidfd], [], [], timeout)
+    finally:
+        os.close(pidfd)
+    return process.wait() if ready else None
 
 
 def signal_group(pgid: int, sig: int) -> None:

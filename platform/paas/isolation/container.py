@@ -233,16 +233,15 @@ class ContainerLauncher:
             raise
         finally:
             os.close(write_end)
-        try:
-            code = runtime.wait(timeout=START_SECONDS)
-        except subprocess.TimeoutExpired:
+        code = procs.wait_exit(runtime, START_SECONDS)
+        if code is None:
             procs.signal_group(runtime.pid, signal.SIGKILL)
             runtime.wait()
             os.close(output)
             raise PaasError(
                 f"{self.plan.runtime} did not start container {self.dyno_id} within "
                 f"{START_SECONDS:g}s"
-            ) from None
+            )
         if code != 0:
             return ContainerInit(runtime.pid, output, procs.shell_status(code))
         try:
