@@ -68,9 +68,11 @@ def wait_exit(process: subprocess.Popen[bytes], timeout: float) -> int | None:
     """The process's exit code once it ends, or None if it still runs after `timeout`.
     Woken by the kernel through a pidfd the moment it ends (Popen.wait(timeout) polls,
     every 50 ms once it has waited a while)."""
+    if process.returncode is not None:  # reaped: its pid may be another process's now
+        return process.returncode
     try:
         pidfd = os.pidfd_open(process.pid)
-    except OSError:  # a kernel before 5.3, or the process was reaped already
+    except OSError:  # a kernel before 5.3
         try:
             return process.wait(timeout)
         except subprocess.TimeoutExpired:
