@@ -68,6 +68,7 @@ class ProcessChild:
         assert process.stdout is not None
         self.process = process
         self.pid = process.pid
+        self.started = procs.start_time(process.pid)
         self.output = process.stdout.fileno()
 
     def poll(self) -> int | None:
@@ -202,7 +203,7 @@ class Supervisor:
         self.save(
             state="running",
             pid=child.pid,
-            pid_started=procs.start_time(child.pid),
+            pid_started=child.started,  # a pid alone may be another process's later
             started_at=time.time(),
         )
         # The dyno's end wakes the loop (a handler, not SIG_IGN: that would reap it unseen).

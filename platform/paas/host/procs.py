@@ -33,6 +33,11 @@ class Child(Protocol):
     def pid(self) -> int: ...
 
     @property
+    def started(self) -> int | None:
+        """Its start time, read while the pid was still its own (None: it had ended)."""
+        ...
+
+    @property
     def output(self) -> int:
         """The read end of the pipe its stdout and stderr go to."""
         ...

@@ -243,7 +243,7 @@ class ContainerLauncher:
                 f"{START_SECONDS:g}s"
             )
         if code != 0:
-            return ContainerInit(runtime.pid, output, procs.shell_status(code))
+            return ContainerInit(runtime.pid, None, output, procs.shell_status(code))
         try:
             return adopt(pid_file, output)
         except PaasError:
@@ -273,10 +273,14 @@ class ContainerLauncher:
 
 class ContainerInit:
     """A started container as its supervisor holds it: the host pid of the container's
-    pid 1, the read end of the pipe its output goes to, and its exit status once known."""
+    pid 1 and its start time (None if it had ended by then), the read end of the pipe its
+    output goes to, and its exit status once known."""
 
-    def __init__(self, pid: int, output: int, exit_status: int | None = None) -> None:
+    def __init__(
+        self, pid: int, started: int | None, output: int, exit_status: int | None = None
+    ) -> None:
         self.pid = pid
+        self.started = started
         self.output = output
         self.exit_status = exit_status
 
@@ -299,7 +303,7 @@ def adopt(pid_file: Path, output: int) -> ContainerInit:
         pid = int(pid_file.read_text().strip())
     except (OSError, ValueError) as error:
         raise PaasError(f"the OCI runtime wrote no container pid to {pid_file}: {error}") from None
-    init = ContainerInit(pid, output)
+    init = ContainerInit(pid, procs.start_time(pid), output)  # before it can be reaped
     try:
         init.poll()
     except ChildProcessError:
