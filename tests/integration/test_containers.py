@@ -66,13 +66,14 @@ class Dynos:
         memory_mb: int = 128,
         uid: int | None = None,
         disk_mb: int = 0,
+        oci: str | None = None,
     ) -> DynoSpec:
         dyno_id = f"{app}.web.1.v1.{os.urandom(4).hex()}"
         assert STACK is not None
         uid = self.account.pw_uid if uid is None else uid
         gid = self.account.pw_gid if uid == self.account.pw_uid else uid
         plan = ContainerPlan(
-            runtime=self.oci,
+            runtime=oci or self.oci,
             state_root=str(self.settings.run_dir / "oci"),
             stack_rootfs=str(STACK),
             layer=str(container.app_layer(self.slug, uid, gid)),
@@ -179,6 +180,58 @@ def test_a_dyno_sees_only_itself(dynos: Dynos) -> None:
     assert not any("platform secret" in line for line in lines)
     assert not any(line.startswith("root:") for line in lines)  # the host's /etc/shadow
     assert "from the slug" in lines
+
+
+def test_a_container_that_ends_at_once_gives_its_status_and_all_its_output(
+    dynos: Dynos,
+) -> None:
+    """The container may end before the runtime has exited: its pid 1 is then a zombie
+    re-parented to the supervisor, reaped there with its status."""
+    spec = dynos.start("echo early; echo late >&2; exit 3")
+    assert dynos.wait_exit(spec).exit_status == 3
+    assert dynos.output(spec)[-2:] == ["early", "late"]
+
+
+def test_a_runtime_that_cannot_start_the_container_is_a_dyno_that_exited_saying_why(
+    dynos: Dynos,
+) -> None:
+    fake = dynos.settings.home / "failing-runtime"
+    fake.write_text(
+        "#!/bin/sh\n"
+        'case " $* " in *" run "*) echo "cannot start: no such thing" >&2; exit 2;; esac\n'
+        'echo "container does not exist" >&2; exit 1\n'
+    )
+    fake.chmod(0o700)
+    spec = dynos.start("echo never", oci=str(fake))
+    assert dynos.wait_exit(spec).exit_status == 2
+    assert "cannot start: no such thing" in dynos.output(spec)
+    dynos.runtime.forget(spec.id)
+    netns, _ = network.names_for(spec.id)
+    assert not Path(f"/var/run/netns/{netns}").exists()
+    assert spec.id not in Path("/proc/mounts").read_text()
+
+
+def test_a_dyno_whose_supervisor_was_killed_is_ended_by_forget(dynos: Dynos) -> None:
+    """Nothing waits for a container whose supervisor died by SIGKILL: the runtime's
+    forget ends it and drops the OCI runtime's state of it."""
+    spec = dynos.start("exec sleep 300")
+    dynos.wait_running(spec)
+    status = read_json(dynos.settings.dynos_dir / spec.id / "status.json") or {}
+    init, init_started = status["pid"], status["pid_started"]
+    assert isinstance(init, int) and isinstance(init_started, int)
+    os.kill(status["supervisor_pid"], signal.SIGKILL)  # type: ignore[arg-type]
+    assert dynos.wait_exit(spec).exit_status == -9
+    assert procs.alive(init, init_started)  # the container outlived its supervisor
+    dynos.runtime.forget(spec.id)
+    wait_for(lambda: not procs.alive(init, init_started), 10, "the orphaned container to end")
+    listing = subprocess.run(
+        [dynos.oci, "--root", str(dynos.settings.run_dir / "oci"), "list", "-q"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert spec.id not in listing.stdout.split()
+    assert spec.id not in Path("/proc/mounts").read_text()
 
 
 def test_dynos_cannot_reach_each_other_or_the_host(dynos: Dynos) -> None:

@@ -4,6 +4,7 @@ cleanup helpers over it, whose failures are one line, never an exception."""
 from __future__ import annotations
 
 import os
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -94,3 +95,16 @@ def test_a_tree_that_cannot_be_removed_is_said_once(tmp_path: Path) -> None:
             stuck.chmod(0o700)
     assert len(said) == 1 and said[0].startswith(f"cleanup: cannot remove {tree}: ")
     assert str(stuck) in said[0] and not (tree / "f0").exists()  # the rest went
+
+
+def test_wait_exit_gives_the_exit_code_or_none_at_its_timeout() -> None:
+    quick = subprocess.Popen(["sh", "-c", "sleep 0.2; exit 4"])
+    assert procs.wait_exit(quick, timeout=10) == 4
+    assert procs.wait_exit(quick, timeout=10) == 4  # reaped already: Popen's own answer
+    slow = subprocess.Popen(["sleep", "10"])
+    try:
+        assert procs.wait_exit(slow, timeout=0.1) is None
+    finally:
+        slow.kill()
+        slow.wait()
+    assert procs.shell_status(-9) == 137 and procs.shell_status(3) == 3

@@ -1,10 +1,13 @@
 """The per-dyno supervisor: `python -m paas.dynos.supervisor DYNO_DIR`.
 
 It detaches (fork, own session), starts the dyno's command as the dyno user in a process
-group of its own, writes every output line to the app's log, and records pid, start time
-and exit status in DYNO_DIR/status.json. SIGTERM (or a `stop` file) asks it to stop the
-dyno: SIGTERM to the whole group, SIGKILL after the grace period. It never restarts the
-dyno: restarts are the agent's decision. Invariant: when the supervisor exits, no process
+group of its own (or its container, whose pid 1 becomes the supervisor's child), writes
+every output line to the app's log, and records pid, start time and exit status in
+DYNO_DIR/status.json. SIGTERM (or a `stop` file) asks it to stop the dyno: SIGTERM to the
+whole group, SIGKILL after the grace period. It never restarts the dyno: restarts are the
+agent's decision. Idle, it sleeps in one select(): its output, or a signal (SIGTERM, or
+SIGCHLD when the dyno ends) through a wakeup pipe, wakes it at once; the stop file and the
+OOM counter are read every POLL_SECONDS. Invariant: when the supervisor exits, no process
 of its dyno is left.
 """
 
@@ -34,7 +37,10 @@ from paas.isolation.users import dyno_owner
 from paas.state.logs import LogStore
 
 PROFILE_SCRIPT = 'for f in .profile.d/*.sh; do [ -f "$f" ] && . "$f"; done\n'
-FLUSH_SECONDS = 0.1
+# How often an idle supervisor reads its stop file (the runtime signals it too; the file
+# covers a stop asked before status.json named the supervisor) and the cgroup's OOM counter
+# (an OOM kill that ends the dyno is seen at once, by its exit).
+POLL_SECONDS = 1.0
 DYNO_UMASK = 0o022  # what container runtimes give a dyno; its app dir is private anyway
 
 
@@ -55,32 +61,49 @@ def dyno_environment(spec: DynoSpec, user: str | None) -> dict[str, str]:
     return env
 
 
+class ProcessChild:
+    """A plain-process dyno: the Popen of its process group's leader."""
+
+    def __init__(self, process: subprocess.Popen[bytes]) -> None:
+        assert process.stdout is not None
+        self.process = process
+        self.pid = process.pid
+        self.started = procs.start_time(process.pid)
+        self.output = process.stdout.fileno()
+
+    def poll(self) -> int | None:
+        code = self.process.poll()
+        return None if code is None else procs.shell_status(code)
+
+
 class ProcessLauncher:
     """A dyno as a plain process group on the host, as the dyno user."""
 
     def __init__(self, spec: DynoSpec) -> None:
         self.spec = spec
 
-    def spawn(self) -> subprocess.Popen[bytes]:
+    def spawn(self) -> ProcessChild:
         owner = dyno_owner(self.spec)
-        return subprocess.Popen(
-            ["/bin/bash", "-c", PROFILE_SCRIPT + self.spec.command],
-            cwd=self.spec.app_dir,
-            env=dyno_environment(self.spec, self.spec.user),
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-            umask=DYNO_UMASK,
-            user=owner[0] if owner else None,
-            group=owner[1] if owner else None,
-            extra_groups=[] if owner else None,
+        return ProcessChild(
+            subprocess.Popen(
+                ["/bin/bash", "-c", PROFILE_SCRIPT + self.spec.command],
+                cwd=self.spec.app_dir,
+                env=dyno_environment(self.spec, self.spec.user),
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                umask=DYNO_UMASK,
+                user=owner[0] if owner else None,
+                group=owner[1] if owner else None,
+                extra_groups=[] if owner else None,
+            )
         )
 
-    def terminate(self, child: subprocess.Popen[bytes]) -> None:
+    def terminate(self, child: procs.Child) -> None:
         procs.signal_group(child.pid, signal.SIGTERM)
 
-    def kill(self, child: subprocess.Popen[bytes]) -> None:
+    def kill(self, child: procs.Child) -> None:
         procs.signal_group(child.pid, signal.SIGKILL)
 
     def oom_kills(self) -> int:
@@ -103,14 +126,14 @@ class BoundContainerLauncher:
         self.spec = spec
         self.inner = container.ContainerLauncher(spec.id, directory, plan, warn)
 
-    def spawn(self) -> subprocess.Popen[bytes]:
+    def spawn(self) -> container.ContainerInit:
         env = dyno_environment(replace(self.spec, app_dir="/app"), None)
         return self.inner.spawn(self.spec.id, self.spec.command, env)
 
-    def terminate(self, child: subprocess.Popen[bytes]) -> None:
+    def terminate(self, child: procs.Child) -> None:
         self.inner.terminate(child)
 
-    def kill(self, child: subprocess.Popen[bytes]) -> None:
+    def kill(self, child: procs.Child) -> None:
         self.inner.kill(child)
 
     def oom_kills(self) -> int:
@@ -166,6 +189,7 @@ class Supervisor:
 
     def run(self) -> int:
         procs.become_subreaper()
+        wakeup = wake_on_signals()
         signal.signal(signal.SIGTERM, self.request_stop)
         signal.signal(signal.SIGINT, self.request_stop)
         self.event(f"Starting process with command `{self.spec.command}`")
@@ -179,25 +203,26 @@ class Supervisor:
         self.save(
             state="running",
             pid=child.pid,
-            pid_started=procs.start_time(child.pid),
+            pid_started=child.started,  # a pid alone may be another process's later
             started_at=time.time(),
         )
+        # The dyno's end wakes the loop (a handler, not SIG_IGN: that would reap it unseen).
+        signal.signal(signal.SIGCHLD, lambda _signum, _frame: None)
         try:
-            status = self.pump(child)
+            status = self.pump(child, wakeup)
         finally:
             # Nothing of the dyno outlives its supervisor.
             self.launcher.kill(child)
-            procs.signal_group(child.pid, signal.SIGKILL)
             procs.reap_all(timeout=5.0)
             self.launcher.cleanup()
         self.event(f"Process exited with status {status}")
         self.save(state="exited", exit_status=status)
         return 0
 
-    def pump(self, child: subprocess.Popen[bytes]) -> int:
-        """Copies output to the log until the dyno ends; handles stop and its deadline."""
-        assert child.stdout is not None
-        stream = child.stdout.fileno()
+    def pump(self, child: procs.Child, wakeup: int) -> int:
+        """Copies output to the log until the dyno ends; handles stop and its deadline.
+        Sleeps until output, a signal on `wakeup` or the next poll or deadline."""
+        stream = child.output
         os.set_blocking(stream, False)
         pending = b""
         terminated = killed = False
@@ -218,23 +243,29 @@ class Supervisor:
                 self.event("Error R12 (Exit timeout) -> Stopping all processes with SIGKILL")
                 self.launcher.kill(child)
                 killed = True
-            if open_stream:
-                ready, _, _ = select.select([stream], [], [], FLUSH_SECONDS)
-                if ready:
-                    chunk = os.read(stream, 65536)
-                    if chunk:
-                        pending += chunk
-                    else:
-                        open_stream = False
-                pending = self.flush(pending)
-            else:
-                time.sleep(FLUSH_SECONDS)
             code = child.poll()
             if code is not None:
                 self.flush(pending + drain(stream) if open_stream else pending, final=True)
                 if not killed and self.launcher.oom_kills() > ooms:
                     self.event("Error R15 (Memory quota vastly exceeded) -> the dyno ended")
-                return code if code >= 0 else 128 - code
+                return code
+            watched = [wakeup, stream] if open_stream else [wakeup]
+            ready, _, _ = select.select(watched, [], [], self.sleep_seconds(terminated, killed))
+            if wakeup in ready:
+                drain(wakeup)
+            if stream in ready:
+                chunk = os.read(stream, 65536)
+                if chunk:
+                    pending += chunk
+                else:
+                    open_stream = False
+                pending = self.flush(pending)
+
+    def sleep_seconds(self, terminated: bool, killed: bool) -> float:
+        """Until the next poll, or the grace deadline if that comes first."""
+        if terminated and not killed and self.stop_deadline is not None:
+            return max(0.0, min(POLL_SECONDS, self.stop_deadline - time.monotonic()))
+        return POLL_SECONDS
 
     def flush(self, pending: bytes, final: bool = False) -> bytes:
         *lines, rest = pending.split(b"\n")
@@ -245,8 +276,19 @@ class Supervisor:
         return rest
 
 
+def wake_on_signals() -> int:
+    """The read end of a pipe that each signal with a Python handler writes a byte to, so
+    a select() on it ends at once (a handler alone would not end it: select is retried)."""
+    read_end, write_end = os.pipe()
+    os.set_blocking(read_end, False)
+    os.set_blocking(write_end, False)
+    signal.set_wakeup_fd(write_end, warn_on_full_buffer=False)
+    return read_end
+
+
 def drain(stream: int) -> bytes:
-    """What the dyno wrote just before it ended and is still in the pipe."""
+    """What is in a non-blocking pipe now: what the dyno wrote just before it ended, or the
+    bytes signals wrote to the wakeup pipe."""
     data = b""
     with contextlib.suppress(BlockingIOError):
         while chunk := os.read(stream, 65536):

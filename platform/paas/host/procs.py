@@ -11,16 +11,40 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import os
+import select
 import signal
 import subprocess
 import time
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Protocol
 
 from paas.domain.errors import CommandFailed
 
 PR_SET_PDEATHSIG = 1
 PR_SET_CHILD_SUBREAPER = 36
+
+
+class Child(Protocol):
+    """A started dyno as its supervisor holds it: a child of the supervisor's, whose pid
+    stays its own until poll() has reaped it."""
+
+    @property
+    def pid(self) -> int: ...
+
+    @property
+    def started(self) -> int | None:
+        """Its start time, read while the pid was still its own (None: it had ended)."""
+        ...
+
+    @property
+    def output(self) -> int:
+        """The read end of the pipe its stdout and stderr go to."""
+        ...
+
+    def poll(self) -> int | None:
+        """Its exit status (128 + N for a death by signal N), or None while it runs."""
+        ...
 
 
 def start_time(pid: int) -> int | None:
@@ -37,6 +61,32 @@ def start_time(pid: int) -> int | None:
 
 def alive(pid: int | None, started: int | None) -> bool:
     return pid is not None and started is not None and start_time(pid) == started
+
+
+def shell_status(code: int) -> int:
+    """An exit code as Popen and os.waitstatus_to_exitcode give it (-N for a death by
+    signal N) as a shell and the OCI runtimes report it: 128 + N."""
+    return code if code >= 0 else 128 - code
+
+
+def wait_exit(process: subprocess.Popen[bytes], timeout: float) -> int | None:
+    """The process's exit code once it ends, or None if it still runs after `timeout`.
+    Woken by the kernel through a pidfd the moment it ends (Popen.wait(timeout) polls,
+    every 50 ms once it has waited a while)."""
+    if process.returncode is not None:  # reaped: its pid may be another process's now
+        return process.returncode
+    try:
+        pidfd = os.pidfd_open(process.pid)
+    except OSError:  # a kernel before 5.3
+        try:
+            return process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            return None
+    try:
+        ready, _, _ = select.select([pidfd], [], [], timeout)
+    finally:
+        os.close(pidfd)
+    return process.wait() if ready else None
 
 
 def signal_group(pgid: int, sig: int) -> None:

@@ -1,10 +1,14 @@
-"""Container dynos: an OCI bundle per dyno, run in the foreground by runc or crun.
+"""Container dynos: an OCI bundle per dyno, started detached by runc or crun.
 
 The supervisor uses ContainerLauncher where it would start a plain process: it mounts the
 image (app layer over the stack, read-only) under a throwaway upper layer, creates the
-dyno's network namespace, writes config.json and runs `RUNTIME run`. `cleanup` undoes all of
-it — container, mounts, veth, netns, upper layer — and is safe to call twice, so a dyno whose
-supervisor died is cleaned up by the runtime's `forget` as well.
+dyno's network namespace, writes config.json and runs `RUNTIME run --detach`. The runtime
+exits once the container runs (no Go process stays per dyno); the supervisor, a child
+subreaper, inherits the container's pid 1 (tini) as its own child, waits for it and signals
+it, and the container's output reaches the supervisor's pipe directly (pass-through stdio).
+`cleanup` undoes all of it — container and the runtime's state of it, mounts, veth, netns,
+upper layer — and is safe to call twice, so a dyno whose supervisor died is cleaned up by
+the runtime's `forget` as well.
 
 Invariants: a bundle is root's alone (0700; config.json holds every config var); the upper
 layer lives on a size-capped filesystem of its own (a sparse ext4 image, loop-mounted), so
@@ -39,6 +43,8 @@ MKFS += ["-E", "lazy_itable_init=1,nodiscard"]
 # What umount and the runtimes say of what is already undone: the state cleanup wants.
 NOT_MOUNTED = ("not mounted",)
 NO_CONTAINER = ("does not exist", "not running", "No such file or directory", "No such process")
+START_SECONDS = 60.0  # bound of `RUNTIME run --detach`: it returns once the container runs
+PID_FILE = "container.pid"  # in the dyno's directory: the container's pid 1 on the host
 
 
 @dataclass(frozen=True)
@@ -184,7 +190,7 @@ class ContainerLauncher:
     def runtime(self, *args: str) -> list[str]:
         return [self.plan.runtime, "--root", self.plan.state_root, *args]
 
-    def spawn(self, hostname: str, command: str, env: dict[str, str]) -> subprocess.Popen[bytes]:
+    def spawn(self, hostname: str, command: str, env: dict[str, str]) -> ContainerInit:
         mount_overlay(f"{self.plan.layer}:{self.plan.stack_rootfs}", self.bundle, self.plan.disk_mb)
         subnet = addressing.subnet(self.plan.subnet)
         dyno_net = network.create(self.dyno_id, self.plan.address, subnet)
@@ -201,32 +207,111 @@ class ContainerLauncher:
             machine=MACHINE,
         )
         write_private(self.bundle / "config.json", json.dumps(oci.runtime_config(spec)))
-        return subprocess.Popen(
-            self.runtime("run", "--keep", "--bundle", str(self.bundle), self.dyno_id),
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-            umask=0o022,  # the runtime makes mount points with it, inside the container
-        )
+        return self.start()
 
-    def terminate(self, child: subprocess.Popen[bytes]) -> None:
-        """runc and crun pass SIGTERM on to the container's pid 1 (tini), which passes it
-        on to the app's process group."""
+    def start(self) -> ContainerInit:
+        """Runs the container detached. Its output and the runtime's own go to one pipe,
+        whose write end only the container keeps once the runtime has exited; a runtime
+        that fails is a dyno that exited with the runtime's status, its reason in the pipe
+        (and so in the app's log), as when the runtime ran in the foreground."""
+        pid_file = self.directory / PID_FILE
+        pid_file.unlink(missing_ok=True)  # never taken for this start's
+        argv = self.runtime("run", "--detach", "--pid-file", str(pid_file))
+        argv += ["--bundle", str(self.bundle), self.dyno_id]
+        output, write_end = os.pipe()
+        try:
+            runtime = subprocess.Popen(
+                argv,
+                stdin=subprocess.DEVNULL,
+                stdout=write_end,
+                stderr=write_end,
+                start_new_session=True,
+                umask=0o022,  # the runtime makes mount points with it, inside the container
+            )
+        except OSError:
+            os.close(output)
+            raise
+        finally:
+            os.close(write_end)
+        code = procs.wait_exit(runtime, START_SECONDS)
+        if code is None:
+            procs.signal_group(runtime.pid, signal.SIGKILL)
+            runtime.wait()
+            os.close(output)
+            raise PaasError(
+                f"{self.plan.runtime} did not start container {self.dyno_id} within "
+                f"{START_SECONDS:g}s"
+            )
+        if code != 0:
+            return ContainerInit(runtime.pid, None, output, procs.shell_status(code))
+        try:
+            return adopt(pid_file, output)
+        except PaasError:
+            os.close(output)
+            raise
+
+    def terminate(self, child: procs.Child) -> None:
+        """SIGTERM to the container's pid 1 (tini), which passes it on to the app's process
+        group; sent directly, as the runtime would: an unreaped child's pid cannot be
+        another process's."""
         if child.poll() is None:
-            child.send_signal(signal.SIGTERM)
+            os.kill(child.pid, signal.SIGTERM)
 
-    def kill(self, _child: subprocess.Popen[bytes]) -> None:
+    def kill(self, _child: procs.Child) -> None:
         cleanup.command(
             self.runtime("kill", "--all", self.dyno_id, "KILL"), self.warn, NO_CONTAINER
         )
 
     def oom_kills(self) -> int:
-        """Readable until cleanup, even after the container ended (`run --keep`)."""
+        """Readable until cleanup, even after the container ended (a detached container
+        and its cgroup stay until `delete`)."""
         return 0 if self.group is None else cgroups.oom_kills(self.group)
 
     def cleanup(self) -> None:
         remove(self.dyno_id, self.directory, self.plan, self.warn)
+
+
+class ContainerInit:
+    """A started container as its supervisor holds it: the host pid of the container's
+    pid 1 and its start time (None if it had ended by then), the read end of the pipe its
+    output goes to, and its exit status once known."""
+
+    def __init__(
+        self, pid: int, started: int | None, output: int, exit_status: int | None = None
+    ) -> None:
+        self.pid = pid
+        self.started = started
+        self.output = output
+        self.exit_status = exit_status
+
+    def poll(self) -> int | None:
+        """The exit status (128 + N for a death by signal N), reaping it; None while it
+        runs."""
+        if self.exit_status is None:
+            pid, status = os.waitpid(self.pid, os.WNOHANG)
+            if pid:
+                self.exit_status = procs.shell_status(os.waitstatus_to_exitcode(status))
+        return self.exit_status
+
+
+def adopt(pid_file: Path, output: int) -> ContainerInit:
+    """The container whose pid 1 the runtime wrote to `pid_file` before it exited with 0.
+    That process is this one's child by then (the runtime's exit re-parented it to this
+    subreaper) and, as a child, cannot go unseen: if it already ended, it waits as a zombie
+    and is reaped here."""
+    try:
+        pid = int(pid_file.read_text().strip())
+    except (OSError, ValueError) as error:
+        raise PaasError(f"the OCI runtime wrote no container pid to {pid_file}: {error}") from None
+    init = ContainerInit(pid, procs.start_time(pid), output)  # before it can be reaped
+    try:
+        init.poll()
+    except ChildProcessError:
+        raise PaasError(
+            f"the container's pid 1 ({pid}) is not a child of its supervisor: the supervisor "
+            "must be a child subreaper (procs.become_subreaper) before it starts containers"
+        ) from None
+    return init
 
 
 def remove(
