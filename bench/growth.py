@@ -19,7 +19,7 @@ slots (crash bookkeeping of web.1, web.2, worker.1): 1,000 apps, 2,000 formation
 Targets: idle tick <= 20 ms; API p99 <= 50 ms; route change <= 100 ms.
 
 Usage: .venv/bin/python bench/growth.py [APPS] [profile|route]   (profile: print cProfile of
-the tick's top functions; route: only one route change, with the router's state on failure)
+the tick's top functions; route: only the route changes, with the router's state on failure)
 """
 
 from __future__ import annotations
@@ -35,6 +35,8 @@ import sys
 import time
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
+from itertools import pairwise
 from pathlib import Path
 
 from benchkit import running_platform
@@ -192,9 +194,20 @@ def measure_ticks(platform: Platform, profile: bool) -> tuple[list[float], float
 
 
 # --- route change -------------------------------------------------------------------------
-def route_change(platform: Platform) -> tuple[float, float | None]:
-    """Seconds from `ps:scale web=2` (via the API) to the new dyno answering through the
-    router; and from its readiness (the `up` file) to that."""
+@dataclass(frozen=True)
+class RouteChange:
+    """One `ps:scale web=2`: seconds to served, and the route part split at the files the
+    agent and the router write (None where a file was not found)."""
+
+    took: float
+    up_to_served: float | None  # the dyno's readiness (its `up` file) to served
+    agent: float | None  # `up` to the agent's write of routes.json
+    router: float | None  # routes.json to the router's applied.json
+    served: float | None  # applied.json to the first answer seen (polled every 2 ms)
+
+
+def route_change(platform: Platform) -> RouteChange:
+    """`ps:scale web=2` (via the API) until the new dyno answers through the router."""
     before = {d.get("id") for d in platform.dyno_statuses(LIVE)}
     started_wall, started = time.time(), time.perf_counter()
     status, body = platform.request_json(
@@ -217,10 +230,17 @@ def route_change(platform: Platform) -> tuple[float, float | None]:
     took = time.perf_counter() - started
     served_wall = started_wall + took
     new = [d for d in platform.dyno_statuses(LIVE) if d.get("id") not in before]
-    up = None
-    if new:
-        up_file = platform.home / "dynos" / str(new[0]["id"]) / "up"
-        up = served_wall - up_file.stat().st_mtime if up_file.exists() else None
+    stamps = [
+        mtime(platform.home / "dynos" / str(new[0]["id"]) / "up") if new else None,
+        mtime(platform.home / "router" / "routes.json"),
+        mtime(platform.home / "router" / "applied.json"),
+        served_wall,
+    ]
+    # A part is unknown when a later write replaced a file (its mtime is then after the end).
+    parts = [
+        b - a if a is not None and b is not None and b >= a else None for a, b in pairwise(stamps)
+    ]
+    up = served_wall - stamps[0] if stamps[0] is not None else None
     platform.request_json(
         "PATCH", f"/apps/{LIVE}/formation", {"updates": [{"type": "web", "quantity": 1}]}
     )
@@ -229,7 +249,11 @@ def route_change(platform: Platform) -> tuple[float, float | None]:
         60,
         "web.2 to stop",
     )
-    return took, up
+    return RouteChange(took, up, *parts)
+
+
+def mtime(path: Path) -> float | None:
+    return path.stat().st_mtime if path.exists() else None
 
 
 def served_by(platform: Platform, dyno: str, timeout: float) -> None:
@@ -252,45 +276,9 @@ def main(count: int, mode: str) -> None:
             f"seeded {count - 1} apps in {time.monotonic() - started:.1f}s "
             f"({len(store.apps())} apps in the store); load {os.getloadavg()}"
         )
-        if mode == "route":
-            print(f"route change only: {route_change(platform)}")
-            return
-        ticks, idle_share = measure_ticks(platform, mode == "profile")
-        idle = "idle0500"
-        lines = [
-            percentiles("agent idle tick (in-process)", ticks, 20),
-            f"{'platform agent CPU while idle':<40} {100 * idle_share:5.1f} % of one CPU",
-            percentiles("GET /apps", timed(api_get(platform, "/apps"), API_CALLS), 50),
-            percentiles(
-                f"GET /apps/{idle}/formation",
-                timed(api_get(platform, f"/apps/{idle}/formation"), API_CALLS),
-                50,
-            ),
-            percentiles(
-                f"GET /apps/{idle}/dynos (paas ps)",
-                timed(api_get(platform, f"/apps/{idle}/dynos"), API_CALLS),
-                50,
-            ),
-            percentiles(
-                f"GET /apps/{LIVE}/dynos (1 up: CPU sample)",
-                timed(api_get(platform, f"/apps/{LIVE}/dynos"), 20),
-            ),
-            percentiles(
-                "`paas apps` (CLI, process start incl.)", timed(cli(platform, "apps"), CLI_CALLS)
-            ),
-            percentiles(
-                f"`paas ps -a {idle}` (CLI)", timed(cli(platform, "ps", "-a", idle), CLI_CALLS)
-            ),
-        ]
-        for line in lines:
-            print(line, flush=True)
-        changes = [route_change(platform) for _ in range(ROUTE_RUNS)]
-        # No target for the whole: it holds a container start (bench/containers.py: 0.1 s)
-        # and the app's boot; the route change is the part from readiness to served.
-        print(percentiles("ps:scale web=2 -> new dyno served", [c[0] for c in changes]))
-        ups = [c[1] for c in changes if c[1] is not None]
-        if ups:
-            print(percentiles("  of which: dyno up -> served (route)", ups, 100))
+        if mode != "route":
+            control_plane(platform, mode == "profile")
+        print_route_changes([route_change(platform) for _ in range(ROUTE_RUNS)])
         routes = read_json(platform.home / "router" / "routes.json") or {}
         apps = routes.get("apps")
         print(
@@ -298,6 +286,54 @@ def main(count: int, mode: str) -> None:
             f" {len(apps) if isinstance(apps, list) else 0} apps;"
             f" {os.cpu_count()} CPUs, load {os.getloadavg()}"
         )
+
+
+def control_plane(platform: Platform, profile: bool) -> None:
+    """The idle tick, and the API and CLI calls."""
+    ticks, idle_share = measure_ticks(platform, profile)
+    idle = "idle0500"
+    lines = [
+        percentiles("agent idle tick (in-process)", ticks, 20),
+        f"{'platform agent CPU while idle':<40} {100 * idle_share:5.1f} % of one CPU",
+        percentiles("GET /apps", timed(api_get(platform, "/apps"), API_CALLS), 50),
+        percentiles(
+            f"GET /apps/{idle}/formation",
+            timed(api_get(platform, f"/apps/{idle}/formation"), API_CALLS),
+            50,
+        ),
+        percentiles(
+            f"GET /apps/{idle}/dynos (paas ps)",
+            timed(api_get(platform, f"/apps/{idle}/dynos"), API_CALLS),
+            50,
+        ),
+        percentiles(
+            f"GET /apps/{LIVE}/dynos (1 up: CPU sample)",
+            timed(api_get(platform, f"/apps/{LIVE}/dynos"), 20),
+        ),
+        percentiles(
+            "`paas apps` (CLI, process start incl.)", timed(cli(platform, "apps"), CLI_CALLS)
+        ),
+        percentiles(
+            f"`paas ps -a {idle}` (CLI)", timed(cli(platform, "ps", "-a", idle), CLI_CALLS)
+        ),
+    ]
+    for line in lines:
+        print(line, flush=True)
+
+
+def print_route_changes(changes: list[RouteChange]) -> None:
+    # No target for the whole: it holds a container start (bench/containers.py: 0.1 s)
+    # and the app's boot; the route change is the part from readiness to served.
+    print(percentiles("ps:scale web=2 -> new dyno served", [c.took for c in changes]))
+    for label, values, target in (
+        ("  of which: dyno up -> served (route)", [c.up_to_served for c in changes], 100),
+        ("    up -> routes.json (agent)", [c.agent for c in changes], None),
+        ("    routes.json -> applied (router)", [c.router for c in changes], None),
+        ("    applied -> first answer seen", [c.served for c in changes], None),
+    ):
+        known = [v for v in values if v is not None]
+        if known:
+            print(percentiles(label, known, target))
 
 
 if __name__ == "__main__":
