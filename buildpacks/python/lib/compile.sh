@@ -55,7 +55,7 @@ compile::dependencies() {
 	fi
 	# Not saved in the app's cache: the platform keeps it for the app's next builds.
 	if shared::restore "$fingerprint" "$venv" "$env_dir"; then
-		output::detail "Reusing the platform's environment for this requirements.txt (built from wheels)"
+		output::detail "Reusing the platform's shared environment for this requirements.txt (built from wheels)"
 		return 0
 	fi
 	if [[ -z "$fingerprint" ]]; then

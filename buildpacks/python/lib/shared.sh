@@ -47,15 +47,18 @@ shared::prime() {
 	mkdir -p -- "$dir/cache"
 	config::export_index_settings ""
 	compile::prepare_uv "$dir/cache" "$app"
-	# Wheels only; bytecode compiled by shared::compile_bytecode; no uv.toml but the host's.
-	export UV_NO_BUILD=1 UV_COMPILE_BYTECODE=0 UV_NO_CONFIG=1
+	# Bytecode is compiled by shared::compile_bytecode, not by uv (which runs .pth files);
+	# no uv.toml or pyproject.toml is read.
+	unset UV_COMPILE_BYTECODE
+	export UV_NO_CONFIG=1
 	runtime::select "$app"
 	version=$(<"$BUILDPACK_DIR/VERSION")
 	fingerprint=$(deps::fingerprint "$app" requirements "$version")
 	[[ -n "$fingerprint" ]] || output::fail "bin/prime: requirements.txt refers to local paths."
 	output::step "Installing requirements with uv (wheels only, shared by apps with the same requirements.txt)"
 	uv venv --quiet --relocatable --python "$RUNTIME_PYTHON" "$venv" 2>&1 | output::indent
-	(cd "$app" && deps::uv pip install --python "$venv/bin/python" -r requirements.txt) ||
+	# Wheels only: an sdist would run its build backend (setup.py), even just to resolve.
+	(cd "$app" && deps::uv pip install --only-binary :all: --python "$venv/bin/python" -r requirements.txt) ||
 		output::fail "bin/prime: uv could not install requirements.txt from wheels."
 	shared::compile_bytecode "$venv"
 	printf '%s\n' "$fingerprint" >"$dir/fingerprint"
