@@ -158,3 +158,19 @@ def test_other_requirements_get_an_entry_of_their_own(platform: Platform) -> Non
     assert (entry / "requirements.txt").read_text() == "flask\ngunicorn\nblinker\n"
     assert {p.stat().st_uid for p in entry.rglob("*") if not p.is_symlink()} == {0}
     serving(platform, "other")
+
+
+def test_requirements_without_wheels_fall_back_to_the_apps_own_install(
+    platform: Platform,
+) -> None:
+    # docopt 0.6.2 is published as an sdist only: the prime refuses it, the app builds it.
+    needs_build = {"requirements.txt": "flask\ngunicorn\ndocopt==0.6.2\n"}
+    known = entries(platform)
+    output = push_app(platform, "sdist-a", sample_repo(platform, "sdist-a", needs_build))
+    assert PRIMED in output and "Not shared with other apps" in output
+    assert "Resolved" in output and REUSED not in output
+    serving(platform, "sdist-a")
+    again = push_app(platform, "sdist-b", sample_repo(platform, "sdist-b", needs_build))
+    assert PRIMED not in again  # the failure is remembered, not retried on every push
+    assert entries(platform) == known
+    serving(platform, "sdist-b")

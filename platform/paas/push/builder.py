@@ -601,9 +601,9 @@ class Builder:
         build_sandbox, self.sandbox = self.sandbox, sandbox.__enter__()
         try:
             argv = [str(buildpack / "bin" / "prime"), str(work)]
-            code, text = self.run_step(argv, request, workspace, COMPILE_TIMEOUT, False, env, work)
-        except BuildFailed as failure:
-            code, text = -1, failure.message
+            code, why = self.run_step(argv, request, workspace, COMPILE_TIMEOUT, True, env, work)
+        except BuildFailed as failure:  # its time ran out: the build's own step says so
+            code, why = -1, failure.message
         finally:
             self.sandbox = build_sandbox
             sandbox.__exit__(None, None, None)
@@ -612,13 +612,13 @@ class Builder:
             try:
                 entry = shared.cache.add(key, work, data)
             except PaasError as failure:
-                text = failure.message
+                why = failure.message
         if entry is None:
             shared.cache.record_failure(key)
-            tail = " / ".join(text.strip().splitlines()[-3:])
+            tail = " / ".join(why.strip().splitlines()[-2:])
             platform_log.line(f"paas: shared dependencies for {request.app} not built: {tail}")
+            self.say("       Not shared with other apps (see above): this app installs its own")
             return None
-        self.out.write(text)
         self.say(f"       Shared environment ready ({time.monotonic() - started:.1f}s)")
         shared.cache.prune()
         return entry
