@@ -130,7 +130,9 @@ class DepCache:
         staging = self.entries / f".{name}"
         staging.mkdir(mode=0o700)
         try:
-            procs.run(["cp", "-a", "--", str(venv), str(staging / "venv")], COPY_TIMEOUT)
+            # Copied by root without the prime account's ownership: root's from the start.
+            copy = ["cp", "-a", "--no-preserve=ownership", "--", str(venv), str(staging / "venv")]
+            procs.run(copy, COPY_TIMEOUT)
             (staging / "requirements.txt").write_bytes(requirements)
             (staging / "fingerprint").write_text(fingerprint + "\n")
             seal(staging)
@@ -192,8 +194,6 @@ def tree_bytes(path: Path) -> int:
 
 
 def seal(tree: Path) -> None:
-    """Root-owned and read-only for every build and dyno that is offered it."""
-    if os.geteuid() == 0:
-        procs.run(["chown", "-R", "0:0", str(tree)], timeout=300)
+    """Read-only for every build and dyno that is offered it (root's: root made it)."""
     procs.run(["chmod", "-R", "go-w,a+rX", str(tree)], timeout=300)
     tree.chmod(0o755)

@@ -142,6 +142,7 @@ class Builder:
         self.sandbox: BuildSandbox | None = None
         self.slugs = SlugStore(settings.slugs_dir)
         self.teardown: threading.Thread | None = None
+        self.prime_sandbox: BuildSandbox | None = None  # removed with the build's own
 
     def say(self, line: str) -> None:
         self.out.write(line + "\n")
@@ -195,13 +196,15 @@ class Builder:
     def tear_down(
         self, scratch: Path, request: BuildRequest, sandbox: BuildSandbox | None = None
     ) -> None:
-        """Removes the sandbox (its overlay, on the build's disk, first), unmounts the
-        app's cache (kept: its writes go to its image) and removes the build's own disk.
+        """Removes the sandboxes (a prime's and the build's: their overlays are on the
+        build's disk) first, unmounts the app's cache (kept: its writes go to its image)
+        and removes the build's own disk.
         The top of its thread: whatever fails is the platform log's, never the push's (the
         build is over) nor the pusher's to read as a traceback."""
         try:
-            if sandbox is not None:
-                sandbox.__exit__(None, None, None)
+            for used in (self.prime_sandbox, sandbox):
+                if used is not None:
+                    used.__exit__(None, None, None)
             container.unmount(self.cache_dir(request))
             container.remove_disk(scratch, scratch.with_suffix(".img"))
         except Exception:
@@ -599,6 +602,7 @@ class Builder:
         )
         started = time.monotonic()
         build_sandbox, self.sandbox = self.sandbox, sandbox.__enter__()
+        self.prime_sandbox = sandbox  # its container is gone when its step ends
         try:
             argv = [str(buildpack / "bin" / "prime"), str(work)]
             code, why = self.run_step(argv, request, workspace, COMPILE_TIMEOUT, True, env, work)
@@ -606,7 +610,6 @@ class Builder:
             code, why = -1, failure.message
         finally:
             self.sandbox = build_sandbox
-            sandbox.__exit__(None, None, None)
         entry = None
         if code == 0:
             try:
