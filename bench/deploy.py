@@ -288,6 +288,10 @@ def main(runs: int) -> None:
             app = f"bench-{run}"
             platform.paas("apps:create", app, "--no-remote")
             repo = platform.new_repo(f"repo-{run}")
+            # A file of its own, so no run's slug is another's: slugs are content-addressed,
+            # and a tree already stored skips its copy into the slug store.
+            (repo / "run.txt").write_text(f"bench run {run}\n")
+            commit(repo, "this run's own file")
             cold.append(traced_deploy(platform, app, repo, "Hello from paas", cold_steps))
             app_py = repo / "app.py"
             app_py.write_text(app_py.read_text().replace("Hello from paas", "Hello again"))

@@ -3,7 +3,8 @@
 #
 # Invariant: BUILD_DIR/.venv is either rebuilt from scratch by uv or restored
 # from a cached venv built for the same fingerprint (same dependency files,
-# same interpreter, same buildpack version); it is never patched in place.
+# same interpreter, same buildpack version): the app's own cache's, or the
+# platform's shared one (lib/shared.sh); it is never patched in place.
 
 # compile::abs_dir DIR — print DIR as an absolute path with symlinks resolved.
 compile::abs_dir() {
@@ -31,9 +32,9 @@ compile::prepare_uv() {
 	unset VIRTUAL_ENV PYTHONHOME PYTHONPATH UV_PROJECT_ENVIRONMENT UV_SYSTEM_PYTHON UV_PYTHON
 }
 
-# compile::dependencies BUILD_DIR CACHE_DIR KIND WORK_DIR — make BUILD_DIR/.venv.
+# compile::dependencies BUILD_DIR CACHE_DIR KIND WORK_DIR ENV_DIR — make BUILD_DIR/.venv.
 compile::dependencies() {
-	local build_dir=$1 cache_dir=$2 kind=$3 work=$4 fingerprint version
+	local build_dir=$1 cache_dir=$2 kind=$3 work=$4 env_dir=$5 fingerprint version
 	local venv="$build_dir/.venv"
 	version=$(<"$BUILDPACK_DIR/VERSION")
 	fingerprint=$(deps::fingerprint "$build_dir" "$kind" "$version")
@@ -50,6 +51,11 @@ compile::dependencies() {
 	fi
 	if cache::restore_venv "$cache_dir" "$fingerprint" "$venv"; then
 		output::detail "Dependencies unchanged, reusing the cached environment"
+		return 0
+	fi
+	# Not saved in the app's cache: the platform keeps it for the app's next builds.
+	if shared::restore "$fingerprint" "$venv" "$env_dir"; then
+		output::detail "Reusing the platform's shared environment for this requirements.txt (built from wheels)"
 		return 0
 	fi
 	if [[ -z "$fingerprint" ]]; then
@@ -92,7 +98,7 @@ compile::main() {
 
 	kind=$(deps::manager "$build_dir")
 	deps::check "$build_dir" "$kind"
-	compile::dependencies "$build_dir" "$cache_dir" "$kind" "$work"
+	compile::dependencies "$build_dir" "$cache_dir" "$kind" "$work" "$env_dir"
 
 	if deps::is_package "$build_dir"; then
 		output::step "Installing the app's own package"

@@ -17,8 +17,10 @@ from __future__ import annotations
 
 import codecs
 import contextlib
+import dataclasses
 import math
 import os
+import pwd
 import shutil
 import signal
 import subprocess
@@ -33,13 +35,14 @@ from pathlib import Path
 from typing import IO
 
 from paas.artifacts import stacks
+from paas.artifacts.depcache import DepCache
 from paas.artifacts.slugs import SlugStore
-from paas.domain import buildpack_source, procfile
+from paas.domain import buildpack_source, procfile, requirements
 from paas.domain.errors import BuildFailed, PaasError
 from paas.domain.output import Output
 from paas.domain.settings import Settings
 from paas.host import platform_log, procs
-from paas.isolation import container
+from paas.isolation import container, users
 from paas.isolation.container import BuildSandbox, SandboxPlan
 from paas.isolation.users import Account
 from paas.push import pushed_tree
@@ -49,6 +52,7 @@ COMPILE_TIMEOUT = 15 * 60
 STEP_TIMEOUT = 120
 STEP_UMASK = 0o022
 STACK = "paas-host"
+DEPS_USER = "paas-deps"  # the shared dependency cache's prime steps run as it
 CHUNK = 65536
 STEP_OUTPUT_KEPT = 64 * 1024  # characters of a step's output kept for parsing (detect, release)
 FETCH_OUTPUT_KEPT = 2048  # bytes of a failed clone's stderr kept for its message
@@ -106,6 +110,15 @@ class BuildRequest:
     git_env: Mapping[str, str]
 
 
+@dataclass(frozen=True)
+class SharedDeps:
+    """The shared dependency cache as builds use it: its store, and the account its prime
+    steps run as (the platform's, no app's)."""
+
+    cache: DepCache
+    account: Account
+
+
 class Builder:
     def __init__(
         self,
@@ -114,9 +127,12 @@ class Builder:
         out: Output,
         sandbox: SandboxPlan | None = None,
         deadline: float = math.inf,
+        shared: SharedDeps | None = None,
     ) -> None:
         """`account`: the app's own uid, which every step runs as (None: not root);
-        `deadline`: time.monotonic() by which the whole build must be done."""
+        `deadline`: time.monotonic() by which the whole build must be done; `shared`: the
+        shared dependency cache (None: each app builds its own environment)."""
+        self.shared = shared
         self.settings = settings
         self.deadline = deadline
         self.account = account
@@ -126,6 +142,7 @@ class Builder:
         self.sandbox: BuildSandbox | None = None
         self.slugs = SlugStore(settings.slugs_dir)
         self.teardown: threading.Thread | None = None
+        self.prime_sandbox: BuildSandbox | None = None  # removed with the build's own
 
     def say(self, line: str) -> None:
         self.out.write(line + "\n")
@@ -179,13 +196,15 @@ class Builder:
     def tear_down(
         self, scratch: Path, request: BuildRequest, sandbox: BuildSandbox | None = None
     ) -> None:
-        """Removes the sandbox (its overlay, on the build's disk, first), unmounts the
-        app's cache (kept: its writes go to its image) and removes the build's own disk.
+        """Removes the sandboxes (a prime's and the build's: their overlays are on the
+        build's disk) first, unmounts the app's cache (kept: its writes go to its image)
+        and removes the build's own disk.
         The top of its thread: whatever fails is the platform log's, never the push's (the
         build is over) nor the pusher's to read as a traceback."""
         try:
-            if sandbox is not None:
-                sandbox.__exit__(None, None, None)
+            for used in (self.prime_sandbox, sandbox):
+                if used is not None:
+                    used.__exit__(None, None, None)
             container.unmount(self.cache_dir(request))
             container.remove_disk(scratch, scratch.with_suffix(".img"))
         except Exception:
@@ -212,10 +231,14 @@ class Builder:
     ) -> Artifact:
         app_dir = workspace / "app"
         buildpacks = self.select_buildpacks(request, workspace)
+        entry = self.shared_entry(request, workspace, buildpacks)
         defaults: dict[str, str] = {}
         for buildpack in buildpacks:
-            self.compile(buildpack, workspace, request)
+            offered = {"PAAS_SHARED_VENV": str(entry)} if entry and is_python(buildpack) else {}
+            self.compile(buildpack, workspace, request, offered)
             defaults = self.release(buildpack, workspace, request)
+        if entry is not None and self.shared is not None:
+            self.shared.cache.remember(request.app_id, entry)
         process_types = {**defaults, **declared}
         if not process_types:
             raise BuildFailed(
@@ -406,17 +429,21 @@ class Builder:
         workspace: Path,
         timeout: float,
         echo: bool = True,
+        extra_env: Mapping[str, str] | None = None,
+        cwd: Path | None = None,
     ) -> tuple[int, str]:
         """Runs one buildpack script as the build user (in the sandbox when there is one),
-        streaming its output live; returns its exit status and the head of its output."""
+        streaming its output live; returns its exit status and the head of its output.
+        `workspace`'s home is HOME, its app the working directory unless `cwd` says."""
         account = self.account
-        env = self.environment(request, workspace)
+        env = {**self.environment(request, workspace), **(extra_env or {})}
+        cwd = workspace / "app" if cwd is None else cwd
         if self.sandbox is not None:
-            argv, account = self.sandbox.argv(argv, env, workspace / "app"), None
+            argv, account = self.sandbox.argv(argv, env, cwd), None
         limit = self.within(timeout)
         with subprocess.Popen(
             argv,
-            cwd=workspace / "app",
+            cwd=cwd,
             env=env,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
@@ -484,14 +511,20 @@ class Builder:
         self.say(f"-----> {name} app detected")
         return name
 
-    def compile(self, buildpack: Path, workspace: Path, request: BuildRequest) -> None:
+    def compile(
+        self,
+        buildpack: Path,
+        workspace: Path,
+        request: BuildRequest,
+        extra_env: Mapping[str, str] | None = None,
+    ) -> None:
         argv = [
             str(buildpack / "bin" / "compile"),
             str(workspace / "app"),
             str(self.cache_dir(request)),
             str(workspace / "env"),
         ]
-        code, _ = self.run_step(argv, request, workspace, COMPILE_TIMEOUT)
+        code, _ = self.run_step(argv, request, workspace, COMPILE_TIMEOUT, extra_env=extra_env)
         if code != 0:
             raise BuildFailed(
                 f"the {buildpack.name.split('-', 1)[-1]} buildpack failed to compile "
@@ -507,6 +540,91 @@ class Builder:
         if code != 0:
             raise BuildFailed(f"bin/release of {buildpack.name} failed (exit status {code})")
         return default_process_types(text, buildpack.name.split("-", 1)[-1])
+
+    def shared_entry(
+        self, request: BuildRequest, workspace: Path, buildpacks: list[Path]
+    ) -> Path | None:
+        """The shared dependency cache's entry for this build, primed first when there is
+        none yet, mounted read-only into the build's later steps; None when the app's
+        dependencies are not shared (not the built-in Python buildpack, a lock file, a
+        requirements.txt with options or URLs, an index of its own) or cannot be."""
+        if self.shared is None or self.sandbox is None or self.sandbox_plan is None:
+            return None
+        app_dir = workspace / "app"
+        if not any(is_python(pack) for pack in buildpacks) or any(
+            os.path.lexists(app_dir / name) for name in requirements.PREFERRED_FILES
+        ):
+            return None
+        data = pushed_tree.read_bytes(app_dir, "requirements.txt", requirements.MAX_BYTES + 1)
+        if (
+            data is None
+            or not requirements.shareable(data)
+            or requirements.own_index(request.config)
+        ):
+            return None
+        version = (BUILTIN_BUILDPACKS / "python" / "VERSION").read_text()
+        host = [(k, os.environ[k]) for k in PASSED_THROUGH if k in os.environ]
+        stack_root = str(self.sandbox_plan.stack_rootfs)
+        key = requirements.key(data, self.stack, stack_root, version, host)
+        cache = self.shared.cache
+        entry = cache.offer(request.app_id, key)
+        if entry is None and not cache.failed_recently(key):
+            entry = self.prime(request, workspace, key, data)
+        if entry is not None:
+            self.sandbox.readonly_binds += (str(entry),)
+        return entry
+
+    def prime(self, request: BuildRequest, workspace: Path, key: str, data: bytes) -> Path | None:
+        """Builds the entry for `key` in a container of its own, as the platform's deps
+        account: it sees the requirements file (the pushed bytes, checked), a pristine copy
+        of the built-in Python buildpack, the tools and a staging directory, and runs
+        bin/prime (wheels only, nothing of a package runs). None when it fails: the app's
+        own build then installs as before."""
+        assert self.shared is not None and self.sandbox_plan is not None
+        shared, plan = self.shared, self.sandbox_plan
+        base = workspace.parent / "deps"  # on the build's capped disk
+        buildpack, work = base / "buildpack", base / "work"
+        base.mkdir(mode=0o711)
+        shutil.copytree(BUILTIN_BUILDPACKS / "python", buildpack, symlinks=True)
+        (work / "app").mkdir(parents=True)
+        (work / "home").mkdir()
+        (work / "app" / "requirements.txt").write_bytes(data)
+        owner = f"{shared.account.uid}:{shared.account.gid}"
+        procs.run(["chown", "-R", owner, str(work)], timeout=STEP_TIMEOUT)
+        work.chmod(0o700)
+        env = step_environment(
+            os.environ, self.settings.tools_dir, work / "home", self.stack, request.commit
+        )
+        readonly = [self.settings.tools_dir, buildpack, *host_paths(env)]
+        deps_plan = dataclasses.replace(plan, uid=shared.account.uid, gid=shared.account.gid)
+        sandbox = BuildSandbox(
+            f"{base.parent.name}.deps", base / "sandbox", deps_plan, [work], readonly
+        )
+        started = time.monotonic()
+        build_sandbox, self.sandbox = self.sandbox, sandbox.__enter__()
+        self.prime_sandbox = sandbox  # its container is gone when its step ends
+        try:
+            argv = [str(buildpack / "bin" / "prime"), str(work)]
+            code, why = self.run_step(argv, request, workspace, COMPILE_TIMEOUT, True, env, work)
+        except BuildFailed as failure:  # its time ran out: the build's own step says so
+            code, why = -1, failure.message
+        finally:
+            self.sandbox = build_sandbox
+        entry = None
+        if code == 0:
+            try:
+                entry = shared.cache.add(key, work, data)
+            except PaasError as failure:
+                why = failure.message
+        if entry is None:
+            shared.cache.record_failure(key)
+            tail = " / ".join(why.strip().splitlines()[-2:])
+            platform_log.line(f"paas: shared dependencies for {request.app} not built: {tail}")
+            self.say("       Not shared with other apps (see above): this app installs its own")
+            return None
+        self.say(f"       Shared environment ready ({time.monotonic() - started:.1f}s)")
+        shared.cache.prune()
+        return entry
 
 
 class Watchdog:
@@ -613,6 +731,21 @@ def step_environment(
         UV_PYTHON_DOWNLOADS="never",
     )
     return env
+
+
+def is_python(buildpack: Path) -> bool:
+    """Whether a selected buildpack is the built-in Python one (copied as N-python)."""
+    return buildpack.name.split("-", 1)[-1] == "python"
+
+
+def shared_deps(settings: Settings) -> SharedDeps:
+    """The shared dependency cache under PAAS_HOME/deps and its account (made if needed)."""
+    users.ensure_user(DEPS_USER)
+    entry = pwd.getpwnam(DEPS_USER)
+    cache = DepCache(
+        settings.home / "deps", settings.push_timeout_seconds, settings.build_cache_mb << 20
+    )
+    return SharedDeps(cache, Account(entry.pw_uid, entry.pw_gid))
 
 
 def host_paths(env: dict[str, str]) -> list[Path]:

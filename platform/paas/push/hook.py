@@ -35,7 +35,7 @@ from paas.dynos import capability
 from paas.host import platform_log, procs
 from paas.isolation import container, users
 from paas.isolation.container import SandboxPlan
-from paas.push.builder import Artifact, Builder, BuildRequest, ensure_tools
+from paas.push.builder import Artifact, Builder, BuildRequest, ensure_tools, shared_deps
 from paas.state.logs import LogStore
 from paas.state.store import Store
 
@@ -85,7 +85,8 @@ def deploy(
     try:
         account = users.app_account(store, app)
         sandbox = build_sandbox(settings, app, account)
-        builder = Builder(settings, account, capture, sandbox, deadline)
+        shared = None if sandbox is None else shared_deps(settings)
+        builder = Builder(settings, account, capture, sandbox, deadline, shared)
         artifact = builder.build(
             BuildRequest(
                 app=app.name,
