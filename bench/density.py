@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from benchkit import running_platform
-from platform_harness import Platform, commit, wait_for
+from platform_harness import Platform, cmdline, commit, wait_for
 
 from paas.host.jsonfile import read_json
 
@@ -107,13 +107,6 @@ def descendants(root: int, procs: dict[int, Proc]) -> list[Proc]:
             found.append(child)
             todo.append(child.pid)
     return found
-
-
-def cmdline(pid: int) -> str:
-    try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
-    except OSError:
-        return ""
 
 
 def uss(pid: int) -> int:

@@ -32,6 +32,14 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
+def cmdline(pid: int) -> str:
+    """A process's command line, words joined by spaces ('' once it is gone)."""
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode().strip()
+    except OSError:
+        return ""
+
+
 def wait_for(check: Callable[[], T | None], timeout: float, what: str) -> T:
     deadline = time.monotonic() + timeout
     while True:

@@ -15,7 +15,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from platform_harness import Platform, wait_for
+from platform_harness import Platform, cmdline, wait_for
 
 from paas.host import procs
 
@@ -53,13 +53,6 @@ def descendants(pid: int, table: dict[int, tuple[str, int]]) -> list[int]:
             found.append(child)
             todo.append(child)
     return found
-
-
-def cmdline(pid: int) -> str:
-    try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
-    except OSError:
-        return ""
 
 
 def running_web(platform: Platform) -> dict[str, object]:

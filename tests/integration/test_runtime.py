@@ -11,7 +11,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from platform_harness import wait_for
+from platform_harness import cmdline, wait_for
 
 from paas.domain.dyno import DynoSpec
 from paas.domain.settings import Settings
@@ -126,10 +126,6 @@ def test_dynos_outlive_the_launcher_and_a_dead_launcher_is_replaced(
     statuses = runtime.list()
     assert len(statuses) == 2
     assert all(s.pid and procs.group_alive(s.pid) and s.state != "exited" for s in statuses)
-
-
-def cmdline(pid: int) -> str:
-    return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode().strip()
 
 
 def test_supervisor_and_launcher_say_what_they_run_in_their_process_titles(

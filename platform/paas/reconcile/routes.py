@@ -154,14 +154,14 @@ class RoutePublisher:
         if tuple(self.routes.values()) == routes:
             return  # the same routes (mostly the very same objects): an idle tick
         document = route_table_to_json(RouteTable(self.generation + 1, routes))
+        if self.published_apps != document["apps"]:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            write_json(self.path, document)
+            self.generation += 1
+            self.log_route_changes(self.published_apps, document["apps"])
+            self.published_apps = document["apps"]
+        # Only once written: a failed write is tried again on the next tick.
         self.routes = {route.app: route for route in routes}
-        if self.published_apps == document["apps"]:
-            return
-        self.generation += 1
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        write_json(self.path, document)
-        self.log_route_changes(self.published_apps, document["apps"])
-        self.published_apps = document["apps"]
 
     def say_refused(self, refused: dict[str, str]) -> None:
         """Once per app and reason, in the platform's log and the app's."""
