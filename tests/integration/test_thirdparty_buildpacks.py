@@ -222,7 +222,12 @@ def test_a_multi_buildpack_app_by_dot_buildpacks(platform: Platform) -> None:
     )
     platform.paas("apps:create", "multi", "--no-remote")
     platform.paas("config:set", "BAR=set-by-the-app", "-a", "multi")
-    repo = app_repo(platform, "multi", {".buildpacks": f"{first}\n{second}\n", "app.txt": "x"})
+    # The release phase sees the defaults too (.profile.d is sourced there as in dynos).
+    files = {
+        ".buildpacks": f"{first}\n{second}\n",
+        "Procfile": 'release: test "$FOO" = from-release\n',
+    }
+    repo = app_repo(platform, "multi", files)
     output = pushed(platform, "multi", repo)
     assert "Exporter app detected" in output and "Last app detected" in output
     assert "Default config vars from bin/release" in output
