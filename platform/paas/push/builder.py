@@ -38,7 +38,7 @@ from typing import IO
 from paas.artifacts import stacks
 from paas.artifacts.depcache import DepCache
 from paas.artifacts.slugs import SlugStore
-from paas.domain import buildpack_release, buildpack_source, procfile, requirements
+from paas.domain import buildpack_release, buildpack_source, healthcheck, procfile, requirements
 from paas.domain.errors import BuildFailed, PaasError
 from paas.domain.output import Output
 from paas.domain.settings import Settings
@@ -367,7 +367,7 @@ class Builder:
         if listed is not None:
             text = listed.decode(errors="replace")
             return ".buildpacks", buildpack_source.parse_list(text, allowed, builtins)
-        manifest = pushed_tree.read_bytes(app_dir, "app.json", BUILDPACKS_FILE_BYTES * 4)
+        manifest = pushed_tree.read_bytes(app_dir, "app.json", healthcheck.MAX_FILE_BYTES)
         if manifest is not None:
             urls = buildpack_source.app_json_urls(manifest.decode("utf-8-sig", errors="replace"))
             if urls:
