@@ -18,8 +18,15 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.serving import WSGIRequestHandler
 
 from paas.cli import commands as cli
-from paas.domain import sizes, validation
-from paas.domain.errors import Conflict, InvalidParams, NotFound, PaasError, Unauthorized
+from paas.domain import buildpack_source, sizes, validation
+from paas.domain.errors import (
+    BuildFailed,
+    Conflict,
+    InvalidParams,
+    NotFound,
+    PaasError,
+    Unauthorized,
+)
 
 TOKEN = "test-token-123"
 UNAUTHORIZED = "invalid credentials: the API token was not accepted"
@@ -45,6 +52,7 @@ class FakeApi:
     dynos: list[dict[str, Any]] = dataclasses.field(default_factory=list)
     releases: list[dict[str, Any]] = dataclasses.field(default_factory=list)
     domains: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+    buildpacks: list[str] = dataclasses.field(default_factory=list)
     log_lines: list[str] = dataclasses.field(default_factory=list)
 
     def add_app(self, name: str, stack: str = STACKS[-1]) -> dict[str, Any]:
@@ -292,6 +300,34 @@ def build_app(fake: FakeApi) -> flask.Flask:
             raise NotFound(f"domain {hostname} is not attached to {name}")
         fake.domains.remove({"hostname": hostname.lower()})
         return {"hostname": hostname}
+
+    def installations() -> list[dict[str, Any]]:
+        return [
+            {"buildpack": {"url": url, "name": url}, "ordinal": ordinal}
+            for ordinal, url in enumerate(fake.buildpacks)
+        ]
+
+    @app.get("/apps/<name>/buildpack-installations")
+    def get_buildpacks(name: str) -> Any:
+        find(name)
+        return installations()
+
+    @app.put("/apps/<name>/buildpack-installations")
+    def put_buildpacks(name: str) -> Any:
+        find(name)
+        updates = body().get("updates")
+        if not isinstance(updates, list) or not all(
+            isinstance(u, dict) and isinstance(u.get("buildpack"), str) for u in updates
+        ):
+            raise InvalidParams('updates must be a list of {"buildpack": "URL"} objects')
+        urls = [str(u["buildpack"]) for u in updates]
+        for url in urls:  # the real API's check, against the default allow-list
+            try:
+                buildpack_source.parse(url, buildpack_source.DEFAULT_PREFIXES, ["python"])
+            except BuildFailed as error:
+                raise InvalidParams(error.message) from None
+        fake.buildpacks = urls
+        return installations()
 
     @app.get("/apps/<name>/log-lines")
     def get_log_lines(name: str) -> Any:

@@ -99,6 +99,9 @@ FORMATION = "/apps/demo/formation"
 RELEASES = "/apps/demo/releases"
 DOMAINS = "/apps/demo/domains"
 WWW = {"hostname": "www.example.com"}
+BUILDPACKS = "/apps/demo/buildpack-installations"
+PY = {"buildpack": {"url": "heroku/python", "name": "heroku/python"}, "ordinal": 0}
+SET_PY = Request("PUT", BUILDPACKS, {"updates": [{"buildpack": "heroku/python"}]})
 
 CASES: tuple[Case, ...] = (
     # -- the account, authentication, unknown endpoints ----------------------------------
@@ -451,6 +454,39 @@ CASES: tuple[Case, ...] = (
         "not_found",
     ),
     _error("domains unknown app", _get("/apps/nope/domains"), 404, "not_found"),
+    # -- buildpack installations ---------------------------------------------------------
+    Case("buildpacks: none", _get(BUILDPACKS), 200, equals=[]),
+    Case("buildpacks:set", SET_PY, 200, equals=[PY]),
+    Case("buildpacks", _get(BUILDPACKS), 200, before=(SET_PY,), equals=[PY]),
+    Case("buildpacks:clear", Request("PUT", BUILDPACKS, {"updates": []}), 200, equals=[]),
+    _error(
+        "buildpacks:set a host path",
+        Request("PUT", BUILDPACKS, {"updates": [{"buildpack": "/etc"}]}),
+        422,
+        "invalid_params",
+    ),
+    _error(
+        "buildpacks:set not a list",
+        Request("PUT", BUILDPACKS, {"updates": "heroku/python"}),
+        422,
+        "invalid_params",
+    ),
+    Case(
+        "buildpacks:set a bad one stores nothing",
+        _get(BUILDPACKS),
+        200,
+        before=(
+            SET_PY,
+            Request(
+                "PUT",
+                BUILDPACKS,
+                {"updates": [{"buildpack": "heroku/python"}, {"buildpack": "x"}]},
+                expect=422,
+            ),
+        ),
+        equals=[PY],
+    ),
+    _error("buildpacks unknown app", _get("/apps/nope/buildpack-installations"), 404, "not_found"),
     # -- log lines -----------------------------------------------------------------------
     Case("logs", _get("/apps/demo/log-lines"), 200, keys=frozenset({"lines", "cursor"})),
     _error("logs bad num", _get("/apps/demo/log-lines?num=abc"), 422, "invalid_params"),

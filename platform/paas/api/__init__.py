@@ -11,7 +11,7 @@ from __future__ import annotations
 from flask import Flask, Response, jsonify, request
 from werkzeug.exceptions import HTTPException
 
-from paas.api import apps, auth, dynos, git, releases
+from paas.api import apps, auth, buildpacks, dynos, git, releases
 from paas.api.context import Context
 from paas.domain import settings as settings_module
 from paas.domain.errors import PaasError, TooManyRequests
@@ -27,7 +27,13 @@ def create_app(settings: Settings | None = None) -> Flask:
         settings, Store(settings.db_path), LogStore(settings.logs_db_path)
     )
     flask_app.before_request(auth.require_token)
-    for blueprint in (apps.blueprint, dynos.blueprint, releases.blueprint, git.blueprint):
+    for blueprint in (
+        apps.blueprint,
+        buildpacks.blueprint,
+        dynos.blueprint,
+        releases.blueprint,
+        git.blueprint,
+    ):
         flask_app.register_blueprint(blueprint)
 
     @flask_app.errorhandler(PaasError)

@@ -195,6 +195,13 @@ class ApiClient:
     def builds(self, app: str) -> list[JsonObject]:
         return self._list("GET", _app_path(app, "builds"))
 
+    def buildpacks(self, app: str) -> list[JsonObject]:
+        return self._list("GET", _app_path(app, "buildpack-installations"))
+
+    def set_buildpacks(self, app: str, urls: list[str]) -> list[JsonObject]:
+        updates = [{"buildpack": url} for url in urls]
+        return self._list("PUT", _app_path(app, "buildpack-installations"), {"updates": updates})
+
     def domains(self, app: str) -> list[JsonObject]:
         return self._list("GET", _app_path(app, "domains"))
 

@@ -681,6 +681,114 @@ def logs(
         return  # Ctrl-C is how a tail ends, not an error
 
 
+# -- buildpacks -----------------------------------------------------------------------------
+
+
+def edited_buildpacks(
+    current: list[str], action: str, url: str | None = None, index: int | None = None
+) -> list[str]:
+    """The app's buildpack list after `buildpacks:ACTION` (Heroku's rules; index from 1)."""
+    urls = list(current)
+    if index is not None and not 1 <= index <= len(urls) + (action != "remove"):
+        raise ArgumentError(f"--index {index} is out of range: the app has {len(urls)}")
+    if action == "add":
+        assert url is not None
+        if url in urls:
+            raise ArgumentError(f"{url} is already set on the app")
+        urls.insert(len(urls) if index is None else index - 1, url)
+    elif action == "set":
+        assert url is not None
+        if index is None:
+            return [url]
+        urls[index - 1 : index] = [url]
+    elif action == "remove":
+        if index is not None:
+            del urls[index - 1]
+        elif url in urls:
+            urls.remove(url)
+        else:
+            raise ArgumentError(f"{url} is not set on the app: see `paas buildpacks`")
+    return urls
+
+
+def show_buildpacks(name: str, installed: Sequence[Mapping[str, Any]]) -> None:
+    if not installed:
+        click.echo(f"{name} has no buildpacks set: they come from BUILDPACK_URL, .buildpacks, ")
+        click.echo("app.json or the built-ins' detection")
+        return
+    click.echo(f"=== {name} Buildpack{'s' if len(installed) > 1 else ''}")
+    for item in installed:
+        click.echo(f"{int(item['ordinal']) + 1}. {item['buildpack']['url']}")
+
+
+def change_buildpacks(
+    session: Session, app_name: str | None, action: str, url: str | None, index: int | None
+) -> None:
+    name = session.app(app_name)
+    api = session.api()
+    current = [str(i["buildpack"]["url"]) for i in api.buildpacks(name)]
+    show_buildpacks(name, api.set_buildpacks(name, edited_buildpacks(current, action, url, index)))
+
+
+@cli.command("buildpacks")
+@app_option
+@json_option
+@click.pass_obj
+def buildpacks(session: Session, app_name: str | None, as_json: bool) -> None:
+    """List the app's buildpacks, in build order."""
+    name = session.app(app_name)
+    installed = session.api().buildpacks(name)
+    if as_json:
+        echo_json(installed)
+        return
+    show_buildpacks(name, installed)
+
+
+@cli.command("buildpacks:add")
+@click.argument("url")
+@click.option("-i", "--index", type=int, help="where to insert it, from 1 (default: last)")
+@app_option
+@click.pass_obj
+def buildpacks_add(session: Session, url: str, index: int | None, app_name: str | None) -> None:
+    """Add the buildpack URL (or heroku/NAME) to the app's buildpacks."""
+    change_buildpacks(session, app_name, "add", url, index)
+
+
+@cli.command("buildpacks:set")
+@click.argument("url")
+@click.option("-i", "--index", type=int, help="replace the one at this place, from 1")
+@app_option
+@click.pass_obj
+def buildpacks_set(session: Session, url: str, index: int | None, app_name: str | None) -> None:
+    """Make URL the app's only buildpack (or the one at --index)."""
+    change_buildpacks(session, app_name, "set", url, index)
+
+
+@cli.command("buildpacks:remove")
+@click.argument("url", required=False)
+@click.option("-i", "--index", type=int, help="remove the one at this place, from 1")
+@app_option
+@click.pass_obj
+def buildpacks_remove(
+    session: Session, url: str | None, index: int | None, app_name: str | None
+) -> None:
+    """Remove the buildpack URL, or the one at --index, from the app's buildpacks."""
+    if (url is None) == (index is None):
+        raise ArgumentError("give the buildpack URL or --index N, not both")
+    change_buildpacks(session, app_name, "remove", url, index)
+
+
+@cli.command("buildpacks:clear")
+@app_option
+@click.pass_obj
+def buildpacks_clear(session: Session, app_name: str | None) -> None:
+    """Remove every buildpack set on the app (the other sources apply again)."""
+    name = session.app(app_name)
+    session.api().set_buildpacks(name, [])
+    click.echo(f"Buildpacks cleared on {name}: the next build takes BUILDPACK_URL, .buildpacks,")
+    click.echo("app.json or the built-ins' detection")
+
+
 # -- domains --------------------------------------------------------------------------------
 
 

@@ -1,8 +1,9 @@
-"""Which buildpack a `BUILDPACK_URL` or `.buildpacks` line names, against the operator's
-allow-list (pure).
+"""Which buildpack a stored buildpack, `BUILDPACK_URL`, `.buildpacks` line or app.json entry
+names, against the operator's allow-list (pure).
 
-A line is either `heroku/NAME`, a buildpack shipped with the platform, or a git URL with an
-optional `#REF`, fetched by the build user. The operator lists the accepted prefixes in
+A line is either `heroku/NAME`, a buildpack shipped with the platform, an archive URL
+(`.tgz`/`.tar.gz`, over http(s) or file), or a git URL with an optional `#REF`; remote ones
+are fetched by the build user. The operator lists the accepted prefixes in
 PAAS_BUILDPACK_SOURCES (default `heroku/,https://,git://,ssh://`), e.g. to add a local
 mirror such as `file:///srv/buildpacks/`.
 
@@ -14,6 +15,7 @@ is never a source: the platform never copies a host directory because a push ask
 
 from __future__ import annotations
 
+import json
 import re
 import urllib.parse
 from collections.abc import Iterable
@@ -35,10 +37,21 @@ class Builtin:
     name: str
 
 
+ARCHIVE_SUFFIXES = (".tgz", ".tar.gz")
+ARCHIVE_SCHEMES = ("http://", "https://", "file://")
+
+
 @dataclass(frozen=True)
 class Remote:
+    """A git repository (optionally at a branch or tag), or a gzipped tar archive."""
+
     url: str
     ref: str | None
+    archive: bool = False
+
+    @property
+    def shown(self) -> str:
+        return self.url + (f"#{self.ref}" if self.ref else "")
 
 
 Source = Builtin | Remote
@@ -86,9 +99,47 @@ def parse(line: str, prefixes: tuple[str, ...], builtins: Iterable[str]) -> Sour
     url, _, ref = text.partition("#")
     if _bad_path(url.split("://", 1)[1]):
         raise BuildFailed(f"buildpack {shown}: . and .. are not allowed in its path")
+    if is_archive(url):
+        if ref:
+            raise BuildFailed(f"buildpack {shown}: an archive URL takes no #ref")
+        if not url.startswith(ARCHIVE_SCHEMES):
+            raise BuildFailed(f"buildpack {shown}: an archive is fetched over http(s) or file only")
+        return Remote(url, None, archive=True)
     if ref and (not REF.fullmatch(ref) or ".." in ref):
         raise BuildFailed(f"buildpack {shown}: #{ref} is not a branch or tag name")
     return Remote(url, ref or None)
+
+
+def is_archive(url: str) -> bool:
+    """A `.tgz`/`.tar.gz` URL (its query string aside) is an archive, else a git repo."""
+    return url.split("?", 1)[0].lower().endswith(ARCHIVE_SUFFIXES)
+
+
+def parse_all(
+    lines: Iterable[str], prefixes: tuple[str, ...], builtins: Iterable[str], origin: str
+) -> list[Source]:
+    """A list of sources from one origin (stored, app.json ...), bounded like .buildpacks."""
+    listed = [line.strip() for line in lines if line.strip()]
+    if len(listed) > MAX_BUILDPACKS:
+        raise BuildFailed(f"{origin} lists {len(listed)} buildpacks; at most {MAX_BUILDPACKS}")
+    names = list(builtins)
+    return [parse(line, prefixes, names) for line in listed]
+
+
+def app_json_urls(text: str) -> list[str]:
+    """The `buildpacks` of an app.json (`[{"url": ...}, ...]`); [] when it has none."""
+    try:
+        document = json.loads(text)
+    except (ValueError, RecursionError):
+        raise BuildFailed("app.json: is not valid JSON; fix it or remove it") from None
+    listed = document.get("buildpacks") if isinstance(document, dict) else None
+    if listed is None:
+        return []
+    if not isinstance(listed, list) or not all(
+        isinstance(entry, dict) and isinstance(entry.get("url"), str) for entry in listed
+    ):
+        raise BuildFailed('app.json: "buildpacks" must be a list of {"url": "..."} objects')
+    return [str(entry["url"]) for entry in listed]
 
 
 def parse_list(text: str, prefixes: tuple[str, ...], builtins: Iterable[str]) -> list[Source]:
@@ -100,13 +151,19 @@ def parse_list(text: str, prefixes: tuple[str, ...], builtins: Iterable[str]) ->
     return [parse(line, prefixes, builtins) for line in lines]
 
 
+# Heroku's names for its official buildpacks, each mapped to a built-in directory.
+SHORTHANDS = {"python": "python", "nodejs": "nodejs", "static": "static", "procfile": "procfile"}
+
+
 def _builtin(text: str, prefixes: tuple[str, ...], builtins: list[str]) -> Builtin:
     name = text.removeprefix(BUILTIN_PREFIX)
+    name = SHORTHANDS.get(name, name)
     if BUILTIN_PREFIX not in prefixes:
         raise BuildFailed(f"buildpack {_show(text)}: built-in buildpacks are not allowed here")
     if not NAME.fullmatch(name) or name not in builtins:
+        missing = "built into this platform" if name in SHORTHANDS else "a built-in buildpack"
         raise BuildFailed(
-            f"buildpack {_show(text)} is not a built-in buildpack: choose one of "
+            f"buildpack {_show(text)} is not {missing}: choose one of "
             + ", ".join(BUILTIN_PREFIX + b for b in builtins)
         )
     return Builtin(name)

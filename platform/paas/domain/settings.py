@@ -53,6 +53,7 @@ class Settings:
     build_disk_mb: int = 4096
     build_cache_mb: int = 2048
     shared_uid: bool = False  # not root: may apps share the platform's uid?
+    buildpack_max_mb: int = 100  # the largest buildpack archive fetched (4 x once unpacked)
 
     @property
     def db_path(self) -> Path:
@@ -93,6 +94,11 @@ class Settings:
     @property
     def run_dir(self) -> Path:
         return self.home / "run"
+
+    @property
+    def buildpack_cache_dir(self) -> Path:
+        """Fetched buildpacks kept by URL and tag (root's alone: no build writes it)."""
+        return self.home / "buildpacks-cache"
 
     @property
     def tools_dir(self) -> Path:
@@ -141,6 +147,7 @@ def from_env(env: Mapping[str, str] | None = None) -> Settings:
         build_disk_mb=_disk_mb(env, "PAAS_BUILD_DISK_MB", 4096),
         build_cache_mb=_disk_mb(env, "PAAS_BUILD_CACHE_MB", 2048),
         shared_uid=(env.get("PAAS_SHARED_UID") or "0") in ("1", "true", "yes"),
+        buildpack_max_mb=_count(env, "PAAS_BUILDPACK_MAX_MB", 100),
     )
 
 

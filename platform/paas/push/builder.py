@@ -21,6 +21,7 @@ import dataclasses
 import math
 import os
 import pwd
+import shlex
 import shutil
 import signal
 import subprocess
@@ -29,7 +30,7 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
@@ -37,7 +38,7 @@ from typing import IO
 from paas.artifacts import stacks
 from paas.artifacts.depcache import DepCache
 from paas.artifacts.slugs import SlugStore
-from paas.domain import buildpack_source, procfile, requirements
+from paas.domain import buildpack_release, buildpack_source, healthcheck, procfile, requirements
 from paas.domain.errors import BuildFailed, PaasError
 from paas.domain.output import Output
 from paas.domain.settings import Settings
@@ -45,7 +46,8 @@ from paas.host import platform_log, procs
 from paas.isolation import container, users
 from paas.isolation.container import BuildSandbox, SandboxPlan
 from paas.isolation.users import Account
-from paas.push import pushed_tree
+from paas.push import buildpack_fetch, pushed_tree
+from paas.push.steps import FETCH_OUTPUT_KEPT, Watchdog, pipe
 
 BUILTIN_BUILDPACKS = Path(__file__).resolve().parents[3] / "buildpacks"
 COMPILE_TIMEOUT = 15 * 60
@@ -55,18 +57,10 @@ STACK = "paas-host"
 DEPS_USER = "paas-deps"  # the shared dependency cache's prime steps run as it
 CHUNK = 65536
 STEP_OUTPUT_KEPT = 64 * 1024  # characters of a step's output kept for parsing (detect, release)
-FETCH_OUTPUT_KEPT = 2048  # bytes of a failed clone's stderr kept for its message
 BUILDPACKS_FILE_BYTES = 16 * 1024
-FETCH_GITCONFIG = """# Written by paas for buildpack fetches: no credentials, no redirects.
-[safe]
-\tdirectory = *
-[http]
-\tfollowRedirects = false
-[credential]
-\thelper =
-[core]
-\taskPass = /bin/false
-"""
+# Sources the export files ($2 .. $N+1, N=$1) of earlier buildpacks, then runs the rest.
+SOURCE_EXPORTS = 'n="$1"; shift; for _ in $(seq "$n"); do . "$1" || exit 1; shift; done; exec "$@"'
+CONFIG_DEFAULTS = ".profile.d/000-paas-buildpack-config.sh"
 PASSED_THROUGH = (
     "HTTP_PROXY",
     "HTTPS_PROXY",
@@ -108,6 +102,7 @@ class BuildRequest:
     config: Mapping[str, str]
     git_dir: Path
     git_env: Mapping[str, str]
+    buildpacks: tuple[str, ...] = ()  # the app's stored buildpacks (`paas buildpacks`)
 
 
 @dataclass(frozen=True)
@@ -143,6 +138,16 @@ class Builder:
         self.slugs = SlugStore(settings.slugs_dir)
         self.teardown: threading.Thread | None = None
         self.prime_sandbox: BuildSandbox | None = None  # removed with the build's own
+        self.fetcher = buildpack_fetch.Fetcher(
+            settings=settings,
+            account=account,
+            builtins=BUILTIN_BUILDPACKS,
+            passed={k: os.environ[k] for k in PASSED_THROUGH if k in os.environ},
+            say=self.say,
+            give=self.give_to_build_user,
+            within=self.within,
+            timed_out=self.timed_out,
+        )
 
     def say(self, line: str) -> None:
         self.out.write(line + "\n")
@@ -232,13 +237,20 @@ class Builder:
         app_dir = workspace / "app"
         buildpacks = self.select_buildpacks(request, workspace)
         entry = self.shared_entry(request, workspace, buildpacks)
-        defaults: dict[str, str] = {}
-        for buildpack in buildpacks:
+        for number, buildpack in enumerate(buildpacks):
             offered = {"PAAS_SHARED_VENV": str(entry)} if entry and is_python(buildpack) else {}
-            self.compile(buildpack, workspace, request, offered)
-            defaults = self.release(buildpack, workspace, request)
+            self.compile(buildpack, workspace, request, buildpacks[:number], offered)
         if entry is not None and self.shared is not None:
             self.shared.cache.remember(request.app_id, entry)
+        # Heroku's multi-buildpack: only the last buildpack's bin/release counts.
+        info = self.release(buildpacks[-1], workspace, request)
+        write_config_defaults(app_dir, info.config_vars)
+        if info.config_vars:
+            self.say(
+                "-----> Default config vars from bin/release (where the app sets none): "
+                + ", ".join(sorted(info.config_vars))
+            )
+        defaults = info.default_process_types
         process_types = {**defaults, **declared}
         if not process_types:
             raise BuildFailed(
@@ -336,22 +348,38 @@ class Builder:
             owner = f"{self.account.uid}:{self.account.gid}"
             procs.run(["chown", "-R", owner, str(path)], timeout=STEP_TIMEOUT)
 
-    def sources(self, request: BuildRequest, workspace: Path) -> list[buildpack_source.Source]:
-        """BUILDPACK_URL, else the lines of .buildpacks, each checked against the allow-list."""
+    def sources(
+        self, request: BuildRequest, workspace: Path
+    ) -> tuple[str, list[buildpack_source.Source]]:
+        """Where the app's buildpacks come from, in Heroku's order, and what they are:
+        the app's stored buildpacks, else BUILDPACK_URL, else .buildpacks, else app.json's
+        `buildpacks`; ("", []) for detection. Each is checked against the allow-list."""
         allowed = self.settings.buildpack_sources
         builtins = builtin_names()
+        if request.buildpacks:
+            origin = "the app's buildpacks"
+            return origin, buildpack_source.parse_all(request.buildpacks, allowed, builtins, origin)
         url = request.config.get("BUILDPACK_URL", "").strip()
         if url:
-            return [buildpack_source.parse(url, allowed, builtins)]
-        listed = pushed_tree.read_bytes(workspace / "app", ".buildpacks", BUILDPACKS_FILE_BYTES)
-        if listed is None:
-            return []
-        return buildpack_source.parse_list(listed.decode(errors="replace"), allowed, builtins)
+            return "BUILDPACK_URL", [buildpack_source.parse(url, allowed, builtins)]
+        app_dir = workspace / "app"
+        listed = pushed_tree.read_bytes(app_dir, ".buildpacks", BUILDPACKS_FILE_BYTES)
+        if listed is not None:
+            text = listed.decode(errors="replace")
+            return ".buildpacks", buildpack_source.parse_list(text, allowed, builtins)
+        manifest = pushed_tree.read_bytes(app_dir, "app.json", healthcheck.MAX_FILE_BYTES)
+        if manifest is not None:
+            urls = buildpack_source.app_json_urls(manifest.decode("utf-8-sig", errors="replace"))
+            if urls:
+                return "app.json", buildpack_source.parse_all(urls, allowed, builtins, "app.json")
+        return "", []
 
     def select_buildpacks(self, request: BuildRequest, workspace: Path) -> list[Path]:
-        sources = self.sources(request, workspace)
+        origin, sources = self.sources(request, workspace)
         if sources:
-            packs = [self.fetch_buildpack(s, workspace, i) for i, s in enumerate(sources)]
+            if len(sources) > 1:
+                self.say(f"-----> {len(sources)} buildpacks from {origin}, compiled in order")
+            packs = [self.fetcher.fetch(s, workspace, i) for i, s in enumerate(sources)]
             for pack in packs:
                 if self.detect(pack, workspace, request) is None:
                     raise BuildFailed(
@@ -365,61 +393,20 @@ class Builder:
         raise BuildFailed(
             "unable to select a buildpack: no built-in buildpack detected this app "
             "(a Python app needs requirements.txt or pyproject.toml); "
-            "or set BUILDPACK_URL with `paas config:set BUILDPACK_URL=...`"
+            "or set one with `paas buildpacks:set URL`"
         )
 
     def copy_buildpack(self, source: Path, workspace: Path, index: int) -> Path:
-        target = workspace / "buildpacks" / f"{index}-{source.name}"
-        shutil.copytree(source, target, symlinks=True)
-        self.give_to_build_user(target)
-        return target
-
-    def fetch_buildpack(self, source: buildpack_source.Source, workspace: Path, index: int) -> Path:
-        if isinstance(source, buildpack_source.Builtin):
-            return self.copy_buildpack(BUILTIN_BUILDPACKS / source.name, workspace, index)
-        target = workspace / "buildpacks" / f"{index}-remote"
-        shown = source.url + (f"#{source.ref}" if source.ref else "")
-        self.say(f"-----> Fetching buildpack {shown}")
-        code, tail, expired = self.clone(source, target, workspace)
-        if expired:
-            raise self.timed_out(f"fetching buildpack {shown}", STEP_TIMEOUT)
-        if code != 0:
-            lines = [line.strip() for line in tail.splitlines() if line.strip()]
-            fatal = [line for line in lines if line.startswith(("fatal:", "error:"))]
-            why = (fatal or lines or [f"git exit status {code}"])[0]
-            raise BuildFailed(f"cannot fetch buildpack {shown}: {why[:300]}")
-        return target
-
-    def clone(
-        self, source: buildpack_source.Remote, target: Path, workspace: Path
-    ) -> tuple[int, str, bool]:
-        """`git clone` as the build user on the host (the stacks have no git), with an empty
-        HOME, none of the hook's GIT_* variables, only the allow-list's protocols, no
-        credential helper and no redirects; its stderr kept as a bounded tail."""
-        home = workspace / "fetch-home"
-        home.mkdir(exist_ok=True)
-        self.give_to_build_user(home)
-        gitconfig = workspace / "fetch.gitconfig"
-        gitconfig.write_text(FETCH_GITCONFIG)
-        gitconfig.chmod(0o644)
-        env = {k: os.environ[k] for k in PASSED_THROUGH if k in os.environ}
-        env.update(
-            PATH="/usr/local/bin:/usr/bin:/bin",
-            HOME=str(home),
-            LANG="C.UTF-8",
-            GIT_CONFIG_NOSYSTEM="1",
-            GIT_CONFIG_GLOBAL=str(gitconfig),
-            GIT_ALLOW_PROTOCOL=buildpack_source.protocols(self.settings.buildpack_sources),
-            GIT_TERMINAL_PROMPT="0",
-            GIT_SSH_COMMAND="ssh -o BatchMode=yes -o StrictHostKeyChecking=yes",
-        )
-        branch = ["--branch", source.ref] if source.ref else []
-        argv = ["git", "clone", "--quiet", "--depth", "1", *branch, "--", source.url, str(target)]
-        return run_capped(argv, env, target.parent, self.within(STEP_TIMEOUT), self.account)
+        return self.fetcher.copy_in(source, workspace, f"{index}-{source.name}")
 
     def environment(self, request: BuildRequest, workspace: Path) -> dict[str, str]:
         return step_environment(
-            os.environ, self.settings.tools_dir, workspace / "home", self.stack, request.commit
+            os.environ,
+            self.settings.tools_dir,
+            workspace / "home",
+            self.stack,
+            request.commit,
+            workspace / "app",
         )
 
     def run_step(
@@ -516,14 +503,28 @@ class Builder:
         buildpack: Path,
         workspace: Path,
         request: BuildRequest,
+        before: list[Path],
         extra_env: Mapping[str, str] | None = None,
     ) -> None:
+        """bin/compile BUILD CACHE ENV; the `export` file of each buildpack compiled before
+        it is sourced first (Heroku's multi-buildpack), in order."""
         argv = [
             str(buildpack / "bin" / "compile"),
             str(workspace / "app"),
             str(self.cache_dir(request)),
             str(workspace / "env"),
         ]
+        exports = [str(p / "export") for p in before if (p / "export").is_file()]
+        if exports:
+            argv = [
+                "/bin/bash",
+                "-c",
+                SOURCE_EXPORTS,
+                "compile",
+                str(len(exports)),
+                *exports,
+                *argv,
+            ]
         code, _ = self.run_step(argv, request, workspace, COMPILE_TIMEOUT, extra_env=extra_env)
         if code != 0:
             raise BuildFailed(
@@ -531,15 +532,20 @@ class Builder:
                 f"(exit status {code}): see the output above"
             )
 
-    def release(self, buildpack: Path, workspace: Path, request: BuildRequest) -> dict[str, str]:
+    def release(
+        self, buildpack: Path, workspace: Path, request: BuildRequest
+    ) -> buildpack_release.ReleaseInfo:
         script = buildpack / "bin" / "release"
         if not script.exists():
-            return {}
+            return buildpack_release.ReleaseInfo()
         argv = [str(script), str(workspace / "app")]
         code, text = self.run_step(argv, request, workspace, STEP_TIMEOUT, echo=False)
         if code != 0:
             raise BuildFailed(f"bin/release of {buildpack.name} failed (exit status {code})")
-        return default_process_types(text, buildpack.name.split("-", 1)[-1])
+        name = buildpack.name.split("-", 1)[-1]
+        if len(text) >= STEP_OUTPUT_KEPT:
+            text += "x" * buildpack_release.MAX_BYTES  # what was kept is only its head
+        return buildpack_release.parse(text, name)
 
     def shared_entry(
         self, request: BuildRequest, workspace: Path, buildpacks: list[Path]
@@ -627,87 +633,6 @@ class Builder:
         return entry
 
 
-class Watchdog:
-    """Kills process groups once `timeout` seconds have passed, unless cancelled first."""
-
-    def __init__(
-        self, timeout: float, pids: list[int], on_fire: Callable[[], object] | None = None
-    ) -> None:
-        self.pids = pids
-        self.on_fire = on_fire
-        self.expired = threading.Event()
-        self.timer = threading.Timer(timeout, self.fire)
-        self.timer.start()
-
-    def fire(self) -> None:
-        self.expired.set()
-        for pid in self.pids:
-            procs.signal_group(pid, signal.SIGKILL)
-        if self.on_fire is not None:
-            self.on_fire()
-
-    @property
-    def fired(self) -> bool:
-        return self.expired.is_set()
-
-    def cancel(self) -> None:
-        self.timer.cancel()
-
-
-def pipe(source: IO[bytes], sink: IO[bytes], limit: int) -> tuple[int, bool]:
-    """Copies source to sink in chunks until EOF, more than `limit` bytes, or the sink
-    closing; (bytes read, whether all of source went through). When not, the caller stops
-    the writer, which would otherwise block on a pipe no one reads."""
-    total = 0
-    complete = False
-    try:
-        while chunk := source.read1(CHUNK):  # type: ignore[attr-defined]
-            total += len(chunk)
-            if total > limit:
-                break
-            sink.write(chunk)
-        else:
-            complete = True
-    except BrokenPipeError:
-        pass  # the reader failed: its exit status says why
-    finally:
-        with contextlib.suppress(BrokenPipeError):
-            sink.close()
-    return total, complete
-
-
-def run_capped(
-    argv: list[str],
-    env: dict[str, str],
-    cwd: Path,
-    timeout: float,
-    account: Account | None,
-) -> tuple[int, str, bool]:
-    """Runs a command with stdout discarded; (exit status, stderr's last bytes, expired)."""
-    with subprocess.Popen(
-        argv,
-        cwd=cwd,
-        env=env,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        start_new_session=True,
-        user=None if account is None else account.uid,
-        group=None if account is None else account.gid,
-        extra_groups=None if account is None else [],
-    ) as process:
-        assert process.stderr is not None
-        watchdog = Watchdog(timeout, [process.pid])
-        tail = b""
-        try:
-            while chunk := process.stderr.read1(CHUNK):  # type: ignore[attr-defined]
-                tail = (tail + chunk)[-FETCH_OUTPUT_KEPT:]
-        finally:
-            watchdog.cancel()
-        code = process.wait()
-    return code, tail.decode(errors="replace"), watchdog.fired
-
-
 def head(file: IO[bytes]) -> str:
     """The first line of a command's captured stderr, for a message."""
     file.seek(0)
@@ -716,7 +641,12 @@ def head(file: IO[bytes]) -> str:
 
 
 def step_environment(
-    host: Mapping[str, str], tools_dir: Path, home: Path, stack: str, commit: str
+    host: Mapping[str, str],
+    tools_dir: Path,
+    home: Path,
+    stack: str,
+    commit: str,
+    build_dir: Path | None = None,
 ) -> dict[str, str]:
     """The whole environment of a buildpack step: the host's proxy, CA and index settings
     (PASSED_THROUGH) and what the buildpack API defines, nothing else of `host`."""
@@ -730,6 +660,8 @@ def step_environment(
         SOURCE_VERSION=commit,
         UV_PYTHON_DOWNLOADS="never",
     )
+    if build_dir is not None:
+        env["BUILD_DIR"] = str(build_dir)
     return env
 
 
@@ -775,31 +707,42 @@ def builtin_names() -> list[str]:
 
 
 def default_process_types(release_yaml: str, buildpack: str = "buildpack") -> dict[str, str]:
-    """Reads `default_process_types` from bin/release's YAML (a flat mapping); each type
-    name must pass the Procfile's check, as it becomes part of dyno ids and paths."""
-    types = _release_types(release_yaml)
-    for name in types:
-        if not procfile.type_name(name):
-            raise BuildFailed(
-                f"bin/release of the {buildpack} buildpack declares an invalid process type "
-                f"{procfile.shorten(name)!r}: use letters, digits, _ and -, up to 63 characters"
-            )
-    return types
+    """`default_process_types` of bin/release's YAML, each name checked."""
+    return buildpack_release.parse(release_yaml, buildpack).default_process_types
 
 
-def _release_types(release_yaml: str) -> dict[str, str]:
-    types: dict[str, str] = {}
-    inside = False
-    for line in release_yaml.splitlines():
-        if not line.strip() or line.startswith("---"):
-            continue
-        if not line.startswith((" ", "\t")):
-            inside = line.split(":", 1)[0].strip() == "default_process_types"
-            continue
-        if inside and ":" in line:
-            name, command = line.strip().split(":", 1)
-            types[name.strip()] = command.strip().strip("'\"")
-    return types
+def write_config_defaults(app_dir: Path, defaults: Mapping[str, str]) -> None:
+    """bin/release's `config_vars` as a .profile.d script run first at dyno start: each
+    is exported only where the app's config (the environment) has not set it. Written as
+    root into the build user's tree, so through directory fds that follow no link."""
+    if not defaults:
+        return
+    lines = ["# Written by paas: the last buildpack's bin/release config_vars defaults."]
+    lines += [
+        f'[ "${{{k}+set}}" = set ] || export {k}={shlex.quote(v)}'
+        for k, v in sorted(defaults.items())
+    ]
+    flags = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW
+    top = os.open(app_dir, flags)
+    try:
+        with contextlib.suppress(FileExistsError):
+            os.mkdir(".profile.d", 0o755, dir_fd=top)
+        profile = os.open(".profile.d", flags, dir_fd=top)
+    except OSError as error:
+        os.close(top)
+        raise BuildFailed(f"cannot write .profile.d/ of the build: {error.strerror}") from None
+    try:
+        name = Path(CONFIG_DEFAULTS).name
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(name, dir_fd=profile)
+        fd = os.open(
+            name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644, dir_fd=profile
+        )
+        with os.fdopen(fd, "w") as script:
+            script.write("\n".join(lines) + "\n")
+    finally:
+        os.close(profile)
+        os.close(top)
 
 
 def ensure_tools(settings: Settings) -> None:

@@ -95,6 +95,7 @@ def deploy(
                 config=store.config(app),
                 git_dir=Path(os.environ.get("GIT_DIR", ".")).absolute(),
                 git_env={k: os.environ[k] for k in GIT_ENV if k in os.environ},
+                buildpacks=tuple(store.buildpacks(app)),
             )
         )
     except BaseException as error:  # also a bug or ^C: the record must not stay pending

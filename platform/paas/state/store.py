@@ -114,6 +114,13 @@ CREATE TABLE IF NOT EXISTS tokens (
     name TEXT NOT NULL,
     created_at TEXT NOT NULL
 );
+-- The app's buildpacks (`paas buildpacks:*`), in build order; none: the other sources.
+CREATE TABLE IF NOT EXISTS buildpacks (
+    app_id TEXT NOT NULL REFERENCES apps(id) ON DELETE CASCADE,
+    ordinal INTEGER NOT NULL,
+    url TEXT NOT NULL,
+    PRIMARY KEY (app_id, ordinal)
+);
 CREATE TABLE IF NOT EXISTS auth_failures (
     address TEXT PRIMARY KEY,
     window_start REAL NOT NULL,
@@ -714,6 +721,25 @@ class Store:
             ).rowcount
         if not deleted:
             raise NotFound(f"domain {hostname} is not attached to {app.name}")
+
+    # --- buildpacks ---------------------------------------------------------------------
+    def buildpacks(self, app: App) -> list[str]:
+        """The app's stored buildpack URLs in build order ([]: none stored)."""
+        with self.reading() as db:
+            rows = db.execute(
+                "SELECT url FROM buildpacks WHERE app_id = ? ORDER BY ordinal", (app.id,)
+            )
+            return [r["url"] for r in rows]
+
+    def set_buildpacks(self, app: App, urls: list[str]) -> None:
+        """The app's buildpacks are exactly `urls`, in that order (checked by the caller)."""
+        with self.transaction() as db:
+            db.execute("DELETE FROM buildpacks WHERE app_id = ?", (app.id,))
+            for ordinal, url in enumerate(urls):
+                db.execute(
+                    "INSERT INTO buildpacks (app_id, ordinal, url) VALUES (?, ?, ?)",
+                    (app.id, ordinal, url),
+                )
 
     # --- restarts and crash bookkeeping -----------------------------------------------
     def request_restart(self, app: App, target: str) -> None:
