@@ -22,12 +22,17 @@ for path in "$app" "$run"; do
 		exit 1
 	fi
 done
+# Debian installs nginx in /usr/sbin, which a dyno's PATH does not hold.
+nginx=$(PATH="/usr/sbin:/usr/local/sbin:$PATH" command -v nginx) || {
+	echo "static: the stack has no nginx: rebuild it (paas stacks:build)" >&2
+	exit 1
+}
 config=$(<"$here/nginx.conf.template")
 config=${config//@PAAS_PORT@/$PORT}
 config=${config//@PAAS_RUN@/$run}
 config=${config//@PAAS_APP@/$app}
 printf '%s\n' "$config" >"$run/nginx.conf"
 if [[ "${1:-}" == --check ]]; then
-	exec nginx -t -q -e stderr -p "$run/" -c "$run/nginx.conf"
+	exec "$nginx" -t -q -e stderr -p "$run/" -c "$run/nginx.conf"
 fi
-exec nginx -e stderr -p "$run/" -c "$run/nginx.conf"
+exec "$nginx" -e stderr -p "$run/" -c "$run/nginx.conf"
