@@ -779,9 +779,10 @@ def builtin_names() -> list[str]:
     return sorted(p.name for p in BUILTIN_BUILDPACKS.iterdir() if p.is_dir())
 
 
-def builtin_detect_order(directory: Path = BUILTIN_BUILDPACKS) -> list[Path]:
+def builtin_detect_order(directory: Path | None = None) -> list[Path]:
     """The built-ins of BUILTIN_DETECT_ORDER that are there, in that order; one there but
     not in the order is a mistake that must not leave it silently undetected."""
+    directory = BUILTIN_BUILDPACKS if directory is None else directory
     present = {p.name for p in directory.iterdir() if p.is_dir()}
     unordered = present.difference(BUILTIN_DETECT_ORDER)
     if unordered:
