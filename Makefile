@@ -59,9 +59,10 @@ stop: setup
 
 # Only the venv and the linters: no stack, no host packages for dynos.
 lint: $(BIN)/paas shellcheck-tool
-	$(BIN)/ruff check platform router tests bench
-	$(BIN)/ruff format --check platform router tests bench
+	$(BIN)/ruff check platform router tests bench buildpacks
+	$(BIN)/ruff format --check platform router tests bench buildpacks
 	$(BIN)/mypy
+	$(BIN)/mypy --strict buildpacks/static/lib
 	@# tests/* and bench/ hold top-level modules, several named conftest: one run per directory.
 	@for d in tests/*/ bench/; do $(BIN)/mypy "$$d" || exit 1; done
 	$(BIN)/lint-imports

@@ -467,6 +467,7 @@ def test_a_build_sees_the_tools_read_only(
     packs.chmod(0o755)
     tmp_path.chmod(0o755)
     monkeypatch.setattr(build, "BUILTIN_BUILDPACKS", packs)
+    monkeypatch.setattr(build, "BUILTIN_DETECT_ORDER", ("probe",))
     repo = dynos.settings.home / "repo"
     repo.mkdir()
     (repo / "Procfile").write_text("web: true\n")

@@ -2,8 +2,11 @@
 
 A stack is built once per host with mmdebstrap into a cache outside PAAS_HOME that every
 PAAS_HOME shares (`/var/cache/paas/stacks`, or PAAS_STACKS_DIR). Layout:
-`DIR/NAME/VERSION/rootfs/` plus `DIR/NAME/current` → VERSION, switched atomically once a
-build is complete, so a half-built stack is never used.
+`DIR/NAME/vRECIPE_VERSION/rootfs/`, renamed into place once a build is complete, so a
+half-built stack is never used. The code uses the version directory of its own recipe, so
+it always runs on the packages it lists, and checkouts of different recipe versions sharing
+the cache each keep theirs: a new recipe is a new directory, never a rebuild of an old one.
+(`DIR/NAME/current` is what recipe version 1's code read; it is left as it is.)
 """
 
 from __future__ import annotations
@@ -19,8 +22,17 @@ from pathlib import Path
 from paas.domain.errors import InvalidParams, PaasError
 from paas.host import procs
 
-RECIPE_VERSION = 1
-PACKAGES = ("python3", "python3-venv", "ca-certificates", "tini", "bash", "coreutils")
+RECIPE_VERSION = 2
+# nginx-light: the static buildpack's web server (in bookworm and trixie alike).
+PACKAGES = (
+    "python3",
+    "python3-venv",
+    "ca-certificates",
+    "tini",
+    "bash",
+    "coreutils",
+    "nginx-light",
+)
 HOST_CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
 
 
@@ -59,10 +71,13 @@ def recipe(name: str) -> StackRecipe:
 
 
 def rootfs(name: str, directory: Path | None = None) -> Path | None:
-    """The current built rootfs of a stack, or None when it has not been built."""
-    current = (directory or stacks_dir()) / recipe(name).name / "current"
-    tree = current / "rootfs"
-    return tree.resolve() if (tree / "usr" / "bin").is_dir() else None
+    """The built rootfs of this recipe version of a stack, or None when it is not built."""
+    tree = version_dir(name, directory) / "rootfs"
+    return tree if (tree / "usr" / "bin").is_dir() else None
+
+
+def version_dir(name: str, directory: Path | None = None) -> Path:
+    return (directory or stacks_dir()) / recipe(name).name / f"v{RECIPE_VERSION}"
 
 
 def python_versions(directory: Path | None = None) -> dict[str, str]:
@@ -71,12 +86,12 @@ def python_versions(directory: Path | None = None) -> dict[str, str]:
 
 
 def build(name: str, mirror: str, directory: Path | None = None, force: bool = False) -> Path:
-    """Builds the stack unless its current version is already there; returns its rootfs."""
+    """Builds the stack unless its recipe's version is already there; returns its rootfs."""
     stack = recipe(name)
-    base = (directory or stacks_dir()) / stack.name
-    version_dir = base / f"v{RECIPE_VERSION}"
+    target = version_dir(name, directory)
+    base = target.parent
     existing = rootfs(name, directory)
-    if existing is not None and not force and existing.parent == version_dir.resolve():
+    if existing is not None and not force:
         return existing
     base.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{stack.name}-", dir=base))
@@ -109,18 +124,14 @@ def build(name: str, mirror: str, directory: Path | None = None, force: bool = F
         carry_host_certificates(tree)
         tree.chmod(0o755)
         staging.chmod(0o755)
-        if version_dir.exists():
-            shutil.rmtree(version_dir)
-        os.replace(staging, version_dir)
+        if target.exists():
+            shutil.rmtree(target)
+        os.replace(staging, target)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
-    link = base / ".current.tmp"
-    link.unlink(missing_ok=True)
-    link.symlink_to(version_dir.name)
-    os.replace(link, base / "current")
-    print(f"-----> Stack {stack.name} v{RECIPE_VERSION} ready at {version_dir}")
-    return version_dir / "rootfs"
+    print(f"-----> Stack {stack.name} v{RECIPE_VERSION} ready at {target}")
+    return target / "rootfs"
 
 
 def carry_host_certificates(tree: Path) -> None:

@@ -50,6 +50,10 @@ from paas.push import buildpack_fetch, pushed_tree
 from paas.push.steps import FETCH_OUTPUT_KEPT, Watchdog, pipe
 
 BUILTIN_BUILDPACKS = Path(__file__).resolve().parents[3] / "buildpacks"
+# The order the built-ins are tried in when an app names none (the first to detect wins):
+# the languages first, then static (its static.json or public/index.html may sit beside a
+# language's files), and the Procfile-only one last, as it detects any app with a Procfile.
+BUILTIN_DETECT_ORDER = ("python", "nodejs", "static", "procfile")
 COMPILE_TIMEOUT = 15 * 60
 STEP_TIMEOUT = 120
 STEP_UMASK = 0o022
@@ -386,13 +390,14 @@ class Builder:
                         f"buildpack {pack.name} cannot build this app (bin/detect failed)"
                     )
             return packs
-        for candidate in sorted(BUILTIN_BUILDPACKS.iterdir()):
+        for candidate in builtin_detect_order():
             pack = self.copy_buildpack(candidate, workspace, 0)
             if self.detect(pack, workspace, request) is not None:
                 return [pack]
         raise BuildFailed(
             "unable to select a buildpack: no built-in buildpack detected this app "
-            "(a Python app needs requirements.txt or pyproject.toml); "
+            "(a Python app needs requirements.txt or pyproject.toml, a static site "
+            "static.json or public/index.html, any other app a Procfile); "
             "or set one with `paas buildpacks:set URL`"
         )
 
@@ -704,6 +709,20 @@ def read_procfile(app_dir: Path) -> dict[str, str]:
 
 def builtin_names() -> list[str]:
     return sorted(p.name for p in BUILTIN_BUILDPACKS.iterdir() if p.is_dir())
+
+
+def builtin_detect_order(directory: Path | None = None) -> list[Path]:
+    """The built-ins of BUILTIN_DETECT_ORDER that are there, in that order; one there but
+    not in the order is a mistake that must not leave it silently undetected."""
+    directory = BUILTIN_BUILDPACKS if directory is None else directory
+    present = {p.name for p in directory.iterdir() if p.is_dir()}
+    unordered = present.difference(BUILTIN_DETECT_ORDER)
+    if unordered:
+        raise BuildFailed(
+            f"built-in buildpack {sorted(unordered)[0]} is not in BUILTIN_DETECT_ORDER "
+            "(paas.push.builder): add it where it should be tried"
+        )
+    return [directory / name for name in BUILTIN_DETECT_ORDER if name in present]
 
 
 def default_process_types(release_yaml: str, buildpack: str = "buildpack") -> dict[str, str]:
