@@ -56,4 +56,7 @@ config::export_network() {
 	export npm_config_update_notifier=false npm_config_fund=false npm_config_audit=false
 	export npm_config_loglevel=${npm_config_loglevel:-error}
 	export COREPACK_ENABLE_DOWNLOAD_PROMPT=0 COREPACK_ENABLE_AUTO_PIN=0
+	# The build's NAT can lose one of the parallel A/AAAA answers glibc asks for on one
+	# socket; a fresh socket for the second keeps corepack's lookups from EAI_AGAIN.
+	export RES_OPTIONS="${RES_OPTIONS:-single-request-reopen}"
 }

@@ -19,8 +19,17 @@ from pathlib import Path
 from paas.domain.errors import InvalidParams, PaasError
 from paas.host import procs
 
-RECIPE_VERSION = 1
-PACKAGES = ("python3", "python3-venv", "ca-certificates", "tini", "bash", "coreutils")
+RECIPE_VERSION = 3  # 3: libstdc++6 (2 is another branch's recipe, with nginx-light)
+# libstdc++6: what Node.js binaries (and most native npm/pip modules) link against.
+PACKAGES = (
+    "python3",
+    "python3-venv",
+    "ca-certificates",
+    "tini",
+    "bash",
+    "coreutils",
+    "libstdc++6",
+)
 HOST_CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
 
 
