@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import sys
 
-import nodeapps  # tests/integration, put on sys.path by deploy
-from deploy import breakdown, summary, traced_deploy
+import nodeapps
+from deploy import breakdown, summary, traced_deploy  # puts tests/integration on sys.path
 from platform_harness import Platform, commit
 
 

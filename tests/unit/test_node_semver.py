@@ -63,7 +63,9 @@ CASES = [
 
 
 @pytest.mark.parametrize(("text", "inside", "outside"), CASES)
-def test_range_admits_exactly_its_versions(text: str, inside: list[str], outside: list[str]) -> None:
+def test_range_admits_exactly_its_versions(
+    text: str, inside: list[str], outside: list[str]
+) -> None:
     for shown in inside:
         assert semver.satisfies(semver.parse_version(shown), text), (text, shown)
     for shown in outside:

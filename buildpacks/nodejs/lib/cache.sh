@@ -35,7 +35,7 @@ cache::fingerprint() {
 	{
 		printf 'buildpack %s\nnode %s\nmanager %s berry=%s lock=%s\n' \
 			"$(<"$BUILDPACK_DIR/VERSION")" "$NODE_VERSION" "$MANAGER" "$MANAGER_BERRY" "$MANAGER_LOCK"
-		pkg::run "$build_dir" deps-digest
+		printf 'deps %s\n' "$PKG_DEPS_DIGEST"
 		[[ -z "$MANAGER_LOCK" ]] || cat -- "$build_dir/$MANAGER_LOCK"
 	} | sha256sum | cut -d' ' -f1
 }
@@ -76,14 +76,14 @@ cache::seal_modules() {
 	printf '%s\n' "$2" >"$1/nodejs/modules/fingerprint"
 }
 
-# cache::directories BUILD_DIR — the cacheDirectories entries other than node_modules,
+# cache::directories — the cacheDirectories entries other than node_modules,
 # each a relative path inside the app.
 cache::directories() {
 	local entry
-	while IFS= read -r entry; do
+	for entry in "${PKG_CACHE_DIRS[@]}"; do
 		[[ "$entry" == node_modules || "$entry" == *..* || "$entry" == /* ]] && continue
 		printf '%s\n' "$entry"
-	done < <(pkg::run "$1" cache-dirs)
+	done
 }
 
 # cache::restore_directories CACHE_DIR BUILD_DIR — bring back cacheDirectories entries
@@ -96,7 +96,7 @@ cache::restore_directories() {
 			cache::copy_tree "$cache_dir/nodejs/dirs/$entry" "$build_dir/$entry"
 			output::detail "Restored $entry from the build cache"
 		fi
-	done < <(cache::directories "$build_dir")
+	done < <(cache::directories)
 }
 
 # cache::save_directories CACHE_DIR BUILD_DIR — keep the cacheDirectories entries.
@@ -107,5 +107,5 @@ cache::save_directories() {
 		[[ -d "$build_dir/$entry" ]] || continue
 		mkdir -p -- "$(dirname -- "$cache_dir/nodejs/dirs/$entry")"
 		cache::copy_tree "$build_dir/$entry" "$cache_dir/nodejs/dirs/$entry"
-	done < <(cache::directories "$build_dir")
+	done < <(cache::directories)
 }

@@ -13,7 +13,7 @@ compile::abs_dir() {
 
 # compile::script_if_present BUILD_DIR NAME — run scripts.NAME when package.json has it.
 compile::script_if_present() {
-	if pkg::has_script "$1" "$2"; then
+	if pkg::has_script "$2"; then
 		manager::run_script "$1" "$2"
 	fi
 }
@@ -21,9 +21,9 @@ compile::script_if_present() {
 # compile::build_script BUILD_DIR — heroku-postbuild when present, else build.
 compile::build_script() {
 	local build_dir=$1
-	if pkg::has_script "$build_dir" heroku-postbuild; then
+	if pkg::has_script heroku-postbuild; then
 		manager::run_script "$build_dir" heroku-postbuild
-	elif pkg::has_script "$build_dir" build; then
+	elif pkg::has_script build; then
 		manager::run_script "$build_dir" build
 	fi
 }
@@ -86,8 +86,9 @@ compile::main() {
 	# pnpm copies out of its store: slug files must not share inodes with the cache.
 	export npm_config_package_import_method=copy
 
+	pkg::load "$build_dir"
+	manager::select "$build_dir" # first: a bad lockfile set fails before any download
 	runtime::install "$build_dir" "$cache_dir" "$env_dir" "$work"
-	manager::select "$build_dir"
 	manager::prepare "$build_dir" "$cache_dir"
 
 	if [[ -e "$build_dir/node_modules" || -L "$build_dir/node_modules" ]]; then

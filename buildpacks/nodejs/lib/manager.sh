@@ -14,6 +14,7 @@
 MANAGER=""
 MANAGER_LOCK=""
 MANAGER_BERRY=0
+MANAGER_VERSION=""
 
 # manager::of_lock LOCKFILE — the package manager a lockfile belongs to.
 manager::of_lock() {
@@ -69,7 +70,7 @@ manager::select() {
 	local build_dir=$1 declared spec
 	local -a locks=()
 	mapfile -t locks < <(manager::lockfiles "$build_dir")
-	spec=$(pkg::get "$build_dir" packageManager)
+	spec=$PKG_MANAGER_SPEC
 	declared=${spec%%@*}
 	if ((${#locks[@]} > 1)); then
 		manager::too_many "$declared" "${locks[@]}"
@@ -121,16 +122,8 @@ manager::prepare() {
 			"To fix it, choose a Node.js that ships corepack (20, 22 or 24) in engines.node."
 	fi
 	corepack enable --install-directory "$build_dir/.heroku/bin" "$MANAGER"
-	local version
-	if ! version=$(cd "$build_dir" && "$MANAGER" --version 2>&1) &&
-		[[ "$version" == *"No compatible signature found"* ]]; then
-		# A registry mirror that drops npm's signatures: the tarball is still checked
-		# against the integrity hash of the registry's metadata, as npm checks packages.
-		output::warning "The npm registry serves no signatures for $MANAGER; corepack checks its" \
-			"download against the registry's integrity hash only."
-		export COREPACK_INTEGRITY_KEYS=""
-		version=$(cd "$build_dir" && "$MANAGER" --version 2>&1) || true
-	fi
+	manager::fetch_tool "$build_dir"
+	local version=$MANAGER_VERSION
 	if [[ ! "$version" =~ ^[0-9]+\.[0-9]+ ]]; then
 		output::fail "corepack could not get $MANAGER: $version" \
 			"" \
@@ -139,6 +132,33 @@ manager::prepare() {
 			"  2. the build host reaches the npm registry (COREPACK_NPM_REGISTRY for a mirror)."
 	fi
 	output::detail "Using $MANAGER $version (through corepack)"
+}
+
+# manager::fetch_tool BUILD_DIR — have corepack download the manager (once; later builds
+# find it in COREPACK_HOME); MANAGER_VERSION is then its version, or its last error.
+# corepack does not retry, so a failed lookup or connection is tried again, up to
+# MANAGER_FETCH_TRIES times.
+MANAGER_FETCH_TRIES=4
+manager::fetch_tool() {
+	local build_dir=$1 try answer=""
+	for ((try = 1; try <= MANAGER_FETCH_TRIES; try++)); do
+		if answer=$(cd "$build_dir" && "$MANAGER" --version 2>&1); then
+			break
+		fi
+		if [[ "$answer" == *"No compatible signature found"* && -z "${COREPACK_INTEGRITY_KEYS+set}" ]]; then
+			# A registry mirror that drops npm's signatures: the tarball is still checked
+			# against the integrity hash of the registry's metadata, as npm checks packages.
+			output::warning "The npm registry serves no signatures for $MANAGER; corepack checks its" \
+				"download against the registry's integrity hash only."
+			export COREPACK_INTEGRITY_KEYS=""
+		elif [[ "$answer" =~ EAI_AGAIN|ETIMEDOUT|ECONNRESET|ECONNREFUSED|ENOTFOUND|fetch\ failed ]]; then
+			output::detail "corepack could not reach the registry (try $try of $MANAGER_FETCH_TRIES)"
+			sleep "$try" # back off: the failure is the network's, not the app's
+		else
+			break
+		fi
+	done
+	MANAGER_VERSION=$answer
 }
 
 # manager::save_tools CACHE_DIR — keep corepack's downloads for the next build.

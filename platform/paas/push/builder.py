@@ -91,6 +91,11 @@ PASSED_THROUGH = (
     "UV_NATIVE_TLS",
     "UV_HTTP_TIMEOUT",
     "UV_FIND_LINKS",
+    # The Node.js buildpack: an npm registry mirror, and where Node binaries come from.
+    "NPM_CONFIG_REGISTRY",
+    "npm_config_registry",
+    "COREPACK_NPM_REGISTRY",
+    "PAAS_NODE_BINARY_SOURCE",
 )
 
 
