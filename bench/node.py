@@ -10,9 +10,12 @@ Usage: .venv/bin/python bench/node.py [RUNS]   (as root: the build runs on the s
 from __future__ import annotations
 
 import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "integration"))
 
 import nodeapps
-from deploy import breakdown, summary, traced_deploy  # puts tests/integration on sys.path
+from deploy import breakdown, summary, traced_deploy
 from platform_harness import Platform, commit
 
 
