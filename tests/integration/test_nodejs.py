@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -111,3 +112,19 @@ def test_a_range_no_version_satisfies_fails_listing_the_versions(platform: Platf
     for major in ("20.", "22.", "24."):
         assert major in listed
     assert release_count(platform, app) == 0
+
+
+SAMPLE = os.environ.get("PAAS_NODE_SAMPLE_APP", "")
+
+
+@pytest.mark.skipif(
+    not SAMPLE,
+    reason="PAAS_NODE_SAMPLE_APP names no local clone of heroku/node-js-getting-started",
+)
+def test_herokus_node_sample_deploys_unmodified(platform: Platform) -> None:
+    repo = platform.base / "node-sample"
+    shutil.copytree(SAMPLE, repo, ignore=shutil.ignore_patterns(".git", "node_modules"))
+    git(repo, "init", "-q", "-b", "main")
+    commit(repo, "heroku's sample, as cloned")
+    deploy(platform, "node-sample", repo)
+    wait_for(lambda: platform.get("node-sample")[0] == 200, 60, "the sample to serve /")
