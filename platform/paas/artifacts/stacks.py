@@ -22,8 +22,9 @@ from pathlib import Path
 from paas.domain.errors import InvalidParams, PaasError
 from paas.host import procs
 
-RECIPE_VERSION = 2
+RECIPE_VERSION = 4
 # nginx-light: the static buildpack's web server (in bookworm and trixie alike).
+# libstdc++6: what Node.js binaries (and most native npm/pip modules) link against.
 PACKAGES = (
     "python3",
     "python3-venv",
@@ -32,6 +33,7 @@ PACKAGES = (
     "bash",
     "coreutils",
     "nginx-light",
+    "libstdc++6",
 )
 HOST_CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
 

@@ -51,9 +51,10 @@ from paas.push.steps import FETCH_OUTPUT_KEPT, Watchdog, pipe
 
 BUILTIN_BUILDPACKS = Path(__file__).resolve().parents[3] / "buildpacks"
 # The order the built-ins are tried in when an app names none (the first to detect wins):
-# the languages first, then static (its static.json or public/index.html may sit beside a
-# language's files), and the Procfile-only one last, as it detects any app with a Procfile.
-BUILTIN_DETECT_ORDER = ("python", "nodejs", "static", "procfile")
+# the languages first, in Heroku's documented order (Node.js before Python), then static
+# (its static.json or public/index.html may sit beside a language's files), and the
+# Procfile-only one last, as it detects any app with a Procfile.
+BUILTIN_DETECT_ORDER = ("nodejs", "python", "static", "procfile")
 COMPILE_TIMEOUT = 15 * 60
 STEP_TIMEOUT = 120
 STEP_UMASK = 0o022
@@ -89,6 +90,11 @@ PASSED_THROUGH = (
     "UV_NATIVE_TLS",
     "UV_HTTP_TIMEOUT",
     "UV_FIND_LINKS",
+    # The Node.js buildpack: an npm registry mirror, and where Node binaries come from.
+    "NPM_CONFIG_REGISTRY",
+    "npm_config_registry",
+    "COREPACK_NPM_REGISTRY",
+    "PAAS_NODE_BINARY_SOURCE",
 )
 
 
