@@ -66,6 +66,14 @@ BUILDPACKS_FILE_BYTES = 16 * 1024
 # Sources the export files ($2 .. $N+1, N=$1) of earlier buildpacks, then runs the rest.
 SOURCE_EXPORTS = 'n="$1"; shift; for _ in $(seq "$n"); do . "$1" || exit 1; shift; done; exec "$@"'
 CONFIG_DEFAULTS = ".profile.d/000-paas-buildpack-config.sh"
+# Every built-in's bin/detect in one build step, in order (a step is a container start):
+# prints the first that detects the app, then the first line of what it printed.
+DETECT_FIRST = (
+    'app="$1"; shift; for pack in "$@"; do'
+    ' if name=$("$pack/bin/detect" "$app"); then'
+    " printf 'paas-detected %s\\n%s\\n' \"$pack\" \"${name%%$'\\n'*}\"; exit 0; fi;"
+    " done; exit 100"
+)
 PASSED_THROUGH = (
     "HTTP_PROXY",
     "HTTPS_PROXY",
@@ -396,16 +404,33 @@ class Builder:
                         f"buildpack {pack.name} cannot build this app (bin/detect failed)"
                     )
             return packs
-        for candidate in builtin_detect_order():
-            pack = self.copy_buildpack(candidate, workspace, 0)
-            if self.detect(pack, workspace, request) is not None:
-                return [pack]
+        pack = self.detect_builtin(workspace, request)
+        if pack is not None:
+            return [pack]
         raise BuildFailed(
             "unable to select a buildpack: no built-in buildpack detected this app "
             "(a Python app needs requirements.txt or pyproject.toml, a static site "
             "static.json or public/index.html, any other app a Procfile); "
             "or set one with `paas buildpacks:set URL`"
         )
+
+    def detect_builtin(self, workspace: Path, request: BuildRequest) -> Path | None:
+        """The first built-in, in BUILTIN_DETECT_ORDER, whose bin/detect takes the app."""
+        packs = [self.copy_buildpack(c, workspace, 0) for c in builtin_detect_order()]
+        argv = ["/bin/bash", "-c", DETECT_FIRST, "detect", str(workspace / "app")]
+        code, text = self.run_step(
+            argv + [str(p) for p in packs], request, workspace, STEP_TIMEOUT, echo=False
+        )
+        lines = text.splitlines()
+        marks = [i for i, line in enumerate(lines) if line.startswith("paas-detected ")]
+        if code != 0 or not marks:
+            return None
+        chosen = lines[marks[-1]].removeprefix("paas-detected ")
+        pack = next((p for p in packs if str(p) == chosen), None)
+        if pack is not None:
+            name = lines[marks[-1] + 1].strip() if marks[-1] + 1 < len(lines) else ""
+            self.say(f"-----> {name or pack.name.split('-', 1)[-1]} app detected")
+        return pack
 
     def copy_buildpack(self, source: Path, workspace: Path, index: int) -> Path:
         return self.fetcher.copy_in(source, workspace, f"{index}-{source.name}")
