@@ -404,9 +404,9 @@ class Builder:
                         f"buildpack {pack.name} cannot build this app (bin/detect failed)"
                     )
             return packs
-        pack = self.detect_builtin(workspace, request)
-        if pack is not None:
-            return [pack]
+        detected = self.detect_builtin(workspace, request)
+        if detected is not None:
+            return [detected]
         raise BuildFailed(
             "unable to select a buildpack: no built-in buildpack detected this app "
             "(a Python app needs requirements.txt or pyproject.toml, a static site "
