@@ -62,7 +62,7 @@ lint: $(BIN)/paas shellcheck-tool
 	$(BIN)/ruff check platform router tests bench buildpacks
 	$(BIN)/ruff format --check platform router tests bench buildpacks
 	$(BIN)/mypy
-	$(BIN)/mypy --strict buildpacks/static/lib
+	$(BIN)/mypy --strict buildpacks/static/lib buildpacks/nodejs/lib
 	@# tests/* and bench/ hold top-level modules, several named conftest: one run per directory.
 	@for d in tests/*/ bench/; do $(BIN)/mypy "$$d" || exit 1; done
 	$(BIN)/lint-imports
