@@ -235,9 +235,20 @@ def test_the_built_ins_are_tried_in_one_explicit_order() -> None:
 
 def test_a_built_in_missing_from_the_order_is_an_error(tmp_path: Path) -> None:
     for name in ("python", "ruby"):
-        (tmp_path / name).mkdir()
+        (tmp_path / name / "bin").mkdir(parents=True)
+        (tmp_path / name / "bin" / "detect").write_text("#!/bin/sh\n")
+    (tmp_path / "common" / "lib").mkdir(parents=True)  # shared libraries: no buildpack
     with pytest.raises(BuildFailed, match="built-in buildpack ruby is not in BUILTIN_DETECT_ORDER"):
         builder.builtin_detect_order(tmp_path)
+    (tmp_path / "ruby" / "bin" / "detect").unlink()
+    assert builder.builtin_detect_order(tmp_path) == [tmp_path / "python"]
+
+
+def test_the_shared_shell_libraries_are_no_buildpack() -> None:
+    assert "common" not in builder.builtin_names()
+    assert [p.name for p in builder.builtin_detect_order()] == list(builder.BUILTIN_DETECT_ORDER)
+    # Each built-in links to them; a build gets the built-in with its links resolved.
+    assert (builder.BUILTIN_BUILDPACKS / "python" / "lib" / "output.sh").is_symlink()
 
 
 @pytest.mark.parametrize(

@@ -11,21 +11,8 @@
 # The fingerprint is written last and removed first, so an interrupted build never
 # leaves trees that look valid.
 
-# cache::same_filesystem A B — succeed when directories A and B share a device.
-cache::same_filesystem() {
-	[[ "$(stat -c %d -- "$1")" == "$(stat -c %d -- "$2")" ]]
-}
-
-# cache::copy_tree SRC DEST — copy a directory tree, as hardlinks when possible. Safe
-# here: package managers replace files rather than edit them in place.
-cache::copy_tree() {
-	local src=$1 dest=$2
-	if cache::same_filesystem "$src" "$(dirname -- "$dest")"; then
-		cp -al -- "$src" "$dest" 2>/dev/null && return 0
-		rm -rf -- "$dest"
-	fi
-	cp -a -- "$src" "$dest"
-}
+# shellcheck source-path=SCRIPTDIR source=tree.sh
+source "$BUILDPACK_DIR/lib/tree.sh"
 
 # cache::fingerprint BUILD_DIR — print a hash of what decides node_modules: the
 # buildpack's version, Node's version, the manager and its lockfile, and package.json's

@@ -8,23 +8,8 @@
 # The fingerprint is written last and removed first, so a build interrupted
 # half-way never leaves a venv that looks valid.
 
-# cache::same_filesystem A B — succeed when directories A and B share a device,
-# so files can be hardlinked between them instead of copied.
-cache::same_filesystem() {
-	[[ "$(stat -c %d -- "$1")" == "$(stat -c %d -- "$2")" ]]
-}
-
-# cache::copy_tree SRC DEST — copy a directory tree, as hardlinks when possible.
-# Hardlinks are safe here: nothing rewrites installed files in place (Python
-# only adds __pycache__ files, and uv replaces files rather than editing them).
-cache::copy_tree() {
-	local src=$1 dest=$2
-	if cache::same_filesystem "$src" "$(dirname -- "$dest")"; then
-		cp -al -- "$src" "$dest" 2>/dev/null && return 0
-		rm -rf -- "$dest"
-	fi
-	cp -a -- "$src" "$dest"
-}
+# shellcheck source-path=SCRIPTDIR source=tree.sh
+source "$BUILDPACK_DIR/lib/tree.sh"
 
 # cache::link_mode CACHE_DIR BUILD_DIR — the uv link mode for these directories.
 cache::link_mode() {

@@ -433,7 +433,7 @@ class Builder:
         return pack
 
     def copy_buildpack(self, source: Path, workspace: Path, index: int) -> Path:
-        return self.fetcher.copy_in(source, workspace, f"{index}-{source.name}")
+        return self.fetcher.copy_builtin(source, workspace, f"{index}-{source.name}")
 
     def environment(self, request: BuildRequest, workspace: Path) -> dict[str, str]:
         return step_environment(
@@ -627,7 +627,7 @@ class Builder:
         base = workspace.parent / "deps"  # on the build's capped disk
         buildpack, work = base / "buildpack", base / "work"
         base.mkdir(mode=0o711)
-        shutil.copytree(BUILTIN_BUILDPACKS / "python", buildpack, symlinks=True)
+        shutil.copytree(BUILTIN_BUILDPACKS / "python", buildpack)  # its links resolved
         (work / "app").mkdir(parents=True)
         (work / "home").mkdir()
         (work / "app" / "requirements.txt").write_bytes(data)
@@ -739,14 +739,20 @@ def read_procfile(app_dir: Path) -> dict[str, str]:
 
 
 def builtin_names() -> list[str]:
-    return sorted(p.name for p in BUILTIN_BUILDPACKS.iterdir() if p.is_dir())
+    return sorted(p.name for p in _builtins(BUILTIN_BUILDPACKS))
+
+
+def _builtins(directory: Path) -> list[Path]:
+    """The buildpacks in ``directory``: what has a bin/detect (buildpacks/common holds the
+    shell libraries the built-ins share, linked from their lib/)."""
+    return [p for p in directory.iterdir() if (p / "bin" / "detect").is_file()]
 
 
 def builtin_detect_order(directory: Path | None = None) -> list[Path]:
     """The built-ins of BUILTIN_DETECT_ORDER that are there, in that order; one there but
     not in the order is a mistake that must not leave it silently undetected."""
     directory = BUILTIN_BUILDPACKS if directory is None else directory
-    present = {p.name for p in directory.iterdir() if p.is_dir()}
+    present = {p.name for p in _builtins(directory)}
     unordered = present.difference(BUILTIN_DETECT_ORDER)
     if unordered:
         raise BuildFailed(

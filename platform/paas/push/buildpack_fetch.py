@@ -94,7 +94,9 @@ class Fetcher:
 
     def fetch(self, source: buildpack_source.Source, workspace: Path, index: int) -> Path:
         if isinstance(source, buildpack_source.Builtin):
-            return self.copy_in(self.builtins / source.name, workspace, f"{index}-{source.name}")
+            return self.copy_builtin(
+                self.builtins / source.name, workspace, f"{index}-{source.name}"
+            )
         entry = self.settings.buildpack_cache_dir / cache_key(source)
         if (entry / "pack").is_dir():
             self.say(f"-----> Using buildpack {source.shown} (cached)")
@@ -111,11 +113,17 @@ class Fetcher:
             self.keep(pack, entry)
         return pack
 
-    def copy_in(self, source: Path, workspace: Path, name: str) -> Path:
+    def copy_in(self, source: Path, workspace: Path, name: str, links: bool = True) -> Path:
+        """A copy of ``source`` for the build; a link is copied as a link (a fetched
+        buildpack's are never followed) unless ``links`` is False."""
         target = workspace / "buildpacks" / name
-        shutil.copytree(source, target, symlinks=True)
+        shutil.copytree(source, target, symlinks=links)
         self.give(target)
         return target
+
+    def copy_builtin(self, source: Path, workspace: Path, name: str) -> Path:
+        """A built-in, whole: the platform's own links (to buildpacks/common) resolved."""
+        return self.copy_in(source, workspace, name, links=False)
 
     def environment(self, workspace: Path) -> dict[str, str]:
         """A fetch's whole environment: the host's proxy and CA settings, an empty HOME, a
