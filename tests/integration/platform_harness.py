@@ -20,6 +20,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TypeVar
 
+from paas.host import procs
+
 ROOT = Path(__file__).resolve().parents[2]
 PAAS = ROOT / ".venv" / "bin" / "paas"
 SAMPLE_APP = ROOT / "examples" / "flask-hello"
@@ -143,13 +145,32 @@ class Platform:
         if os.environ.get("PAAS_TEST_KEEP"):  # debugging: leave the platform to inspect
             print(f"kept platform at {self.base}")
             return
-        subprocess.run(
-            [str(PAAS), "server", "--stop"], env=self.env, timeout=120, capture_output=True
-        )
-        if self.server is not None and self.server.poll() is None:
-            self.server.kill()
-            self.server.wait(10)
+        # Twice at most: a server slow to exit may still have started dynos (or HAProxy)
+        # after the first stop looked at them; the second finds them, with it gone.
+        for _ in range(2):
+            stopped = subprocess.run(
+                [str(PAAS), "server", "--stop"], env=self.env, timeout=120, capture_output=True
+            )
+            if self.server is not None and self.server.poll() is None:
+                self.server.kill()
+                self.server.wait(10)
+            if stopped.returncode == 0 and not self.live_supervisors():
+                break
+            print(f"paas server --stop left dynos running: {stopped.stderr[-2000:]!r}")
         shutil.rmtree(self.base, ignore_errors=True)
+
+    def live_supervisors(self) -> list[int]:
+        """The pids of this platform's dyno supervisors still running."""
+        found = []
+        for path in self.home.glob("dynos/*/status.json"):
+            try:
+                status = json.loads(path.read_text())
+            except (OSError, ValueError):
+                continue
+            pid, started = status.get("supervisor_pid"), status.get("supervisor_started")
+            if isinstance(pid, int) and procs.alive(pid, started):
+                found.append(pid)
+        return found
 
     def paas(
         self,
