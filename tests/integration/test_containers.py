@@ -501,3 +501,19 @@ def test_a_build_sees_the_tools_read_only(
     (mount,) = [line for line in out.getvalue().splitlines() if line.startswith("mount=")]
     assert "ro" in mount.removeprefix("mount=").split(","), mount  # not just unwritable
     assert not (settings.tools_dir / "planted").exists()
+
+
+def probe_mounts() -> list[str]:
+    with open("/proc/self/mountinfo") as mountinfo:
+        return [line.split()[4] for line in mountinfo if "/paas-probe-" in line.split()[4]]
+
+
+def test_the_runtime_probe_leaves_no_mount_behind(tmp_path: Path) -> None:
+    """Its rootfs is a bind mount of the stack, on the same filesystem as its directory:
+    `os.path.ismount` cannot see such a mount, so it was never unmounted (one per start)."""
+    assert STACK is not None
+    before = probe_mounts()
+    for runtime in ("runc", "crun"):
+        if shutil.which(runtime):
+            container.probe(str(shutil.which(runtime)), STACK, tmp_path)
+    assert probe_mounts() == before
