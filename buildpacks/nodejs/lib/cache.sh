@@ -12,7 +12,7 @@
 # leaves trees that look valid.
 
 # shellcheck source-path=SCRIPTDIR source=tree.sh
-source "$BUILDPACK_DIR/lib/tree.sh"
+source "${BASH_SOURCE[0]%/*}/tree.sh"
 
 # cache::fingerprint BUILD_DIR — print a hash of what decides node_modules: the
 # buildpack's version, Node's version, the manager and its lockfile, and package.json's

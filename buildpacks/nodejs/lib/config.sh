@@ -7,13 +7,8 @@
 
 CONFIG_DENYLIST_REGEX='^(PATH|HOME|PWD|SHLVL|IFS|LD_.*|BASH_ENV|ENV|NODE_OPTIONS|COREPACK_HOME|GIT_DIR|CPATH|CPPATH|LIBRARY_PATH|LANG)$'
 
-# config::get ENV_DIR KEY — print the config var KEY (empty when unset).
-config::get() {
-	local env_dir=$1 key=$2
-	if [[ -n "$env_dir" && -f "$env_dir/$key" ]]; then
-		cat -- "$env_dir/$key"
-	fi
-}
+# shellcheck source-path=SCRIPTDIR source=envdir.sh
+source "${BASH_SOURCE[0]%/*}/envdir.sh"
 
 # config::is_false VALUE — succeed when VALUE is 0/false/no/off.
 config::is_false() {
@@ -25,19 +20,6 @@ config::is_false() {
 config::is_true() {
 	local value=${1//[[:space:]]/}
 	[[ "${value,,}" =~ ^(1|true|yes|on)$ ]]
-}
-
-# config::export_all ENV_DIR — export every config var except the denylisted ones.
-config::export_all() {
-	local env_dir=$1 file key
-	[[ -n "$env_dir" && -d "$env_dir" ]] || return 0
-	for file in "$env_dir"/*; do
-		[[ -f "$file" ]] || continue
-		key=${file##*/}
-		[[ "$key" =~ ^[A-Za-z_][A-Za-z0-9_]*$ ]] || continue
-		[[ "$key" =~ $CONFIG_DENYLIST_REGEX ]] && continue
-		export "$key=$(cat -- "$file")"
-	done
 }
 
 # config::export_network — give Node (npm, corepack) the CA bundle the build host gives

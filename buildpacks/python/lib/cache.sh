@@ -9,7 +9,7 @@
 # half-way never leaves a venv that looks valid.
 
 # shellcheck source-path=SCRIPTDIR source=tree.sh
-source "$BUILDPACK_DIR/lib/tree.sh"
+source "${BASH_SOURCE[0]%/*}/tree.sh"
 
 # cache::link_mode CACHE_DIR BUILD_DIR — the uv link mode for these directories.
 cache::link_mode() {

@@ -17,13 +17,10 @@ CONFIG_INDEX_VARS=(
 # they would break the interpreter or the build environment.
 CONFIG_DENYLIST_REGEX='^(PATH|HOME|PWD|SHLVL|IFS|PYTHONHOME|PYTHONPATH|VIRTUAL_ENV|LD_.*|UV_.*|PIP_.*|BASH_ENV|ENV)$'
 
-# config::get ENV_DIR KEY — print the config var KEY (empty when unset).
-config::get() {
-	local env_dir=$1 key=$2
-	if [[ -n "$env_dir" && -f "$env_dir/$key" ]]; then
-		cat -- "$env_dir/$key"
-	fi
-}
+# shellcheck source-path=SCRIPTDIR source=envdir.sh
+source "${BASH_SOURCE[0]%/*}/envdir.sh"
+# (its config::export_all: call it only in a subshell that runs app code, collectstatic,
+# whose settings module commonly reads SECRET_KEY and similar from the environment)
 
 # config::is_true ENV_DIR KEY — succeed when KEY is set to 1/true/yes/on.
 config::is_true() {
@@ -67,19 +64,4 @@ config::export_index_settings() {
 			export SSL_CERT_FILE=$REQUESTS_CA_BUNDLE
 		fi
 	fi
-}
-
-# config::export_all ENV_DIR — export every config var except the denylisted
-# ones. Call only in a subshell that runs app code (collectstatic), whose
-# settings module commonly reads SECRET_KEY and similar from the environment.
-config::export_all() {
-	local env_dir=$1 file key
-	[[ -n "$env_dir" && -d "$env_dir" ]] || return 0
-	for file in "$env_dir"/*; do
-		[[ -f "$file" ]] || continue
-		key=${file##*/}
-		[[ "$key" =~ ^[A-Za-z_][A-Za-z0-9_]*$ ]] || continue
-		[[ "$key" =~ $CONFIG_DENYLIST_REGEX ]] && continue
-		export "$key=$(cat -- "$file")"
-	done
 }

@@ -1,0 +1,1 @@
+../../common/lib/envdir.sh
