@@ -22,6 +22,7 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+import nodeapps
 import pytest
 from platform_harness import Platform, commit, free_port, git, wait_for
 
@@ -236,6 +237,26 @@ def test_a_multi_buildpack_app_by_dot_buildpacks(platform: Platform) -> None:
     assert version == head(repo) and stack
     # config_vars are defaults: BAR, set by the app, keeps the app's value.
     assert page(platform, "multi", "/config.txt").strip() == "from-release-set-by-the-app"
+
+
+def test_an_exporting_buildpack_then_the_node_one(platform: Platform) -> None:
+    """The issue's multi-buildpack app: the first buildpack's `export` reaches the Node.js
+    buildpack's build script, and the last buildpack's bin/release (Node's `npm start`)
+    is the web process."""
+    first = platform.buildpack("exporter-for-node", EXPORTER)
+    platform.paas("apps:create", "multinode", "--no-remote")
+    repo = nodeapps.write_app(platform.base, "multinode-repo", "npm")
+    (repo / "build.js").write_text(
+        "require('fs').writeFileSync('built.txt', process.env.GREETING + "
+        "require('left-pad')('!', 3, '-'))\n"
+    )
+    (repo / ".buildpacks").write_text(f"{first}\nheroku/nodejs\n")
+    commit(repo, "two buildpacks")
+    output = pushed(platform, "multinode", repo)
+    assert "Exporter app detected" in output and "Node.js app detected" in output
+    seen = json.loads(page(platform, "multinode"))
+    assert seen["built"] == "hello-from-the-first--!"
+    assert seen["dev"] == "absent" and seen["env"] == "production"
 
 
 def test_app_json_buildpacks_are_used_without_other_sources(platform: Platform) -> None:
