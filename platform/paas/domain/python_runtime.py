@@ -23,10 +23,13 @@ from paas.domain.errors import BuildFailed
 
 REQUEST_FILES = (".python-version", "runtime.txt")  # the first one present counts
 MAX_REQUEST_BYTES = 4096
+# The operator's settings (the platform's environment)...
 MIRROR_SETTING = "PAAS_PYTHON_MIRROR"
 DOWNLOADS_JSON_SETTING = "PAAS_PYTHON_DOWNLOADS_JSON"
 SOURCES_SETTING = "PAAS_PYTHON_SOURCES"
-URL_SETTINGS = (MIRROR_SETTING, DOWNLOADS_JSON_SETTING)
+# ... and an app's config vars for its own, by uv's names (PAAS_* is the platform's).
+APP_MIRROR = "UV_PYTHON_INSTALL_MIRROR"
+APP_DOWNLOADS_JSON = "UV_PYTHON_DOWNLOADS_JSON_URL"
 SCHEMES = ("https://", "http://", "file://")
 _PATTERNS = {
     ".python-version": re.compile(r"3\.(\d+)(\.\d+)?"),
@@ -88,13 +91,13 @@ def parse_sources(text: str) -> tuple[str, ...]:
 def sources(config: Mapping[str, str], operator: Sources, allowed: tuple[str, ...]) -> Sources:
     """The sources a build uses: the app's config vars where it sets them, each checked
     against `allowed`, else the operator's own settings (trusted as they are)."""
-    chosen = {MIRROR_SETTING: operator.mirror, DOWNLOADS_JSON_SETTING: operator.downloads_json}
-    for name in URL_SETTINGS:
+    chosen = {APP_MIRROR: operator.mirror, APP_DOWNLOADS_JSON: operator.downloads_json}
+    for name in chosen:
         url = config.get(name, "").strip()
         if url:
             check_url(name, url, allowed)
             chosen[name] = url
-    return Sources(chosen[MIRROR_SETTING], chosen[DOWNLOADS_JSON_SETTING])
+    return Sources(chosen[APP_MIRROR], chosen[APP_DOWNLOADS_JSON])
 
 
 def check_url(name: str, url: str, allowed: tuple[str, ...]) -> None:
