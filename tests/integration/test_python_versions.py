@@ -161,7 +161,7 @@ def create(platform: Platform, name: str, *config: str) -> None:
 
 
 def page(platform: Platform, app: str) -> str:
-    status, body = wait_for(
+    _, body = wait_for(
         lambda: (lambda got: got if got[0] == 200 else None)(platform.get(app)),
         60,
         f"{app} to answer",
