@@ -41,20 +41,40 @@ pytestmark = [
 ]
 
 
-def test_elf_needed_reads_real_interpreters() -> None:
+def unmet(tree: Path, minor: str, rootfs: Path) -> dict[str, list[str]]:
+    needed = pythons.needed_by(tree, minor)
+    sonames = {s for file in needed.values() for s in file}
+    return python_runtime.missing_libraries(needed, pythons.provided(rootfs, None, sonames))
+
+
+def test_elf_needs_of_real_interpreters() -> None:
     assert DEBIAN_13 is not None
     assert "libc.so.6" in pythons.elf_needed(HOST_PYTHON)
     needed = pythons.needed_by(DEBIAN_13 / "usr", "3.13")
-    assert len(needed) > 10 and "bin/python3.13" in needed
-    # The stack's own interpreter has every library it needs on its stack.
-    assert python_runtime.missing_libraries(needed, pythons.stack_libraries(DEBIAN_13)) == {}
+    assert len(needed) > 10 and "GLIBC_2.38" in needed["bin/python3.13"]["libc.so.6"]
+    assert (
+        "GLIBC_2.38"
+        in pythons.read_elf(DEBIAN_13 / "usr/lib/x86_64-linux-gnu/libc.so.6").versions_defined
+    )
+    # A stack's own interpreter has every library it needs on its stack.
+    assert unmet(DEBIAN_13 / "usr", "3.13", DEBIAN_13) == {}
 
 
 def test_the_host_python_lacks_libnsl_on_debian_13() -> None:
     assert DEBIAN_13 is not None
-    needed = pythons.needed_by(Path("/usr"), "3.11")
-    missing = python_runtime.missing_libraries(needed, pythons.stack_libraries(DEBIAN_13))
+    missing = unmet(Path("/usr"), "3.11", DEBIAN_13)
     assert {s for sonames in missing.values() for s in sonames} == {"libnsl.so.2"}
+
+
+def test_debian_13s_python_needs_a_newer_glibc_than_the_debian_12_host() -> None:
+    """The soname check alone would pass: every library is on Debian 12, older."""
+    assert DEBIAN_13 is not None
+    host_libc = pythons.provided(Path("/"), None, ["libc.so.6"]).get("libc.so.6", set())
+    if "GLIBC_2.38" in host_libc:
+        pytest.skip("the host's glibc is as new as debian-13's")
+    missing = unmet(DEBIAN_13 / "usr", "3.13", Path("/"))
+    assert "libc.so.6 GLIBC_2.38" in missing["bin/python3.13"]
+    assert all(" " in lack for lacks in missing.values() for lack in lacks)  # versions only
 
 
 def test_elf_needed_of_what_is_not_elf(tmp_path: Path) -> None:

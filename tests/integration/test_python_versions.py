@@ -190,6 +190,14 @@ def test_managed_python_from_the_mirror_then_from_the_host_store(
     assert push.returncode == 0, push.stderr
     assert f"Fetching Python 3.11 from file://{mirror}/downloads.json" in push.stderr
     assert page(platform, "py311") == f"Python {version}\n"
+    # Pushed again: the environment made with the slug's own interpreter is reused.
+    repo = platform.base / "py311-repo"
+    (repo / "README").write_text("again\n")
+    commit(repo, "again")
+    again = platform.push("py311", repo)
+    assert again.returncode == 0, again.stderr
+    assert "Dependencies unchanged, reusing the cached environment" in again.stderr
+    assert wait_for(lambda: platform.get("py311")[1] == f"Python {version}\n", 30, "v2 to answer")
     name = f"cpython-{version}-linux-{host.machine()}-gnu"
     assert store_names(platform) == [name]
     entry = platform.base / "pythons" / name

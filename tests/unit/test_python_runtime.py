@@ -132,19 +132,32 @@ def test_newest_managed(names: list[str], minor: str, chosen: str | None) -> Non
     assert python_runtime.newest_managed(names, minor, "x86_64") == chosen
 
 
+LIBC = {"libc.so.6": {"GLIBC_2.2.5", "GLIBC_2.34", "GLIBC_2.36"}}  # bookworm's, in part
+
+
 @pytest.mark.parametrize(
     ("needed", "provided", "missing"),
     [
-        ({"bin/python3.11": ["libc.so.6", "libm.so.6"]}, {"libc.so.6", "libm.so.6"}, {}),
+        ({"bin/python3.11": {"libc.so.6": {"GLIBC_2.34"}}}, LIBC, {}),
+        ({"bin/python3.11": {"libc.so.6": set()}}, LIBC, {}),
         # The loader is PT_INTERP's, found by path, not a library the stack must list.
-        ({"bin/python3.11": ["ld-linux-x86-64.so.2", "libc.so.6"]}, {"libc.so.6"}, {}),
+        ({"bin/python3.11": {"ld-linux-x86-64.so.2": {"GLIBC_2.3"}}}, {}, {}),
+        # Built against a newer glibc: the soname is there, the version is not.
+        (
+            {"bin/python3.13": {"libc.so.6": {"GLIBC_2.34", "GLIBC_2.38"}}},
+            LIBC,
+            {"bin/python3.13": ["libc.so.6 GLIBC_2.38"]},
+        ),
         (
             {
-                "bin/python3.11": ["libc.so.6"],
-                "lib/python3.11/lib-dynload/nis.so": ["libnsl.so.2", "libtirpc.so.3"],
-                "lib/python3.11/lib-dynload/_ssl.so": ["libssl.so.3", "libcrypto.so.3"],
+                "bin/python3.11": {"libc.so.6": {"GLIBC_2.2.5"}},
+                "lib/python3.11/lib-dynload/nis.so": {"libnsl.so.2": set(), "libc.so.6": set()},
+                "lib/python3.11/lib-dynload/_ssl.so": {
+                    "libssl.so.3": {"OPENSSL_3.0.0"},
+                    "libcrypto.so.3": set(),
+                },
             },
-            {"libc.so.6", "libtirpc.so.3", "libssl.so.3"},
+            {**LIBC, "libssl.so.3": {"OPENSSL_3.0.0"}},
             {
                 "lib/python3.11/lib-dynload/_ssl.so": ["libcrypto.so.3"],
                 "lib/python3.11/lib-dynload/nis.so": ["libnsl.so.2"],
@@ -152,15 +165,17 @@ def test_newest_managed(names: list[str], minor: str, chosen: str | None) -> Non
         ),
         # A newer soname is another library: libffi.so.7 is not libffi.so.8.
         (
-            {"lib-dynload/_ctypes.so": ["libffi.so.7"]},
-            {"libffi.so.8"},
+            {"lib-dynload/_ctypes.so": {"libffi.so.7": set()}},
+            {"libffi.so.8": set()},
             {"lib-dynload/_ctypes.so": ["libffi.so.7"]},
         ),
-        ({}, set(), {}),
+        ({}, {}, {}),
     ],
 )
 def test_missing_libraries(
-    needed: dict[str, list[str]], provided: set[str], missing: dict[str, list[str]]
+    needed: dict[str, dict[str, set[str]]],
+    provided: dict[str, set[str]],
+    missing: dict[str, list[str]],
 ) -> None:
     assert python_runtime.missing_libraries(needed, provided) == missing
 

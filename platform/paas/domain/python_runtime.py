@@ -9,7 +9,8 @@ the buildpack, which says what is wrong with the file.
 Invariant: a mirror URL an app sets in its config is used only when it starts with one of
 the operator's prefixes (PAAS_PYTHON_SOURCES) and has no `.`/`..` segment; an interpreter
 of another stack is offered only when every library its ELF files need (their NEEDED
-sonames) is found on the app's stack or in the interpreter's own tree.
+sonames), with every symbol version they ask of it, is found on the app's stack or in the
+interpreter's own tree.
 """
 
 from __future__ import annotations
@@ -137,22 +138,33 @@ def newest_managed(names: Iterable[str], minor: str, arch: str) -> str | None:
 
 
 def missing_libraries(
-    needed: Mapping[str, Iterable[str]], provided: Iterable[str]
+    needed: Mapping[str, Mapping[str, Iterable[str]]], provided: Mapping[str, Iterable[str]]
 ) -> dict[str, list[str]]:
-    """For each ELF file (by its path in the interpreter's tree) the sonames it needs that
-    `provided` (the stack's libraries and the tree's own) lacks; only files lacking some.
-    The dynamic loader itself (ld-linux*) is named by PT_INTERP, not a library search."""
-    have = set(provided)
+    """For each ELF file (by its path in the interpreter's tree) what `provided` lacks of
+    what it needs: a soname no library has ("libnsl.so.2"), or a symbol version the library
+    does not define ("libc.so.6 GLIBC_2.38": built against a newer one). `needed`: file →
+    soname → the versions it asks of it; `provided`: soname → the versions it defines. Only
+    files lacking something are listed. The dynamic loader (ld-linux*) is PT_INTERP's,
+    found by path, not by a library search."""
     missing = {}
     for path, sonames in sorted(needed.items()):
-        lacking = sorted({s for s in sonames if s not in have and not s.startswith("ld-linux")})
+        lacking = set()
+        for soname, versions in sonames.items():
+            if soname.startswith("ld-linux"):
+                continue
+            if soname not in provided:
+                lacking.add(soname)
+                continue
+            defined = set(provided[soname])
+            lacking.update(f"{soname} {v}" for v in versions if v not in defined)
         if lacking:
-            missing[path] = lacking
+            missing[path] = sorted(lacking)
     return missing
 
 
 def describe_missing(missing: Mapping[str, list[str]]) -> str:
-    """'libnsl.so.2 (lib/python3.11/lib-dynload/nis.cpython-311-x86_64-linux-gnu.so)'."""
+    """'libnsl.so.2 (lib/python3.11/lib-dynload/nis.cpython-311-x86_64-linux-gnu.so)',
+    each lacking soname or version once, with up to three of the files that need it."""
     by_soname: dict[str, list[str]] = {}
     for path, sonames in missing.items():
         for soname in sonames:

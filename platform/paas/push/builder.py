@@ -263,8 +263,9 @@ class Builder:
     ) -> Artifact:
         app_dir = workspace / "app"
         buildpacks = self.select_buildpacks(request, workspace)
-        entry = self.shared_entry(request, workspace, buildpacks)
         python = self.python_home(request, workspace, buildpacks)
+        # The shared environments are built with the stack's Python: not this app's then.
+        entry = None if python else self.shared_entry(request, workspace, buildpacks)
         for number, buildpack in enumerate(buildpacks):
             offered = {"PAAS_SHARED_VENV": str(entry)} if entry and is_python(buildpack) else {}
             if python is not None and is_python(buildpack):

@@ -137,10 +137,11 @@ class PythonProvider:
             tree = home if home is not None else rootfs / "usr"
             try:
                 needed = pythons.needed_by(tree, minor)
+                sonames = {s for file in needed.values() for s in file}
+                provided = pythons.provided(stack_rootfs, home, sonames)
             except (OSError, ValueError) as error:
                 self.say(f"       Python {minor} of stack {name} not used: {error}")
                 continue
-            provided = pythons.stack_libraries(stack_rootfs) | pythons.own_libraries(tree)
             missing = python_runtime.missing_libraries(needed, provided)
             if missing:
                 self.say(
