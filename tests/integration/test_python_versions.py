@@ -6,8 +6,9 @@ refused, the last adding nothing to the store.
 
 Offline here only the stacks' Pythons exist, so the mirror is made by the test: an archive
 in python-build-standalone's install_only layout (python/bin/python3.11, python/lib/...)
-of the host's own Debian Python 3.11, and a downloads JSON naming it with its sha256,
-served over file:// (the fetch runs on the host, as the build user).
+of the host's own Debian Python 3.11, and a downloads JSON naming it by GitHub's URL with
+its sha256, the mirror setting mapping that URL to file:// (the fetch runs on the host, as
+the build user).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import hashlib
 import json
 import os
 import platform as host
+import re
 import shutil
 import subprocess
 import tarfile
@@ -29,6 +31,8 @@ from platform_harness import Platform, commit, git, wait_for
 from paas.artifacts import stacks
 
 HOST_PYTHON = Path("/usr/bin/python3.11")
+GITHUB = "https://github.com/astral-sh/python-build-standalone/releases/download"
+RELEASE = "20250101"
 APP = """\
 import http.server, os, platform
 
@@ -112,13 +116,16 @@ def mirror() -> Iterator[Path]:
     root = Path(tempfile.mkdtemp(prefix="paas-python-mirror-"))
     root.chmod(0o755)
     version = host_version()
-    archive = root / f"cpython-{version}-install_only.tar.gz"
+    # Laid out as python-build-standalone's releases: the JSON names GitHub's URL, and
+    # the operator's mirror (uv's --mirror) stands in for its prefix.
+    archive = root / RELEASE / f"cpython-{version}-install_only.tar.gz"
+    archive.parent.mkdir(mode=0o755)
     install_only_archive(archive)
     digest = hashlib.sha256(archive.read_bytes()).hexdigest()
-    url = f"file://{archive}"
+    url = f"{GITHUB}/{RELEASE}/{archive.name}"
     (root / "downloads.json").write_text(downloads_json(url, version, digest))
     (root / "bad.json").write_text(downloads_json(url, "3.10.99", "0" * 64))
-    for path in root.iterdir():
+    for path in [*root.glob("*.json"), archive]:
         path.chmod(0o644)
     try:
         yield root
@@ -132,6 +139,7 @@ def platform(mirror: Path) -> Iterator[Platform]:
     store = platform.base / "pythons"
     platform.env.update(
         PAAS_PYTHONS_DIR=str(store),
+        PAAS_PYTHON_MIRROR=f"file://{mirror}",
         PAAS_PYTHON_DOWNLOADS_JSON=f"file://{mirror}/downloads.json",
         PAAS_PYTHON_SOURCES=f"file://{mirror}/",
     )
@@ -188,7 +196,8 @@ def test_managed_python_from_the_mirror_then_from_the_host_store(
     create(platform, "py311")
     push = platform.push("py311", app_repo(platform, "py311", "python-3.11"))
     assert push.returncode == 0, push.stderr
-    assert f"Fetching Python 3.11 from file://{mirror}/downloads.json" in push.stderr
+    fetching = rf"^remote: -----> Fetching Python 3\.11 from file://{re.escape(str(mirror))}\s*$"
+    assert re.search(fetching, push.stderr, re.M), push.stderr
     assert page(platform, "py311") == f"Python {version}\n"
     # Pushed again: the environment made with the slug's own interpreter is reused.
     repo = platform.base / "py311-repo"

@@ -58,7 +58,9 @@ class PythonProvider:
         """The store entry's python/ directory the build should copy into its slug, or
         None (the stack has the Python asked for, none is asked for, or none fits)."""
         minor = requested(app_dir)
-        if minor is None or (stack_rootfs / "usr" / "bin" / f"python{minor}").exists():
+        if minor is None or any(
+            (stack_rootfs / bin / f"python{minor}").exists() for bin in ("usr/bin", "usr/local/bin")
+        ):
             return None
         operator = python_runtime.Sources(
             self.settings.python_mirror, self.settings.python_downloads_json
