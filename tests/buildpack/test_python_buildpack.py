@@ -707,3 +707,54 @@ def test_scripts_pass_shellcheck() -> None:
         check=False,
     )
     assert proc.returncode == 0, proc.stdout
+
+
+# --- A Python the platform offers (PAAS_MANAGED_PYTHON) -----------------------------
+
+
+def stack_without_pythons(tmp_path: Path) -> str:
+    """A PATH like the host's without its Pythons: every /usr/bin program linked into a
+    directory except the Pythons, and a python3.99 standing for the stack's own."""
+    bin_dir = tmp_path / "stack-bin"
+    bin_dir.mkdir()
+    for program in Path("/usr/bin").iterdir():
+        if not program.name.startswith("python"):
+            (bin_dir / program.name).symlink_to(program)
+    (bin_dir / "python3.99").symlink_to("/bin/false")
+    return f"{UV_DIR}:{bin_dir}"
+
+
+def offered_python(tmp_path: Path, minor: str) -> Path:
+    """A read-only relocatable Python home as the platform's store holds one: the host's
+    bin/python3.X and lib/python3.X."""
+    home = tmp_path / "store" / "python"
+    (home / "bin").mkdir(parents=True)
+    shutil.copy2(f"/usr/bin/python{minor}", home / "bin")
+    shutil.copytree(f"/usr/lib/python{minor}", home / "lib" / f"python{minor}", symlinks=True)
+    subprocess.run(["chmod", "-R", "a-w", str(home)], check=True, timeout=60)
+    return home
+
+
+@pytest.mark.skipif(not Path("/usr/bin/python3.11").is_file(), reason="needs the host's 3.11")
+def test_an_offered_python_goes_into_the_slug_and_its_venv_moves_with_it(
+    bp: Buildpack, tmp_path: Path
+) -> None:
+    bp.env["PATH"] = stack_without_pythons(tmp_path)
+    bp.env["PAAS_MANAGED_PYTHON"] = str(offered_python(tmp_path, "3.11"))
+    files = {"requirements.txt": "# none\n", ".python-version": "3.11\n"}
+    app = write_app(tmp_path / "build", files)
+    result = bp.compile_ok(app)
+    assert "-----> Using Python 3.11." in result.stdout
+    assert os.readlink(app / ".venv" / "bin" / "python") == "../../.heroku/python/bin/python3.11"
+    assert "home =" not in (app / ".venv" / "pyvenv.cfg").read_text()
+
+    # At another path (a dyno's /app): the interpreter finds its prefix where it is.
+    moved = tmp_path / "elsewhere"
+    shutil.move(app, moved)
+    code = "import sys, ssl; print(sys.version_info[:2] == (3, 11), sys.base_prefix)"
+    assert venv_python(moved, code) == f"True {moved / '.heroku' / 'python'}"
+
+    # A second build at yet another path reuses the cached environment.
+    again = bp.compile_ok(write_app(tmp_path / "build2", files))
+    assert "Dependencies unchanged, reusing the cached environment" in again.stdout
+    assert (tmp_path / "build2" / ".heroku" / "python" / "bin" / "python3.11").is_file()

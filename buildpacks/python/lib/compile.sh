@@ -67,6 +67,7 @@ compile::dependencies() {
 			"This is a problem with the build host, not the app. Check that" \
 			"$RUNTIME_PYTHON runs and that $build_dir is writable."
 	fi
+	runtime::relocate_venv "$venv"
 	deps::install "$build_dir" "$kind" "$venv" "$work"
 	cache::save_venv "$cache_dir" "$fingerprint" "$venv"
 }

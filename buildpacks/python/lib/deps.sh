@@ -134,11 +134,13 @@ deps::input_files() {
 # nothing when the dependencies cannot be fingerprinted (local paths).
 deps::fingerprint() {
 	local build_dir=$1 kind=$2 version=$3 file
+	# The interpreter's path relative to the app when it is the app's own (.heroku/python):
+	# the build directory changes with every build.
 	if [[ $kind == requirements ]] && deps::has_local_references "$build_dir"; then
 		return 0
 	fi
 	{
-		printf 'buildpack %s\npython %s %s\nkind %s\n' "$version" "$RUNTIME_FULL" "$RUNTIME_PYTHON" "$kind"
+		printf 'buildpack %s\npython %s %s\nkind %s\n' "$version" "$RUNTIME_FULL" "${RUNTIME_PYTHON#"$build_dir"/}" "$kind"
 		while IFS= read -r file; do
 			printf '\n== %s\n' "${file#"$build_dir"/}"
 			cat -- "$file"

@@ -5,7 +5,11 @@
 # The stack's interpreters are the `python3.X` executables on PATH; the
 # buildpack never downloads one. The app may ask for a major.minor version in
 # .python-version (e.g. "3.11" or "3.11.4") or runtime.txt ("python-3.11.4");
-# a patch level is accepted but only major.minor is honoured.
+# a patch level is accepted but only major.minor is honoured. When the stack
+# lacks it, the platform may offer one from its host-wide store in
+# PAAS_MANAGED_PYTHON (a read-only directory holding bin/python3.X and lib/:
+# a managed download, or another stack's interpreter whose libraries this
+# stack has); runtime::install_managed copies it into the slug.
 #
 # After runtime::select, these globals are set:
 #   RUNTIME_PYTHON   absolute path of the interpreter (symlinks resolved)
@@ -100,15 +104,22 @@ runtime::select() {
 			"This is a problem with the build host, not the app: install Python 3" \
 			"on the stack (e.g. apt-get install python3 python3-venv) and retry."
 	fi
+	if [[ -z "$chosen_path" && -x "${PAAS_MANAGED_PYTHON:-}/bin/python$wanted" ]]; then
+		chosen_path=$(runtime::install_managed "$PAAS_MANAGED_PYTHON" "$build_dir" "$wanted")
+		RUNTIME_MINOR=$wanted
+	fi
 	if [[ -z "$chosen_path" ]]; then
 		local other_stack
 		other_stack=$(runtime::stack_with "$wanted")
 		output::fail "Python $wanted was requested by $source, but this stack${STACK:+ ($STACK)} has: $versions" \
 			"" \
-			"Python is never downloaded during the build. To fix it, either:" \
+			"No managed Python $wanted is in this host's store, and the platform's mirror" \
+			"(PAAS_PYTHON_MIRROR or PAAS_PYTHON_DOWNLOADS_JSON, set by the operator) has none" \
+			"or is not set. To fix it, either:" \
 			"  1. change $source to one of: $versions, or" \
-			"  2. delete $source to use the newest Python on this stack${other_stack:+, or}" \
-			${other_stack:+"  3. move the app to stack $other_stack, which has Python $wanted: paas stack:set $other_stack"}
+			"  2. delete $source to use the newest Python on this stack, or" \
+			"  3. ask the operator for a mirror that has Python $wanted${other_stack:+, or}" \
+			${other_stack:+"  4. move the app to stack $other_stack, which has Python $wanted: paas stack:set $other_stack"}
 	fi
 	RUNTIME_PYTHON=$chosen_path
 	RUNTIME_SOURCE=$source
@@ -125,4 +136,34 @@ runtime::stack_with() {
 			return 0
 		fi
 	done
+}
+
+# usage: runtime::install_managed HOME BUILD_DIR MAJOR.MINOR — copies the platform's
+# Python HOME (read-only, relocatable: bin/ and lib/) into BUILD_DIR/.heroku/python,
+# where the slug carries it as on Heroku, and prints its interpreter's path. The one
+# place that knows where an offered Python comes from and where it goes.
+runtime::install_managed() {
+	local home=$1 build_dir=$2 wanted=$3 target="$2/.heroku/python"
+	if [[ -e "$target" || -L "$target" ]]; then
+		output::warning "The app contains .heroku/python; it is replaced by the build."
+		rm -rf -- "$target"
+	fi
+	mkdir -p -- "$build_dir/.heroku"
+	# A copy, never links: the store is read-only and not in the slug. Modes, not owners.
+	cp -R --preserve=mode,timestamps,links --no-dereference -- "$home" "$target"
+	chmod -R u+w -- "$target"
+	echo "$target/bin/python$wanted"
+}
+
+# usage: runtime::relocate_venv VENV — makes a virtualenv whose interpreter is inside
+# the app (.heroku/python) work wherever the app is: at BUILD_DIR during the build, at
+# /app in a dyno. Its python link becomes relative and pyvenv.cfg loses `home`, so the
+# interpreter finds its prefix from its own location. A stack's interpreter (/usr/bin)
+# is the same path in both places: nothing to do.
+runtime::relocate_venv() {
+	local venv=$1 app
+	app=$(cd -- "$venv/.." && pwd -P)
+	[[ "$RUNTIME_PYTHON" == "$app"/* ]] || return 0
+	ln -sfn -- "../../${RUNTIME_PYTHON#"$app"/}" "$venv/bin/python"
+	sed -i '/^home = /d' -- "$venv/pyvenv.cfg"
 }

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from paas.domain import addressing, buildpack_source
+from paas.domain import addressing, buildpack_source, python_runtime
 from paas.domain.errors import InvalidParams
 
 
@@ -54,6 +54,13 @@ class Settings:
     build_cache_mb: int = 2048
     shared_uid: bool = False  # not root: may apps share the platform's uid?
     buildpack_max_mb: int = 100  # the largest buildpack archive fetched (4 x once unpacked)
+    # Managed Pythons (uv's downloads) for apps whose stack lacks the Python they ask for:
+    # the operator's mirror and downloads JSON, the prefixes an app's own may start with,
+    # and the host-wide store they are kept in (None: PAAS_HOME/pythons).
+    python_mirror: str = ""
+    python_downloads_json: str = ""
+    python_sources: tuple[str, ...] = ()
+    python_store: Path | None = None
 
     @property
     def db_path(self) -> Path:
@@ -99,6 +106,11 @@ class Settings:
     def buildpack_cache_dir(self) -> Path:
         """Fetched buildpacks kept by URL and tag (root's alone: no build writes it)."""
         return self.home / "buildpacks-cache"
+
+    @property
+    def pythons_dir(self) -> Path:
+        """The host-wide store of managed Pythons (paas.artifacts.pythons)."""
+        return self.python_store or self.home / "pythons"
 
     @property
     def tools_dir(self) -> Path:
@@ -148,7 +160,34 @@ def from_env(env: Mapping[str, str] | None = None) -> Settings:
         build_cache_mb=_disk_mb(env, "PAAS_BUILD_CACHE_MB", 2048),
         shared_uid=(env.get("PAAS_SHARED_UID") or "0") in ("1", "true", "yes"),
         buildpack_max_mb=_count(env, "PAAS_BUILDPACK_MAX_MB", 100),
+        python_mirror=_url(env, python_runtime.MIRROR_SETTING),
+        python_downloads_json=_url(env, python_runtime.DOWNLOADS_JSON_SETTING),
+        python_sources=_python_sources(env),
+        python_store=_python_store(env),
     )
+
+
+def _url(env: Mapping[str, str], name: str) -> str:
+    raw = (env.get(name) or "").strip()
+    if raw and not raw.startswith(python_runtime.SCHEMES):
+        raise InvalidParams(f"{name}={raw!r} is not a URL: use https://, http:// or file://")
+    return raw
+
+
+def _python_sources(env: Mapping[str, str]) -> tuple[str, ...]:
+    try:
+        return python_runtime.parse_sources(env.get(python_runtime.SOURCES_SETTING) or "")
+    except ValueError as error:
+        raise InvalidParams(f"{python_runtime.SOURCES_SETTING}: {error}") from None
+
+
+def _python_store(env: Mapping[str, str]) -> Path:
+    """Host-wide like the stacks: every PAAS_HOME of the host shares it."""
+    if env.get("PAAS_PYTHONS_DIR"):
+        return Path(env["PAAS_PYTHONS_DIR"]).absolute()
+    if os.geteuid() == 0:
+        return Path("/var/cache/paas/pythons")
+    return Path(env.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "paas" / "pythons"
 
 
 def _prefixes(env: Mapping[str, str], name: str) -> tuple[str, ...]:

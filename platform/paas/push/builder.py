@@ -46,7 +46,7 @@ from paas.host import platform_log, procs
 from paas.isolation import container, users
 from paas.isolation.container import BuildSandbox, SandboxPlan
 from paas.isolation.users import Account
-from paas.push import buildpack_fetch, pushed_tree
+from paas.push import buildpack_fetch, pushed_tree, python_provider
 from paas.push.steps import FETCH_OUTPUT_KEPT, Watchdog, pipe
 
 BUILTIN_BUILDPACKS = Path(__file__).resolve().parents[3] / "buildpacks"
@@ -166,6 +166,15 @@ class Builder:
             within=self.within,
             timed_out=self.timed_out,
         )
+        self.pythons = python_provider.PythonProvider(
+            settings=settings,
+            account=account,
+            passed=self.fetcher.passed,
+            say=self.say,
+            give=self.give_to_build_user,
+            within=self.within,
+            timed_out=self.timed_out,
+        )
 
     def say(self, line: str) -> None:
         self.out.write(line + "\n")
@@ -254,9 +263,13 @@ class Builder:
     ) -> Artifact:
         app_dir = workspace / "app"
         buildpacks = self.select_buildpacks(request, workspace)
-        entry = self.shared_entry(request, workspace, buildpacks)
+        python = self.python_home(request, workspace, buildpacks)
+        # The shared environments are built with the stack's Python: not this app's then.
+        entry = None if python else self.shared_entry(request, workspace, buildpacks)
         for number, buildpack in enumerate(buildpacks):
             offered = {"PAAS_SHARED_VENV": str(entry)} if entry and is_python(buildpack) else {}
+            if python is not None and is_python(buildpack):
+                offered["PAAS_MANAGED_PYTHON"] = str(python)
             self.compile(buildpack, workspace, request, buildpacks[:number], offered)
         if entry is not None and self.shared is not None:
             self.shared.cache.remember(request.app_id, entry)
@@ -582,6 +595,20 @@ class Builder:
         if len(text) >= STEP_OUTPUT_KEPT:
             text += "x" * buildpack_release.MAX_BYTES  # what was kept is only its head
         return buildpack_release.parse(text, name)
+
+    def python_home(
+        self, request: BuildRequest, workspace: Path, buildpacks: list[Path]
+    ) -> Path | None:
+        """A Python the app asks for and its stack lacks, from the host-wide store
+        (paas.push.python_provider), mounted read-only into the build's steps; None when
+        the built-in Python buildpack does not build the app, or has the stack's."""
+        if not any(is_python(pack) for pack in buildpacks):
+            return None
+        rootfs = Path("/") if self.sandbox_plan is None else self.sandbox_plan.stack_rootfs
+        home = self.pythons.provide(workspace / "app", request.config, rootfs, workspace)
+        if home is not None and self.sandbox is not None:
+            self.sandbox.readonly_binds += (str(home),)
+        return home
 
     def shared_entry(
         self, request: BuildRequest, workspace: Path, buildpacks: list[Path]
