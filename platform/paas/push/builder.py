@@ -306,9 +306,7 @@ class Builder:
                 stdout=subprocess.DEVNULL,
                 stderr=tar_err,
                 start_new_session=True,
-                user=None if account is None else account.uid,
-                group=None if account is None else account.gid,
-                extra_groups=None if account is None else [],
+                **users.run_as(account),
             ) as tar,
         ):
             assert archive.stdout is not None and tar.stdin is not None
@@ -475,9 +473,7 @@ class Builder:
             # Not the platform's 077: the runtime makes the bind mounts' parent dirs with
             # it, and the build's own files end up in a world-readable slug anyway.
             umask=STEP_UMASK,
-            user=account.uid if account else None,
-            group=account.gid if account else None,
-            extra_groups=[] if account else None,
+            **users.run_as(account),
         ) as process:
             assert process.stdout is not None
             # A silent, hung step must not hold the push forever.
