@@ -714,11 +714,12 @@ def shared_deps(settings: Settings) -> SharedDeps:
 
 def host_paths(env: dict[str, str]) -> list[Path]:
     """Local files and directories the host's index and CA settings point at (a CA bundle,
-    a find-links directory, a file:// index), so a sandboxed build sees them too."""
+    a find-links directory, a file:// index, PAAS_NODE_BINARY_SOURCE=pypi=file://...), so a
+    sandboxed build sees them too."""
     found: set[Path] = set()
     for key in PASSED_THROUGH:
         for word in env.get(key, "").replace(",", " ").split():
-            path = Path(word.removeprefix("file://"))
+            path = Path(word.removeprefix("pypi=").removeprefix("file://"))
             if path.is_absolute() and path.exists():
                 found.add(path)
     return sorted(found)
