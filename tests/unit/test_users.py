@@ -1,4 +1,8 @@
-"""The per-app uid allocator (pure): stable order, skipping what the host uses."""
+"""The per-app uid allocator (pure): stable order, skipping what the host uses; and the
+identity arguments every build child is started with."""
+
+import os
+import subprocess
 
 import pytest
 
@@ -28,3 +32,30 @@ def test_without_root_a_second_app_is_refused_unless_the_operator_accepts_sharin
     assert refusal is not None and "PAAS_SHARED_UID=1" in refusal and "as root" in refusal
     assert users.shared_uid_refusal(root=False, shared_allowed=True, existing_apps=5) is None
     assert users.shared_uid_refusal(root=True, shared_allowed=False, existing_apps=5) is None
+
+
+def test_run_as_gives_popen_the_account_without_supplementary_groups_or_nothing() -> None:
+    assert users.run_as(None) == {"user": None, "group": None, "extra_groups": None}
+    assert users.run_as(users.Account(200123, 200123)) == {
+        "user": 200123,
+        "group": 200123,
+        "extra_groups": [],
+    }
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="only root can start a child as another account")
+def test_a_child_started_with_run_as_has_only_the_accounts_ids() -> None:
+    argv = ["sh", "-c", "id -u; id -g; id -G"]
+    child = subprocess.run(
+        argv,
+        capture_output=True,
+        text=True,
+        timeout=10,
+        check=True,
+        **users.run_as(users.Account(200123, 200124)),
+    )
+    assert child.stdout.split() == ["200123", "200124", "200124"]
+    mine = subprocess.run(
+        argv, capture_output=True, text=True, timeout=10, check=True, **users.run_as(None)
+    )
+    assert mine.stdout.split()[:2] == [str(os.geteuid()), str(os.getegid())]

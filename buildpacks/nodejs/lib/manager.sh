@@ -113,6 +113,10 @@ manager::prepare() {
 	export COREPACK_HOME="$build_dir/.heroku/corepack"
 	# Without packageManager: the version this corepack knows good (yarn 1.22), not latest.
 	export COREPACK_DEFAULT_TO_LATEST=0
+	# yarn 2+ from the npm registry (@yarnpkg/cli-dist) as yarn 1 and pnpm are: corepack's
+	# default for it is repo.yarnpkg.com, which a build that reaches only the registry
+	# (or its mirror) cannot fetch from.
+	export COREPACK_NPM_REGISTRY=${COREPACK_NPM_REGISTRY:-${npm_config_registry:-${NPM_CONFIG_REGISTRY:-https://registry.npmjs.org}}}
 	if [[ -d "$cache_dir/nodejs/corepack" && ! -e "$COREPACK_HOME" ]]; then
 		cache::copy_tree "$cache_dir/nodejs/corepack" "$COREPACK_HOME"
 	fi

@@ -259,11 +259,15 @@ def select_pypi(source: str, wanted: str, cache: Path) -> tuple[str, Path]:
 def select_debian(wanted: str) -> tuple[str, Path]:
     node = Path("/usr/bin/node")
     if not node.exists() or not Path("/usr/bin/npm").exists():
+        stack = os.environ.get("STACK") or "this stack"
+        # The app's config var is exported to the build; otherwise the operator chose it.
+        if os.environ.get("NODE_BINARY_SOURCE", "").strip() == "debian":
+            name, fix = "NODE_BINARY_SOURCE", "paas config:unset NODE_BINARY_SOURCE"
+        else:
+            name, fix = "PAAS_NODE_BINARY_SOURCE", "paas config:set NODE_BINARY_SOURCE=pypi"
         raise Failure(
-            "NODE_BINARY_SOURCE is 'debian', but this stack has no /usr/bin/node and npm.",
-            "",
-            "To fix it, either build a stack with Debian's nodejs and npm packages, or",
-            "unset NODE_BINARY_SOURCE to use the default source (pypi).",
+            f"{name} is 'debian', but stack {stack} has no Debian nodejs and npm"
+            f" (/usr/bin/node): run `{fix}` to take Node.js from pypi, then push again."
         )
     answer = subprocess.run(
         [str(node), "--version"], capture_output=True, text=True, timeout=30, check=True

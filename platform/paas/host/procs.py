@@ -114,6 +114,49 @@ def group_alive(pgid: int) -> bool:
     return bool(group_members(pgid))
 
 
+Identity = tuple[int, int]  # (pid, start time): a process, even after its pid is reused
+
+
+def identity(pid: int) -> Identity | None:
+    """The process's identity now, or None if it is gone."""
+    started = start_time(pid)
+    return None if started is None else (pid, started)
+
+
+def children(pid: int) -> list[Identity]:
+    """The live (non-zombie) processes whose parent is `pid`."""
+    found = []
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if fields[0] != "Z" and int(fields[1]) == pid:
+            found.append((int(entry.name), int(fields[19])))
+    return found
+
+
+def stop_processes(targets: list[Identity], grace: float, kill_wait: float = 5.0) -> list[int]:
+    """Stops processes that need not be this one's children: SIGTERM, up to `grace` seconds
+    for them to end, SIGKILL for the rest, up to `kill_wait` more; the pids still alive."""
+
+    def living() -> list[Identity]:
+        return [(pid, started) for pid, started in targets if alive(pid, started)]
+
+    for pid, _ in living():
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(pid, signal.SIGTERM)
+    if not wait_until(lambda: not living(), grace):
+        for pid, _ in living():
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, signal.SIGKILL)
+        wait_until(lambda: not living(), kill_wait)
+    return [pid for pid, _ in living()]
+
+
 def become_subreaper() -> None:
     """Orphans of this process's descendants are re-parented here, to be reaped."""
     libc = ctypes.CDLL(None, use_errno=True)

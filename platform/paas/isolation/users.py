@@ -15,6 +15,7 @@ import os
 import pwd
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypedDict
 
 from paas.domain.dyno import DynoSpec
 from paas.domain.models import App
@@ -31,6 +32,23 @@ SUBORDINATE_FILES = (Path("/etc/subuid"), Path("/etc/subgid"))
 class Account:
     uid: int
     gid: int
+
+
+class RunAs(TypedDict):
+    """The identity keyword arguments of subprocess.Popen and subprocess.run."""
+
+    user: int | None
+    group: int | None
+    extra_groups: list[int] | None
+
+
+def run_as(account: Account | None) -> RunAs:
+    """Popen's keyword arguments to run a child as `account`, or (None) as the platform's
+    own user: the account's uid and gid and no supplementary groups, so a child started by
+    root keeps none of root's groups."""
+    if account is None:
+        return RunAs(user=None, group=None, extra_groups=None)
+    return RunAs(user=account.uid, group=account.gid, extra_groups=[])
 
 
 # HAProxy's workers (which parse every request from the internet) run as this account in

@@ -319,9 +319,7 @@ class Builder:
                 stdout=subprocess.DEVNULL,
                 stderr=tar_err,
                 start_new_session=True,
-                user=None if account is None else account.uid,
-                group=None if account is None else account.gid,
-                extra_groups=None if account is None else [],
+                **users.run_as(account),
             ) as tar,
         ):
             assert archive.stdout is not None and tar.stdin is not None
@@ -488,9 +486,7 @@ class Builder:
             # Not the platform's 077: the runtime makes the bind mounts' parent dirs with
             # it, and the build's own files end up in a world-readable slug anyway.
             umask=STEP_UMASK,
-            user=account.uid if account else None,
-            group=account.gid if account else None,
-            extra_groups=[] if account else None,
+            **users.run_as(account),
         ) as process:
             assert process.stdout is not None
             # A silent, hung step must not hold the push forever.
@@ -745,11 +741,12 @@ def shared_deps(settings: Settings) -> SharedDeps:
 
 def host_paths(env: dict[str, str]) -> list[Path]:
     """Local files and directories the host's index and CA settings point at (a CA bundle,
-    a find-links directory, a file:// index), so a sandboxed build sees them too."""
+    a find-links directory, a file:// index, PAAS_NODE_BINARY_SOURCE=pypi=file://...), so a
+    sandboxed build sees them too."""
     found: set[Path] = set()
     for key in PASSED_THROUGH:
         for word in env.get(key, "").replace(",", " ").split():
-            path = Path(word.removeprefix("file://"))
+            path = Path(word.removeprefix("pypi=").removeprefix("file://"))
             if path.is_absolute() and path.exists():
                 found.add(path)
     return sorted(found)

@@ -34,6 +34,7 @@ from paas.domain.buildpack_archive import Member
 from paas.domain.errors import BuildFailed
 from paas.domain.settings import Settings
 from paas.host import procs
+from paas.isolation import users
 from paas.isolation.users import Account
 from paas.push.steps import CHUNK, Watchdog, run_capped
 
@@ -206,9 +207,7 @@ class Fetcher:
                 stdout=subprocess.PIPE,
                 stderr=err,
                 start_new_session=True,
-                user=None if account is None else account.uid,
-                group=None if account is None else account.gid,
-                extra_groups=None if account is None else [],
+                **users.run_as(account),
             ) as process,
         ):
             assert process.stdout is not None
@@ -249,9 +248,7 @@ class Fetcher:
                     stderr=err,
                     env={"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"},
                     timeout=timeout,
-                    user=None if account is None else account.uid,
-                    group=None if account is None else account.gid,
-                    extra_groups=None if account is None else [],
+                    **users.run_as(account),
                 ).returncode
             except subprocess.TimeoutExpired:
                 raise self.timed_out(f"extracting buildpack {source.url}", timeout) from None

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import IO
 
 from paas.host import procs
+from paas.isolation import users
 from paas.isolation.users import Account
 
 CHUNK = 65536
@@ -86,9 +87,7 @@ def run_capped(
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         start_new_session=True,
-        user=None if account is None else account.uid,
-        group=None if account is None else account.gid,
-        extra_groups=None if account is None else [],
+        **users.run_as(account),
     ) as process:
         assert process.stderr is not None
         watchdog = Watchdog(timeout, [process.pid])
