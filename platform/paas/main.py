@@ -43,26 +43,32 @@ def server_command(stop: bool) -> None:
 
 
 @cli.cli.command("stacks:build")
-@click.argument("name", type=click.Choice(sorted(stacks.RECIPES)))
+@click.argument("names", nargs=-1, required=True, type=click.Choice(stacks.NAMES))
 @click.option("--force", is_flag=True, help="Rebuild even if this version is built.")
-def stacks_build_command(name: str, force: bool) -> None:
-    """Build a stack (Debian base filesystem) with mmdebstrap, once per host."""
-    mirror = os.environ.get("PAAS_DEBIAN_MIRROR") or "http://deb.debian.org/debian"
-    try:
-        rootfs = stacks.build(name, mirror, force=force)
-    except PaasError as error:
-        raise click.ClickException(error.message) from None
-    click.echo(f"{name}: {rootfs}")
+def stacks_build_command(names: tuple[str, ...], force: bool) -> None:
+    """Build stacks (Debian base filesystems) with mmdebstrap, once per host: each run
+    stack with its -build variant (the compilers and headers builds use)."""
+    mirror = os.environ.get("PAAS_DEBIAN_MIRROR") or stacks.DEFAULT_MIRROR
+    for name in dict.fromkeys(stacks.base_name(n) for n in names):
+        try:
+            rootfs = stacks.build(name, mirror, force=force)
+        except PaasError as error:
+            raise click.ClickException(error.message) from None
+        click.echo(f"{name}: {rootfs}")
+        click.echo(f"{name}{stacks.BUILD_SUFFIX}: {stacks.build_rootfs(name)}")
 
 
 @cli.cli.command("stacks")
 def stacks_command() -> None:
     """List the stacks and whether each is built on this host."""
     for name, recipe in sorted(stacks.RECIPES.items()):
-        built = stacks.rootfs(name)
-        state = f"built at {built}" if built else "not built"
+        built, tools = stacks.rootfs(name), stacks.build_rootfs(name)
+        found = stacks.status(name)
+        state = f"built at {built}" if built else found.state
         default = " (default)" if name == stacks.DEFAULT_STACK else ""
         click.echo(f"{name}{default}: Debian {recipe.suite}, Python {recipe.python}, {state}")
+        state = f"built at {tools}" if tools else found.state
+        click.echo(f"{name}{stacks.BUILD_SUFFIX}: builds of {name}, {state}")
 
 
 @cli.cli.command("api", hidden=True)
