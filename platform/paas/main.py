@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+from pathlib import Path
 
 import click
 
@@ -45,13 +46,17 @@ def server_command(stop: bool) -> None:
 @cli.cli.command("stacks:build")
 @click.argument("names", nargs=-1, required=True, type=click.Choice(stacks.NAMES))
 @click.option("--force", is_flag=True, help="Rebuild even if this version is built.")
-def stacks_build_command(names: tuple[str, ...], force: bool) -> None:
+@click.option("--log", is_flag=True, hidden=True, help="Into the stack's build log (the API's).")
+@click.option("--lock-fd", type=int, hidden=True, help="The build lock, taken by the API.")
+def stacks_build_command(
+    names: tuple[str, ...], force: bool, log: bool, lock_fd: int | None
+) -> None:
     """Build stacks (Debian base filesystems) with mmdebstrap, once per host: each run
     stack with its -build variant (the compilers and headers builds use)."""
     mirror = os.environ.get("PAAS_DEBIAN_MIRROR") or stacks.DEFAULT_MIRROR
     for name in dict.fromkeys(stacks.base_name(n) for n in names):
         try:
-            rootfs = stacks.build(name, mirror, force=force)
+            rootfs = stacks.build(name, mirror, force=force, log=log, lock_fd=lock_fd)
         except PaasError as error:
             raise click.ClickException(error.message) from None
         click.echo(f"{name}: {rootfs}")
@@ -60,15 +65,20 @@ def stacks_build_command(names: tuple[str, ...], force: bool) -> None:
 
 @cli.cli.command("stacks")
 def stacks_command() -> None:
-    """List the stacks and whether each is built on this host."""
+    """List the stacks and whether each is built (building, failed) on this host."""
     for name, recipe in sorted(stacks.RECIPES.items()):
-        built, tools = stacks.rootfs(name), stacks.build_rootfs(name)
         found = stacks.status(name)
-        state = f"built at {built}" if built else found.state
         default = " (default)" if name == stacks.DEFAULT_STACK else ""
-        click.echo(f"{name}{default}: Debian {recipe.suite}, Python {recipe.python}, {state}")
-        state = f"built at {tools}" if tools else found.state
-        click.echo(f"{name}{stacks.BUILD_SUFFIX}: builds of {name}, {state}")
+        why = f": {found.reason}" if found.reason else ""
+        run, build = shown(found, stacks.rootfs(name)), shown(found, stacks.build_rootfs(name))
+        click.echo(f"{name}{default}: Debian {recipe.suite}, Python {recipe.python}, {run}{why}")
+        click.echo(
+            f"{name}{stacks.BUILD_SUFFIX}: builds of {name} (compilers, headers), {build}{why}"
+        )
+
+
+def shown(found: stacks.StackStatus, tree: Path | None) -> str:
+    return f"built at {tree}" if tree and found.state != "building" else found.state
 
 
 @cli.cli.command("api", hidden=True)
@@ -106,3 +116,7 @@ def hook_command(name: str) -> None:
 
 def main() -> None:
     cli.main()
+
+
+if __name__ == "__main__":  # `python -m paas.main`: how the API starts a stack's build
+    main()

@@ -8,6 +8,7 @@ Skipped unless builds run in containers (root and a built stack with its build v
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import tempfile
@@ -72,7 +73,10 @@ def deployed(platform: Platform, app: str, requirements: str) -> str:
 
 
 def page(platform: Platform, app: str) -> dict[str, object]:
-    return wait_for(lambda: platform.get_json(app), 60, f"{app} serving")
+    wait_for(lambda: platform.get(app)[0] == 200, 60, f"{app} serving")
+    found = json.loads(platform.get(app)[1])
+    assert isinstance(found, dict)
+    return found
 
 
 def test_a_c_extension_built_from_its_sdist_runs_on_the_run_stack(platform: Platform) -> None:

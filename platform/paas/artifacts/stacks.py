@@ -16,10 +16,12 @@ import fcntl
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 from paas.domain.errors import InvalidParams, PaasError
 from paas.host import procs
@@ -56,6 +58,8 @@ BUILD_SUFFIX = "-build"
 HOST_CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
 HOST_RESOLV_CONF = Path("/etc/resolv.conf")
 MMDEBSTRAP_TIMEOUT = 1800
+LOG_CHUNK = 64 * 1024
+STACK_UMASK = 0o022
 APT_TIMEOUT = 1800
 UNSHARE = ("unshare", "--mount", "--propagation", "private", "--")
 
@@ -135,14 +139,41 @@ def base_name(name: str) -> str:
     return name.removesuffix(BUILD_SUFFIX)
 
 
-def build(name: str, mirror: str, directory: Path | None = None, force: bool = False) -> Path:
+def build(
+    name: str,
+    mirror: str,
+    directory: Path | None = None,
+    force: bool = False,
+    log: bool = False,
+    lock_fd: int | None = None,
+) -> Path:
     """Builds the stack's run tree and its build variant unless this recipe's version of
     them is there; returns the run rootfs. One build per stack at a time (a lock in the
-    shared directory); a failure is recorded (`failure`) until the next build starts."""
+    shared directory); a failure is recorded (`failure_file`) until the next build starts;
+    with `log`, the output goes to the stack's build log (`read_log`)."""
     stack = recipe(base_name(name))
+    # A stack is read by every app's uid (and apt's own _apt user while it builds): what
+    # is made here is world-readable, whatever umask the process came with (the API's 077).
+    previous = os.umask(STACK_UMASK)
+    try:
+        return build_locked(stack, mirror, directory, force, log, lock_fd)
+    finally:
+        os.umask(previous)
+
+
+def build_locked(
+    stack: StackRecipe,
+    mirror: str,
+    directory: Path | None,
+    force: bool,
+    log: bool,
+    lock_fd: int | None,
+) -> Path:
     target = version_dir(stack.name, directory)
     target.parent.mkdir(parents=True, exist_ok=True)
-    with build_lock(target):
+    with build_lock(stack.name, directory, lock_fd):
+        if log:  # only once the lock is held: a second builder never writes into it
+            start_log(stack.name, directory)
         failure_file(target).unlink(missing_ok=True)
         try:
             run_tree = build_run(stack, mirror, target, force)
@@ -300,18 +331,36 @@ def version_mismatches(run_tree: Path, build_tree: Path) -> list[str]:
     ]
 
 
+def claim(name: str, directory: Path | None = None) -> IO[str]:
+    """The stack's build lock, taken (an open file whose flock is held): a process that
+    starts a build passes it on to the builder (`build(lock_fd=…)`), so the stack shows
+    as building from that moment. It goes with the last process holding it, so a crashed
+    build never leaves the stack looking busy."""
+    target = version_dir(base_name(name), directory)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    handle = open(lock_file(target), "a")  # noqa: SIM115 (its holder closes it)
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.close()
+        raise PaasError(
+            f"stack {target.parent.name} is being built by another process already: wait "
+            f"for it (`paas stacks` shows it)"
+        ) from None
+    log_file(target).write_bytes(b"")  # this build's log starts here
+    return handle
+
+
 @contextlib.contextmanager
-def build_lock(target: Path) -> Iterator[None]:
-    """Held for a whole build of one stack, by whichever process builds it (it goes with
-    the process, so a crashed build never leaves the stack looking busy)."""
-    with open(lock_file(target), "a") as handle:
+def build_lock(name: str, directory: Path | None, lock_fd: int | None) -> Iterator[None]:
+    """Held for a whole build: the inherited lock `lock_fd`, else one claimed here."""
+    if lock_fd is not None:
         try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise PaasError(
-                f"stack {target.parent.name} is being built by another process already: "
-                f"wait for it (`paas stacks` shows it)"
-            ) from None
+            yield
+        finally:
+            os.close(lock_fd)
+        return
+    with claim(name, directory):
         yield
 
 
@@ -379,3 +428,59 @@ def carry_host_certificates(tree: Path) -> None:
     if HOST_CA_BUNDLE.is_file():
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(HOST_CA_BUNDLE, target)
+
+
+# What `paas stack:set` asked for while the stack was not built yet: the app moves to it
+# when the build succeeds (the API on the build's end, else the next push), and stays on
+# its stack when it fails. One file per app in the platform's run directory.
+def request_file(run_dir: Path, app: str) -> Path:
+    return run_dir / "stack-requests" / app
+
+
+def request(run_dir: Path, app: str, stack: str) -> None:
+    path = request_file(run_dir, app)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(stack)
+
+
+def pending(run_dir: Path, app: str) -> str | None:
+    path = request_file(run_dir, app)
+    stack = path.read_text().strip() if path.is_file() else ""
+    return stack if stack in RECIPES else None
+
+
+def requested(run_dir: Path, stack: str) -> list[str]:
+    """The apps waiting for `stack`."""
+    folder = run_dir / "stack-requests"
+    names = sorted(p.name for p in folder.iterdir()) if folder.is_dir() else []
+    return [name for name in names if pending(run_dir, name) == stack]
+
+
+def drop_request(run_dir: Path, app: str) -> None:
+    request_file(run_dir, app).unlink(missing_ok=True)
+
+
+def read_log(name: str, offset: int, directory: Path | None = None) -> tuple[str, int]:
+    """The build log of the stack from `offset` on (at most LOG_CHUNK bytes), and where it
+    ends; complete lines only, so a reader never shows half a line."""
+    path = log_file(version_dir(base_name(name), directory))
+    try:
+        with open(path, "rb") as handle:
+            handle.seek(offset)
+            data = handle.read(LOG_CHUNK)
+    except FileNotFoundError:
+        return "", offset
+    end = data.rfind(b"\n") + 1
+    return data[:end].decode(errors="replace"), offset + end
+
+
+def start_log(name: str, directory: Path | None = None) -> None:
+    """The build's output (this process's and its children's) goes to the stack's build
+    log from here on, for `paas stack:set` and pushes to follow."""
+    path = log_file(version_dir(base_name(name), directory))
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.dup2(fd, 1)
+    os.dup2(fd, 2)
+    os.close(fd)

@@ -185,6 +185,8 @@ def settle_stack(settings: Settings, store: Store, app: App, out: Output, deadli
     wanted = stacks.pending(settings.run_dir, app.name) or stacks.effective(app.stack)
     if stacks.building(wanted):
         wait_for_stack(wanted, out, deadline)
+        app = store.app(app.name)  # the API may have moved it when the build ended
+    wanted = stacks.pending(settings.run_dir, app.name) or stacks.effective(app.stack)
     if wanted == stacks.effective(app.stack):
         stacks.drop_request(settings.run_dir, app.name)
         return app
@@ -192,7 +194,6 @@ def settle_stack(settings: Settings, store: Store, app: App, out: Output, deadli
     stacks.drop_request(settings.run_dir, app.name)
     if found.state == "built":
         store.set_stack(app, wanted)
-        out.write(f"-----> Stack {wanted} is built: {app.name} moves to it\n")
         return store.app(app.name)
     out.write(
         f" !     Stack {wanted} did not build ({found.reason or found.state}): building on "
@@ -221,6 +222,7 @@ def wait_for_stack(stack: str, out: Output, deadline: float) -> None:
     text, _ = stacks.read_log(stack, offset)
     for line in text.splitlines():
         out.write(f"       {line}\n")
+    out.write(f"-----> Stack {stack}: {stacks.status(stack).state}\n")
 
 
 def build_image(
