@@ -625,7 +625,10 @@ def follow_stack_build(api: client.ApiClient, stack: str, deadline: float) -> cl
         found = api.stack(stack, offset)
         for line in str(found.get("log", "")).splitlines():
             click.echo(f"       {line}")
-        offset = int(str(found.get("log_offset", offset)))
+        moved = int(str(found.get("log_offset", offset)))
+        if moved != offset:  # more may be there already: a log is read in chunks
+            offset = moved
+            continue
         if found.get("state") != "building" or time.monotonic() > deadline:
             return found
         time.sleep(STACK_POLL_SECONDS)  # a readiness poll: the build is the server's

@@ -207,21 +207,21 @@ def wait_for_stack(stack: str, out: Output, deadline: float) -> None:
     by the push's deadline (the build goes on: a later push finds it built)."""
     out.write(f"-----> Waiting for stack {stack} to be built (started by `paas stack:set`)\n")
     out.flush()
-    offset = 0
-    while stacks.building(stack):
+    offset, building = 0, True
+    while building:
         if time.monotonic() > deadline:
             raise BuildFailed(
                 f"stack {stack} was still being built when the push timed out: push again "
                 f"once `paas stacks` shows it built"
             )
+        building = stacks.building(stack)  # before the log: its end is read in full
         text, offset = stacks.read_log(stack, offset)
-        for line in text.splitlines():
-            out.write(f"       {line}\n")
+        while text:
+            out.write("".join(f"       {line}\n" for line in text.splitlines()))
+            text, offset = stacks.read_log(stack, offset)
         out.flush()
-        time.sleep(STACK_POLL_SECONDS)  # a readiness poll: the build is another process
-    text, _ = stacks.read_log(stack, offset)
-    for line in text.splitlines():
-        out.write(f"       {line}\n")
+        if building:
+            time.sleep(STACK_POLL_SECONDS)  # a readiness poll: the build is another process
     out.write(f"-----> Stack {stack}: {stacks.status(stack).state}\n")
 
 
