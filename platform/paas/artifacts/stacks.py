@@ -2,8 +2,11 @@
 
 A stack is built once per host with mmdebstrap into a cache outside PAAS_HOME that every
 PAAS_HOME shares (`/var/cache/paas/stacks`, or PAAS_STACKS_DIR). Layout:
-`DIR/NAME/vRECIPE_VERSION/rootfs/`, renamed into place once a build is complete, so a
-half-built stack is never used. The code uses the version directory of its own recipe, so
+`DIR/NAME/vRECIPE_VERSION/rootfs/` (the run tree dynos run on) and `build-rootfs/` (its
+build variant, NAME-build: the run tree plus compilers and headers, the same versions of
+every package they share), each renamed into place once complete, so a half-built stack is
+never used; beside them the build's lock, log and recorded failure (one build per stack
+at a time, whichever process and platform runs it). The code uses the version directory of its own recipe, so
 it always runs on the packages it lists, and checkouts of different recipe versions sharing
 the cache each keep theirs: a new recipe is a new directory, never a rebuild of an old one.
 (`DIR/NAME/current` is what recipe version 1's code read; it is left as it is.)
