@@ -6,9 +6,10 @@ PAAS_HOME shares (`/var/cache/paas/stacks`, or PAAS_STACKS_DIR). Layout:
 build variant, NAME-build: the run tree plus compilers and headers, the same versions of
 every package they share), each renamed into place once complete, so a half-built stack is
 never used; beside them the build's lock, log and recorded failure (one build per stack
-at a time, whichever process and platform runs it). The code uses the version directory of its own recipe, so
-it always runs on the packages it lists, and checkouts of different recipe versions sharing
-the cache each keep theirs: a new recipe is a new directory, never a rebuild of an old one.
+at a time, whichever process and platform runs it). The code uses the version directory
+of its own recipe, so it always runs on the packages it lists, and checkouts of different
+recipe versions sharing the cache each keep theirs: a new recipe is a new directory, never
+a rebuild of an old one.
 (`DIR/NAME/current` is what recipe version 1's code read; it is left as it is.)
 """
 
