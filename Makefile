@@ -16,7 +16,7 @@ setup: system-packages $(BIN)/paas stack
 
 # The default stack (built once per host, cached outside PAAS_HOME); needs root.
 stack: $(BIN)/paas
-	@if [ "$$(id -u)" = 0 ]; then $(BIN)/paas stacks:build debian-13; \
+	@if [ "$$(id -u)" = 0 ]; then $(BIN)/paas stacks:build debian-13 debian-13-build; \
 	else echo "not root: no stack built, dynos will run as plain processes"; fi
 
 # apt-get only as root; otherwise say what is missing.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+from pathlib import Path
 
 import click
 
@@ -43,26 +44,41 @@ def server_command(stop: bool) -> None:
 
 
 @cli.cli.command("stacks:build")
-@click.argument("name", type=click.Choice(sorted(stacks.RECIPES)))
+@click.argument("names", nargs=-1, required=True, type=click.Choice(stacks.NAMES))
 @click.option("--force", is_flag=True, help="Rebuild even if this version is built.")
-def stacks_build_command(name: str, force: bool) -> None:
-    """Build a stack (Debian base filesystem) with mmdebstrap, once per host."""
-    mirror = os.environ.get("PAAS_DEBIAN_MIRROR") or "http://deb.debian.org/debian"
-    try:
-        rootfs = stacks.build(name, mirror, force=force)
-    except PaasError as error:
-        raise click.ClickException(error.message) from None
-    click.echo(f"{name}: {rootfs}")
+@click.option("--log", is_flag=True, hidden=True, help="Into the stack's build log (the API's).")
+@click.option("--lock-fd", type=int, hidden=True, help="The build lock, taken by the API.")
+def stacks_build_command(
+    names: tuple[str, ...], force: bool, log: bool, lock_fd: int | None
+) -> None:
+    """Build stacks (Debian base filesystems) with mmdebstrap, once per host: each run
+    stack with its -build variant (the compilers and headers builds use)."""
+    mirror = os.environ.get("PAAS_DEBIAN_MIRROR") or stacks.DEFAULT_MIRROR
+    for name in dict.fromkeys(stacks.base_name(n) for n in names):
+        try:
+            rootfs = stacks.build(name, mirror, force=force, log=log, lock_fd=lock_fd)
+        except PaasError as error:
+            raise click.ClickException(error.message) from None
+        click.echo(f"{name}: {rootfs}")
+        click.echo(f"{name}{stacks.BUILD_SUFFIX}: {stacks.build_rootfs(name)}")
 
 
 @cli.cli.command("stacks")
 def stacks_command() -> None:
-    """List the stacks and whether each is built on this host."""
+    """List the stacks and whether each is built (building, failed) on this host."""
     for name, recipe in sorted(stacks.RECIPES.items()):
-        built = stacks.rootfs(name)
-        state = f"built at {built}" if built else "not built"
+        found = stacks.status(name)
         default = " (default)" if name == stacks.DEFAULT_STACK else ""
-        click.echo(f"{name}{default}: Debian {recipe.suite}, Python {recipe.python}, {state}")
+        why = f": {found.reason}" if found.reason else ""
+        run, build = shown(found, stacks.rootfs(name)), shown(found, stacks.build_rootfs(name))
+        click.echo(f"{name}{default}: Debian {recipe.suite}, Python {recipe.python}, {run}{why}")
+        click.echo(
+            f"{name}{stacks.BUILD_SUFFIX}: builds of {name} (compilers, headers), {build}{why}"
+        )
+
+
+def shown(found: stacks.StackStatus, tree: Path | None) -> str:
+    return f"built at {tree}" if tree and found.state != "building" else found.state
 
 
 @cli.cli.command("api", hidden=True)
@@ -100,3 +116,7 @@ def hook_command(name: str) -> None:
 
 def main() -> None:
     cli.main()
+
+
+if __name__ == "__main__":  # `python -m paas.main`: how the API starts a stack's build
+    main()

@@ -205,8 +205,8 @@ def build_app(fake: FakeApi) -> flask.Flask:
 
     @app.patch("/apps/<name>")
     def set_stack(name: str) -> Any:
-        find(name)["stack"] = stack(body().get("stack"))
-        return find(name)
+        chosen = find(name)["stack"] = stack(body().get("stack"))
+        return {**find(name), "stack_build": {"name": chosen, "state": "built", "reason": ""}}
 
     @app.delete("/apps/<name>")
     def destroy_app(name: str) -> Any:

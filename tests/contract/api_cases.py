@@ -169,7 +169,7 @@ CASES: tuple[Case, ...] = (
         "stack:set",
         Request("PATCH", "/apps/demo", {"stack": "debian-12"}),
         200,
-        keys=APP_KEYS,
+        keys=APP_KEYS | {"stack_build"},  # how the stack's build goes (built, building…)
         includes={"stack": "debian-12"},
     ),
     _error(

@@ -318,7 +318,7 @@ def test_a_missing_stack_fails_the_push_instead_of_dropping_containers(
     platform.paas("apps:create", "old-stack", "--no-remote", "--stack", "debian-12")
     platform.paas("config:set", f"BUILDPACK_URL={quiet_buildpack}", "-a", "old-stack")
     rejected(platform.push("old-stack", repo), "stack debian-12 of app old-stack is not built")
-    assert "run `paas stacks:build debian-12`" in platform.push("old-stack", repo).stderr
+    assert "run `paas stack:set debian-12`" in platform.push("old-stack", repo).stderr
 
 
 @pytest.mark.skipif(
@@ -332,7 +332,10 @@ def test_dynos_of_an_app_whose_stack_is_missing_never_run_as_plain_processes(
     repo = crafted(platform, "moved", {"Procfile": WEB})
     push = push_new_app(platform, "moved", repo, BUILDPACK_URL=quiet_buildpack)
     assert push.returncode == 0, push.stderr
-    platform.paas("stack:set", "debian-12", "-a", "moved")
+    # As if debian-12 had been removed from the host after the app moved to it (stack:set
+    # would build it first now).
+    with sqlite3.connect(platform.home / "state.db") as db:
+        db.execute("UPDATE apps SET stack = 'debian-12' WHERE name = 'moved'")
     platform.paas("ps:scale", "web=2", "-a", "moved")
     wait_for(
         lambda: "moved: stack debian-12 is not built" in (platform.base / "server.log").read_text(),

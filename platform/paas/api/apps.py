@@ -8,12 +8,14 @@ from dataclasses import dataclass
 
 from flask import Blueprint, Response, jsonify, request
 
+from paas.api import stacks as stack_api
 from paas.api.context import ctx, find_app, json_body
 from paas.artifacts import collector, stacks
 from paas.domain import validation
 from paas.domain.errors import Conflict, InvalidParams
 from paas.domain.models import App
 from paas.domain.procfile import formation_types
+from paas.dynos import capability
 from paas.isolation import users
 from paas.push import gitservice
 from paas.reconcile import routes
@@ -108,14 +110,21 @@ def show_app(name: str) -> Response:
 
 @blueprint.patch("/apps/<name>")
 def update_app(name: str) -> Response:
-    """Only the stack can change; the next build and the dynos it starts use it."""
-    app = find_app(name)
+    """Only the stack can change; the next build and the dynos it starts use it. A stack
+    not built on a host whose dynos run in containers is built first (`stack_build` says
+    how that goes): the app moves to it once it is built, and stays where it is until then."""
+    context, app = ctx(), find_app(name)
     stack = json_body().get("stack")
     if not isinstance(stack, str) or stack not in stacks.RECIPES:
         raise InvalidParams(f"unknown stack {stack!r}: choose one of {', '.join(stacks.RECIPES)}")
-    ctx().store.set_stack(app, stack)
-    ctx().logs.event(app.name, "api", f"Stack set to {stack}")
-    return jsonify(app_json(find_app(name)))
+    found = stacks.status(stack)
+    if found.state != "built" and capability.load(context.settings).containers:
+        found = stack_api.request_stack(context, app, stack)
+    else:
+        stacks.drop_request(context.settings.run_dir, app.name)
+        context.store.set_stack(app, stack)
+        context.logs.event(app.name, "api", f"Stack set to {stack}")
+    return jsonify({**app_json(find_app(name)), "stack_build": found.json()})
 
 
 @blueprint.delete("/apps/<name>")

@@ -175,6 +175,12 @@ class ApiClient:
     def set_stack(self, app: str, stack: str) -> JsonObject:
         return self._object("PATCH", _app_path(app), {"stack": stack})
 
+    def stack(self, name: str, log_offset: int = 0) -> JsonObject:
+        """GET /stacks/NAME: its build state and its build log from `log_offset` on."""
+        return self._object(
+            "GET", f"/stacks/{urllib.parse.quote(name, safe='')}", log_offset=str(log_offset)
+        )
+
     def dynos(self, app: str) -> list[JsonObject]:
         return self._list("GET", _app_path(app, "dynos"))
 

@@ -568,13 +568,70 @@ def ps_resize(session: Session, sizes: tuple[str, ...], app_name: str | None) ->
 
 @cli.command("stack:set")
 @click.argument("stack")
+@click.option(
+    "--no-wait", is_flag=True, help="Do not follow the stack's build (when it is not built)."
+)
+@click.option(
+    "--timeout",
+    type=click.IntRange(min=1),
+    default=3600,
+    show_default=True,
+    help="Seconds to follow the stack's build (it goes on after).",
+)
 @app_option
 @click.pass_obj
-def stack_set(session: Session, stack: str, app_name: str | None) -> None:
-    """Set the app's stack; the next deploy builds and runs on it."""
+def stack_set(
+    session: Session, stack: str, no_wait: bool, timeout: int, app_name: str | None
+) -> None:
+    """Set the app's stack; the next deploy builds and runs on it. A stack not built on
+    the host is built first (its progress shown), and the app moves to it when it is."""
     name = session.app(app_name)
-    session.api().set_stack(name, stack)
-    click.echo(f"Stack set to {stack} for {name}: push to build on it")
+    api = session.api()
+    answer = api.set_stack(name, stack)
+    build = answer.get("stack_build")
+    state = build.get("state") if isinstance(build, dict) else "built"
+    if state == "built":
+        click.echo(f"Stack set to {stack} for {name}: push to build on it")
+        return
+    click.echo(f"-----> Stack {stack} is not built on this host: building it")
+    if no_wait:
+        click.echo(
+            f"       {name} moves to {stack} once it is built (`paas stacks` shows how it "
+            "goes); a push meanwhile waits for it"
+        )
+        return
+    found = follow_stack_build(api, stack, time.monotonic() + timeout)
+    if found.get("state") == "built":
+        click.echo(f"Stack set to {stack} for {name}: push to build on it")
+        return
+    if found.get("state") == "building":
+        raise click.ClickException(
+            f"stack {stack} is still being built after {timeout}s; {name} moves to it when it "
+            "is built (`paas stacks` shows it)"
+        )
+    raise click.ClickException(
+        f"stack {stack} failed to build: {found.get('reason') or found.get('state')}; {name} "
+        f"stays on its stack: fix that and retry with `paas stack:set {stack} -a {name}`"
+    )
+
+
+STACK_POLL_SECONDS = 1.0
+
+
+def follow_stack_build(api: client.ApiClient, stack: str, deadline: float) -> client.JsonObject:
+    """Prints the stack's build log as it grows until its build ends or `deadline`."""
+    offset = 0
+    while True:
+        found = api.stack(stack, offset)
+        for line in str(found.get("log", "")).splitlines():
+            click.echo(f"       {line}")
+        moved = int(str(found.get("log_offset", offset)))
+        if moved != offset:  # more may be there already: a log is read in chunks
+            offset = moved
+            continue
+        if found.get("state") != "building" or time.monotonic() > deadline:
+            return found
+        time.sleep(STACK_POLL_SECONDS)  # a readiness poll: the build is the server's
 
 
 @cli.command("images:export")

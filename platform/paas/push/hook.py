@@ -44,6 +44,7 @@ DEPLOY_REFS = ("refs/heads/main", "refs/heads/master")
 ZERO = "0" * 40
 GIT_ENV = ("GIT_OBJECT_DIRECTORY", "GIT_ALTERNATE_OBJECT_DIRECTORIES", "GIT_QUARANTINE_PATH")
 OUTPUT_KEPT = 64 * 1024  # characters of build output kept for the build record (the tail)
+STACK_POLL_SECONDS = 1.0  # how often a push waiting for its stack's build looks again
 PRIVATE_UMASK = 0o077  # as every platform process (paas.main): nothing for other users
 # Needed only once the build is done: `preload` imports them while the build's commands
 # run, which keeps their ~40 ms of CPU off the push's path (a use before they are loaded
@@ -83,6 +84,7 @@ def deploy(
     logs.event(app.name, "api", f"Build started for {commit[:8]}")
     capture = Tee(out)
     try:
+        app = settle_stack(settings, store, app, capture, deadline)
         account = users.app_account(store, app)
         sandbox = build_sandbox(settings, app, account)
         shared = None if sandbox is None else shared_deps(settings)
@@ -137,19 +139,27 @@ def read_healthcheck(settings: Settings, artifact: Artifact, out: Output) -> str
 def build_sandbox(
     settings: Settings, app: App, account: users.Account | None
 ) -> SandboxPlan | None:
-    """Builds run in a container of the app's stack, as the app's uid, wherever dynos do;
-    None only when the whole host runs without containers (said once at server start)."""
+    """Builds run in a container of the build variant of the app's stack (compilers and
+    headers), as the app's uid, wherever dynos do; None only when the whole host runs
+    without containers (said once at server start)."""
     found = capability.load(settings)
     if found.runtime is None or account is None:
         return None
-    stack_rootfs = stacks.rootfs(stacks.effective(app.stack))
-    if stack_rootfs is None:
+    stack = stacks.effective(app.stack)
+    if stacks.rootfs(stack) is None:
         raise BuildFailed(missing_stack(app))
+    build_rootfs = stacks.build_rootfs(stack)
+    if build_rootfs is None:
+        raise BuildFailed(
+            f"the build variant of stack {stack} ({stack}{stacks.BUILD_SUFFIX}), which builds "
+            f"of app {app.name} run on, is not built on this host: run `paas stacks:build "
+            f"{stack}{stacks.BUILD_SUFFIX}` and push again"
+        )
     return SandboxPlan(
-        stack=stacks.effective(app.stack),
+        stack=stack,
         runtime=found.runtime,
         state_root=settings.run_dir / "oci",
-        stack_rootfs=stack_rootfs,
+        stack_rootfs=build_rootfs,
         subnet=found.subnet,
         memory_mb=settings.build_memory_mb,
         uid=account.uid,
@@ -159,10 +169,60 @@ def build_sandbox(
 
 def missing_stack(app: App) -> str:
     stack = stacks.effective(app.stack)
+    found = stacks.status(stack)
+    why = f" (its last build failed: {found.reason})" if found.state == "failed" else ""
     return (
-        f"stack {stack} of app {app.name} is not built on this host, and its builds and "
-        f"dynos run only in containers of it: run `paas stacks:build {stack}` and push again"
+        f"stack {stack} of app {app.name} is not built on this host{why}, and its builds and "
+        f"dynos run only in containers of it: run `paas stack:set {stack}` (or `paas "
+        f"stacks:build {stack}` on the host) and push again"
     )
+
+
+def settle_stack(settings: Settings, store: Store, app: App, out: Output, deadline: float) -> App:
+    """The stack the push builds on: one that `stack:set` asked for once it is built (the
+    push waits while it builds, with its progress); the app's own when that build failed,
+    saying why. The app's own stack, when some process builds it, is waited for too."""
+    wanted = stacks.pending(settings.run_dir, app.name) or stacks.effective(app.stack)
+    if stacks.building(wanted):
+        wait_for_stack(wanted, out, deadline)
+        app = store.app(app.name)  # the API may have moved it when the build ended
+    wanted = stacks.pending(settings.run_dir, app.name) or stacks.effective(app.stack)
+    if wanted == stacks.effective(app.stack):
+        stacks.drop_request(settings.run_dir, app.name)
+        return app
+    found = stacks.status(wanted)
+    stacks.drop_request(settings.run_dir, app.name)
+    if found.state == "built":
+        store.set_stack(app, wanted)
+        return store.app(app.name)
+    out.write(
+        f" !     Stack {wanted} did not build ({found.reason or found.state}): building on "
+        f"{stacks.effective(app.stack)} still; retry with `paas stack:set {wanted}`\n"
+    )
+    return app
+
+
+def wait_for_stack(stack: str, out: Output, deadline: float) -> None:
+    """Follows the stack's build log into the push output until its build ends; bounded
+    by the push's deadline (the build goes on: a later push finds it built)."""
+    out.write(f"-----> Waiting for stack {stack} to be built (started by `paas stack:set`)\n")
+    out.flush()
+    offset, building = 0, True
+    while building:
+        if time.monotonic() > deadline:
+            raise BuildFailed(
+                f"stack {stack} was still being built when the push timed out: push again "
+                f"once `paas stacks` shows it built"
+            )
+        building = stacks.building(stack)  # before the log: its end is read in full
+        text, offset = stacks.read_log(stack, offset)
+        while text:
+            out.write("".join(f"       {line}\n" for line in text.splitlines()))
+            text, offset = stacks.read_log(stack, offset)
+        out.flush()
+        if building:
+            time.sleep(STACK_POLL_SECONDS)  # a readiness poll: the build is another process
+    out.write(f"-----> Stack {stack}: {stacks.status(stack).state}\n")
 
 
 def build_image(
