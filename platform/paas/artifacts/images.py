@@ -1,5 +1,7 @@
-"""OCI images: each release's stack layer + app layer + one config per process type, in an
-OCI image layout under PAAS_HOME/images (content-addressed: identical layers stored once).
+"""OCI images: each release's stack layer + a layer per shared runtime its slug names (at
+/opt/paas/runtimes/NAME, paas.artifacts.runtimes) + app layer + one config per process
+type, in an OCI image layout under PAAS_HOME/images (content-addressed: identical layers
+stored once; a stack's or runtime's layer is tarred once and shared by every release).
 
 A release names the digest of its image index; the index lists one manifest per process
 type (annotated `org.opencontainers.image.ref.name` = the type), each with an entrypoint
@@ -19,6 +21,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from paas.artifacts.runtimes import MOUNT as RUNTIMES_AT
 from paas.domain.errors import CommandFailed, NotFound, PaasError
 from paas.host import cleanup, procs
 from paas.isolation.oci import PROFILE_SCRIPT
@@ -56,6 +59,7 @@ class ImageRequest:
     process_types: dict[str, str]
     uid: int
     gid: int
+    runtimes: tuple[Path, ...] = ()  # the shared runtimes' entries (named by their content)
 
 
 class ImageStore:
@@ -125,10 +129,42 @@ class ImageStore:
         cache.write_text(json.dumps(known))
         return layer
 
+    def runtime_layer(self, entry: Path) -> Descriptor:
+        """A shared runtime's entry as a layer at /opt/paas/runtimes/NAME; tarred once
+        (the entry's name is its content): every release on it shares the blob."""
+        cache = self.directory / "runtime-layers.json"
+        known = json.loads(cache.read_text()) if cache.exists() else {}
+        if entry.name in known and self.reuse(known[entry.name]["digest"]):
+            return Descriptor(LAYER, known[entry.name]["digest"], known[entry.name]["size"])
+        skeleton = Path(tempfile.mkdtemp(dir=self.directory, prefix=".runtime-"))
+        try:
+            below = skeleton / RUNTIMES_AT.relative_to("/")
+            below.mkdir(parents=True)
+            for path in (below, *below.parents):
+                if path == skeleton:
+                    break
+                path.chmod(0o755)
+            link = ["cp", "-al", str(entry), str(below / entry.name)]
+            try:  # hard links: no copy of the tree (the store is on PAAS_HOME too)
+                procs.run(link, timeout=300)
+            except CommandFailed:
+                procs.run(["cp", "-a", str(entry), str(below / entry.name)], timeout=600)
+            layer = self.add_tar(skeleton, [RUNTIMES_AT.parts[1]])
+        finally:
+            cleanup.remove_tree(skeleton)
+        known = json.loads(cache.read_text()) if cache.exists() else {}
+        known[entry.name] = {"digest": layer.digest, "size": layer.size}
+        fd, tmp = tempfile.mkstemp(dir=self.directory)
+        with os.fdopen(fd, "w") as f:
+            json.dump(known, f)
+        os.replace(tmp, cache)
+        return layer
+
     def build(self, request: ImageRequest) -> str:
         """Writes the image of one release; returns the digest of its image index."""
         layers = [
             self.stack_layer(request.stack, request.stack_rootfs),
+            *(self.runtime_layer(entry) for entry in request.runtimes),
             self.add_tar(request.app_layer_dir, ["app"]),
         ]
         manifests = []

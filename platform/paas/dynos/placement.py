@@ -14,7 +14,7 @@ import socket
 from dataclasses import asdict, replace
 from pathlib import Path
 
-from paas.artifacts import stacks
+from paas.artifacts import runtimes, stacks
 from paas.artifacts.slugs import SlugStore
 from paas.domain import addressing, validation
 from paas.domain.dyno import DynoSpec
@@ -78,6 +78,9 @@ class Placement:
                 f"{state.app.name}: stack {stack} is not built on this host; its dynos run only "
                 f"in containers of it: run `paas stacks:build {stack}`"
             )
+        # The shared runtimes its slug names, and only those (PaasError when one is gone).
+        named = runtimes.slug_runtimes(Path(spec.app_dir))
+        entries = runtimes.store_of(self.settings.home).paths(named) if named else []
         subnet = addressing.subnet(self.isolation.subnet)
         return ContainerPlan(
             runtime=self.isolation.runtime,
@@ -90,6 +93,7 @@ class Placement:
             uid=account.uid,
             gid=account.gid,
             disk_mb=self.settings.dyno_disk_mb,
+            runtimes=runtimes.mounts(dict(zip(named, entries, strict=True))),
         )
 
 

@@ -61,6 +61,8 @@ class ContainerPlan:
     uid: int
     gid: int
     disk_mb: int = 0  # the cap of the writable layer; 0 (dynos started before caps): none
+    # (host path, container path) of each shared runtime the release names, read-only
+    runtimes: tuple[tuple[str, str], ...] = ()
 
 
 def plan_from(data: object) -> ContainerPlan | None:
@@ -191,6 +193,12 @@ class ContainerLauncher:
         return [self.plan.runtime, "--root", self.plan.state_root, *args]
 
     def spawn(self, hostname: str, command: str, env: dict[str, str]) -> ContainerInit:
+        for source, _ in self.plan.runtimes:
+            if not os.path.isdir(source):  # said, not a runtime's bare ENOENT
+                raise PaasError(
+                    f"the runtime {source} this release runs on is gone from this host "
+                    "(removed by hand?): push the app again to make it again"
+                )
         mount_overlay(f"{self.plan.layer}:{self.plan.stack_rootfs}", self.bundle, self.plan.disk_mb)
         subnet = addressing.subnet(self.plan.subnet)
         dyno_net = network.create(self.dyno_id, self.plan.address, subnet)
@@ -205,6 +213,7 @@ class ContainerLauncher:
             netns_path=dyno_net.netns_path,
             cgroup_version=cgroups.version(),
             machine=MACHINE,
+            readonly_mounts=tuple((s, d) for s, d in self.plan.runtimes),
         )
         write_private(self.bundle / "config.json", json.dumps(oci.runtime_config(spec)))
         return self.start()
@@ -450,6 +459,7 @@ class BuildSandbox:
         self.plan = plan
         self.binds = tuple(str(b) for b in binds)
         self.readonly_binds = tuple(str(b) for b in readonly_binds)
+        self.readonly_mounts: tuple[tuple[str, str], ...] = ()  # (host, container) paths
         self.address = ""
         self.steps = 0
         self.group = cgroups.for_child(cgroups_path(self.id))
@@ -481,6 +491,7 @@ class BuildSandbox:
             cwd=str(cwd),
             binds=self.binds,
             readonly_binds=self.readonly_binds,
+            readonly_mounts=self.readonly_mounts,
         )
         write_private(self.directory / "config.json", json.dumps(oci.runtime_config(spec)))
         name = f"{self.id}.{self.steps}"

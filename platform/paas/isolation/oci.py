@@ -118,6 +118,8 @@ class ContainerSpec:
     cwd: str = "/app"
     binds: tuple[str, ...] = ()  # host directories mounted read-write at the same path
     readonly_binds: tuple[str, ...] = ()  # host files or directories mounted read-only
+    # (host path, container path): mounted read-only elsewhere (shared runtimes)
+    readonly_mounts: tuple[tuple[str, str], ...] = ()
     machine: str = "x86_64"  # `uname -m` of the host: which seccomp architectures apply
 
 
@@ -246,6 +248,15 @@ def runtime_config(spec: ContainerSpec) -> dict[str, object]:
                     "options": ["rbind", "ro", "nosuid", "nodev"],
                 }
                 for b in spec.readonly_binds
+            ),
+            *(
+                {
+                    "destination": destination,
+                    "type": "bind",
+                    "source": source,
+                    "options": ["rbind", "ro", "nosuid", "nodev"],
+                }
+                for source, destination in spec.readonly_mounts
             ),
         ],
         "linux": {

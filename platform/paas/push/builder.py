@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
-from paas.artifacts import stacks
+from paas.artifacts import runtimes, stacks
 from paas.artifacts.depcache import DepCache
 from paas.artifacts.slugs import SlugStore
 from paas.domain import buildpack_release, buildpack_source, healthcheck, procfile, requirements
@@ -156,6 +156,8 @@ class Builder:
         self.slugs = SlugStore(settings.slugs_dir)
         self.teardown: threading.Thread | None = None
         self.prime_sandbox: BuildSandbox | None = None  # removed with the build's own
+        self.runtimes: runtimes.RuntimeStore | None = None  # offered to sandboxed builds
+        self.offers: list[runtimes.Offer] = []  # made into the store at teardown
         self.fetcher = buildpack_fetch.Fetcher(
             settings=settings,
             account=account,
@@ -213,6 +215,7 @@ class Builder:
             host_files = host_paths(self.environment(request, workspace))
             host_files.insert(0, self.settings.tools_dir)
             plan = BuildSandbox(build_id, sandbox_dir, self.sandbox_plan, binds, host_files)
+            self.offer_runtimes(plan)
             sandbox = self.sandbox = plan.__enter__()  # left in tear_down
             return self.run_buildpacks(request, workspace, declared)
         finally:
@@ -237,6 +240,7 @@ class Builder:
             for used in (self.prime_sandbox, sandbox):
                 if used is not None:
                     used.__exit__(None, None, None)
+            self.make_runtimes(request)  # from the cache: before it is unmounted
             container.unmount(self.cache_dir(request))
             container.remove_disk(scratch, scratch.with_suffix(".img"))
         except Exception:
@@ -287,10 +291,54 @@ class Builder:
             raise BuildFailed(
                 "no process types: add a Procfile with a line such as `web: gunicorn app:app`"
             )
+        self.settle_runtimes(app_dir, request)
         started = time.monotonic()
         digest = self.slugs.add(app_dir)
         self.say(f"-----> Compressing... done, {digest[:19]} ({time.monotonic() - started:.1f}s)")
         return Artifact(digest, process_types)
+
+    def offer_runtimes(self, sandbox: BuildSandbox) -> None:
+        """The shared runtime store, read-only at runtimes.MOUNT in every step (not
+        listable: a step reaches an entry by its name); each entry is pinned for the
+        collector while this push runs."""
+        store = runtimes.store_of(self.settings.home)
+        store.pin_all()
+        sandbox.readonly_mounts = ((str(store.directory), str(runtimes.MOUNT)),)
+        self.runtimes = store
+
+    def settle_runtimes(self, app_dir: Path, request: BuildRequest) -> None:
+        """Reads the buildpacks' .paas/runtimes.json (docs/buildpacks.md, "Shared
+        runtimes"): what the slug runs on must be in the store; what it offers is made at
+        teardown. The file becomes the slug's manifest: the names, nothing else."""
+        data = pushed_tree.read_bytes(app_dir, runtimes.MANIFEST, runtimes.MANIFEST_BYTES)
+        if data is None or self.runtimes is None:  # no store offered: no link to one
+            return
+        declared = runtimes.parse_declaration(data)
+        self.runtimes.paths(declared.runtimes)  # PaasError naming one that is not there
+        cache = self.cache_dir(request).resolve()
+        for offer in declared.offers:
+            if not self.runtimes.has(offer.name) and Path(offer.archive).is_relative_to(cache):
+                self.offers.append(offer)
+        write_app_file(app_dir, runtimes.MANIFEST, runtimes.manifest(declared.runtimes))
+
+    def make_runtimes(self, request: BuildRequest) -> None:
+        """The build's offers into the store, from archives in the app's cache (no step
+        runs any more: nothing of the app changes them meanwhile). A failure is the
+        platform log's: this build's slug has its own copy."""
+        if self.runtimes is None:
+            return
+        cache = self.cache_dir(request).resolve()
+        unpackers = {p.name: p / "bin" / "runtime" for p in _builtins(BUILTIN_BUILDPACKS)}
+        for offer in self.offers:
+            unpack = unpackers.get(offer.kind)
+            archive = Path(offer.archive).resolve()  # through no link out of the cache
+            if unpack is None or not unpack.is_file() or not archive.is_relative_to(cache):
+                continue
+            try:
+                account = deps_account()
+                self.runtimes.add(offer, archive, [str(unpack)], (account.uid, account.gid))
+            except (OSError, PaasError) as error:
+                platform_log.line(f"paas: shared runtime {offer.name} not made: {error}")
 
     def export(self, request: BuildRequest, app_dir: Path) -> None:
         """Extracts the pushed revision (still in git's quarantine) into the build dir:
@@ -447,7 +495,7 @@ class Builder:
         return self.fetcher.copy_builtin(source, workspace, f"{index}-{source.name}")
 
     def environment(self, request: BuildRequest, workspace: Path) -> dict[str, str]:
-        return step_environment(
+        env = step_environment(
             os.environ,
             self.settings.tools_dir,
             workspace / "home",
@@ -455,6 +503,9 @@ class Builder:
             request.commit,
             workspace / "app",
         )
+        if self.runtimes is not None:
+            env["PAAS_RUNTIMES"] = str(runtimes.MOUNT)
+        return env
 
     def run_step(
         self,
@@ -731,12 +782,18 @@ def is_python(buildpack: Path) -> bool:
 
 def shared_deps(settings: Settings) -> SharedDeps:
     """The shared dependency cache under PAAS_HOME/deps and its account (made if needed)."""
-    users.ensure_user(DEPS_USER)
-    entry = pwd.getpwnam(DEPS_USER)
     cache = DepCache(
         settings.home / "deps", settings.push_timeout_seconds, settings.build_cache_mb << 20
     )
-    return SharedDeps(cache, Account(entry.pw_uid, entry.pw_gid))
+    return SharedDeps(cache, deps_account())
+
+
+def deps_account() -> Account:
+    """The platform's own build account (made if needed): shared dependencies and shared
+    runtimes are made as it, never as an app's."""
+    users.ensure_user(DEPS_USER)
+    entry = pwd.getpwnam(DEPS_USER)
+    return Account(entry.pw_uid, entry.pw_gid)
 
 
 def host_paths(env: dict[str, str]) -> list[Path]:
@@ -789,6 +846,30 @@ def builtin_detect_order(directory: Path | None = None) -> list[Path]:
 def default_process_types(release_yaml: str, buildpack: str = "buildpack") -> dict[str, str]:
     """`default_process_types` of bin/release's YAML, each name checked."""
     return buildpack_release.parse(release_yaml, buildpack).default_process_types
+
+
+def write_app_file(app_dir: Path, relative: str, data: bytes) -> None:
+    """Replaces DIR/NAME (`relative`, one directory deep) in the build user's tree, as
+    root, through directory fds that follow no link."""
+    parent, name = relative.split("/")
+    flags = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW
+    top = os.open(app_dir, flags)
+    try:
+        below = os.open(parent, flags, dir_fd=top)
+    except OSError as error:
+        raise BuildFailed(f"cannot write {parent}/ of the build: {error.strerror}") from None
+    finally:
+        os.close(top)
+    try:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(name, dir_fd=below)
+        fd = os.open(
+            name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644, dir_fd=below
+        )
+        with os.fdopen(fd, "wb") as out:
+            out.write(data)
+    finally:
+        os.close(below)
 
 
 def write_config_defaults(app_dir: Path, defaults: Mapping[str, str]) -> None:

@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 from typing import TextIO
 
-from paas.artifacts import stacks
+from paas.artifacts import runtimes, stacks
 from paas.artifacts.slugs import SlugStore
 from paas.domain import settings as settings_module
 from paas.domain.errors import BuildFailed, CommandFailed, PaasError
@@ -239,6 +239,7 @@ def build_image(
     started = time.monotonic()
     uid, gid = (os.getuid(), os.getgid()) if account is None else (account.uid, account.gid)
     slug = SlugStore(settings.slugs_dir).unpacked(artifact.digest)
+    shared = runtimes.store_of(settings.home).paths(runtimes.slug_runtimes(slug))
     digest = ImageStore(settings.images_dir).build(
         ImageRequest(
             stack=app.stack,
@@ -247,6 +248,7 @@ def build_image(
             process_types=artifact.process_types,
             uid=uid,
             gid=gid,
+            runtimes=tuple(shared),
         )
     )
     out.write(
