@@ -37,6 +37,7 @@ from typing import IO
 
 from paas.artifacts import runtimes, stacks
 from paas.artifacts.depcache import DepCache
+from paas.artifacts.images import ImageStore
 from paas.artifacts.slugs import SlugStore
 from paas.domain import buildpack_release, buildpack_source, healthcheck, procfile, requirements
 from paas.domain.errors import BuildFailed, PaasError
@@ -336,7 +337,9 @@ class Builder:
                 continue
             try:
                 account = deps_account()
-                self.runtimes.add(offer, archive, [str(unpack)], (account.uid, account.gid))
+                entry = self.runtimes.add(offer, archive, [str(unpack)], (account.uid, account.gid))
+                # Its image layer now too, off the next push's path: the releases share it.
+                ImageStore(self.settings.images_dir).runtime_layer(entry)
             except (OSError, PaasError) as error:
                 platform_log.line(f"paas: shared runtime {offer.name} not made: {error}")
 
