@@ -31,7 +31,8 @@ FIRST, SECOND = "rt-first", "rt-second"
 PROBE = (
     'let write = "written"; try { fs.writeFileSync(process.env.HOME + '
     '"/.heroku/node/bin/node", "x"); } catch (e) { write = e.code; }\n'
-    'const seen = fs.readdirSync("/opt/paas/runtimes").join(",");\n'
+    'let seen = ""; try { seen = fs.readdirSync("/opt/paas/runtimes").join(","); }'
+    " catch (e) { seen = e.code; }\n"
 )
 UNUSED = f"nodejs-1.0.0-{'0' * 64}"  # an entry no release names
 
