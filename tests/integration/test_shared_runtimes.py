@@ -67,7 +67,8 @@ def push(platform: Platform, app: str, repo: Path) -> str:
 def current_slug(platform: Platform, app: str) -> Path:
     listed = json.loads(platform.paas("releases", "-a", app, "--json").stdout)
     current = max(listed, key=lambda r: r["version"])
-    return platform.home / "slugs" / current["artifact"].removeprefix("sha256:")
+    digest: str = current["artifact"]
+    return platform.home / "slugs" / digest.removeprefix("sha256:")
 
 
 def test_two_apps_on_the_same_node_share_one_store_entry(platform: Platform) -> None:
