@@ -222,14 +222,17 @@ def collect(settings: Settings, store: Store) -> list[Path]:
         entries = [(p.name, _ctime(p)) for p in settings.slugs_dir.iterdir()]
         for name in doomed_slug_entries(entries, keep.slugs, since, stale):
             removed += _remove(settings.slugs_dir / name)
+    stored: list[str] = []
+    if (settings.home / "runtimes").is_dir():
+        shared = runtimes.store_of(settings.home)
+        removed += shared.collect(keep.runtimes, since, stale)
+        stored = shared.names()
     if settings.images_dir.is_dir():
         images = ImageStore(settings.images_dir)
-        gone = images.collect(keep.images.values(), spare_since=since, stale=stale)
+        layers = images.runtime_layers(stored)  # the next image of a stored runtime has it
+        gone = images.collect(keep.images.values(), since, stale, layers)
         removed += [images.blobs / d.removeprefix("sha256:") for d in gone]
         images.write_index(keep.images)
-    shared = settings.home / "runtimes"
-    if shared.is_dir():
-        removed += runtimes.store_of(settings.home).collect(keep.runtimes, since, stale)
     apps = store.apps()
     removed += _remove_all(_gone_caches(settings, apps))
     removed += _remove_all(p for p in _children(settings.builds_dir) if _ctime(p) < since)

@@ -208,13 +208,24 @@ class ImageStore:
             json.dump({"schemaVersion": 2, "mediaType": INDEX, "manifests": manifests}, f)
         os.replace(tmp, self.directory / "index.json")
 
+    def runtime_layers(self, names: Iterable[str]) -> set[str]:
+        """The layer digests of the runtimes `names` (those tarred already)."""
+        cache = self.directory / "runtime-layers.json"
+        known = json.loads(cache.read_text()) if cache.exists() else {}
+        return {known[n]["digest"] for n in names if n in known}
+
     def collect(
-        self, keep: Iterable[str], spare_since: float | None = None, stale: float | None = None
+        self,
+        keep: Iterable[str],
+        spare_since: float | None = None,
+        stale: float | None = None,
+        layers: Iterable[str] = (),
     ) -> list[str]:
         """Deletes every blob no kept image needs, except blobs changed at or after
-        `spare_since` (an image being built), and temporary files older than `stale`;
-        returns the deleted digests (and temporary file names)."""
-        needed: set[str] = set()
+        `spare_since` (an image being built), `layers` (a stored runtime's, made before
+        any image names it), and temporary files older than `stale`; returns the deleted
+        digests (and temporary file names)."""
+        needed: set[str] = set(layers)
         for digest in keep:
             if self.has(digest):
                 needed |= self.reachable(digest)
