@@ -59,17 +59,30 @@ runtime::resolve() {
 	printf '%s\n' "$answer"
 }
 
-# runtime::declare BUILD_DIR KEY JSON — write .paas/runtimes.json: {"KEY": [JSON]}.
+# runtime::declare BUILD_DIR KEY JSON — add JSON to the KEY list of .paas/runtimes.json,
+# keeping what earlier buildpacks declared there.
 runtime::declare() {
 	mkdir -p -- "$1/.paas"
-	printf '{"%s": [%s]}\n' "$2" "$3" >"$1/.paas/runtimes.json"
+	python3 -I -c '
+import json, sys
+path, key, item = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
+try:
+    with open(path) as f:
+        found = json.load(f)
+    assert isinstance(found, dict) and isinstance(found.get(key, []), list)
+except (OSError, ValueError, AssertionError):
+    found = {}
+found.setdefault(key, []).append(item)
+with open(path, "w") as f:
+    json.dump(found, f)
+' "$1/.paas/runtimes.json" "$2" "$3"
 }
 
 # runtime::place BUILD_DIR DIR SHA256 WHEEL — put Node.js in BUILD_DIR/.heroku/node (a link
 # to the shared store's entry, else a copy of DIR); set NODE_BIN.
 runtime::place() {
 	local build_dir=$1 dir=$2 sha=$3 wheel=$4 name="nodejs-$NODE_VERSION-$3"
-	rm -rf -- "$build_dir/.heroku/node" "$build_dir/.paas/runtimes.json"
+	rm -rf -- "$build_dir/.heroku/node"
 	mkdir -p -- "$build_dir/.heroku"
 	if [[ -n "${PAAS_RUNTIMES:-}" && -n "$sha" && -x "$PAAS_RUNTIMES/$name/bin/node" ]]; then
 		ln -s -- "$PAAS_RUNTIMES/$name" "$build_dir/.heroku/node"

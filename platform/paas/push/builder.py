@@ -315,7 +315,10 @@ class Builder:
         if data is None or self.runtimes is None:  # no store offered: no link to one
             return
         declared = runtimes.parse_declaration(data)
-        self.runtimes.paths(declared.runtimes)  # PaasError naming one that is not there
+        try:
+            self.runtimes.paths(declared.runtimes)
+        except PaasError as missing:  # the build's failure: it named one that is not there
+            raise BuildFailed(missing.message) from None
         cache = self.cache_dir(request).resolve()
         for offer in declared.offers:
             if not self.runtimes.has(offer.name) and Path(offer.archive).is_relative_to(cache):
