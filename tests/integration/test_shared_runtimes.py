@@ -172,3 +172,14 @@ def test_a_runtime_deleted_by_hand_is_a_clear_error_and_a_push_makes_it_again(
     push(platform, FIRST, repo)
     page(platform, FIRST, "again")
     assert entries(platform) == [name]
+
+
+def test_a_build_naming_a_runtime_the_host_lacks_is_refused(platform: Platform) -> None:
+    platform.paas("apps:create", "rt-named", "--no-remote")
+    repo = platform.new_repo("rt-named")
+    (repo / ".paas").mkdir()
+    (repo / ".paas" / "runtimes.json").write_text(json.dumps({"runtimes": [UNUSED]}))
+    commit(repo, "names a runtime")
+    result = platform.push("rt-named", repo)
+    assert result.returncode != 0
+    assert f"names runtime {UNUSED}, which this host does not have" in result.stderr

@@ -315,10 +315,13 @@ class Builder:
         if data is None or self.runtimes is None:  # no store offered: no link to one
             return
         declared = runtimes.parse_declaration(data)
-        try:
-            self.runtimes.paths(declared.runtimes)
-        except PaasError as missing:  # the build's failure: it named one that is not there
-            raise BuildFailed(missing.message) from None
+        for name in declared.runtimes:
+            if not self.runtimes.has(name):
+                raise BuildFailed(
+                    f"{runtimes.MANIFEST} names runtime {name}, which this host does not "
+                    "have: a buildpack links only to what it finds under $PAAS_RUNTIMES "
+                    "(remove the file if the app's repository holds it)"
+                )
         cache = self.cache_dir(request).resolve()
         for offer in declared.offers:
             if not self.runtimes.has(offer.name) and Path(offer.archive).is_relative_to(cache):
