@@ -15,7 +15,7 @@ import select
 import signal
 import subprocess
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Protocol
 
@@ -94,9 +94,9 @@ def signal_group(pgid: int, sig: int) -> None:
         os.killpg(pgid, sig)
 
 
-def group_members(pgid: int) -> list[int]:
-    """Live (non-zombie) processes of a process group."""
-    members = []
+def _live_stats() -> Iterator[tuple[int, list[str]]]:
+    """(pid, the /proc/PID/stat fields after the command name) of each live, non-zombie
+    process: field 0 is the state, 1 the parent, 2 the process group, 19 the start time."""
     for entry in os.scandir("/proc"):
         if not entry.name.isdigit():
             continue
@@ -105,9 +105,13 @@ def group_members(pgid: int) -> list[int]:
                 fields = f.read().rsplit(")", 1)[1].split()
         except OSError:
             continue
-        if fields[0] != "Z" and int(fields[2]) == pgid:
-            members.append(int(entry.name))
-    return members
+        if fields[0] != "Z":
+            yield int(entry.name), fields
+
+
+def group_members(pgid: int) -> list[int]:
+    """Live (non-zombie) processes of a process group."""
+    return [pid for pid, fields in _live_stats() if int(fields[2]) == pgid]
 
 
 def group_alive(pgid: int) -> bool:
@@ -125,18 +129,7 @@ def identity(pid: int) -> Identity | None:
 
 def children(pid: int) -> list[Identity]:
     """The live (non-zombie) processes whose parent is `pid`."""
-    found = []
-    for entry in os.scandir("/proc"):
-        if not entry.name.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry.name}/stat") as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if fields[0] != "Z" and int(fields[1]) == pid:
-            found.append((int(entry.name), int(fields[19])))
-    return found
+    return [(child, int(fields[19])) for child, fields in _live_stats() if int(fields[1]) == pid]
 
 
 def stop_processes(targets: list[Identity], grace: float, kill_wait: float = 5.0) -> list[int]:
