@@ -497,6 +497,7 @@ def test_a_build_sees_the_tools_read_only(
     out = io.StringIO()
     builder = build.Builder(settings, users.Account(uid, uid), out, plan)
     builder.build(build.BuildRequest("t", "t-id", head, {}, repo / ".git", {}))
+    builder.wait_for_teardown()  # its disk is removed in a thread: not after the fixture's
     assert "tools=read-only" in out.getvalue(), out.getvalue()
     (mount,) = [line for line in out.getvalue().splitlines() if line.startswith("mount=")]
     assert "ro" in mount.removeprefix("mount=").split(","), mount  # not just unwritable
