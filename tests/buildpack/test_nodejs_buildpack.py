@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -78,3 +79,29 @@ def test_a_package_json_that_is_not_json_is_one_clear_error(tmp_path: Path) -> N
     assert result.returncode == 1
     assert "package.json cannot be read" in result.stderr
     assert "Unexpected failure" not in result.stderr
+
+
+def test_a_file_index_the_build_cannot_see_is_one_line_naming_the_operator_setting(
+    tmp_path: Path,
+) -> None:
+    """An app's NODE_BINARY_SOURCE=pypi=file://DIR: the host directory is not bound into
+    its build (only the operator's is), so the error says so instead of "Cannot list"."""
+    nodebin = BUILDPACK / "lib" / "nodebin.py"
+    missing = tmp_path / "not-bound"
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-I",
+            str(nodebin),
+            "select",
+            f"pypi=file://{missing}",
+            "22.x",
+            str(tmp_path / "cache"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2 and done.stdout == ""
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and "PAAS_NODE_BINARY_SOURCE" in lines[0], done.stderr

@@ -135,6 +135,14 @@ def listed_files(base: str) -> list[tuple[str, str, str]]:
 
 def pypi_wheels(source: str) -> dict[semver.Version, Wheel]:
     base = index_url(source)
+    if base.startswith("file://") and not Path(base.removeprefix("file://")).exists():
+        # Builds run in a container: a host directory is there only when the operator's
+        # PAAS_NODE_BINARY_SOURCE names it (the platform binds it), never an app's setting.
+        raise Failure(
+            f"The Node.js index {base} is not in this build's filesystem: a file:// index "
+            "is seen by builds only when the operator names it in PAAS_NODE_BINARY_SOURCE; "
+            "set NODE_BINARY_SOURCE=pypi=https://… (or unset it)."
+        )
     try:
         files = listed_files(base)
     except (OSError, ValueError, KeyError) as error:
