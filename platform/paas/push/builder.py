@@ -48,7 +48,7 @@ from paas.isolation import container, users
 from paas.isolation.container import BuildSandbox, SandboxPlan
 from paas.isolation.users import Account
 from paas.push import buildpack_fetch, pushed_tree, python_provider
-from paas.push.steps import FETCH_OUTPUT_KEPT, Watchdog, pipe
+from paas.push.steps import CHUNK, Watchdog, first_line, pipe
 
 BUILTIN_BUILDPACKS = Path(__file__).resolve().parents[3] / "buildpacks"
 # The order the built-ins are tried in when an app names none (the first to detect wins):
@@ -61,7 +61,6 @@ STEP_TIMEOUT = 120
 STEP_UMASK = 0o022
 STACK = "paas-host"
 DEPS_USER = "paas-deps"  # the shared dependency cache's prime steps run as it
-CHUNK = 65536
 STEP_OUTPUT_KEPT = 64 * 1024  # characters of a step's output kept for parsing (detect, release)
 BUILDPACKS_FILE_BYTES = 16 * 1024
 # Sources the export files ($2 .. $N+1, N=$1) of earlier buildpacks, then runs the rest.
@@ -398,10 +397,11 @@ class Builder:
                     f"the pushed revision's files take more than {limit // 2**20} MB: "
                     "keep large files out of the repository (the limit is 4 x PAAS_MAX_PUSH_MB)"
                 )
+            revision = request.commit[:8]
             if tar.wait() != 0:  # first: a failed tar is why git archive was stopped
-                raise BuildFailed(f"cannot extract revision {request.commit[:8]}: {head(tar_err)}")
+                raise BuildFailed(f"cannot extract revision {revision}: {first_line(tar_err)}")
             if archive.wait() != 0:
-                raise BuildFailed(f"cannot read revision {request.commit[:8]}: {head(archive_err)}")
+                raise BuildFailed(f"cannot read revision {revision}: {first_line(archive_err)}")
 
     def prepare(self, workspace: Path, request: BuildRequest) -> None:
         """ENV/ holds the config vars, secrets: it, the workspace and the app's cache are
@@ -752,13 +752,6 @@ class Builder:
         return entry
 
 
-def head(file: IO[bytes]) -> str:
-    """The first line of a command's captured stderr, for a message."""
-    file.seek(0)
-    lines = file.read(FETCH_OUTPUT_KEPT).decode(errors="replace").strip().splitlines()
-    return lines[0][:300] if lines else "no error output"
-
-
 def step_environment(
     host: Mapping[str, str],
     tools_dir: Path,
@@ -857,13 +850,16 @@ def default_process_types(release_yaml: str, buildpack: str = "buildpack") -> di
     return buildpack_release.parse(release_yaml, buildpack).default_process_types
 
 
-def write_app_file(app_dir: Path, relative: str, data: bytes) -> None:
+def write_app_file(app_dir: Path, relative: str, data: bytes, make_parent: bool = False) -> None:
     """Replaces DIR/NAME (`relative`, one directory deep) in the build user's tree, as
-    root, through directory fds that follow no link."""
+    root, through directory fds that follow no link; `make_parent`: DIR is made if absent."""
     parent, name = relative.split("/")
     flags = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW
     top = os.open(app_dir, flags)
     try:
+        if make_parent:
+            with contextlib.suppress(FileExistsError):
+                os.mkdir(parent, 0o755, dir_fd=top)
         below = os.open(parent, flags, dir_fd=top)
     except OSError as error:
         raise BuildFailed(f"cannot write {parent}/ of the build: {error.strerror}") from None
@@ -883,8 +879,7 @@ def write_app_file(app_dir: Path, relative: str, data: bytes) -> None:
 
 def write_config_defaults(app_dir: Path, defaults: Mapping[str, str]) -> None:
     """bin/release's `config_vars` as a .profile.d script run first at dyno start: each
-    is exported only where the app's config (the environment) has not set it. Written as
-    root into the build user's tree, so through directory fds that follow no link."""
+    is exported only where the app's config (the environment) has not set it."""
     if not defaults:
         return
     lines = ["# Written by paas: the last buildpack's bin/release config_vars defaults."]
@@ -892,27 +887,8 @@ def write_config_defaults(app_dir: Path, defaults: Mapping[str, str]) -> None:
         f'[ "${{{k}+set}}" = set ] || export {k}={shlex.quote(v)}'
         for k, v in sorted(defaults.items())
     ]
-    flags = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW
-    top = os.open(app_dir, flags)
-    try:
-        with contextlib.suppress(FileExistsError):
-            os.mkdir(".profile.d", 0o755, dir_fd=top)
-        profile = os.open(".profile.d", flags, dir_fd=top)
-    except OSError as error:
-        os.close(top)
-        raise BuildFailed(f"cannot write .profile.d/ of the build: {error.strerror}") from None
-    try:
-        name = Path(CONFIG_DEFAULTS).name
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(name, dir_fd=profile)
-        fd = os.open(
-            name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644, dir_fd=profile
-        )
-        with os.fdopen(fd, "w") as script:
-            script.write("\n".join(lines) + "\n")
-    finally:
-        os.close(profile)
-        os.close(top)
+    text = "\n".join(lines) + "\n"
+    write_app_file(app_dir, CONFIG_DEFAULTS, text.encode(), make_parent=True)
 
 
 def ensure_tools(settings: Settings) -> None:

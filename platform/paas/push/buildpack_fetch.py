@@ -36,10 +36,9 @@ from paas.domain.settings import Settings
 from paas.host import procs
 from paas.isolation import users
 from paas.isolation.users import Account
-from paas.push.steps import CHUNK, Watchdog, run_capped
+from paas.push.steps import CHUNK, Watchdog, first_line, run_capped
 
 FETCH_TIMEOUT = 120
-FETCH_OUTPUT_KEPT = 2048
 PYTHON = "/usr/bin/python3"
 FETCH_GITCONFIG = """# Written by paas for buildpack fetches: no credentials, no redirects.
 [safe]
@@ -349,10 +348,3 @@ def _copy_file(path: str, dest: Path) -> None:
         out = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode & 0o755 | 0o644)
         with os.fdopen(out, "wb") as sink:
             shutil.copyfileobj(source, sink, CHUNK)
-
-
-def first_line(file: IO[bytes]) -> str:
-    """The first line of a command's captured stderr, for a message."""
-    file.seek(0)
-    lines = file.read(FETCH_OUTPUT_KEPT).decode(errors="replace").strip().splitlines()
-    return lines[0][:300] if lines else "no error output"

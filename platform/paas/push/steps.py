@@ -99,3 +99,10 @@ def run_capped(
             watchdog.cancel()
         code = process.wait()
     return code, tail.decode(errors="replace"), watchdog.fired
+
+
+def first_line(file: IO[bytes]) -> str:
+    """The first line of a command's captured stderr, for a message."""
+    file.seek(0)
+    lines = file.read(FETCH_OUTPUT_KEPT).decode(errors="replace").strip().splitlines()
+    return lines[0][:300] if lines else "no error output"
