@@ -67,7 +67,7 @@ def parse_prefixes(text: str) -> tuple[str, ...]:
                 f"{prefix!r} is not a buildpack source prefix: use heroku/ or a URL prefix "
                 f"such as file:///srv/buildpacks/ (schemes: {', '.join(sorted(SCHEMES))})"
             )
-        if _bad_path(prefix.split("://", 1)[-1]):
+        if bad_path(prefix.split("://", 1)[-1]):
             raise ValueError(f"{prefix!r}: a prefix may not contain . or .. segments")
     return prefixes
 
@@ -97,7 +97,7 @@ def parse(line: str, prefixes: tuple[str, ...], builtins: Iterable[str]) -> Sour
             f"{', '.join(prefixes)} (the operator sets PAAS_BUILDPACK_SOURCES)"
         )
     url, _, ref = text.partition("#")
-    if _bad_path(url.split("://", 1)[1]):
+    if bad_path(url.split("://", 1)[1]):
         raise BuildFailed(f"buildpack {shown}: . and .. are not allowed in its path")
     if is_archive(url):
         if ref:
@@ -144,11 +144,8 @@ def app_json_urls(text: str) -> list[str]:
 
 def parse_list(text: str, prefixes: tuple[str, ...], builtins: Iterable[str]) -> list[Source]:
     """A `.buildpacks` file: one source per line, blank lines and `#` comments skipped."""
-    lines = [raw.strip() for raw in text.splitlines()]
-    lines = [line for line in lines if line and not line.startswith("#")]
-    if len(lines) > MAX_BUILDPACKS:
-        raise BuildFailed(f".buildpacks lists {len(lines)} buildpacks; at most {MAX_BUILDPACKS}")
-    return [parse(line, prefixes, builtins) for line in lines]
+    lines = (line for line in text.splitlines() if not line.strip().startswith("#"))
+    return parse_all(lines, prefixes, builtins, ".buildpacks")
 
 
 # Heroku's names for its official buildpacks, each mapped to a built-in directory.
@@ -169,7 +166,7 @@ def _builtin(text: str, prefixes: tuple[str, ...], builtins: list[str]) -> Built
     return Builtin(name)
 
 
-def _bad_path(rest: str) -> bool:
+def bad_path(rest: str) -> bool:
     """True when a URL's part after `SCHEME://` has a `.`/`..` segment, raw or decoded."""
     for form in (rest, urllib.parse.unquote(rest)):
         path = form.split("?", 1)[0]

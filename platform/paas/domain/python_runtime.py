@@ -16,10 +16,10 @@ interpreter's own tree.
 from __future__ import annotations
 
 import re
-import urllib.parse
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
+from paas.domain.buildpack_source import bad_path
 from paas.domain.errors import BuildFailed
 
 REQUEST_FILES = (".python-version", "runtime.txt")  # the first one present counts
@@ -84,7 +84,7 @@ def parse_sources(text: str) -> tuple[str, ...]:
                 f"{prefix!r} is not a URL prefix: use one such as file:///srv/python/ or "
                 "https://mirror.example/python/ (schemes: file, http, https)"
             )
-        if _bad_path(prefix.split("://", 1)[1]):
+        if bad_path(prefix.split("://", 1)[1]):
             raise ValueError(f"{prefix!r}: a prefix may not contain . or .. segments")
     return prefixes
 
@@ -115,13 +115,8 @@ def check_url(name: str, url: str, allowed: tuple[str, ...]) -> None:
             f"{name} {shown} is not allowed here: it must start with one of "
             f"{', '.join(allowed)} (the operator sets {SOURCES_SETTING})"
         )
-    if _bad_path(url.split("://", 1)[1]):
+    if bad_path(url.split("://", 1)[1]):
         raise BuildFailed(f"{name} {shown}: . and .. are not allowed in its path")
-
-
-def _bad_path(rest: str) -> bool:
-    path = urllib.parse.unquote(rest.split("?", 1)[0])
-    return any(part in (".", "..") for part in path.split("/"))
 
 
 def newest_managed(names: Iterable[str], minor: str, arch: str) -> str | None:
