@@ -35,7 +35,6 @@ compile::dependencies() {
 	manager::keeps_dev "$env_dir" && keep=1
 	if config::is_false "$(config::get "$env_dir" NODE_MODULES_CACHE)"; then
 		output::detail "NODE_MODULES_CACHE is false: node_modules is not cached"
-		cache::forget_modules "$cache_dir"
 	else
 		fingerprint="$(cache::fingerprint "$build_dir")-keep$keep"
 	fi

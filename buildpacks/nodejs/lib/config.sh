@@ -16,12 +16,6 @@ config::is_false() {
 	[[ "${value,,}" =~ ^(0|false|no|off)$ ]]
 }
 
-# config::is_true VALUE — succeed when VALUE is 1/true/yes/on.
-config::is_true() {
-	local value=${1//[[:space:]]/}
-	[[ "${value,,}" =~ ^(1|true|yes|on)$ ]]
-}
-
 # config::export_network — give Node (npm, corepack) the CA bundle the build host gives
 # pip, so a registry behind a TLS-inspecting proxy verifies; proxies (HTTPS_PROXY) are
 # read by npm and corepack themselves.

@@ -76,7 +76,7 @@ def _simple(token: str) -> list[Comparator]:
     if op in ("~", "~>"):
         if major is None:
             return [(">=", (0, 0, 0))]
-        return [(">=", low), ("<", _tilde_top(major, minor))]
+        return [(">=", low), ("<", _next_up(major, minor))]
     if op == "^":
         return [(">=", low), ("<", _caret_top(major, minor, patch))]
     if op == ">":
@@ -91,10 +91,6 @@ def _simple(token: str) -> list[Comparator]:
     if patch is not None:
         return [("<=", low)]
     return [("<", _next_up(major, minor))]
-
-
-def _tilde_top(major: int, minor: int | None) -> Version:
-    return (major + 1, 0, 0) if minor is None else (major, minor + 1, 0)
 
 
 def _caret_top(major: int | None, minor: int | None, patch: int | None) -> Version:
