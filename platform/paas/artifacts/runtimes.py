@@ -33,6 +33,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from paas.artifacts.depcache import seal  # the same rule: read-only, root's
 from paas.domain.errors import BuildFailed, PaasError
 from paas.host import cleanup, procs
 
@@ -269,12 +270,6 @@ def copy_hashed(source: Path, target: Path) -> str:
             digest.update(chunk)
             out.write(chunk)
     return digest.hexdigest()
-
-
-def seal(tree: Path) -> None:
-    """Read-only for every build and dyno that mounts it (root's: root copied it)."""
-    procs.run(["chmod", "-R", "go-w,a+rX", str(tree)], timeout=COPY_TIMEOUT)
-    tree.chmod(0o755)
 
 
 def store_of(home: Path) -> RuntimeStore:
