@@ -6,8 +6,8 @@ import io
 
 import pytest
 
+from paas.domain import buildpack_release
 from paas.domain.errors import BuildFailed
-from paas.push.builder import default_process_types
 from paas.push.hook import Tee
 
 
@@ -22,11 +22,12 @@ def test_the_build_record_keeps_a_bounded_tail() -> None:
 
 def test_release_types_pass_the_procfile_check() -> None:
     yaml = "---\ndefault_process_types:\n  web: gunicorn app\n  worker: 'python w.py'\n"
-    assert default_process_types(yaml) == {"web": "gunicorn app", "worker": "python w.py"}
+    types = buildpack_release.parse(yaml).default_process_types
+    assert types == {"web": "gunicorn app", "worker": "python w.py"}
 
 
 @pytest.mark.parametrize("name", ["../evil", "a/b", "two words", "x" * 64, "wéb"])
 def test_bad_release_types_fail_the_build(name: str) -> None:
     yaml = f"default_process_types:\n  {name}: sleep 1\n"
     with pytest.raises(BuildFailed, match="bin/release of the mine buildpack declares an invalid"):
-        default_process_types(yaml, "mine")
+        buildpack_release.parse(yaml, "mine")

@@ -28,13 +28,17 @@ class ReleaseInfo:
     config_vars: dict[str, str] = field(default_factory=dict)
 
 
+def too_long(buildpack: str) -> BuildFailed:
+    return BuildFailed(
+        f"bin/release of the {buildpack} buildpack printed more than {MAX_BYTES // 1024} "
+        "KiB: it prints a short YAML document"
+    )
+
+
 def parse(text: str, buildpack: str = "buildpack") -> ReleaseInfo:
     """The two mappings bin/release printed, or BuildFailed naming the bad line."""
     if len(text.encode()) > MAX_BYTES:
-        raise BuildFailed(
-            f"bin/release of the {buildpack} buildpack printed more than {MAX_BYTES // 1024} "
-            "KiB: it prints a short YAML document"
-        )
+        raise too_long(buildpack)
     sections: dict[str, dict[str, str]] = {name: {} for name in SECTIONS}
     inside: dict[str, str] | None = None
     for number, line in enumerate(text.splitlines(), 1):

@@ -648,8 +648,8 @@ class Builder:
         if code != 0:
             raise BuildFailed(f"bin/release of {buildpack.name} failed (exit status {code})")
         name = buildpack.name.split("-", 1)[-1]
-        if len(text) >= STEP_OUTPUT_KEPT:
-            text += "x" * buildpack_release.MAX_BYTES  # what was kept is only its head
+        if len(text) >= STEP_OUTPUT_KEPT:  # what was kept is only its head
+            raise buildpack_release.too_long(name)
         return buildpack_release.parse(text, name)
 
     def python_home(
@@ -843,11 +843,6 @@ def builtin_detect_order(directory: Path | None = None) -> list[Path]:
             "(paas.push.builder): add it where it should be tried"
         )
     return [directory / name for name in BUILTIN_DETECT_ORDER if name in present]
-
-
-def default_process_types(release_yaml: str, buildpack: str = "buildpack") -> dict[str, str]:
-    """`default_process_types` of bin/release's YAML, each name checked."""
-    return buildpack_release.parse(release_yaml, buildpack).default_process_types
 
 
 def write_app_file(app_dir: Path, relative: str, data: bytes, make_parent: bool = False) -> None:
