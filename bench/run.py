@@ -104,9 +104,9 @@ def main() -> None:
     print(summary("paas run -- true", totals))
     print("step ends, seconds after the CLI started:")
     for step in STEPS:
-        values = [t[step] for t in traces if t[step] is not None]
+        values = [v for t in traces if (v := t[step]) is not None]
         if values:
-            print("  " + summary(step, [float(v) for v in values]))
+            print("  " + summary(step, values))
 
 
 if __name__ == "__main__":
