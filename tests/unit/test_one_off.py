@@ -200,3 +200,13 @@ def test_requests_are_numbered_per_app_and_checked(world: World) -> None:
     with pytest.raises(InvalidParams):
         one_offs.request(world.store, world.app, "true", env={"1BAD": "x"})
     assert one_offs.by_name(world.store, world.app, "run.3") is None  # nothing half-written
+
+
+def test_the_run_dynos_of_a_destroyed_app_are_stopped(world: World) -> None:
+    world.deploy({"web": "serve"})
+    one_offs.request(world.store, world.app, "sleep 100")
+    world.agent.tick()
+    world.agent.tick()
+    world.store.delete_app(world.app)
+    world.agent.tick()
+    assert ("run.1", "sleep 100", "stopping") in world.run_dynos()
