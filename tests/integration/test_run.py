@@ -216,6 +216,28 @@ def test_a_dropped_client_leaves_no_dyno_behind(platform: Platform) -> None:
     assert not procs.alive(pid, started)
 
 
+def test_a_client_that_stops_answering_loses_its_dyno(platform: Platform) -> None:
+    """Network loss, as the API sees it: the connection stays open, nothing answers its
+    pings (the CLI is stopped with SIGSTOP)."""
+    client = subprocess.Popen(
+        [str(PAAS), "run", "-a", APP, "--no-tty", "--", "sleep 300"],
+        env=platform.env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        wait_for(lambda: live_run_dynos(platform), 30, "the run dyno")
+        client.send_signal(signal.SIGSTOP)
+        started = time.monotonic()
+        wait_for(lambda: not run_dynos(platform), 15, "the dyno of a silent client to go")
+        assert time.monotonic() - started < 10
+    finally:
+        client.send_signal(signal.SIGCONT)
+        _, stderr = client.communicate(timeout=30)
+    assert client.returncode == 1 and b"connection to run." in stderr
+
+
 def live_run_dynos(platform: Platform) -> list[dict[str, object]]:
     return [d for d in run_dynos(platform) if d.get("state") == "running"]
 
