@@ -22,6 +22,8 @@ from collections.abc import Iterator
 import pytest
 from platform_harness import PAAS, Platform, commit, git, running, wait_for
 
+from paas.cli import client as client_errors
+from paas.cli import websocket
 from paas.host import procs
 from paas.state import one_offs
 from paas.state.store import Store
@@ -236,6 +238,28 @@ def test_a_client_that_stops_answering_loses_its_dyno(platform: Platform) -> Non
         client.send_signal(signal.SIGCONT)
         _, stderr = client.communicate(timeout=30)
     assert client.returncode == 1 and b"connection to run." in stderr
+
+
+def test_a_second_client_is_refused(platform: Platform) -> None:
+    client = subprocess.Popen(
+        [str(PAAS), "run", "-a", APP, "--no-tty", "--", "sleep 300"],
+        env=platform.env,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        dyno = wait_for(lambda: next(iter(live_run_dynos(platform)), None), 30, "the run dyno")
+        path = f"/apps/{APP}/dynos/{dyno['name']}/attach"
+        with pytest.raises(client_errors.ApiError) as refused:
+            websocket.WebSocket.connect(platform.api_url, path, platform.token, 30)
+        assert refused.value.status == 409 and "attached already" in refused.value.message
+    finally:
+        client.kill()
+        client.wait(10)
+        assert client.stdin is not None
+        client.stdin.close()
+    wait_for(lambda: not run_dynos(platform), 15, "the run dyno to go")
 
 
 def live_run_dynos(platform: Platform) -> list[dict[str, object]]:

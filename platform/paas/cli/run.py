@@ -93,8 +93,9 @@ def run(
     dyno = api.request("POST", f"/apps/{name}/dynos", body)
     if not isinstance(dyno, dict) or not isinstance(dyno.get("attach_url"), str):
         raise client.ApiError(200, "bad_response", "the API answered no attach_url for the dyno")
-    click.echo(f"Running `{dyno.get('command')}` on {name}... up, {dyno.get('name')}", err=True)
     ws = websocket.WebSocket.connect(api.api_url, dyno["attach_url"], api.token, CONNECT_TIMEOUT)
+    # Said once attached: the dyno is up and its command starts now.
+    click.echo(f"Running `{dyno.get('command')}` on {name}... up, {dyno.get('name')}", err=True)
     code = attached(ws, terminal)
     if code is None:
         click.echo(f"error: the connection to {dyno.get('name')} was lost", err=True)

@@ -265,6 +265,7 @@ class Supervisor:
             self.save(state="exited", exit_status=None, started_at=time.time())
             return 0
         link = session.Link(connection)
+        self.save(attached=True)  # a second client is told, not left waiting (paas.api.run)
         self.event(f"Starting process with command `{self.spec.command}`")
         # Before the start: a one-off as short as `true` may end before a later handler.
         signal.signal(signal.SIGCHLD, lambda _signum, _frame: None)
