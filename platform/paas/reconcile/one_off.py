@@ -122,7 +122,8 @@ class OneOffs:
             return
         command = resolve(request.command, release.process_types)
         spec = self.start(state, release, request.to_one_off(command), used_ports)
-        one_offs.mark_started(self.store, request.id, spec.id)
+        if not one_offs.mark_started(self.store, request.id, spec.id):
+            self.runtime.stop(spec.id)  # ended meanwhile (a ps:stop before it started)
 
     def conclude(self, dynos: list[DynoStatus]) -> None:
         """Each run dyno that ended: its exit status into its request, its directory gone."""
