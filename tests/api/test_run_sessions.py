@@ -3,11 +3,20 @@ of sessions per API process (each holds a worker thread), and dynos that are not
 
 from __future__ import annotations
 
+from typing import Any
+
 from real_api import RealApi
+from werkzeug.test import TestResponse
 
 from paas.api import run
 
 UPGRADE = {"Upgrade": "websocket", "Connection": "Upgrade", "Sec-WebSocket-Version": "13"}
+
+
+def body(response: TestResponse) -> dict[str, Any]:
+    found = response.get_json()
+    assert isinstance(found, dict)
+    return found
 
 
 def headers(api: RealApi) -> dict[str, str]:
@@ -29,10 +38,10 @@ def test_past_max_sessions_an_attach_is_refused_with_429(real_api: RealApi) -> N
     taken = [run.SESSIONS.acquire(blocking=False) for _ in range(run.MAX_SESSIONS)]
     try:
         assert all(taken)
-        refused = real_api.client.get(created.json["attach_url"], headers=headers(real_api))
+        refused = real_api.client.get(body(created)["attach_url"], headers=headers(real_api))
         assert refused.status_code == 429
-        assert refused.json["id"] == "too_many_sessions"
-        assert "run:detached" in refused.json["message"]
+        assert body(refused)["id"] == "too_many_sessions"
+        assert "run:detached" in body(refused)["message"]
     finally:
         for _ in taken:
             run.SESSIONS.release()
@@ -45,6 +54,6 @@ def test_a_detached_or_unknown_dyno_cannot_be_attached_to(real_api: RealApi) -> 
     real_api.client.post("/apps/demo/dynos", json={"command": "true"}, headers=auth)
     for path in ("/apps/demo/dynos/run.1/attach", "/apps/demo/dynos/run.7/attach"):
         answer = real_api.client.get(path, headers=headers(real_api))
-        assert answer.status_code == 404 and answer.json["id"] == "not_found"
+        assert answer.status_code == 404 and body(answer)["id"] == "not_found"
     unauthenticated = real_api.client.get("/apps/demo/dynos/run.1/attach", headers=UPGRADE)
     assert unauthenticated.status_code == 401
