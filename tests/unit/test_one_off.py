@@ -16,6 +16,7 @@ from paas.domain.models import App
 from paas.domain.settings import Settings
 from paas.dynos.capability import Isolation
 from paas.dynos.placement import Placement
+from paas.isolation import oci
 from paas.reconcile.agent import Agent, DynoStarter
 from paas.reconcile.drains import Drains
 from paas.reconcile.one_off import OneOffs, OneOffStarter
@@ -210,3 +211,14 @@ def test_the_run_dynos_of_a_destroyed_app_are_stopped(world: World) -> None:
     world.store.delete_app(world.app)
     world.agent.tick()
     assert ("run.1", "sleep 100", "stopping") in world.run_dynos()
+
+
+def test_an_attached_terminal_is_the_runtimes_with_its_size_from_the_start() -> None:
+    base = oci.ContainerSpec("h", "bash", {}, 1000, 1000, 512, "paas/x", None)
+    plain = oci.runtime_config(base)["process"]
+    assert isinstance(plain, dict) and plain["terminal"] is False and "consoleSize" not in plain
+    tty = oci.runtime_config(replace(base, terminal=True, console_size=(33, 111)))["process"]
+    assert isinstance(tty, dict) and tty["terminal"] is True
+    assert tty["consoleSize"] == {"height": 33, "width": 111}
+    unknown = oci.runtime_config(replace(base, terminal=True, console_size=(0, 0)))["process"]
+    assert isinstance(unknown, dict) and "consoleSize" not in unknown
