@@ -218,6 +218,44 @@ def test_a_dropped_client_leaves_no_dyno_behind(platform: Platform) -> None:
     assert not procs.alive(pid, started)
 
 
+def test_ctrl_c_once_reaches_the_command_and_twice_drops_the_session(platform: Platform) -> None:
+    once = start_client(platform, "sleep 300")
+    try:
+        wait_for(lambda: live_run_dynos(platform), 30, "the run dyno")
+        once.send_signal(signal.SIGINT)  # without a terminal: passed on as SIGINT
+        assert once.wait(30) == 130  # the command died of it: 128 + 2
+    finally:
+        stop_client(once)
+    wait_for(lambda: not run_dynos(platform), 15, "its dyno to go")
+    twice = start_client(platform, "trap '' INT; sleep 300")  # a command that ignores it
+    try:
+        wait_for(lambda: live_run_dynos(platform), 30, "the run dyno")
+        twice.send_signal(signal.SIGINT)
+        time.sleep(0.5)
+        assert twice.poll() is None and live_run_dynos(platform)  # ignored: it runs on
+        twice.send_signal(signal.SIGINT)
+        assert twice.wait(30) == 1  # the session dropped
+    finally:
+        stop_client(twice)
+    wait_for(lambda: not run_dynos(platform), 15, "the dropped session's dyno to go")
+
+
+def start_client(platform: Platform, command: str) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [str(PAAS), "run", "-a", APP, "--no-tty", "--", command],
+        env=platform.env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
+def stop_client(client: subprocess.Popen[bytes]) -> None:
+    if client.poll() is None:
+        client.kill()
+    client.wait(10)
+
+
 def test_a_client_that_stops_answering_loses_its_dyno(platform: Platform) -> None:
     """Network loss, as the API sees it: the connection stays open, nothing answers its
     pings (the CLI is stopped with SIGSTOP)."""
