@@ -353,6 +353,18 @@ def test_a_one_off_never_counts_as_an_extra_dyno_nor_is_routed(platform: Platfor
     wait_for(lambda: not run_dynos(platform), 30, "the run dynos to stop")
 
 
+@pytest.mark.skipif(os.geteuid() != 0, reason="a memory cap needs a container")
+def test_its_size_is_given_or_its_types(platform: Platform) -> None:
+    platform.paas("ps:resize", "worker=standard-2x", "-a", APP)
+    for args, memory in ((["-s", "768M"], 768), (["--type", "worker"], 1024), ([], 512)):
+        platform.paas("run:detached", "-a", APP, *args, "--", "sleep 300")
+        dyno = wait_for(lambda: next(iter(live_run_dynos(platform)), None), 30, "the dyno")
+        plan = dyno["container"]
+        assert isinstance(plan, dict) and plan["memory_mb"] == memory, args
+        platform.paas("ps:stop", "-a", APP, str(dyno["name"]))
+        wait_for(lambda: not run_dynos(platform), 30, "the run dyno to stop")
+
+
 def test_a_one_off_requested_from_code_reports_its_exit_status(platform: Platform) -> None:
     """The way paas.push (app.json's postdeploy) and the API ask for a detached one-off."""
     store = Store(platform.home / "state.db")
