@@ -110,3 +110,10 @@ def test_websocket_frames_are_masked_and_parse_back_however_they_are_cut() -> No
         (websocket.PING, b"p"),
         (websocket.BINARY, b"abcde"),
     ]
+
+
+def test_options_after_the_command_belong_to_the_command(logged_in: FakeApi) -> None:
+    deployed(logged_in)
+    result = run("run:detached", "-a", "demo", "ls", "-la", "-e", "X")
+    assert result.exit_code == 0, result.output
+    assert logged_in.sent("POST")[-1].body == {"command": "ls -la -e X", "env": {}}
