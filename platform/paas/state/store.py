@@ -127,6 +127,14 @@ CREATE TABLE IF NOT EXISTS auth_failures (
     count INTEGER NOT NULL,
     blocked_until REAL NOT NULL
 );
+-- What of an app's app.json setup (its first deploy) is done, one row a step (paas.state.setups).
+CREATE TABLE IF NOT EXISTS app_setup_steps (
+    app_id TEXT NOT NULL REFERENCES apps(id) ON DELETE CASCADE,
+    step TEXT NOT NULL,
+    detail TEXT NOT NULL DEFAULT '',
+    done_at TEXT NOT NULL,
+    PRIMARY KEY (app_id, step)
+);
 """
 
 

@@ -1,0 +1,268 @@
+"""An app's setup from its app.json, on its first deploy (Heroku's app setup, in a push).
+
+The push that creates an app's first release (v1) reads the pushed commit's app.json and,
+before the build: sets `env` defaults and generated secrets for keys the app does not have
+(a required key without a value rejects the push, nothing changed), and creates the
+`addons` (so their config vars exist for the build and the release). After the build,
+before the release is written: the initial `formation`, so v1 starts at its scale. After v1
+is rolled out: `scripts.postdeploy`, once, in a one-off dyno of v1, its output streamed to
+the pusher; a failing postdeploy is reported loudly but the release stays (Heroku's rule),
+and it is not run again.
+
+Invariants: each step is recorded (paas.state.setups) once done, so a push that failed
+half-way redoes only what is left and no later push redoes anything; an app that had
+releases before it had a record (created before app setups) is never set up; nothing is
+changed before the whole manifest and the required keys were checked; add-ons and one-off
+dynos are reached only through the seams given (Addons, OneOffs).
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+from paas.domain import app_manifest, validation
+from paas.domain.app_manifest import Addon, Manifest
+from paas.domain.errors import InvalidParams
+from paas.domain.models import App, Release
+from paas.domain.output import Output
+from paas.host import procs
+from paas.push import pushed_tree
+from paas.state import setups
+from paas.state.logs import LogStore
+from paas.state.store import Store
+
+STARTED, ENV, FORMATION, POSTDEPLOY, DONE = "started", "env", "formation", "postdeploy", "done"
+SECRET_BYTES = 32  # `generator: secret`: 64 hex characters, as Heroku makes them
+GIT_TIMEOUT = 30
+SYMLINK_MODE = b"120000"
+
+
+class Addons(Protocol):
+    """Creates add-ons for an app (the add-ons side of the platform implements it)."""
+
+    def check(self, addon: Addon) -> None:
+        """Raises InvalidParams when the service or plan is not offered here (no change)."""
+        ...
+
+    def create(self, app: App, addon: Addon) -> str:
+        """Creates the add-on, attaches it to the app as addon.as_name (None: the
+        service's default) and returns the config var that holds its URL."""
+        ...
+
+
+class OneOffs(Protocol):
+    """Runs a command in a detached one-off dyno of the app's current release."""
+
+    def run(self, app: App, command: str, size: str | None, out: Output, deadline: float) -> int:
+        """Starts the dyno, streams its output to `out` until it ends (bounded by
+        `deadline`) and returns its exit status."""
+        ...
+
+
+@dataclass(frozen=True)
+class Seams:
+    addons: Addons | None = None
+    one_offs: OneOffs | None = None
+
+
+def addon_step(index: int) -> str:
+    return f"addon:{index}"
+
+
+def secret() -> str:
+    return secrets.token_hex(SECRET_BYTES)
+
+
+@dataclass
+class Setup:
+    """What this push has left to do of the app's setup; inactive: nothing."""
+
+    store: Store
+    logs: LogStore
+    app: App
+    out: Output
+    seams: Seams
+    manifest: Manifest = field(default_factory=Manifest)
+    first: bool = False  # this push creates the app's first release
+    done: Mapping[str, str] | None = None  # None: no setup at all (inactive)
+
+    @property
+    def active(self) -> bool:
+        return self.done is not None
+
+    def mark(self, step: str, detail: str = "") -> None:
+        with self.store.transaction() as tx:
+            setups.mark(tx, self.app, step, detail)
+
+    def before_release(self, process_types: Mapping[str, str]) -> None:
+        """The initial formation, written before v1 so it starts at that scale."""
+        if self.done is None or not self.first or FORMATION in self.done:
+            return
+        plan = app_manifest.formation_plan(self.manifest, process_types)
+        with self.store.transaction() as tx:
+            known = {entry.type: entry.quantity for entry in tx.formation(self.app)}
+            for item in plan:
+                default = known.get(item.type, 1 if item.type == "web" else 0)
+                tx.set_quantity(
+                    self.app, item.type, default if item.quantity is None else item.quantity
+                )
+                if item.size is not None:
+                    tx.set_size(self.app, item.type, item.size)
+            setups.mark(tx, self.app, FORMATION)
+        if plan:
+            scale = ", ".join(scaled(item.type, item.quantity, item.size) for item in plan)
+            self.out.write(f"-----> app.json: initial formation {scale}\n")
+            self.logs.event(self.app.name, "api", f"Scaled to {scale} (app.json formation)")
+
+    def after_rollout(self, release: Release, deadline: float) -> None:
+        """scripts.postdeploy, once, now that the first release serves; then the setup
+        is done and no later push reads app.json for it again."""
+        if self.done is None or DONE in self.done:
+            return
+        script = self.manifest.postdeploy
+        if script is not None and POSTDEPLOY not in self.done:
+            status = self.postdeploy(release, script, deadline)
+            self.mark(POSTDEPLOY, str(status))
+        self.mark(DONE, f"v{release.version}")
+
+    def postdeploy(self, release: Release, script: app_manifest.Script, deadline: float) -> int:
+        one_offs = self.seams.one_offs
+        assert one_offs is not None  # checked by begin, before anything changed
+        self.out.write(f"-----> Running postdeploy for v{release.version}: {script.command}\n")
+        self.out.flush()
+        self.logs.event(self.app.name, "api", f"Running postdeploy: {script.command}")
+        status = one_offs.run(self.app, script.command, script.size, self.out, deadline)
+        self.logs.event(self.app.name, "api", f"postdeploy exited with status {status}")
+        if status == 0:
+            self.out.write("-----> postdeploy: done (status 0)\n")
+        else:
+            self.out.write(
+                f" !     postdeploy failed with status {status}: v{release.version} stays "
+                f"deployed and postdeploy is not run again; its output is above and in "
+                f"`paas logs -a {self.app.name}`; run it again with "
+                f"`paas run -a {self.app.name} -- {script.command}`\n"
+            )
+        return status
+
+
+def scaled(kind: str, quantity: int | None, size: str | None) -> str:
+    return f"{kind}={'' if quantity is None else quantity}{'' if size is None else ':' + size}"
+
+
+def begin(
+    store: Store,
+    logs: LogStore,
+    app: App,
+    tree: GitTree,
+    out: Output,
+    seams: Seams,
+) -> Setup:
+    """The first deploy's steps before the build (env, addons), and what is left for the
+    rest of the push. Reads nothing unless this push sets the app up."""
+    with store.reading() as tx:
+        done = setups.steps(tx, app)
+        first = tx.latest_release(app) is None
+    inactive = Setup(store, logs, app, out, seams)
+    if DONE in done or (not first and STARTED not in done):
+        return inactive
+    text = tree.read(app_manifest.FILE, app_manifest.MAX_FILE_BYTES)
+    manifest = Manifest() if text is None else app_manifest.parse(app_manifest.decode(text))
+    check_seams(manifest, seams, done, first)
+    setup = Setup(store, logs, app, out, seams, manifest, first, done)
+    if first:
+        set_env(setup)
+        create_addons(setup)
+    return setup
+
+
+def check_seams(manifest: Manifest, seams: Seams, done: Mapping[str, str], first: bool) -> None:
+    """Refuses, before any change, a manifest this platform cannot carry out."""
+    listed = enumerate(manifest.addons)
+    addons = [addon for i, addon in listed if first and addon_step(i) not in done]
+    if addons and seams.addons is None:
+        raise InvalidParams(
+            f"{app_manifest.FILE}: addons: add-ons cannot be created on this platform: "
+            "remove them from app.json"
+        )
+    if manifest.postdeploy and POSTDEPLOY not in done and seams.one_offs is None:
+        raise InvalidParams(
+            f"{app_manifest.FILE}: scripts.postdeploy: one-off dynos cannot run on this "
+            "platform: remove it from app.json"
+        )
+    for addon in addons:
+        assert seams.addons is not None
+        seams.addons.check(addon)
+
+
+def set_env(setup: Setup) -> None:
+    assert setup.done is not None
+    if ENV in setup.done:
+        return
+    from paas.release import releases  # the push's later imports (hook.LATER)
+
+    config = setup.store.config(setup.app)
+    changes = app_manifest.env_plan(setup.manifest, config, secret, setup.app.name)
+    validation.config_size({**config, **changes})  # before the record: nothing half-done
+    setup.mark(STARTED)
+    if changes:
+        releases.set_config(setup.store, setup.logs, setup.app, dict(changes))
+        generated = {var.key for var in setup.manifest.env if var.secret and var.value is None}
+        shown = ", ".join(k + (" (generated)" if k in generated else "") for k in changes)
+        setup.out.write(f"-----> app.json: config vars {shown}\n")
+    setup.mark(ENV)
+
+
+def create_addons(setup: Setup) -> None:
+    assert setup.done is not None
+    for index, addon in enumerate(setup.manifest.addons):
+        if addon_step(index) in setup.done or setup.seams.addons is None:
+            continue
+        attached = f" as {addon.as_name}" if addon.as_name else ""
+        setup.out.write(f"-----> app.json: creating {addon.shown}{attached}...\n")
+        setup.out.flush()
+        if addon.options:
+            setup.out.write(
+                f" !     app.json: addons[{index}].options ({', '.join(addon.options)}) are "
+                "not supported here and were ignored\n"
+            )
+        variable = setup.seams.addons.create(setup.app, addon)
+        setup.out.write(f"       done, {variable}\n")
+        setup.mark(addon_step(index), variable)
+
+
+@dataclass(frozen=True)
+class GitTree:
+    """A pushed commit's files, read from git (still in its quarantine) before any build
+    has extracted them: a file at the top of the tree, refused unless a regular file."""
+
+    git_dir: Path
+    git_env: Mapping[str, str]
+    commit: str
+
+    def git(self, *args: str) -> bytes:
+        env = {**procs.host_env(), **self.git_env, "GIT_DIR": str(self.git_dir)}
+        return procs.run(["git", *args], timeout=GIT_TIMEOUT, env=env)
+
+    def read(self, name: str, limit: int) -> bytes | None:
+        listed = self.git("ls-tree", "-l", "-z", self.commit, "--", name)
+        if not listed:
+            return None
+        meta, _, _path = listed.rstrip(b"\0").partition(b"\t")
+        mode, kind, blob, size = meta.split()
+        if mode == SYMLINK_MODE:
+            raise pushed_tree.refused(name, "a symbolic link")
+        if kind != b"blob":
+            raise pushed_tree.refused(name, "a directory" if kind == b"tree" else "a submodule")
+        if int(size) > limit:
+            raise pushed_tree.too_large(name, limit)
+        return self.git("cat-file", "blob", blob.decode())
+
+
+def platform_seams() -> Seams:
+    """The platform's own add-ons and one-off dynos, for the hook. Until they are wired
+    here, an app.json asking for them is refused before anything changes."""
+    return Seams()
