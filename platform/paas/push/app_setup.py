@@ -63,6 +63,12 @@ class OneOffs(Protocol):
         ...
 
 
+class Files(Protocol):
+    """The pushed commit's files (GitTree), read before the build."""
+
+    def read(self, name: str, limit: int) -> bytes | None: ...
+
+
 @dataclass(frozen=True)
 class Seams:
     addons: Addons | None = None
@@ -157,7 +163,7 @@ def begin(
     store: Store,
     logs: LogStore,
     app: App,
-    tree: GitTree,
+    tree: Files,
     out: Output,
     seams: Seams,
 ) -> Setup:
