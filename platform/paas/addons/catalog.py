@@ -100,7 +100,9 @@ class Catalog:
         except BaseException:
             service.deprovision(addon_id)  # nothing recorded: nothing may be left either
             raise
-        self.logs.event(app.name, "api", f"Add-on {addon.name} ({service.name}:{addon.plan}) created")
+        self.logs.event(
+            app.name, "api", f"Add-on {addon.name} ({service.name}:{addon.plan}) created"
+        )
         self._released(app, release)
         return addon, attachment
 
@@ -126,9 +128,7 @@ class Catalog:
         attachment = Attachment(str(uuid.uuid4()), addon.id, app.id, name, now_iso())
         tx.insert_attachment(attachment)
         description = model.attach_description(name, addon.name)
-        return attachment, releases.addon_change(
-            tx, app, {attachment.var: addon.url}, description
-        )
+        return attachment, releases.addon_change(tx, app, {attachment.var: addon.url}, description)
 
     def _released(self, app: App, release: Release | None) -> None:
         if release is not None:
@@ -153,9 +153,7 @@ class Catalog:
             found = tx.find_attachment(id_or_name, app)
         if found is None:
             where = f" on {app.name}" if app else ""
-            raise NotFound(
-                f"no add-on attachment {id_or_name!r}{where}: `paas addons` lists them"
-            )
+            raise NotFound(f"no add-on attachment {id_or_name!r}{where}: `paas addons` lists them")
         return found
 
     def detach(self, attachment: Attachment) -> Attachment:
@@ -271,7 +269,9 @@ def catalog(settings: Settings, services: Mapping[str, Service] | None = None) -
         from paas.addons import registry
 
         services = registry.services(settings)
-    return Catalog(Store(settings.db_path), LogStore(settings.logs_db_path), settings.home, services)
+    return Catalog(
+        Store(settings.db_path), LogStore(settings.logs_db_path), settings.home, services
+    )
 
 
 def create_addon(

@@ -61,9 +61,7 @@ def chain_name(home: Path) -> str:
     return HOME_CHAIN_PREFIX + hashlib.sha256(str(home).encode()).hexdigest()[:16]
 
 
-def grants_for(
-    source: str, app_id: str, endpoints: Iterable[tuple[str, str, int]]
-) -> list[Grant]:
+def grants_for(source: str, app_id: str, endpoints: Iterable[tuple[str, str, int]]) -> list[Grant]:
     """The openings of one dyno at `source` of app `app_id`, from its app's attached
     add-ons' (id, address, port)."""
     return [Grant(source, address, port, addon, app_id) for addon, address, port in endpoints]
@@ -108,9 +106,7 @@ def _comment_of(line: str) -> str:
     return found.group(1) if found else ""
 
 
-def edit(
-    saved: Saved, chain: str, add: Iterable[Grant], drop: Callable[[str], bool]
-) -> str | None:
+def edit(saved: Saved, chain: str, add: Iterable[Grant], drop: Callable[[str], bool]) -> str | None:
     """The iptables-restore --noflush input that deletes every add-on rule (of any home)
     `drop` matches and appends `add` to `chain`, creating the chains and jumps it needs;
     None when there is nothing to do."""

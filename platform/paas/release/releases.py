@@ -142,8 +142,8 @@ def rollback(
     slug_exists: Callable[[str], bool] = lambda _digest: True,
 ) -> Release:
     """A new release copying vN's artifact and config (default: the newest release that
-    succeeded before the current one), but with the add-on vars of now. It fails, changing nothing, when vN's slug or image
-    was garbage-collected."""
+    succeeded before the current one), but with the add-on vars of now. It fails,
+    changing nothing, when vN's slug or image was garbage-collected."""
     with store.transaction() as tx:
         current = tx.current_release(app)
         if current is None:

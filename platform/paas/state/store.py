@@ -280,7 +280,9 @@ class AddonTx:
     def delete_attachment(self, attachment: Attachment) -> None:
         self.execute("DELETE FROM addon_attachments WHERE id = ?", (attachment.id,))
 
-    def attachments(self, *, app: App | None = None, addon: Addon | None = None) -> list[Attachment]:
+    def attachments(
+        self, *, app: App | None = None, addon: Addon | None = None
+    ) -> list[Attachment]:
         """The attachments of an app, of an add-on, or all, oldest first."""
         rows = self.execute(
             "SELECT * FROM addon_attachments WHERE (? IS NULL OR app_id = ?) "
@@ -303,8 +305,8 @@ class AddonTx:
     def addon_vars(self, app: App) -> dict[str, str]:
         """The config vars the app's attachments set: NAME_URL -> URL."""
         rows = self.execute(
-            "SELECT addon_attachments.name, addons.url FROM addon_attachments "
-            "JOIN addons ON addons.id = addon_attachments.addon_id WHERE addon_attachments.app_id = ?",
+            "SELECT addon_attachments.name, addons.url FROM addon_attachments JOIN addons "
+            "ON addons.id = addon_attachments.addon_id WHERE addon_attachments.app_id = ?",
             (app.id,),
         )
         return {f"{r[0]}_URL": r[1] for r in rows}
@@ -316,7 +318,9 @@ class AddonTx:
             )
 
     def release_addon_vars(self, release_id: str) -> set[str]:
-        rows = self.execute("SELECT key FROM release_addon_vars WHERE release_id = ?", (release_id,))
+        rows = self.execute(
+            "SELECT key FROM release_addon_vars WHERE release_id = ?", (release_id,)
+        )
         return {r["key"] for r in rows}
 
     def app_names(self) -> dict[str, str]:
