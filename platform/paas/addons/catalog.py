@@ -11,8 +11,6 @@ their firewall opening to the add-on at once.
 
 from __future__ import annotations
 
-import os
-import shutil
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -226,12 +224,8 @@ class Catalog:
 def addon_firewall_revoke(home: Path, addon_id: str, app_id: str | None = None) -> None:
     """Closes openings; on a host without the firewall (plain processes, not root) there
     are none to close."""
-    if addon_firewall.FIREWALL_LOCK.parent.exists() and _iptables_usable():
+    if addon_firewall.usable():
         addon_firewall.revoke(home, addon_id, app_id)
-
-
-def _iptables_usable() -> bool:
-    return os.geteuid() == 0 and shutil.which("iptables-save") is not None
 
 
 def _refuse_other_apps(tx: Tx, addon: Addon, destroying_app: bool = False) -> None:

@@ -23,8 +23,10 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import hashlib
+import os
 import re
 import shlex
+import shutil
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -150,6 +152,12 @@ def removal(chain: str, saved: Saved) -> str | None:
 
 
 # --- applying them -----------------------------------------------------------------------
+
+
+def usable() -> bool:
+    """Whether this host has the firewall at all (root, iptables): without it (plain
+    process dynos) there are no openings to make or close."""
+    return os.geteuid() == 0 and shutil.which("iptables-save") is not None
 
 
 @contextlib.contextmanager
