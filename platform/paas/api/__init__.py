@@ -11,7 +11,7 @@ from __future__ import annotations
 from flask import Flask, Response, jsonify, request
 from werkzeug.exceptions import HTTPException
 
-from paas.api import apps, auth, buildpacks, dynos, git, releases, stacks
+from paas.api import addons, apps, auth, buildpacks, dynos, git, releases, stacks
 from paas.api.context import Context
 from paas.domain import settings as settings_module
 from paas.domain.errors import PaasError, TooManyRequests
@@ -34,6 +34,7 @@ def create_app(settings: Settings | None = None) -> Flask:
         releases.blueprint,
         git.blueprint,
         stacks.blueprint,
+        addons.blueprint,
     ):
         flask_app.register_blueprint(blueprint)
 

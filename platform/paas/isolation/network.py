@@ -35,6 +35,7 @@ from pathlib import Path
 from paas.domain.addressing import NEVER
 from paas.domain.errors import CommandFailed, PaasError
 from paas.host import cleanup, platform_log, procs
+from paas.isolation import addon_firewall
 
 BRIDGE = "paas0"
 INPUT_CHAIN = "PAAS-DYNOS-IN"
@@ -52,7 +53,7 @@ IP_FORWARD = Path("/proc/sys/net/ipv4/ip_forward")
 # Written when the platform turns IPv4 forwarding on (in /run: gone at reboot, as the
 # sysctl is): from then on the platform alone decides what the host forwards.
 FORWARDING_MARK = Path("/run/paas/ip-forward-enabled-by-paas")
-FIREWALL_LOCK = Path("/run/paas/firewall.lock")
+FIREWALL_LOCK = addon_firewall.FIREWALL_LOCK
 CLAIMS = Path("/run/paas/addresses")
 CLAIM_GRACE_SECONDS = 60.0
 # A released address is left alone this long: HAProxy may still send to the gone dyno for
@@ -165,6 +166,12 @@ def remove(dyno_id: str, address: str, warn: cleanup.Warn = platform_log.line) -
     with _claims_locked():
         if _holds(address, netns):
             claim.write_text(f"{RELEASED} {netns}")  # cooling from now (see claim_address)
+    # After the release: an add-on opening made for the address from now on is a new
+    # dyno's (paas.isolation.addon_firewall).
+    try:
+        addon_firewall.forget_source(address)
+    except (PaasError, OSError) as error:
+        warn(f"cannot close the add-on openings of {address}: {error}")
 
 
 def retire(dyno_id: str, address: str) -> None:
@@ -257,7 +264,8 @@ def host_networks(addresses: list[dict[str, object]]) -> tuple[ipaddress.IPv4Net
 def filter_rules(network: ipaddress.IPv4Network, egress: Egress) -> str:
     """The iptables-restore input (filter table, --noflush) that sets the platform's chains.
 
-    INPUT sends the bridge to INPUT_CHAIN: replies and DNS to the resolvers only. FORWARD
+    INPUT sends the bridge to INPUT_CHAIN: the add-on openings (addon_firewall), replies
+    and DNS to the resolvers only. FORWARD
     sends dyno traffic to EGRESS_CHAIN first (refuse what dynos may not reach, RETURN the
     rest), then FORWARD_CHAIN (out of the bridge yes, back in only as replies, never
     bridge to bridge), and ends in GUARD_CHAIN: empty, or, when the platform turned
@@ -271,6 +279,7 @@ def filter_rules(network: ipaddress.IPv4Network, egress: Egress) -> str:
     ]
     closed = [n for n in (*PRIVATE, *egress.host_networks) if not n.subnet_of(network)]
     rules = [
+        [INPUT_CHAIN, "-j", addon_firewall.ADDONS_CHAIN],
         *([INPUT_CHAIN, *match, "-j", "ACCEPT"] for match in dns),
         [INPUT_CHAIN, *replies, "-j", "ACCEPT"],
         [INPUT_CHAIN, "-j", "DROP"],
@@ -419,6 +428,7 @@ def ensure_host(
     _ip("link", "set", BRIDGE, "up")
     with _firewall_locked():
         egress = observe(allow, resolv_conf)
+        addon_firewall.ensure_shared_chain()  # INPUT_CHAIN jumps to it
         _apply("iptables", filter_rules(network, egress), JUMPS)
         if ipv6.exists():
             _apply("ip6tables", ipv6_rules(), IPV6_JUMPS)
