@@ -46,6 +46,7 @@ from paas.push.builder import ensure_tools
 from paas.reconcile import readiness
 from paas.reconcile.agent import Agent, DynoStarter, supervisor_environment
 from paas.reconcile.drains import Drains
+from paas.reconcile.one_off import OneOffs, OneOffStarter
 from paas.reconcile.readiness import Prober
 from paas.reconcile.release_phase import ReleasePhases
 from paas.reconcile.routes import RoutePublisher, withdraw
@@ -286,18 +287,23 @@ def build_agent(
     wake = threading.Event()
     placement = Placement(settings, store, capability.load(settings), SlugStore(settings.slugs_dir))
     start = DynoStarter(placement, runtime, logs)
+    start_one_off = OneOffStarter(placement, runtime, logs)  # release.1 and run.N alike
+    release_phases = ReleasePhases(
+        store, logs, runtime, start_one_off, settings.release_timeout_seconds
+    )
     return Agent(
         settings,
         store,
         logs,
         runtime,
         prober=Prober(readiness.answers, wake, readiness.initial_delay),
-        release_phases=ReleasePhases(store, logs, runtime, start, settings.release_timeout_seconds),
+        release_phases=release_phases,
         routes=RoutePublisher(settings, logs),
         drains=Drains(runtime, logs, clock),
         start=start,
         clock=clock,
         wake=wake,
+        one_offs=OneOffs(store, logs, runtime, start_one_off),
     )
 
 

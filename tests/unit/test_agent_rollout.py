@@ -23,6 +23,7 @@ from paas.domain.settings import Settings
 from paas.dynos.capability import Isolation
 from paas.dynos.placement import Placement
 from paas.reconcile.agent import Agent, DynoStarter
+from paas.reconcile.one_off import OneOffStarter
 from paas.reconcile.drains import DRAIN_TIMEOUT_SECONDS, Drains
 from paas.reconcile.release_phase import ReleasePhases
 from paas.reconcile.routes import RoutePublisher
@@ -120,7 +121,13 @@ class World:
             self.logs,
             self.runtime,
             prober=self.probe,
-            release_phases=ReleasePhases(self.store, self.logs, self.runtime, start, 60.0),
+            release_phases=ReleasePhases(
+                self.store,
+                self.logs,
+                self.runtime,
+                OneOffStarter(start.placement, self.runtime, self.logs),
+                60.0,
+            ),
             routes=self.routes,
             drains=Drains(self.runtime, self.logs, self.clock),
             start=start,

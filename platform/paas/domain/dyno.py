@@ -27,6 +27,14 @@ class DynoSpec:
     host: str = "127.0.0.1"
     container: dict[str, object] | None = None
     healthcheck: str | None = None  # JSON of paas.domain.healthcheck.HealthCheck, web dynos only
+    # A one-off dyno (release.1, run.N: paas.domain.one_off): never routed, restarted or
+    # planned. `attach`: its supervisor waits for a client on attach.sock before it starts
+    # the command, and streams to it (a terminal of rows x cols when `tty`).
+    one_off: bool = False
+    attach: bool = False
+    tty: bool = False
+    rows: int = 0
+    cols: int = 0
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,7 @@ from paas.domain import addressing, validation
 from paas.domain.dyno import DynoSpec
 from paas.domain.errors import PaasError
 from paas.domain.models import AppState, Release
+from paas.domain.one_off import OneOff
 from paas.domain.settings import Settings
 from paas.domain.sizes import DEFAULT_SIZE, memory_mb
 from paas.dynos.capability import Isolation
@@ -38,12 +39,22 @@ class Placement:
         self.isolation = isolation
         self.slugs = slugs
 
-    def spec(self, state: AppState, release: Release, name: str, used_ports: set[int]) -> DynoSpec:
-        """The spec of a new dyno `name` (web.1, release.1) of `release`; takes its port
-        into `used_ports`."""
+    def spec(
+        self,
+        state: AppState,
+        release: Release,
+        name: str,
+        used_ports: set[int],
+        one_off: OneOff | None = None,
+    ) -> DynoSpec:
+        """The spec of a new dyno `name` (web.1) of `release`, or of the one-off dyno
+        `one_off` (release.1, run.N: its own command, extra env, size and attachment);
+        takes its port into `used_ports`."""
         app = state.app
         port = free_port(used_ports)
         used_ports.add(port)
+        if one_off is not None:
+            name = one_off.name
         kind = name.split(".", 1)[0]
         account = users.app_account(self.store, app)
         spec = DynoSpec(
@@ -53,15 +64,25 @@ class Placement:
             type=kind,
             release=release.version,
             generation=state.generation(name),
-            command=release.process_types[kind],
+            command=one_off.command if one_off else release.process_types[kind],
             app_dir=str(self.slugs.unpacked(release.artifact)),
             port=port,
-            env=dict(release.config),
+            env={**release.config, **(one_off.env if one_off else {})},
             uid=account.uid if account else None,
             grace_seconds=self.settings.stop_grace_seconds,
-            healthcheck=release.healthcheck if kind == "web" else None,
+            healthcheck=release.healthcheck if kind == "web" and not one_off else None,
         )
-        plan = self.container_plan(state, spec, account)
+        if one_off is not None:
+            spec = replace(
+                spec,
+                one_off=True,
+                attach=one_off.attach,
+                tty=one_off.tty,
+                rows=one_off.rows,
+                cols=one_off.cols,
+            )
+        size = one_off.size_of(state.sizes) if one_off else state.sizes.get(kind, DEFAULT_SIZE)
+        plan = self.container_plan(state, spec, account, size)
         if plan is not None:
             spec = replace(spec, app_dir="/app", host=plan.address, container=asdict(plan))
             # Before the dyno's process can start: its release phase may connect at once.
@@ -71,7 +92,7 @@ class Placement:
         return spec
 
     def container_plan(
-        self, state: AppState, spec: DynoSpec, account: users.Account | None
+        self, state: AppState, spec: DynoSpec, account: users.Account | None, size: str
     ) -> ContainerPlan | None:
         """How this dyno runs in a container, or None to run it as a plain process."""
         if not self.isolation.containers or account is None or self.isolation.runtime is None:
@@ -94,7 +115,7 @@ class Placement:
             layer=str(container.app_layer(Path(spec.app_dir), account.uid, account.gid)),
             address=network.claim_address(subnet, spec.id),
             subnet=str(subnet),
-            memory_mb=memory_mb(state.sizes.get(spec.type, DEFAULT_SIZE)),
+            memory_mb=memory_mb(size),
             uid=account.uid,
             gid=account.gid,
             disk_mb=self.settings.dyno_disk_mb,

@@ -15,7 +15,7 @@ from __future__ import annotations
 import contextlib
 import os
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Protocol
@@ -40,7 +40,8 @@ from paas.dynos.runtime import Runtime
 from paas.host import platform_log
 from paas.reconcile import routes
 from paas.reconcile.drains import Drains
-from paas.reconcile.release_phase import ReleasePhases, StartDyno
+from paas.reconcile.one_off import OneOffs, is_run_dyno
+from paas.reconcile.release_phase import ReleasePhases
 from paas.reconcile.routes import RoutePublisher
 from paas.state import database
 from paas.state.logs import LogStore
@@ -127,8 +128,12 @@ class ReadinessProbe(Protocol):
     def keep_only(self, starting: Iterable[str]) -> None: ...
 
 
+StartDyno = Callable[[AppState, Release, str, set[int]], None]
+
+
 class DynoStarter:
-    """Starts a new dyno where placement puts it, saying so in the app's log."""
+    """Starts a new formation dyno where placement puts it, saying so in the app's log
+    (one-off dynos start through paas.reconcile.one_off.OneOffStarter)."""
 
     def __init__(self, placement: Placement, runtime: Runtime, logs: LogStore) -> None:
         self.placement = placement
@@ -175,6 +180,7 @@ class Agent:
         start: StartDyno,
         clock: Clock,
         wake: threading.Event,
+        one_offs: OneOffs | None = None,
     ) -> None:
         self.settings = settings
         self.store = store
@@ -185,6 +191,7 @@ class Agent:
         self.routes = routes
         self.drains = drains
         self.start_dyno = start
+        self.one_offs = one_offs
         self.clock = clock
         self.wake = wake
         self.failures_reported: dict[str, str] = {}  # app -> the reason last said
@@ -236,7 +243,14 @@ class Agent:
         if self.release_phases.advance(snapshot, phases, used_ports, now):
             # A release moved on: plan for it now.
             snapshot, wanted, releases = self.read_snapshot(fresh=True)
-        observed = [to_observed(s) for s in statuses if s.spec.type != RELEASE_PHASE]
+        if self.one_offs is not None:
+            self.one_offs.advance(snapshot, [s for s in statuses if is_run_dyno(s)], used_ports)
+        # One-off dynos (release.1, run.N) are never planned: not restarted, not "extra".
+        observed = [
+            to_observed(s)
+            for s in statuses
+            if s.spec.type != RELEASE_PHASE and not s.spec.one_off
+        ]
         actions = planning.plan(wanted, observed, now)
         verdicts = self.judge_rollouts(releases, observed, actions, now)
         failed = self.record_verdicts(releases, verdicts, now)

@@ -1,7 +1,8 @@
 """The release phase: the Procfile's `release:` command, run once per release before rollout.
 
 Per app, one release phase runs at a time, in a one-off dyno `release.1` that has the
-release's config and is isolated like any dyno. Exit 0 moves the release to "deploying",
+release's config and is isolated like any dyno, started by the one path of every one-off
+dyno (paas.reconcile.one_off.OneOffStarter, as `paas run`'s are). Exit 0 moves the release to "deploying",
 so dynos roll over to it; any other exit, or the timeout, fails it and the running release
 stays. A running phase is never cut short by a newer release: the newer one waits its
 turn. A release overtaken by a newer one before its phase started, or while it was
@@ -11,8 +12,6 @@ one was.
 """
 
 from __future__ import annotations
-
-from collections.abc import Callable
 
 from paas.domain.dyno import DynoStatus
 from paas.domain.errors import PaasError
@@ -25,14 +24,13 @@ from paas.domain.models import (
     DesiredState,
     Release,
 )
+from paas.domain.one_off import OneOff
 from paas.domain.procfile import PHASE_DYNO, RELEASE_PHASE
 from paas.dynos.runtime import Runtime
 from paas.host import platform_log
+from paas.reconcile.one_off import StartOneOff
 from paas.state.logs import LogStore
 from paas.state.store import Store
-
-StartDyno = Callable[[AppState, Release, str, set[int]], None]
-
 
 def phase_to_run(
     current: Release | None, unsettled: list[Release], live: set[int]
@@ -64,7 +62,7 @@ def phase_to_run(
 
 class ReleasePhases:
     def __init__(
-        self, store: Store, logs: LogStore, runtime: Runtime, start: StartDyno, timeout: float
+        self, store: Store, logs: LogStore, runtime: Runtime, start: StartOneOff, timeout: float
     ) -> None:
         self.store = store
         self.logs = logs
@@ -144,7 +142,8 @@ class ReleasePhases:
             self.logs.event(
                 app.name, PHASE_DYNO, f"Running release command of v{release.version}: {command}"
             )
-            self.start(state, release, PHASE_DYNO, used_ports)
+            phase = OneOff(PHASE_DYNO, command, type=RELEASE_PHASE)
+            self.start(state, release, phase, used_ports)
         elif live:
             for status in live:
                 if not status.stop_requested and now - (status.started_at or now) > self.timeout:

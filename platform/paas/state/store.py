@@ -164,6 +164,30 @@ CREATE TABLE IF NOT EXISTS app_setup_steps (
     done_at TEXT NOT NULL,
     PRIMARY KEY (app_id, step)
 );
+-- One-off dynos (paas.state.one_offs): `paas run`, run:detached, postdeploy. A row is a
+-- request the agent starts (state requested -> started -> exited, or failed), numbered
+-- per app: run.NUMBER.
+CREATE TABLE IF NOT EXISTS one_off_dynos (
+    id TEXT PRIMARY KEY,
+    app_id TEXT NOT NULL REFERENCES apps(id) ON DELETE CASCADE,
+    number INTEGER NOT NULL,
+    command TEXT NOT NULL,
+    type TEXT NOT NULL,
+    size TEXT,
+    env TEXT NOT NULL,
+    attach INTEGER NOT NULL,
+    tty INTEGER NOT NULL,
+    rows INTEGER NOT NULL,
+    cols INTEGER NOT NULL,
+    release INTEGER,
+    state TEXT NOT NULL,
+    dyno_id TEXT,
+    exit_status INTEGER,
+    detail TEXT,
+    created_at REAL NOT NULL,
+    UNIQUE (app_id, number)
+);
+CREATE INDEX IF NOT EXISTS one_off_dynos_state ON one_off_dynos (state);
 """
 
 
