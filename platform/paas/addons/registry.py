@@ -1,6 +1,6 @@
 """The backing services this platform offers, by name: each server module of paas.addons
 (postgresql, redis) gives its `Service` through `service(settings)`. A module that is not
-there (or whose server is not installed: its `service` raises) is left out.
+there, or whose server is not installed (its `service` raises a PaasError), is left out.
 """
 
 from __future__ import annotations
@@ -9,6 +9,7 @@ import importlib
 from typing import cast
 
 from paas.addons.service import Service
+from paas.domain.errors import PaasError
 from paas.domain.settings import Settings
 
 MODULES = ("postgresql", "redis")
@@ -21,6 +22,9 @@ def services(settings: Settings) -> dict[str, Service]:
             module = importlib.import_module(f"paas.addons.{name}")
         except ModuleNotFoundError:
             continue
-        service = cast(Service, module.service(settings))
+        try:
+            service = cast(Service, module.service(settings))
+        except PaasError:
+            continue
         found[service.name] = service
     return found
