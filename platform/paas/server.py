@@ -54,7 +54,12 @@ from paas.state.logs import LogStore
 from paas.state.store import Store
 
 PLATFORM_PROCFILE = Path(__file__).resolve().parents[2] / "Procfile"
-DEFAULT_PROCESSES = {"api": "paas api", "agent": "paas agent", "router": "paas router"}
+DEFAULT_PROCESSES = {
+    "api": "paas api",
+    "agent": "paas agent",
+    "router": "paas router",
+    "addon-servers": "paas addons:servers",
+}
 CHILD_STOP_SECONDS = 10.0
 # The server's own stop takes at most CHILD_STOP_SECONDS and the grandchildren's few
 # seconds; past this a stop kills it.
@@ -344,6 +349,15 @@ def run_router(settings: Settings) -> None:
     service.run(stop)
 
 
+def run_addon_servers(settings: Settings) -> None:
+    from paas.addons.supervisor import Supervisor
+
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    Supervisor(settings, time.monotonic).run(stop)
+
+
 def children_file(settings: Settings) -> Path:
     return settings.run_dir / "server.children"
 
@@ -394,9 +408,9 @@ def stop_everything(settings: Settings) -> None:
     behind, and none of its dynos' state: routes.json no longer lists them, and each
     container dyno's network namespace, veth pair, address claim and unreachable route are
     gone, and so is its own chain of add-on openings. The host-wide bridge, NAT rule and
-    firewall chains stay: every PAAS_HOME on the
-    host shares them, and a platform still running (perhaps with no container dyno at this
-    instant) would start its next dynos without a firewall."""
+    firewall chains stay: every PAAS_HOME on the host shares them, and a platform still running (perhaps with no container dyno at this
+    instant) would start its next dynos without a firewall. The add-on servers stop last
+    (their data and records stay)."""
     stop_control_plane(settings)
     runtime = ProcessRuntime(settings.dynos_dir, {}) if settings.dynos_dir.exists() else None
     stopped = [] if runtime is None else stop_dynos(settings, runtime)
@@ -408,6 +422,10 @@ def stop_everything(settings: Settings) -> None:
     if runtime is not None:
         forget_for_good(runtime, stopped)
     addon_firewall.remove(settings)
+    # After the dynos: a dyno stopping gracefully may still write to its database.
+    from paas.addons.supervisor import stop_servers
+
+    stop_servers(settings)
 
 
 def forget_for_good(runtime: ProcessRuntime, stopped: list[DynoStatus]) -> None:

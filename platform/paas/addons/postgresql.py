@@ -105,6 +105,10 @@ class Cluster:
     def record_path(self, addon_id: str) -> Path:
         return self.records / f"{hosting.check_id(addon_id)}.json"
 
+    def backups_dir(self, addon_id: str) -> Path:
+        """Where pg:backups keeps the add-on's dumps (paas.addons.backups)."""
+        return self.base / "backups" / hosting.check_id(addon_id)
+
     def addon_ids(self) -> list[str]:
         return sorted(p.stem for p in self.records.glob("*.json"))
 
@@ -338,9 +342,7 @@ class PostgreSQL:
         if record is not None:
             self.cluster.ensure_running()
             self.cluster.sql(drop_script(record))
-        from paas.addons import backups
-
-        backups.forget(self.settings, addon_id)
+        shutil.rmtree(self.cluster.backups_dir(addon_id), ignore_errors=True)
         path.unlink(missing_ok=True)
         if not self.cluster.addon_ids():
             self.cluster.stop()
@@ -414,3 +416,10 @@ SELECT pg_terminate_backend(pid) FROM pg_stat_activity
 DROP DATABASE IF EXISTS "{database}" WITH (FORCE);
 DROP ROLE IF EXISTS "{name}";
 """
+
+
+def service(settings: Settings) -> PostgreSQL:
+    """The registry's entry point (paas.addons.registry): raises if PostgreSQL is not
+    installed, so the catalog leaves the service out."""
+    bin_dir()
+    return PostgreSQL(settings)

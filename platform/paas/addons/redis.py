@@ -126,7 +126,7 @@ class Instance:
 
         def is_ours(pid: int) -> bool:
             argv = hosting.cmdline(pid)
-            return bool(argv) and argv[0].startswith("redis-server") and f":{port}" in argv[0]
+            return bool(argv) and "redis-server" in argv[0] and f":{port}" in argv[0]
 
         return hosting.running(self.directory / "redis.pid", is_ours)
 
@@ -238,3 +238,13 @@ class Redis:
     def addon_ids(self) -> list[str]:
         records = hosting.service_dir(self.settings, "redis") / "records"
         return sorted(p.stem for p in records.glob("*.json")) if records.is_dir() else []
+
+
+def service(settings: Settings) -> Redis:
+    """The registry's entry point (paas.addons.registry): raises if redis-server is not
+    installed, so the catalog leaves the service out."""
+    if not Path(SERVER).exists():
+        raise PaasError(
+            "redis-server is not installed: run `make setup` (apt package redis-server)"
+        )
+    return Redis(settings)

@@ -12,6 +12,7 @@ from flask import Flask, Response, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 from paas.api import addons, apps, auth, buildpacks, dynos, git, releases, stacks
+from paas.api import pg as pg_api
 from paas.api.context import Context
 from paas.domain import settings as settings_module
 from paas.domain.errors import PaasError, TooManyRequests
@@ -35,6 +36,7 @@ def create_app(settings: Settings | None = None) -> Flask:
         git.blueprint,
         stacks.blueprint,
         addons.blueprint,
+        pg_api.blueprint,
     ):
         flask_app.register_blueprint(blueprint)
 
