@@ -8,6 +8,7 @@ The tests share one platform; each app's tests run in order.
 from __future__ import annotations
 
 import json
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -33,6 +34,11 @@ def write(repo: Path, manifest: object, procfile_extra: str = "") -> None:
     procfile = (repo / "Procfile").read_text().splitlines()[0] + "\n" + procfile_extra
     (repo / "Procfile").write_text(procfile)
     commit(repo, "app.json")
+
+
+def said(pushed: subprocess.CompletedProcess[str]) -> str:
+    """The push's output, each line without the blanks git pads `remote:` lines with."""
+    return "\n".join(line.rstrip() for line in pushed.stderr.splitlines()) + "\n"
 
 
 def config(platform: Platform, app: str) -> dict[str, str]:
@@ -133,3 +139,49 @@ def test_an_invalid_app_json_rejects_the_first_push_naming_the_field(platform: P
         in (pushed.stderr)
     )
     assert json.loads(platform.paas("releases", "-a", "invalid", "--json").stdout) == []
+
+
+POSTDEPLOY = (
+    "python -c \"import os; print('postdeploy saw DATABASE_URL:', 'DATABASE_URL' in os.environ)\""
+)
+
+
+def test_first_deploy_creates_addons_and_runs_postdeploy_once(platform: Platform) -> None:
+    platform.paas("apps:create", "full", "--no-remote")
+    repo = platform.new_repo("full-repo")
+    write(repo, {"addons": ["heroku-postgresql:hobby"], "scripts": {"postdeploy": POSTDEPLOY}})
+    pushed = platform.push("full", repo)
+    assert pushed.returncode == 0, pushed.stderr
+    assert "remote: -----> app.json: creating heroku-postgresql:hobby...\n" in said(pushed)
+    assert "remote:        done, DATABASE_URL\n" in said(pushed)
+    assert "remote: -----> Running postdeploy for v1: python -c" in said(pushed)
+    assert "remote:        in one-off dyno run.1\n" in said(pushed)
+    assert "remote:        postdeploy saw DATABASE_URL: True\n" in said(pushed)
+    assert "remote: -----> postdeploy: done (status 0)\n" in said(pushed)
+    assert config(platform, "full")["DATABASE_URL"].startswith("postgres")
+    logged = platform.paas("logs", "-a", "full", "-n", "200").stdout
+    assert "app[run.1]: postdeploy saw DATABASE_URL: True" in logged
+    (repo / "README").write_text("again\n")
+    commit(repo, "again")
+    again = platform.push("full", repo)
+    assert again.returncode == 0, again.stderr
+    assert "postdeploy" not in again.stderr and "app.json" not in again.stderr
+    status, listed = platform.request("GET", "/apps/full/addons")
+    assert status == 200 and isinstance(listed, list) and len(listed) == 1
+    assert "run.2" not in platform.paas("logs", "-a", "full", "-n", "200").stdout
+
+
+def test_a_failing_postdeploy_is_loud_and_keeps_the_release(platform: Platform) -> None:
+    platform.paas("apps:create", "failing", "--no-remote")
+    repo = platform.new_repo("failing-repo")
+    write(repo, {"scripts": {"postdeploy": "echo seeding; exit 3"}})
+    pushed = platform.push("failing", repo)
+    assert pushed.returncode == 0, pushed.stderr  # v1 is live: the push is not undone
+    assert "remote:        seeding\n" in said(pushed)
+    assert (
+        "remote:  !     postdeploy failed (exited with status 3): v1 stays deployed and "
+        "postdeploy is not run again"
+    ) in said(pushed)
+    releases = json.loads(platform.paas("releases", "-a", "failing", "--json").stdout)
+    assert [(r["version"], r["status"]) for r in releases] == [(1, "succeeded")]
+    assert platform.get_json("failing") is not None

@@ -57,10 +57,12 @@ class FakeAddons:
 
 @dataclass
 class FakeOneOffs:
-    status: int = 0
+    status: int | None = 0
     runs: list[tuple[str, str, str | None]] = field(default_factory=list)
 
-    def run(self, app: App, command: str, size: str | None, out: Output, deadline: float) -> int:
+    def run(
+        self, app: App, command: str, size: str | None, out: Output, deadline: float
+    ) -> int | None:
         self.runs.append((app.name, command, size))
         out.write("postdeploy output\n")
         return self.status
@@ -234,7 +236,7 @@ def test_a_failing_postdeploy_is_reported_and_not_run_again(
     out = io.StringIO()
     setup.out = out
     setup.after_rollout(release(env, {"web": "serve"}), math.inf)  # does not raise
-    assert " !     postdeploy failed with status 3: v1 stays deployed" in out.getvalue()
+    assert " !     postdeploy failed (exited with status 3): v1 stays deployed" in out.getvalue()
     assert "`paas run -a demo -- ./seed`" in out.getvalue()
     assert steps(env)["postdeploy"] == "3"
 

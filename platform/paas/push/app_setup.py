@@ -19,25 +19,32 @@ dynos are reached only through the seams given (Addons, OneOffs).
 from __future__ import annotations
 
 import secrets
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from paas.domain import app_manifest, validation
 from paas.domain.app_manifest import Addon, Manifest
 from paas.domain.errors import InvalidParams
 from paas.domain.models import App, Release
 from paas.domain.output import Output
+from paas.domain.settings import Settings
 from paas.host import procs
 from paas.push import pushed_tree
 from paas.state import setups
 from paas.state.logs import LogStore
 from paas.state.store import Store
 
+if TYPE_CHECKING:
+    from paas.addons.catalog import Catalog
+
 STARTED, ENV, FORMATION, POSTDEPLOY, DONE = "started", "env", "formation", "postdeploy", "done"
 SECRET_BYTES = 32  # `generator: secret`: 64 hex characters, as Heroku makes them
 GIT_TIMEOUT = 30
+POLL_SECONDS = 0.1  # how often a postdeploy's state and output are read
+DRAIN_SECONDS = 0.5  # how long its output is read on once it ended
 SYMLINK_MODE = b"120000"
 
 
@@ -57,9 +64,12 @@ class Addons(Protocol):
 class OneOffs(Protocol):
     """Runs a command in a detached one-off dyno of the app's current release."""
 
-    def run(self, app: App, command: str, size: str | None, out: Output, deadline: float) -> int:
+    def run(
+        self, app: App, command: str, size: str | None, out: Output, deadline: float
+    ) -> int | None:
         """Starts the dyno, streams its output to `out` until it ends (bounded by
-        `deadline`) and returns its exit status."""
+        `deadline`) and returns its exit status; None when it did not run to its end
+        (having said why on `out`)."""
         ...
 
 
@@ -132,26 +142,29 @@ class Setup:
         script = self.manifest.postdeploy
         if script is not None and POSTDEPLOY not in self.done:
             status = self.postdeploy(release, script, deadline)
-            self.mark(POSTDEPLOY, str(status))
+            self.mark(POSTDEPLOY, "did not finish" if status is None else str(status))
         self.mark(DONE, f"v{release.version}")
 
-    def postdeploy(self, release: Release, script: app_manifest.Script, deadline: float) -> int:
+    def postdeploy(
+        self, release: Release, script: app_manifest.Script, deadline: float
+    ) -> int | None:
         one_offs = self.seams.one_offs
         assert one_offs is not None  # checked by begin, before anything changed
         self.out.write(f"-----> Running postdeploy for v{release.version}: {script.command}\n")
         self.out.flush()
         self.logs.event(self.app.name, "api", f"Running postdeploy: {script.command}")
         status = one_offs.run(self.app, script.command, script.size, self.out, deadline)
-        self.logs.event(self.app.name, "api", f"postdeploy exited with status {status}")
+        ended = "did not finish" if status is None else f"exited with status {status}"
+        self.logs.event(self.app.name, "api", f"postdeploy {ended}")
         if status == 0:
             self.out.write("-----> postdeploy: done (status 0)\n")
-        else:
-            self.out.write(
-                f" !     postdeploy failed with status {status}: v{release.version} stays "
-                f"deployed and postdeploy is not run again; its output is above and in "
-                f"`paas logs -a {self.app.name}`; run it again with "
-                f"`paas run -a {self.app.name} -- {script.command}`\n"
-            )
+            return status
+        self.out.write(
+            f" !     postdeploy failed ({ended}): v{release.version} stays deployed and "
+            f"postdeploy is not run again; its output is above and in `paas logs -a "
+            f"{self.app.name}`; to run it again: `paas run -a {self.app.name} -- "
+            f"{script.command}`\n"
+        )
         return status
 
 
@@ -268,7 +281,77 @@ class GitTree:
         return self.git("cat-file", "blob", blob.decode())
 
 
-def platform_seams() -> Seams:
-    """The platform's own add-ons and one-off dynos, for the hook. Until they are wired
-    here, an app.json asking for them is refused before anything changes."""
-    return Seams()
+def platform_seams(settings: Settings, store: Store, logs: LogStore) -> Seams:
+    """The platform's own add-ons (paas.addons.catalog) and one-off dynos
+    (paas.state.one_offs), each loaded only when an app.json asks for it."""
+    return Seams(PlatformAddons(settings), PlatformOneOffs(store, logs))
+
+
+@dataclass
+class PlatformAddons:
+    """Addons over paas.addons.catalog: what `paas addons:create` does, per entry."""
+
+    settings: Settings
+    found: Catalog | None = None
+
+    def catalog(self) -> Catalog:
+        if self.found is None:
+            from paas.addons import catalog  # only for an app.json with add-ons
+
+            self.found = catalog.catalog(self.settings)
+        return self.found
+
+    def check(self, addon: Addon) -> None:
+        from paas.domain import addons
+
+        known = self.catalog()
+        service, plan = addons.service_and_plan(addon.service, addon.plan, known.aliases())
+        known.plan(known.service(service), plan)
+
+    def create(self, app: App, addon: Addon) -> str:
+        _, attachment = self.catalog().create(app, addon.service, addon.plan, as_name=addon.as_name)
+        return attachment.var
+
+
+@dataclass(frozen=True)
+class PlatformOneOffs:
+    """OneOffs over paas.state.one_offs: a detached run.N request on the release just
+    rolled out, its output followed in the app's log (where `paas logs` shows it too)."""
+
+    store: Store
+    logs: LogStore
+
+    def run(
+        self, app: App, command: str, size: str | None, out: Output, deadline: float
+    ) -> int | None:
+        from paas.state import one_offs
+
+        latest = self.store.latest_release(app)
+        _, cursor = self.logs.read(app.name, num=1)
+        version = None if latest is None else latest.version
+        request = one_offs.request(self.store, app, command, size=size, release=version)
+        out.write(f"       in one-off dyno {request.name}\n")
+        ended_at: float | None = None
+        while True:
+            found = one_offs.get(self.store, app, request.id)
+            lines, cursor = self.logs.read(
+                app.name, after=cursor, process=request.name, source="app"
+            )
+            out.write("".join(f"       {line.message}\n" for line in lines))
+            out.flush()
+            now = time.monotonic()
+            if found.ended:
+                # Its last lines may reach the log just after its status: read on briefly.
+                ended_at = now if ended_at is None or lines else ended_at
+                if now - ended_at >= DRAIN_SECONDS:
+                    break
+            elif now > deadline:
+                out.write(
+                    f" !     postdeploy was still running when the push's time ran out: it "
+                    f"goes on as {request.name} (`paas ps -a {app.name}`, `paas logs`)\n"
+                )
+                return None
+            time.sleep(POLL_SECONDS)  # a readiness poll: the agent runs the dyno
+        if found.exit_status is None:
+            out.write(f" !     {request.name} did not run: {found.detail}\n")
+        return found.exit_status

@@ -85,7 +85,8 @@ def deploy(
     git_env = {k: os.environ[k] for k in GIT_ENV if k in os.environ}
     tree = app_setup.GitTree(git_dir, git_env, commit)
     # Before the build record: a first deploy whose app.json is refused leaves nothing.
-    setup = app_setup.begin(store, logs, app, tree, capture, app_setup.platform_seams())
+    seams = app_setup.platform_seams(settings, store, logs)
+    setup = app_setup.begin(store, logs, app, tree, capture, seams)
     ensure_tools(settings)
     build = store.start_build(app, commit)
     logs.event(app.name, "api", f"Build started for {commit[:8]}")
