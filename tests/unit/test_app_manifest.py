@@ -221,3 +221,11 @@ def test_formation_plan_checks_the_process_types() -> None:
         "app.json: formation.worker: the app has no process type 'worker' (its Procfile and "
         "buildpack give: web); add it to the Procfile or remove it from formation"
     )
+
+
+def test_env_plan_leaves_the_vars_addons_set_to_them() -> None:
+    manifest = Manifest(env=(EnvVar("DATABASE_URL"), EnvVar("REDIS_URL", "redis://default")))
+    plan = app_manifest.env_plan(
+        manifest, {}, secrets_counter(), "demo", {"DATABASE_URL", "REDIS_URL"}
+    )
+    assert plan == {}

@@ -42,14 +42,19 @@ class FakeAddons:
     fail_on: str | None = None
     created: list[tuple[str, Addon]] = field(default_factory=list)
 
-    def check(self, addon: Addon) -> None:
+    def check(self, addon: Addon) -> str:
         if addon.service not in ("heroku-postgresql", "heroku-redis"):
             raise InvalidParams(f"unknown add-on service {addon.service!r}")
+        return self.name(addon) + "_URL"
+
+    @staticmethod
+    def name(addon: Addon) -> str:
+        return addon.as_name or ("DATABASE" if "postgres" in addon.service else "REDIS")
 
     def create(self, app: App, addon: Addon) -> str:
         if addon.service == self.fail_on:
             raise InvalidParams(f"{addon.service} failed")
-        name = addon.as_name or ("DATABASE" if "postgres" in addon.service else "REDIS")
+        name = self.name(addon)
         self.created.append((app.name, addon))
         releases.set_config(self.store, self.logs, app, {f"{name}_URL": f"{addon.service}://x"})
         return f"{name}_URL"
@@ -285,3 +290,19 @@ def test_git_tree_reads_a_regular_file_and_refuses_links(tmp_path: Path) -> None
         tree.read("sub", 1024)
     with pytest.raises(BuildFailed, match=r"^big: is larger than 99 bytes"):
         tree.read("big", 99)
+
+
+def test_a_required_var_an_addon_sets_is_left_to_it(env: tuple[Store, LogStore, App]) -> None:
+    store, logs, app = env
+    addons = FakeAddons(store, logs)
+    tree = manifest(
+        {
+            "env": {"DATABASE_URL": {"description": "the database"}, "CACHE_URL": "x"},
+            "addons": ["heroku-postgresql", {"plan": "heroku-redis", "as": "CACHE"}],
+        }
+    )
+    begin(env, tree, Seams(addons=addons))
+    assert store.config(app) == {
+        "DATABASE_URL": "heroku-postgresql://x",
+        "CACHE_URL": "heroku-redis://x",
+    }

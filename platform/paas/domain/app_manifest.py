@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -402,16 +402,21 @@ def show(value: object) -> str:
 
 
 def env_plan(
-    manifest: Manifest, config: Mapping[str, str], secret: Callable[[], str], app: str
+    manifest: Manifest,
+    config: Mapping[str, str],
+    secret: Callable[[], str],
+    app: str,
+    provided: Collection[str] = (),
 ) -> dict[str, str]:
     """The config vars a first deploy sets: each `env` key the app does not have yet, at
     its value, else a generated secret; a required key with neither (and not set on the
-    app) is an InvalidParams naming it and `config:set`, before anything is changed."""
+    app) is an InvalidParams naming it and `config:set`, before anything is changed.
+    `provided`: the vars the manifest's add-ons will set (DATABASE_URL), left to them."""
     changes: dict[str, str] = {}
     missing: list[EnvVar] = []
     for var in manifest.env:
-        if var.key in config:
-            continue  # the app's own value wins over the manifest's default
+        if var.key in config or var.key in provided:
+            continue  # the app's own value (or its add-on's) wins over the manifest's
         if var.value is not None:
             changes[var.key] = var.value
         elif var.secret:

@@ -51,8 +51,9 @@ SYMLINK_MODE = b"120000"
 class Addons(Protocol):
     """Creates add-ons for an app (the add-ons side of the platform implements it)."""
 
-    def check(self, addon: Addon) -> None:
-        """Raises InvalidParams when the service or plan is not offered here (no change)."""
+    def check(self, addon: Addon) -> str:
+        """The config var the add-on will set (DATABASE_URL); InvalidParams when its
+        service or plan is not offered here. Changes nothing."""
         ...
 
     def create(self, app: App, addon: Addon) -> str:
@@ -105,6 +106,7 @@ class Setup:
     manifest: Manifest = field(default_factory=Manifest)
     first: bool = False  # this push creates the app's first release
     done: Mapping[str, str] | None = None  # None: no setup at all (inactive)
+    provided: tuple[str, ...] = ()  # the config vars this push's add-ons will set
 
     @property
     def active(self) -> bool:
@@ -190,16 +192,19 @@ def begin(
         return inactive
     text = tree.read(app_manifest.FILE, app_manifest.MAX_FILE_BYTES)
     manifest = Manifest() if text is None else app_manifest.parse(app_manifest.decode(text))
-    check_seams(manifest, seams, done, first)
-    setup = Setup(store, logs, app, out, seams, manifest, first, done)
+    provided = check_seams(manifest, seams, done, first)
+    setup = Setup(store, logs, app, out, seams, manifest, first, done, provided)
     if first:
         set_env(setup)
         create_addons(setup)
     return setup
 
 
-def check_seams(manifest: Manifest, seams: Seams, done: Mapping[str, str], first: bool) -> None:
-    """Refuses, before any change, a manifest this platform cannot carry out."""
+def check_seams(
+    manifest: Manifest, seams: Seams, done: Mapping[str, str], first: bool
+) -> tuple[str, ...]:
+    """Refuses, before any change, a manifest this platform cannot carry out; the config
+    vars its add-ons left to create will set."""
     listed = enumerate(manifest.addons)
     addons = [addon for i, addon in listed if first and addon_step(i) not in done]
     if addons and seams.addons is None:
@@ -212,9 +217,8 @@ def check_seams(manifest: Manifest, seams: Seams, done: Mapping[str, str], first
             f"{app_manifest.FILE}: scripts.postdeploy: one-off dynos cannot run on this "
             "platform: remove it from app.json"
         )
-    for addon in addons:
-        assert seams.addons is not None
-        seams.addons.check(addon)
+    checked = seams.addons
+    return () if checked is None else tuple(checked.check(addon) for addon in addons)
 
 
 def set_env(setup: Setup) -> None:
@@ -224,7 +228,8 @@ def set_env(setup: Setup) -> None:
     from paas.release import releases  # the push's later imports (hook.LATER)
 
     config = setup.store.config(setup.app)
-    changes = app_manifest.env_plan(setup.manifest, config, secret, setup.app.name)
+    name = setup.app.name
+    changes = app_manifest.env_plan(setup.manifest, config, secret, name, setup.provided)
     validation.config_size({**config, **changes})  # before the record: nothing half-done
     setup.mark(STARTED)
     if changes:
@@ -301,12 +306,14 @@ class PlatformAddons:
             self.found = catalog.catalog(self.settings)
         return self.found
 
-    def check(self, addon: Addon) -> None:
+    def check(self, addon: Addon) -> str:
         from paas.domain import addons
 
         known = self.catalog()
-        service, plan = addons.service_and_plan(addon.service, addon.plan, known.aliases())
-        known.plan(known.service(service), plan)
+        name, plan = addons.service_and_plan(addon.service, addon.plan, known.aliases())
+        service = known.service(name)
+        known.plan(service, plan)
+        return addons.var_name(addon.as_name or service.default_attachment)
 
     def create(self, app: App, addon: Addon) -> str:
         _, attachment = self.catalog().create(app, addon.service, addon.plan, as_name=addon.as_name)
