@@ -82,6 +82,8 @@ class Files(Protocol):
 
 @dataclass(frozen=True)
 class Seams:
+    """What the setup reaches the rest of the platform through (None: not offered)."""
+
     addons: Addons | None = None
     one_offs: OneOffs | None = None
 

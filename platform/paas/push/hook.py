@@ -5,6 +5,8 @@ prints reaches the pusher as `remote:` lines. A release is only written after a 
 build, and the push ends only once the agent has rolled it out (release phase passed, web
 dynos answering) or failed it. A non-zero exit rejects the push, and the release that was
 serving keeps serving.
+An app's first push is also its app setup from app.json (paas.push.app_setup): env and
+add-ons before the build, formation before v1, postdeploy once v1 serves.
 
 Invariants: a build record never stays `pending` (any failure marks it failed); the pusher
 gets one line per failure, a traceback only ever reaches the platform log; what is kept of
