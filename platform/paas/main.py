@@ -15,6 +15,7 @@ from paas.artifacts import stacks
 from paas.cli import addons as _addons  # noqa: F401  (registers the addons:* commands)
 from paas.cli import commands as cli
 from paas.cli import pg as _pg_commands  # noqa: F401  (registers pg:* and redis:cli)
+from paas.cli import run as _run  # noqa: F401  # registers run, run:detached, ps:stop
 from paas.domain import settings as settings_module
 from paas.domain.errors import PaasError
 

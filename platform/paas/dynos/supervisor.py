@@ -14,12 +14,15 @@ of its dyno is left.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
+import pty
 import select
 import signal
 import sqlite3
 import subprocess
 import sys
+import termios
 import time
 from collections.abc import Callable
 from dataclasses import replace
@@ -28,8 +31,10 @@ from types import FrameType
 
 import setproctitle
 
+from paas.domain import one_off
 from paas.domain.dyno import DynoSpec
 from paas.domain.errors import PaasError
+from paas.dynos import session
 from paas.host import procs
 from paas.host.jsonfile import read_json, write_json
 from paas.isolation import container
@@ -41,6 +46,10 @@ PROFILE_SCRIPT = 'for f in .profile.d/*.sh; do [ -f "$f" ] && . "$f"; done\n'
 # covers a stop asked before status.json named the supervisor) and the cgroup's OOM counter
 # (an OOM kill that ends the dyno is seen at once, by its exit).
 POLL_SECONDS = 1.0
+DROP_GRACE_SECONDS = 2.0  # SIGTERM to SIGKILL of an attached dyno whose client went away
+MAX_STDIN = 1 << 20  # client bytes buffered for a dyno's stdin before the client waits
+# What a client may send an attached dyno (a non-terminal session's Ctrl-C: SIGINT).
+FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1)
 DYNO_UMASK = 0o022  # what container runtimes give a dyno; its app dir is private anyway
 
 
@@ -65,11 +74,12 @@ class ProcessChild:
     """A plain-process dyno: the Popen of its process group's leader."""
 
     def __init__(self, process: subprocess.Popen[bytes]) -> None:
-        assert process.stdout is not None
         self.process = process
         self.pid = process.pid
         self.started = procs.start_time(process.pid)
-        self.output = process.stdout.fileno()
+        # -1 for an attached dyno: its supervisor reads the streams it kept (dynos.session).
+        self.output = process.stdout.fileno() if process.stdout is not None else -1
+        self.console: int | None = None
 
     def poll(self) -> int | None:
         code = self.process.poll()
@@ -82,17 +92,20 @@ class ProcessLauncher:
     def __init__(self, spec: DynoSpec) -> None:
         self.spec = spec
 
-    def spawn(self) -> ProcessChild:
+    def spawn(self, stdio: container.Stdio | None = None) -> ProcessChild:
+        """`stdio`: an attached dyno's fds (a terminal's slave thrice when spec.tty)."""
         owner = dyno_owner(self.spec)
         return ProcessChild(
             subprocess.Popen(
                 ["/bin/bash", "-c", PROFILE_SCRIPT + self.spec.command],
                 cwd=self.spec.app_dir,
                 env=dyno_environment(self.spec, self.spec.user),
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL if stdio is None else stdio.stdin,
+                stdout=subprocess.PIPE if stdio is None else stdio.stdout,
+                stderr=subprocess.STDOUT if stdio is None else stdio.stderr,
                 start_new_session=True,
+                # Its terminal becomes the session's controlling one: Ctrl-C reaches it.
+                preexec_fn=take_terminal if self.spec.tty and stdio is not None else None,
                 umask=DYNO_UMASK,
                 user=owner[0] if owner else None,
                 group=owner[1] if owner else None,
@@ -102,6 +115,9 @@ class ProcessLauncher:
 
     def terminate(self, child: procs.Child) -> None:
         procs.signal_group(child.pid, signal.SIGTERM)
+
+    def signal(self, child: procs.Child, signum: int) -> None:
+        procs.signal_group(child.pid, signum)
 
     def kill(self, child: procs.Child) -> None:
         procs.signal_group(child.pid, signal.SIGKILL)
@@ -126,12 +142,17 @@ class BoundContainerLauncher:
         self.spec = spec
         self.inner = container.ContainerLauncher(spec.id, directory, plan, warn)
 
-    def spawn(self) -> container.ContainerInit:
+    def spawn(self, stdio: container.Stdio | None = None) -> container.ContainerInit:
         env = dyno_environment(replace(self.spec, app_dir="/app"), None)
-        return self.inner.spawn(self.spec.id, self.spec.command, env)
+        return self.inner.spawn(self.spec.id, self.spec.command, env, stdio)
 
     def terminate(self, child: procs.Child) -> None:
         self.inner.terminate(child)
+
+    def signal(self, child: procs.Child, signum: int) -> None:
+        """To the container's pid 1 (tini), which passes it to the app's process group."""
+        if child.poll() is None:
+            os.kill(child.pid, signum)
 
     def kill(self, child: procs.Child) -> None:
         self.inner.kill(child)
@@ -144,6 +165,12 @@ class BoundContainerLauncher:
 
 
 Launcher = ProcessLauncher | BoundContainerLauncher
+
+
+def take_terminal() -> None:
+    """In a plain-process dyno's child, after setsid: stdin (a terminal) becomes the new
+    session's controlling terminal."""
+    fcntl.ioctl(0, termios.TIOCSCTTY, 0)
 
 
 def launcher_for(spec: DynoSpec, directory: Path, warn: Callable[[str], None]) -> Launcher:
@@ -192,6 +219,8 @@ class Supervisor:
         wakeup = wake_on_signals()
         signal.signal(signal.SIGTERM, self.request_stop)
         signal.signal(signal.SIGINT, self.request_stop)
+        if self.spec.attach:
+            return self.run_attached(wakeup)
         self.event(f"Starting process with command `{self.spec.command}`")
         try:
             child = self.launcher.spawn()
@@ -218,6 +247,164 @@ class Supervisor:
         self.event(f"Process exited with status {status}")
         self.save(state="exited", exit_status=status)
         return 0
+
+    # --- an attached one-off dyno (paas.dynos.session) ---------------------------------
+    def run_attached(self, wakeup: int) -> int:
+        """Waits for the client, starts the command with the client's stdio, streams until
+        the dyno ends (exit status to the client before the cleanup, so it need not wait
+        for it) or the client goes away (then the dyno is stopped)."""
+        listener = session.listen(self.directory)
+        self.save()  # the runtime sees a live supervisor while it waits
+        try:
+            connection = session.accept(listener, wakeup, session.ATTACH_SECONDS)
+        finally:
+            listener.close()
+            (self.directory / session.ATTACH_SOCKET).unlink(missing_ok=True)
+        if connection is None:
+            self.event("No client attached: the command did not run")
+            self.save(state="exited", exit_status=None, started_at=time.time())
+            return 0
+        link = session.Link(connection)
+        self.event(f"Starting process with command `{self.spec.command}`")
+        try:
+            child, streams = self.spawn_attached()
+        except (OSError, PaasError) as error:
+            self.event(f"Process failed to start: {error}")
+            link.send(one_off.MESSAGE, f"the dyno failed to start: {error}".encode())
+            link.send(*split_exit(127))
+            link.finish()
+            self.launcher.cleanup()
+            self.save(state="exited", exit_status=127, started_at=time.time())
+            return 0
+        self.save(state="running", pid=child.pid, pid_started=child.started, started_at=time.time())
+        signal.signal(signal.SIGCHLD, lambda _signum, _frame: None)
+        try:
+            status = self.pump_attached(child, link, streams, wakeup)
+            link.send(*split_exit(status))
+            link.finish()
+        finally:
+            streams.close_all()
+            self.launcher.kill(child)
+            procs.reap_all(timeout=5.0)
+            self.launcher.cleanup()
+        self.event(f"Process exited with status {status}")
+        self.save(state="exited", exit_status=status)
+        return 0
+
+    def spawn_attached(self) -> tuple[procs.Child, session.Streams]:
+        """Starts the command on a terminal (spec.tty) or on three pipes, and returns the
+        supervisor's ends of them, non-blocking."""
+        spec, is_container = self.spec, isinstance(self.launcher, BoundContainerLauncher)
+        kept: list[int] = []  # the child's ends, closed here once it has them
+        streams = session.Streams()
+        try:
+            if spec.tty and is_container:
+                errors, errors_w = os.pipe()
+                null = os.open(os.devnull, os.O_RDONLY)
+                kept += [errors_w, null]
+                streams.stderr = errors
+                console = str(self.directory / session.CONSOLE_SOCKET)
+                stdio = container.Stdio(null, errors_w, errors_w, console, (spec.rows, spec.cols))
+            elif spec.tty:
+                master, slave = pty.openpty()
+                kept.append(slave)
+                streams.master = master
+                session.set_window(master, spec.rows, spec.cols)
+                stdio = container.Stdio(slave, slave, slave)
+            else:
+                stdin_r, stdin_w = os.pipe()
+                out, out_w = os.pipe()
+                err, err_w = os.pipe()
+                kept += [stdin_r, out_w, err_w]
+                streams.stdin, streams.stdout, streams.stderr = stdin_w, out, err
+                stdio = container.Stdio(stdin_r, out_w, err_w)
+            child = self.launcher.spawn(stdio)
+        except BaseException:
+            streams.close_all()
+            raise
+        finally:
+            for fd in kept:
+                os.close(fd)
+        if child.console is not None:
+            streams.master = child.console
+        for stream in (streams.stdin, streams.stdout, streams.stderr, streams.master):
+            if stream is not None:
+                os.set_blocking(stream, False)
+        return child, streams
+
+    def pump_attached(
+        self, child: procs.Child, link: session.Link, streams: session.Streams, wakeup: int
+    ) -> int:
+        """The attached dyno's loop: client frames to its stdin, terminal size and signals;
+        its output to the client; stop, the grace deadline and a client gone (a stop with
+        DROP_GRACE_SECONDS) as in `pump`."""
+        stdin = session.StdinPipe()
+        terminated = killed = False
+        while True:
+            if not link.open and self.stop_deadline is None:
+                self.event("The client went away: stopping the dyno")
+                self.stop_deadline = time.monotonic() + min(
+                    DROP_GRACE_SECONDS, self.spec.grace_seconds
+                )
+            if (self.directory / "stop").exists():
+                self.request_stop()
+            if self.stop_deadline is not None and not terminated:
+                self.launcher.terminate(child)
+                terminated = True
+            if terminated and not killed and time.monotonic() > (self.stop_deadline or 0):
+                self.launcher.kill(child)
+                killed = True
+            code = child.poll()
+            if code is not None:
+                for fd, kind in streams.readable():  # what it wrote just before it ended
+                    while chunk := session.read_chunk(fd):
+                        link.send(kind, chunk)
+                return code
+            target = streams.master if streams.master is not None else streams.stdin
+            if target is not None and stdin.ended and not stdin.buffer and streams.stdin:
+                streams.close(streams.stdin)  # stdin's EOF reaches the dyno
+                target = None
+            readers = [wakeup] + ([] if link.full else [fd for fd, _ in streams.readable()])
+            readers += [link.fileno()] if link.open and len(stdin.buffer) < MAX_STDIN else []
+            writers = [link.fileno()] if link.open and link.outgoing else []
+            writers += [target] if target is not None and stdin.buffer else []
+            timeout = self.sleep_seconds(terminated, killed)
+            ready, writable, _ = select.select(readers, writers, [], timeout)
+            if wakeup in ready:
+                drain(wakeup)
+            if link.open and link.fileno() in ready:
+                for frame in link.receive():
+                    self.from_client(frame, child, streams, stdin)
+            for fd, kind in streams.readable():
+                if fd in ready:
+                    chunk = session.read_chunk(fd)
+                    if chunk is None:
+                        streams.close(fd)
+                    elif chunk:
+                        link.send(kind, chunk)
+            if target is not None and target in writable and not stdin.write(target):
+                stdin.ended = True
+            if link.open and link.fileno() in writable:
+                link.flush()
+
+    def from_client(
+        self,
+        frame: bytes,
+        child: procs.Child,
+        streams: session.Streams,
+        stdin: session.StdinPipe,
+    ) -> None:
+        kind, payload = frame[:1], frame[1:]
+        if kind == one_off.STDIN and not stdin.ended:
+            stdin.buffer += payload
+        elif kind == one_off.STDIN_END:
+            stdin.ended = streams.master is None  # a terminal has no end of input
+        elif kind == one_off.WINDOW and streams.master is not None:
+            size = one_off.parse_window(payload)
+            if size is not None:
+                session.set_window(streams.master, *size)
+        elif kind == one_off.SIGNAL and len(payload) == 1 and payload[0] in FORWARDED:
+            self.launcher.signal(child, payload[0])
 
     def pump(self, child: procs.Child, wakeup: int) -> int:
         """Copies output to the log until the dyno ends; handles stop and its deadline.
@@ -274,6 +461,12 @@ class Supervisor:
         if lines:
             self.log("app", [ln.decode(errors="replace") for ln in lines])
         return rest
+
+
+def split_exit(status: int) -> tuple[bytes, bytes]:
+    """The exit frame's (kind, payload), as Link.send takes them."""
+    frame = one_off.exit_frame(status)
+    return frame[:1], frame[1:]
 
 
 def wake_on_signals() -> int:

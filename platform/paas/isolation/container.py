@@ -23,6 +23,7 @@ import os
 import platform
 import shutil
 import signal
+import socket
 import subprocess
 import tempfile
 from dataclasses import dataclass
@@ -44,6 +45,7 @@ MKFS += ["-E", "lazy_itable_init=1,nodiscard"]
 NOT_MOUNTED = ("not mounted",)
 NO_CONTAINER = ("does not exist", "not running", "No such file or directory", "No such process")
 START_SECONDS = 60.0  # bound of `RUNTIME run --detach`: it returns once the container runs
+CONSOLE_SECONDS = 5.0  # bound of the wait for a terminal the runtime already sent
 PID_FILE = "container.pid"  # in the dyno's directory: the container's pid 1 on the host
 
 
@@ -63,6 +65,20 @@ class ContainerPlan:
     disk_mb: int = 0  # the cap of the writable layer; 0 (dynos started before caps): none
     # (host path, container path) of each shared runtime the release names, read-only
     runtimes: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True)
+class Stdio:
+    """An attached one-off dyno's stdio: the fds the runtime passes to the container as its
+    0, 1 and 2 (the runtime's own errors go to `stderr` too), or, with `console_socket`,
+    the socket the runtime sends the master of the container's terminal to (of `window`:
+    rows, columns), while 0, 1 and 2 then carry only the runtime's own output."""
+
+    stdin: int
+    stdout: int
+    stderr: int
+    console_socket: str | None = None
+    window: tuple[int, int] | None = None
 
 
 def plan_from(data: object) -> ContainerPlan | None:
@@ -192,7 +208,9 @@ class ContainerLauncher:
     def runtime(self, *args: str) -> list[str]:
         return [self.plan.runtime, "--root", self.plan.state_root, *args]
 
-    def spawn(self, hostname: str, command: str, env: dict[str, str]) -> ContainerInit:
+    def spawn(
+        self, hostname: str, command: str, env: dict[str, str], stdio: Stdio | None = None
+    ) -> ContainerInit:
         for source, _ in self.plan.runtimes:
             if not os.path.isdir(source):  # said, not a runtime's bare ENOENT
                 raise PaasError(
@@ -214,11 +232,13 @@ class ContainerLauncher:
             cgroup_version=cgroups.version(),
             machine=MACHINE,
             readonly_mounts=tuple((s, d) for s, d in self.plan.runtimes),
+            terminal=stdio is not None and stdio.console_socket is not None,
+            console_size=stdio.window if stdio else None,
         )
         write_private(self.bundle / "config.json", json.dumps(oci.runtime_config(spec)))
-        return self.start()
+        return self.start(stdio)
 
-    def start(self) -> ContainerInit:
+    def start(self, stdio: Stdio | None = None) -> ContainerInit:
         """Runs the container detached. Its output and the runtime's own go to one pipe,
         whose write end only the container keeps once the runtime has exited; a runtime
         that fails is a dyno that exited with the runtime's status, its reason in the pipe
@@ -226,7 +246,11 @@ class ContainerLauncher:
         pid_file = self.directory / PID_FILE
         pid_file.unlink(missing_ok=True)  # never taken for this start's
         argv = self.runtime("run", "--detach", "--pid-file", str(pid_file))
+        if stdio is not None and stdio.console_socket is not None:
+            argv += ["--console-socket", stdio.console_socket]
         argv += ["--bundle", str(self.bundle), self.dyno_id]
+        if stdio is not None:
+            return self.attached(argv, pid_file, stdio)
         output, write_end = os.pipe()
         try:
             runtime = subprocess.Popen(
@@ -242,11 +266,40 @@ class ContainerLauncher:
             raise
         finally:
             os.close(write_end)
+        return self.started(runtime, pid_file, output)
+
+    def attached(self, argv: list[str], pid_file: Path, stdio: Stdio) -> ContainerInit:
+        """`start` of an attached one-off: the container gets `stdio`; its init's `output`
+        is -1 (the supervisor reads the fds it kept), its `console` the terminal's master."""
+        console = stdio.console_socket
+        listener = None if console is None else listen_console(Path(console))
+        try:
+            runtime = subprocess.Popen(
+                argv,
+                stdin=stdio.stdin,
+                stdout=stdio.stdout,
+                stderr=stdio.stderr,
+                start_new_session=True,
+                umask=0o022,
+            )
+            init = self.started(runtime, pid_file, -1)
+            if listener is not None and init.exit_status is None:
+                init.console = receive_console(listener)
+        finally:
+            if listener is not None:
+                listener.close()
+                Path(str(console)).unlink(missing_ok=True)
+        return init
+
+    def started(
+        self, runtime: subprocess.Popen[bytes], pid_file: Path, output: int
+    ) -> ContainerInit:
         code = procs.wait_exit(runtime, START_SECONDS)
         if code is None:
             procs.signal_group(runtime.pid, signal.SIGKILL)
             runtime.wait()
-            os.close(output)
+            if output >= 0:
+                os.close(output)
             raise PaasError(
                 f"{self.plan.runtime} did not start container {self.dyno_id} within "
                 f"{START_SECONDS:g}s"
@@ -256,7 +309,8 @@ class ContainerLauncher:
         try:
             return adopt(pid_file, output)
         except PaasError:
-            os.close(output)
+            if output >= 0:
+                os.close(output)
             raise
 
     def terminate(self, child: procs.Child) -> None:
@@ -292,6 +346,7 @@ class ContainerInit:
         self.started = started
         self.output = output
         self.exit_status = exit_status
+        self.console: int | None = None  # the master of its terminal, when it has one
 
     def poll(self) -> int | None:
         """The exit status (128 + N for a death by signal N), reaping it; None while it
@@ -301,6 +356,31 @@ class ContainerInit:
             if pid:
                 self.exit_status = procs.shell_status(os.waitstatus_to_exitcode(status))
         return self.exit_status
+
+
+def listen_console(path: Path) -> socket.socket:
+    """The console socket a runtime connects to (`--console-socket`), root's alone."""
+    path.unlink(missing_ok=True)
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(str(path))
+    os.chmod(path, 0o600)
+    listener.listen(1)
+    return listener
+
+
+def receive_console(listener: socket.socket) -> int:
+    """The master of the container's terminal, sent (SCM_RIGHTS) by the runtime before it
+    exited: its connection waits in the backlog by now."""
+    listener.settimeout(CONSOLE_SECONDS)
+    try:
+        connection, _ = listener.accept()
+        with connection:
+            _, fds, _, _ = socket.recv_fds(connection, 4096, 1)
+    except OSError as error:
+        raise PaasError(f"the OCI runtime sent no terminal for the dyno: {error}") from None
+    if not fds:
+        raise PaasError("the OCI runtime sent no terminal for the dyno")
+    return fds[0]
 
 
 def adopt(pid_file: Path, output: int) -> ContainerInit:

@@ -121,6 +121,10 @@ class ContainerSpec:
     # (host path, container path): mounted read-only elsewhere (shared runtimes)
     readonly_mounts: tuple[tuple[str, str], ...] = ()
     machine: str = "x86_64"  # `uname -m` of the host: which seccomp architectures apply
+    # A terminal (an attached one-off dyno's): the runtime makes a pty inside the container
+    # and sends its master over the console socket; its size as (rows, columns).
+    terminal: bool = False
+    console_size: tuple[int, int] | None = None
 
 
 def seccomp_profile(machine: str) -> dict[str, object]:
@@ -171,20 +175,23 @@ def runtime_config(spec: ContainerSpec) -> dict[str, object]:
         {"type": "mount"},
         {"type": "network", "path": spec.netns_path} if spec.netns_path else {"type": "network"},
     ]
+    process: dict[str, object] = {
+        "terminal": spec.terminal,
+        "user": {"uid": spec.uid, "gid": spec.gid, "additionalGids": [spec.gid]},
+        "args": list(spec.args)
+        or ["/usr/bin/tini", "-g", "--", "/bin/bash", "-c", PROFILE_SCRIPT + spec.command],
+        "env": [f"{k}={v}" for k, v in sorted(spec.env.items())],
+        "cwd": spec.cwd,
+        "capabilities": {
+            k: CAPABILITIES for k in ("bounding", "effective", "permitted", "ambient")
+        },
+        "noNewPrivileges": True,
+    }
+    if spec.terminal and spec.console_size and all(spec.console_size):
+        process["consoleSize"] = {"height": spec.console_size[0], "width": spec.console_size[1]}
     return {
         "ociVersion": "1.0.2",
-        "process": {
-            "terminal": False,
-            "user": {"uid": spec.uid, "gid": spec.gid, "additionalGids": [spec.gid]},
-            "args": list(spec.args)
-            or ["/usr/bin/tini", "-g", "--", "/bin/bash", "-c", PROFILE_SCRIPT + spec.command],
-            "env": [f"{k}={v}" for k, v in sorted(spec.env.items())],
-            "cwd": spec.cwd,
-            "capabilities": {
-                k: CAPABILITIES for k in ("bounding", "effective", "permitted", "ambient")
-            },
-            "noNewPrivileges": True,
-        },
+        "process": process,
         "root": {"path": "rootfs", "readonly": False},
         "hostname": spec.hostname,
         "mounts": [

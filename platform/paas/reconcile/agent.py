@@ -247,9 +247,7 @@ class Agent:
             self.one_offs.advance(snapshot, [s for s in statuses if is_run_dyno(s)], used_ports)
         # One-off dynos (release.1, run.N) are never planned: not restarted, not "extra".
         observed = [
-            to_observed(s)
-            for s in statuses
-            if s.spec.type != RELEASE_PHASE and not s.spec.one_off
+            to_observed(s) for s in statuses if s.spec.type != RELEASE_PHASE and not s.spec.one_off
         ]
         actions = planning.plan(wanted, observed, now)
         verdicts = self.judge_rollouts(releases, observed, actions, now)

@@ -2,13 +2,13 @@
 
 Per app, one release phase runs at a time, in a one-off dyno `release.1` that has the
 release's config and is isolated like any dyno, started by the one path of every one-off
-dyno (paas.reconcile.one_off.OneOffStarter, as `paas run`'s are). Exit 0 moves the release to "deploying",
-so dynos roll over to it; any other exit, or the timeout, fails it and the running release
-stays. A running phase is never cut short by a newer release: the newer one waits its
-turn. A release overtaken by a newer one before its phase started, or while it was
-deploying, is "superseded". Everything is read back each tick (the agent's snapshot of the
-store and the runtime's dynos), so an agent restarted mid-phase picks up where the last
-one was.
+dyno (paas.reconcile.one_off.OneOffStarter, as `paas run`'s are). Exit 0 moves the
+release to "deploying", so dynos roll over to it; any other exit, or the timeout, fails
+it and the running release stays. A running phase is never cut short by a newer release:
+the newer one waits its turn. A release overtaken by a newer one before its phase
+started, or while it was deploying, is "superseded". Everything is read back each tick
+(the agent's snapshot of the store and the runtime's dynos), so an agent restarted
+mid-phase picks up where the last one was.
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ from paas.host import platform_log
 from paas.reconcile.one_off import StartOneOff
 from paas.state.logs import LogStore
 from paas.state.store import Store
+
 
 def phase_to_run(
     current: Release | None, unsettled: list[Release], live: set[int]

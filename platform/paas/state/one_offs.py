@@ -114,7 +114,9 @@ def request(
     unless `attach` (then its supervisor waits for a client on its socket: paas.api.run).
     InvalidParams for a bad value, nothing written."""
     command = one_off.check_command(command)
-    extra = {validation.config_key(k): validation.config_value(k, v) for k, v in (env or {}).items()}
+    extra = {
+        validation.config_key(k): validation.config_value(k, v) for k, v in (env or {}).items()
+    }
     if size is not None:
         sizes.memory_mb(size)
     validation.process_type(type)

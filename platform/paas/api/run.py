@@ -1,0 +1,230 @@
+"""One-off dynos over the API: `paas run`, `run:detached` and `ps:stop`.
+
+POST /apps/APP/dynos asks for a dyno run.N (a request in paas.state.one_offs, which the
+agent starts within a tick) and answers at once with its name and, when attached, the
+path to attach to. GET /apps/APP/dynos/run.N/attach is a WebSocket (authenticated like
+every call, before the upgrade): this process connects to the dyno's unix socket
+(paas.dynos.session), then relays frames both ways — one frame, one binary message — until
+either side ends. The client gone, the supervisor sees its socket close and ends the dyno;
+the dyno ended, its exit status is the last frame and the WebSocket closes.
+
+A session holds one of the API worker's threads for as long as it lasts (gunicorn gthread:
+2 workers x 16 threads), plus the relay's reader thread. So each API process takes at most
+MAX_SESSIONS at once — fewer than half its threads, so the rest of the API always has
+threads left — and answers 429 `too_many_sessions` past that, before the upgrade. A
+listener of its own would have needed another port, its own authentication and TLS story
+and its own process to supervise, for sessions that spend their time idle in a select.
+Pings every PING_SECONDS find a client whose network went away (no pong by the next
+ping: closed), so its dyno ends within about two intervals.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from flask import Blueprint, Response, jsonify, request
+
+from paas.api.context import ctx, find_app, json_body
+from paas.domain import one_off
+from paas.domain.errors import InvalidParams, NotFound, PaasError
+from paas.domain.models import App
+from paas.dynos import session
+from paas.dynos.runtime import ProcessRuntime
+from paas.state import one_offs
+from paas.state.one_offs import OneOffRequest
+
+blueprint = Blueprint("run", __name__)
+MAX_SESSIONS = 6  # per API process (2 x 16 threads; each session takes two)
+PING_SECONDS = 2.0
+ATTACH_WAIT_SECONDS = 30.0  # for the agent to start the dyno and its supervisor to listen
+POLL_SECONDS = 0.005
+RECEIVE_SECONDS = 0.5
+SESSIONS = threading.BoundedSemaphore(MAX_SESSIONS)
+
+
+class TooManySessions(PaasError):
+    id = "too_many_sessions"
+    status = 429
+
+
+def dyno_json(app: App, found: OneOffRequest) -> dict[str, object]:
+    path = f"/apps/{app.name}/dynos/{found.name}/attach"
+    return {
+        "id": found.id,
+        "name": found.name,
+        "type": one_off.RUN_TYPE,
+        "command": found.command,
+        "size": found.size,
+        "attach_url": path if found.attach else None,
+        "state": found.state,
+        "exit_status": found.exit_status,
+        "detail": found.detail,
+        "release": {"version": found.release},
+    }
+
+
+def _flag(body: dict[str, object], key: str) -> bool:
+    value = body.get(key, False)
+    if not isinstance(value, bool):
+        raise InvalidParams(f"{key} must be true or false")
+    return value
+
+
+def _text(body: dict[str, object], key: str) -> str | None:
+    value = body.get(key)
+    if value is not None and not isinstance(value, str):
+        raise InvalidParams(f"{key} must be a string")
+    return value
+
+
+@blueprint.post("/apps/<name>/dynos")
+def create(name: str) -> tuple[Response, int]:
+    """Heroku's dyno create: {command, attach, env, size, type, tty, rows, cols}."""
+    context = ctx()
+    app = find_app(name)
+    body = json_body()
+    env = body.get("env") or {}
+    if not isinstance(env, dict) or not all(isinstance(v, str) for v in env.values()):
+        raise InvalidParams("env must be an object of strings: e.g. -e KEY=VALUE")
+    if context.store.current_release(app) is None:
+        raise InvalidParams(f"{app.name} has no release to run yet: deploy it first (git push)")
+    found = one_offs.request(
+        context.store,
+        app,
+        one_off.check_command(body.get("command")),
+        env={str(k): v for k, v in env.items()},
+        size=_text(body, "size"),
+        type=_text(body, "type") or one_off.RUN_TYPE,
+        attach=_flag(body, "attach"),
+        tty=_flag(body, "tty"),
+        rows=body.get("rows", 0),  # type: ignore[arg-type]  # checked by request
+        cols=body.get("cols", 0),  # type: ignore[arg-type]
+    )
+    how = "attached" if found.attach else "detached"
+    context.logs.event(
+        app.name, "api", f"Starting process `{found.command}` ({how}) as {found.name}"
+    )
+    return jsonify(dyno_json(app, found)), 201
+
+
+@blueprint.post("/apps/<name>/dynos/<dyno>/actions/stop")
+def stop(name: str, dyno: str) -> tuple[Response, int]:
+    """Heroku's ps:stop, for one-off dynos: the formation's come back (ps:scale them)."""
+    context = ctx()
+    app = find_app(name)
+    found = one_offs.by_name(context.store, app, dyno)
+    if found is None:
+        if dyno.partition(".")[0] != one_off.RUN_TYPE:
+            raise InvalidParams(
+                f"{dyno} is not a one-off dyno: scale its type down (paas ps:scale) or "
+                "restart it (paas ps:restart)"
+            )
+        raise NotFound(f"no one-off dyno {dyno} in {app.name}: `paas ps` lists them")
+    if found.ended:
+        raise NotFound(f"{dyno} of {app.name} is no longer running")
+    if found.dyno_id is None:
+        one_offs.mark_ended(context.store, found.id, None, "stopped before it started")
+    else:
+        ProcessRuntime(context.settings.dynos_dir, {}).stop(found.dyno_id)
+    context.logs.event(app.name, "api", f"Stopping {dyno} (ps:stop)")
+    return jsonify(message=f"Stopping {dyno} of {app.name}"), 202
+
+
+# websocket=True: werkzeug's router matches an Upgrade request only to such a rule.
+@blueprint.get("/apps/<name>/dynos/<dyno>/attach", websocket=True)
+def attach(name: str, dyno: str) -> Response:
+    context = ctx()
+    app = find_app(name)
+    found = one_offs.by_name(context.store, app, dyno)
+    if found is None or not found.attach:
+        raise NotFound(f"no attached one-off dyno {dyno} in {app.name}")
+    if not SESSIONS.acquire(blocking=False):
+        raise TooManySessions(
+            f"this API process relays {MAX_SESSIONS} `paas run` sessions already: try again "
+            "once one ended, or use `paas run:detached`"
+        )
+    try:
+        link = connect(context.settings.dynos_dir, app, found)
+        return relay(link)
+    finally:
+        SESSIONS.release()
+
+
+def connect(dynos_dir: Path, app: App, found: OneOffRequest) -> socket.socket:
+    """A connection to the dyno's supervisor, once the agent started it and it listens."""
+    store = ctx().store
+    deadline = time.monotonic() + ATTACH_WAIT_SECONDS
+    while time.monotonic() < deadline:
+        if found.ended:
+            reason = found.detail or f"it exited with status {found.exit_status}"
+            raise InvalidParams(f"{found.name} is not running: {reason}")
+        if found.dyno_id is not None:
+            path = dynos_dir / found.dyno_id / session.ATTACH_SOCKET
+            connection = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            try:
+                connection.connect(str(path))
+                return connection
+            except OSError:  # not listening yet (or no longer: the next read says)
+                connection.close()
+        time.sleep(POLL_SECONDS)
+        found = one_offs.get(store, app, found.id)
+    raise PaasError(f"{found.name} did not start within {ATTACH_WAIT_SECONDS:g}s: try again")
+
+
+def relay(link: socket.socket) -> Response:
+    """The WebSocket handshake, then frames both ways until one side ends."""
+    import simple_websocket  # only a session's process pays for it
+
+    ws = simple_websocket.Server(
+        request.environ, ping_interval=PING_SECONDS, max_message_size=one_off.MAX_FRAME_BYTES
+    )
+    reader = threading.Thread(target=to_client, args=(link, ws), daemon=True)
+    reader.start()
+    try:
+        while ws.connected:  # polled: a close from our side does not wake receive()
+            message = ws.receive(timeout=RECEIVE_SECONDS)
+            if not isinstance(message, bytes) or message[:1] not in one_off.FROM_CLIENT:
+                continue  # text or unknown frames: not ours to pass on
+            link.sendall(one_off.framed(message[:1], message[1:]))
+    except (simple_websocket.ConnectionClosed, OSError):
+        pass
+    finally:
+        with contextlib.suppress(OSError):
+            link.shutdown(socket.SHUT_RDWR)  # the supervisor sees its client gone
+        reader.join(timeout=5)
+        link.close()
+        with contextlib.suppress(Exception):  # already closed by either side
+            ws.close()
+    return Ended(ws.mode)
+
+
+def to_client(link: socket.socket, ws: Any) -> None:
+    """The dyno's frames out to the client; its end closes the WebSocket."""
+    reader = one_off.FrameReader()
+    try:
+        while data := link.recv(65536):
+            for frame in reader.feed(data):
+                ws.send(frame)
+    except Exception:
+        pass
+    with contextlib.suppress(Exception):
+        ws.close()
+
+
+class Ended(Response):
+    """What a view returns once its WebSocket ended: the connection is done with, so the
+    server must write nothing more to it (gunicorn: StopIteration closes it)."""
+
+    def __init__(self, mode: str) -> None:
+        super().__init__()
+        self.mode = mode
+
+    def __call__(self, environ: Any, start_response: Any) -> Any:
+        if self.mode == "gunicorn":
+            raise StopIteration()
+        return super().__call__(environ, start_response)
