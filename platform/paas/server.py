@@ -407,10 +407,10 @@ def stop_everything(settings: Settings) -> None:
     """Stops the server and its processes, then every dyno and HAProxy, leaving no process
     behind, and none of its dynos' state: routes.json no longer lists them, and each
     container dyno's network namespace, veth pair, address claim and unreachable route are
-    gone, and so is its own chain of add-on openings. The host-wide bridge, NAT rule and
-    firewall chains stay: every PAAS_HOME on the host shares them, and a platform still running (perhaps with no container dyno at this
-    instant) would start its next dynos without a firewall. The add-on servers stop last
-    (their data and records stay)."""
+    gone, and so is the home's own chain of add-on openings. The host-wide bridge, NAT rule
+    and firewall chains stay: every PAAS_HOME on the host shares them, and a platform still
+    running (perhaps with no container dyno at this instant) would start its next dynos
+    without a firewall. The add-on servers stop last (their data and records stay)."""
     stop_control_plane(settings)
     runtime = ProcessRuntime(settings.dynos_dir, {}) if settings.dynos_dir.exists() else None
     stopped = [] if runtime is None else stop_dynos(settings, runtime)

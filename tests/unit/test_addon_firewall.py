@@ -88,12 +88,17 @@ def test_replacement_and_removal() -> None:
     ]
 
 
-def test_the_dyno_input_chain_jumps_to_the_addon_chain_first() -> None:
-    import ipaddress
-
+def test_the_input_jump_is_put_back_above_the_dyno_chain() -> None:
     from paas.isolation import network
 
-    text = network.filter_rules(ipaddress.IPv4Network("10.213.0.0/16"), network.Egress())
-    inputs = [line for line in text.splitlines() if line.startswith(f"-A {network.INPUT_CHAIN}")]
-    assert inputs[0] == f"-A {network.INPUT_CHAIN} -j {fw.ADDONS_CHAIN}"
-    assert inputs[-1] == f"-A {network.INPUT_CHAIN} -j DROP"
+    assert fw.BRIDGE == network.BRIDGE
+    dynos_jump = f"-A INPUT -i {network.BRIDGE} -j {network.INPUT_CHAIN}"
+    on_top = saved(fw.INPUT_JUMP, dynos_jump, chains=(fw.ADDONS_CHAIN, CHAIN))
+    assert fw._input_jump(on_top) == []
+    below = saved(dynos_jump, fw.INPUT_JUMP, chains=(fw.ADDONS_CHAIN, CHAIN))
+    assert fw._input_jump(below) == [
+        "-D" + fw.INPUT_JUMP[2:],
+        f"-I INPUT 1 -i {fw.BRIDGE} -j {fw.ADDONS_CHAIN}",
+    ]
+    text = fw.edit(saved(dynos_jump), CHAIN, [GRANT], lambda _r: False)
+    assert text is not None and f"-I INPUT 1 -i {fw.BRIDGE} -j {fw.ADDONS_CHAIN}" in text

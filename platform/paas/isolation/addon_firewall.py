@@ -3,10 +3,13 @@ an add-on may open TCP connections to that add-on's endpoint on the bridge's hos
 and nothing else of the host (paas.isolation.network drops every other new connection
 from the bridge).
 
-Layout: network's INPUT chain (PAAS-DYNOS-IN) jumps first to the host-wide ADDONS_CHAIN,
-which jumps to one chain per PAAS_HOME (`chain_name`); a home's chain holds one ACCEPT per
-(dyno address, add-on endpoint), commented with the add-on's and app's ids. What is not
-accepted returns and meets PAAS-DYNOS-IN's DROP.
+Layout: INPUT sends the bridge to the host-wide ADDONS_CHAIN first, above network's jump to
+its INPUT chain (PAAS-DYNOS-IN, whose last rule drops); ADDONS_CHAIN jumps to one chain per
+PAAS_HOME (`chain_name`); a home's chain holds one ACCEPT per (dyno address, add-on
+endpoint), commented with the add-on's and app's ids. What is not accepted returns and
+meets PAAS-DYNOS-IN's DROP. The jump lives in INPUT, not in network's chain, which every
+platform start rewrites (and a platform of an older version would rewrite without it);
+every grant puts it back on top if anything moved above it.
 
 Invariants: an opening exists only while its dyno's address is claimed by that dyno: it is
 made before the dyno's process starts (placement, `grant`) and goes when the address is
@@ -31,10 +34,11 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from paas.domain.errors import CommandFailed
 from paas.host import procs
 
+BRIDGE = "paas0"  # network.BRIDGE (network imports this module)
 ADDONS_CHAIN = "PAAS-ADDONS-IN"
+INPUT_JUMP = f"-A INPUT -i {BRIDGE} -j {ADDONS_CHAIN}"
 HOME_CHAIN_PREFIX = "PAAS-AO-"
 FIREWALL_LOCK = Path("/run/paas/firewall.lock")  # the one lock of every firewall change
 # Made the first time a home grants anything (gone at reboot, as the rules are): until
@@ -94,6 +98,16 @@ class Saved:
         return [r for r in self.rules if r.split()[1].startswith(HOME_CHAIN_PREFIX)]
 
 
+def _input_jump(saved: Saved) -> list[str]:
+    """The lines that put INPUT's jump to ADDONS_CHAIN above every other rule for the
+    bridge (none when it is there already)."""
+    bridge = [r for r in saved.rules if r.startswith("-A INPUT ") and f"-i {BRIDGE} " in r]
+    if bridge[:1] == [INPUT_JUMP]:
+        return []
+    stale = ["-D" + INPUT_JUMP[2:]] * bridge.count(INPUT_JUMP)
+    return [*stale, f"-I INPUT 1 -i {BRIDGE} -j {ADDONS_CHAIN}"]
+
+
 def _jump(chain: str) -> str:
     return f"-A {ADDONS_CHAIN} -j {chain}"
 
@@ -122,6 +136,8 @@ def edit(saved: Saved, chain: str, add: Iterable[Grant], drop: Callable[[str], b
     lines += deletions
     if add and _jump(chain) not in saved.rules:
         lines.append(_jump(chain))
+    if add:
+        lines += _input_jump(saved)
     lines += [rule(chain, g) for g in add]
     if not deletions and not add:
         return None
@@ -137,6 +153,7 @@ def replacement(chain: str, grants: Iterable[Grant], saved: Saved) -> str:
     lines += [rule(chain, g) for g in grants]
     if _jump(chain) not in saved.rules:
         lines.append(_jump(chain))
+    lines += _input_jump(saved)
     return "\n".join([*lines, "COMMIT", ""])
 
 
@@ -176,15 +193,6 @@ def _save() -> Saved:
 def _restore(text: str | None) -> None:
     if text is not None:
         procs.run(["iptables-restore", "-w", "10", "--noflush"], input=text.encode())
-
-
-def ensure_shared_chain() -> None:
-    """ADDONS_CHAIN exists (network's INPUT chain jumps to it); never emptied here: every
-    home's jump is in it. Called under the lock."""
-    try:
-        procs.run(["iptables", "-w", "10", "-n", "-L", ADDONS_CHAIN])
-    except CommandFailed:
-        procs.run(["iptables", "-w", "10", "-N", ADDONS_CHAIN])
 
 
 def grant(home: Path, grants: list[Grant]) -> None:

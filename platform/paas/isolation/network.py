@@ -264,8 +264,7 @@ def host_networks(addresses: list[dict[str, object]]) -> tuple[ipaddress.IPv4Net
 def filter_rules(network: ipaddress.IPv4Network, egress: Egress) -> str:
     """The iptables-restore input (filter table, --noflush) that sets the platform's chains.
 
-    INPUT sends the bridge to INPUT_CHAIN: the add-on openings (addon_firewall), replies
-    and DNS to the resolvers only. FORWARD
+    INPUT sends the bridge to INPUT_CHAIN: replies and DNS to the resolvers only. FORWARD
     sends dyno traffic to EGRESS_CHAIN first (refuse what dynos may not reach, RETURN the
     rest), then FORWARD_CHAIN (out of the bridge yes, back in only as replies, never
     bridge to bridge), and ends in GUARD_CHAIN: empty, or, when the platform turned
@@ -279,7 +278,6 @@ def filter_rules(network: ipaddress.IPv4Network, egress: Egress) -> str:
     ]
     closed = [n for n in (*PRIVATE, *egress.host_networks) if not n.subnet_of(network)]
     rules = [
-        [INPUT_CHAIN, "-j", addon_firewall.ADDONS_CHAIN],
         *([INPUT_CHAIN, *match, "-j", "ACCEPT"] for match in dns),
         [INPUT_CHAIN, *replies, "-j", "ACCEPT"],
         [INPUT_CHAIN, "-j", "DROP"],
@@ -428,7 +426,6 @@ def ensure_host(
     _ip("link", "set", BRIDGE, "up")
     with _firewall_locked():
         egress = observe(allow, resolv_conf)
-        addon_firewall.ensure_shared_chain()  # INPUT_CHAIN jumps to it
         _apply("iptables", filter_rules(network, egress), JUMPS)
         if ipv6.exists():
             _apply("ip6tables", ipv6_rules(), IPV6_JUMPS)
