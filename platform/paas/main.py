@@ -12,6 +12,7 @@ from paas.artifacts import stacks
 
 # The platform's own processes and the git hook import what they need when they run, so
 # that every client command (`paas ps:scale`…) starts without their modules.
+from paas.cli import addons as _addons  # noqa: F401  (registers the addons:* commands)
 from paas.cli import commands as cli
 from paas.cli import pg as _pg_commands  # noqa: F401  (registers pg:* and redis:cli)
 from paas.domain import settings as settings_module

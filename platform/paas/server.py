@@ -26,6 +26,7 @@ import time
 from pathlib import Path
 from types import FrameType
 
+from paas.addons import firewall as addon_firewall
 from paas.artifacts import collector
 from paas.artifacts.slugs import SlugStore
 from paas.domain import procfile
@@ -108,6 +109,8 @@ def prepare(settings: Settings) -> None:
     capability.save(settings, found)
     if found.containers:
         print(f"paas: {found.reason}", flush=True)
+        # Dynos outlive the control plane: theirs are the add-on openings (none else).
+        addon_firewall.restore(settings, store, ProcessRuntime(settings.dynos_dir, {}).list())
     else:
         print(f"paas: dynos run as plain processes: {found.reason}", flush=True)
     if user is None:
@@ -398,10 +401,10 @@ def stop_everything(settings: Settings) -> None:
     """Stops the server and its processes, then every dyno and HAProxy, leaving no process
     behind, and none of its dynos' state: routes.json no longer lists them, and each
     container dyno's network namespace, veth pair, address claim and unreachable route are
-    gone. The host-wide bridge, NAT rule and firewall chains stay: every PAAS_HOME on the
-    host shares them, and a platform still running (perhaps with no container dyno at this
-    instant) would start its next dynos without a firewall. The add-on servers stop last
-    (their data and records stay)."""
+    gone, and so is the home's own chain of add-on openings. The host-wide bridge, NAT rule
+    and firewall chains stay: every PAAS_HOME on the host shares them, and a platform still
+    running (perhaps with no container dyno at this instant) would start its next dynos
+    without a firewall. The add-on servers stop last (their data and records stay)."""
     stop_control_plane(settings)
     runtime = ProcessRuntime(settings.dynos_dir, {}) if settings.dynos_dir.exists() else None
     stopped = [] if runtime is None else stop_dynos(settings, runtime)
@@ -412,6 +415,7 @@ def stop_everything(settings: Settings) -> None:
         HAProxy(run_dir=settings.router_dir).stop()
     if runtime is not None:
         forget_for_good(runtime, stopped)
+    addon_firewall.remove(settings)
     # After the dynos: a dyno stopping gracefully may still write to its database.
     from paas.addons.supervisor import stop_servers
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from flask import Flask, Response, jsonify, request
 from werkzeug.exceptions import HTTPException
 
-from paas.api import apps, auth, buildpacks, dynos, git, releases, stacks
+from paas.api import addons, apps, auth, buildpacks, dynos, git, releases, stacks
 from paas.api import pg as pg_api
 from paas.api.context import Context
 from paas.domain import settings as settings_module
@@ -35,6 +35,7 @@ def create_app(settings: Settings | None = None) -> Flask:
         releases.blueprint,
         git.blueprint,
         stacks.blueprint,
+        addons.blueprint,
         pg_api.blueprint,
     ):
         flask_app.register_blueprint(blueprint)

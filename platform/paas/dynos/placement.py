@@ -3,7 +3,8 @@ the spec it is started from.
 
 Invariant: a spec leaves here complete and checked — its id is a valid dyno id (it names
 the dyno's directory and its HAProxy server), its port is free on this host and not given
-to another dyno of this tick, and a container dyno has claimed its own address. An app
+to another dyno of this tick, and a container dyno has claimed its own address, opened in
+the dyno firewall to its app's add-ons. An app
 whose stack is not built gets no dyno at all, never a plain process in place of a container.
 """
 
@@ -23,7 +24,7 @@ from paas.domain.models import AppState, Release
 from paas.domain.settings import Settings
 from paas.domain.sizes import DEFAULT_SIZE, memory_mb
 from paas.dynos.capability import Isolation
-from paas.isolation import container, network, users
+from paas.isolation import addon_firewall, container, network, users
 from paas.isolation.container import ContainerPlan
 from paas.state.store import Store
 
@@ -63,6 +64,10 @@ class Placement:
         plan = self.container_plan(state, spec, account)
         if plan is not None:
             spec = replace(spec, app_dir="/app", host=plan.address, container=asdict(plan))
+            # Before the dyno's process can start: its release phase may connect at once.
+            endpoints = self.store.addon_endpoints(app)
+            grants = addon_firewall.grants_for(plan.address, app.id, endpoints)
+            addon_firewall.grant(self.settings.home, grants)
         return spec
 
     def container_plan(
