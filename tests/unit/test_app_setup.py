@@ -140,7 +140,18 @@ def test_no_app_json_records_a_setup_with_nothing_to_do(env: tuple[Store, LogSto
     setup, shown = begin(env, Tree({}))
     setup.before_release({"web": "serve"})
     setup.after_rollout(release(env, {"web": "serve"}), math.inf)
-    assert shown == "" and set(steps(env)) == {"started", "env", "formation", "done"}
+    assert shown == "" and set(steps(env)) == {"done"}
+
+
+def test_a_first_push_without_app_json_leaves_the_next_first_push_its_own(
+    env: tuple[Store, LogStore, App],
+) -> None:
+    store, _, app = env
+    begin(env, Tree({}))  # its build fails: still no release
+    assert steps(env) == {}
+    setup, _ = begin(env, manifest({"env": {"A": "1"}, "formation": {"web": {"quantity": 3}}}))
+    setup.before_release({"web": "serve"})
+    assert store.config(app) == {"A": "1"} and store.formation(app)[0].quantity == 3
 
 
 def test_formation_is_written_before_the_first_release(env: tuple[Store, LogStore, App]) -> None:

@@ -122,6 +122,8 @@ class Setup:
         """The initial formation, written before v1 so it starts at that scale."""
         if self.done is None or not self.first or FORMATION in self.done:
             return
+        if not self.manifest.formation:
+            return
         plan = app_manifest.formation_plan(self.manifest, process_types)
         with self.store.transaction() as tx:
             known = {entry.type: entry.quantity for entry in tx.formation(self.app)}
@@ -133,10 +135,9 @@ class Setup:
                 if item.size is not None:
                     tx.set_size(self.app, item.type, item.size)
             setups.mark(tx, self.app, FORMATION)
-        if plan:
-            scale = ", ".join(scaled(item.type, item.quantity, item.size) for item in plan)
-            self.out.write(f"-----> app.json: initial formation {scale}\n")
-            self.logs.event(self.app.name, "api", f"Scaled to {scale} (app.json formation)")
+        scale = ", ".join(scaled(item.type, item.quantity, item.size) for item in plan)
+        self.out.write(f"-----> app.json: initial formation {scale}\n")
+        self.logs.event(self.app.name, "api", f"Scaled to {scale} (app.json formation)")
 
     def after_rollout(self, release: Release, deadline: float) -> None:
         """scripts.postdeploy, once, now that the first release serves; then the setup
@@ -224,8 +225,11 @@ def check_seams(
 
 
 def set_env(setup: Setup) -> None:
+    """Checks the env (a missing required key: nothing changed), then records that the
+    setup started and sets the defaults. Only a step that does something is recorded: a
+    first push with nothing in app.json leaves the next first push its own app.json."""
     assert setup.done is not None
-    if ENV in setup.done:
+    if setup.manifest.empty:
         return
     from paas.release import releases  # the push's later imports (hook.LATER)
 
@@ -234,6 +238,8 @@ def set_env(setup: Setup) -> None:
     changes = app_manifest.env_plan(setup.manifest, config, secret, name, setup.provided)
     validation.config_size({**config, **changes})  # before the record: nothing half-done
     setup.mark(STARTED)
+    if ENV in setup.done or not setup.manifest.env:
+        return
     if changes:
         releases.set_config(setup.store, setup.logs, setup.app, dict(changes))
         generated = {var.key for var in setup.manifest.env if var.secret and var.value is None}
