@@ -18,6 +18,7 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.serving import WSGIRequestHandler
 
 from paas.cli import commands as cli
+from paas.cli import run as _run  # noqa: F401  # registers run, run:detached, ps:stop
 from paas.domain import buildpack_source, sizes, validation
 from paas.domain.errors import (
     BuildFailed,
@@ -54,6 +55,7 @@ class FakeApi:
     domains: list[dict[str, Any]] = dataclasses.field(default_factory=list)
     buildpacks: list[str] = dataclasses.field(default_factory=list)
     log_lines: list[str] = dataclasses.field(default_factory=list)
+    one_offs: list[str] = dataclasses.field(default_factory=list)  # commands, run.1 first
 
     def add_app(self, name: str, stack: str = STACKS[-1]) -> dict[str, Any]:
         app = {
@@ -261,6 +263,48 @@ def build_app(fake: FakeApi) -> flask.Flask:
         if target is not None and target.partition(".")[0] not in kinds:
             raise InvalidParams(f"no dyno or process type {target!r} in {name}")
         return {"message": f"Restarting {target or 'all dynos'} of {name}"}, 202
+
+    @app.post("/apps/<name>/dynos")
+    def create_dyno(name: str) -> Any:
+        """paas.api.run's create, kept to what the contract cases check."""
+        find(name)
+        given = body()
+        command = given.get("command")
+        if not isinstance(command, str) or not command.strip():
+            raise InvalidParams("command must be a non-empty string")
+        if fake._current() is None:
+            raise InvalidParams(f"{name} has no release to run yet: deploy it first")
+        size = given.get("size")
+        if size is not None:
+            sizes.memory_mb(str(size))
+        env = given.get("env") or {}
+        if not isinstance(env, dict) or not all(isinstance(v, str) for v in env.values()):
+            raise InvalidParams("env must be an object of strings")
+        fake.one_offs.append(command)
+        dyno = f"run.{len(fake.one_offs)}"
+        attach = f"/apps/{name}/dynos/{dyno}/attach" if given.get("attach") else None
+        return {
+            "id": f"id-{dyno}",
+            "name": dyno,
+            "type": "run",
+            "command": command,
+            "size": size,
+            "attach_url": attach,
+            "state": "requested",
+            "exit_status": None,
+            "detail": None,
+            "release": {"version": None},
+        }, 201
+
+    @app.post("/apps/<name>/dynos/<dyno>/actions/stop")
+    def stop_dyno(name: str, dyno: str) -> Any:
+        find(name)
+        kind, _, number = dyno.partition(".")
+        if kind != "run":
+            raise InvalidParams(f"{dyno} is not a one-off dyno")
+        if not number.isdigit() or not 1 <= int(number) <= len(fake.one_offs):
+            raise NotFound(f"no one-off dyno {dyno} in {name}")
+        return {"message": f"Stopping {dyno} of {name}"}, 202
 
     @app.get("/apps/<name>/releases")
     def get_releases(name: str) -> Any:

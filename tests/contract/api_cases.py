@@ -95,6 +95,11 @@ def _error(name: str, request: Request, status: int, error: str, given: str = AP
 
 
 CONFIG = "/apps/demo/config-vars"
+DYNOS = "/apps/demo/dynos"
+RUN_KEYS = frozenset(
+    {"id", "name", "type", "command", "size", "attach_url", "state", "exit_status", "detail"}
+    | {"release"}
+)
 FORMATION = "/apps/demo/formation"
 RELEASES = "/apps/demo/releases"
 DOMAINS = "/apps/demo/domains"
@@ -414,6 +419,70 @@ CASES: tuple[Case, ...] = (
         given=DEPLOYED,
     ),
     _error("dynos unknown app", _get("/apps/nope/dynos"), 404, "not_found"),
+    # -- one-off dynos (paas run, run:detached, ps:stop) ---------------------------------
+    Case(
+        "run:detached",
+        Request("POST", DYNOS, {"command": "echo hi"}),
+        201,
+        given=DEPLOYED,
+        keys=RUN_KEYS,
+        includes={"name": "run.1", "type": "run", "command": "echo hi", "attach_url": None},
+    ),
+    Case(
+        "run attached",
+        Request("POST", DYNOS, {"command": "bash", "attach": True, "tty": True, "rows": 24}),
+        201,
+        given=DEPLOYED,
+        before=(Request("POST", DYNOS, {"command": "true"}),),
+        keys=RUN_KEYS,
+        includes={"name": "run.2", "attach_url": "/apps/demo/dynos/run.2/attach"},
+    ),
+    _error(
+        "run before a release", Request("POST", DYNOS, {"command": "true"}), 422, "invalid_params"
+    ),
+    _error(
+        "run without a command",
+        Request("POST", DYNOS, {"command": " "}),
+        422,
+        "invalid_params",
+        given=DEPLOYED,
+    ),
+    _error(
+        "run of a bad size",
+        Request("POST", DYNOS, {"command": "true", "size": "huge"}),
+        422,
+        "invalid_params",
+        given=DEPLOYED,
+    ),
+    _error(
+        "run with a bad env",
+        Request("POST", DYNOS, {"command": "true", "env": {"A": 1}}),
+        422,
+        "invalid_params",
+        given=DEPLOYED,
+    ),
+    Case(
+        "ps:stop a one-off",
+        Request("POST", "/apps/demo/dynos/run.1/actions/stop"),
+        202,
+        given=DEPLOYED,
+        before=(Request("POST", DYNOS, {"command": "sleep 60"}),),
+        equals={"message": "Stopping run.1 of demo"},
+    ),
+    _error(
+        "ps:stop a formation dyno",
+        Request("POST", "/apps/demo/dynos/web.1/actions/stop"),
+        422,
+        "invalid_params",
+        given=DEPLOYED,
+    ),
+    _error(
+        "ps:stop no such one-off",
+        Request("POST", "/apps/demo/dynos/run.9/actions/stop"),
+        404,
+        "not_found",
+        given=DEPLOYED,
+    ),
     # -- domains -------------------------------------------------------------------------
     Case("domains: none", _get(DOMAINS), 200, equals=[]),
     Case("domains:add", Request("POST", DOMAINS, WWW), 201, equals=WWW),

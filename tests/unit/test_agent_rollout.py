@@ -23,8 +23,8 @@ from paas.domain.settings import Settings
 from paas.dynos.capability import Isolation
 from paas.dynos.placement import Placement
 from paas.reconcile.agent import Agent, DynoStarter
-from paas.reconcile.one_off import OneOffStarter
 from paas.reconcile.drains import DRAIN_TIMEOUT_SECONDS, Drains
+from paas.reconcile.one_off import OneOffStarter
 from paas.reconcile.release_phase import ReleasePhases
 from paas.reconcile.routes import RoutePublisher
 from paas.release import releases

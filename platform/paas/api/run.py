@@ -31,10 +31,11 @@ from flask import Blueprint, Response, jsonify, request
 
 from paas.api.context import ctx, find_app, json_body
 from paas.domain import one_off
-from paas.domain.errors import InvalidParams, NotFound, PaasError
+from paas.domain.errors import Conflict, InvalidParams, NotFound, PaasError
 from paas.domain.models import App
 from paas.dynos import session
 from paas.dynos.runtime import ProcessRuntime
+from paas.host.jsonfile import read_json
 from paas.state import one_offs
 from paas.state.one_offs import OneOffRequest
 
@@ -164,6 +165,8 @@ def connect(dynos_dir: Path, app: App, found: OneOffRequest) -> socket.socket:
             reason = found.detail or f"it exited with status {found.exit_status}"
             raise InvalidParams(f"{found.name} is not running: {reason}")
         if found.dyno_id is not None:
+            if (read_json(dynos_dir / found.dyno_id / "status.json") or {}).get("attached"):
+                raise Conflict(f"{found.name} has a client attached already")
             path = dynos_dir / found.dyno_id / session.ATTACH_SOCKET
             connection = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
             try:

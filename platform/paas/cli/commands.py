@@ -199,6 +199,9 @@ def show_time(value: object) -> str:
     return f"{moment:%Y/%m/%d %H:%M:%S}"
 
 
+ONE_OFF_TYPE = "run"  # `paas run`'s dynos: run.1, run.2… (paas.cli.run)
+
+
 def approx(seconds: float) -> str:
     """A duration as Heroku shows it: `~ 5m`."""
     s = max(0, int(seconds))
@@ -228,12 +231,15 @@ def _dyno_sort_key(dyno: Mapping[str, Any]) -> tuple[str, int, str]:
     return (kind, int(number) if number.isdigit() else 0, name)
 
 
-def format_dyno(dyno: Mapping[str, Any], now: datetime) -> str:
-    """`web.1: up 2026/11/28 15:13:46 (~ 5m ago)` plus crash and retry details."""
+def format_dyno(dyno: Mapping[str, Any], now: datetime, with_command: bool = False) -> str:
+    """`web.1: up 2026/11/28 15:13:46 (~ 5m ago)` plus crash and retry details (a one-off
+    dyno's with its command: `run.1: up 2026/11/28 15:13:46 (~ 5s ago): bash`)."""
     line = f"{dyno.get('name', '?')}: {dyno.get('state', '?')}"
     since = _ago(dyno.get("started_at"), now, dyno.get("uptime_seconds"))
     if since:
         line += f" {since}"
+    if with_command and dyno.get("command"):
+        line += f": {dyno['command']}"
     details = []
     if dyno.get("memory_mb") is not None:
         details.append(f"mem {dyno['memory_mb']}M, cpu {dyno.get('cpu_percent', 0)}%")
@@ -261,6 +267,9 @@ def format_ps(
     processes = {str(p.get("type")): p for p in formation}
     kinds = set(by_type) | {k for k, p in processes.items() if (p.get("quantity") or 0) > 0}
     lines: list[str] = []
+    one_offs = by_type.pop(ONE_OFF_TYPE, []) if ONE_OFF_TYPE not in processes else []
+    if one_offs:
+        kinds.discard(ONE_OFF_TYPE)
     for kind in sorted(kinds, key=lambda k: (k != "web", k)):
         group = by_type.get(kind, [])
         process = processes.get(kind, {})
@@ -271,6 +280,10 @@ def format_ps(
         heading = f"=== {kind} ({size}): {command}" if command else f"=== {kind} ({size})"
         lines.append(f"{heading} ({len(group)})")
         lines.extend(format_dyno(dyno, now) for dyno in group)
+    if one_offs:  # Heroku's way: one group, each line with its own command
+        lines += [""] if lines else []
+        lines.append(f"=== {ONE_OFF_TYPE}: one-off processes ({len(one_offs)})")
+        lines.extend(format_dyno(dyno, now, with_command=True) for dyno in one_offs)
     return lines
 
 

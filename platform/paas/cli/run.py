@@ -83,22 +83,30 @@ def run(
     app_name: str | None,
 ) -> None:
     """Run COMMAND in a one-off dyno attached to this terminal; exits with its status."""
-    name = session.app(app_name)
     body = dyno_body(argv, env, size, kind)
-    terminal = not no_tty and os.isatty(0)
-    body["attach"], body["tty"] = True, terminal
+    code = attach(session, session.app(app_name), body, terminal=not no_tty and os.isatty(0))
+    click.get_current_context().exit(code)
+
+
+def attach(session: Session, app: str, body: dict[str, Any], terminal: bool) -> int:
+    """Runs the one-off dyno `body` asks for (a POST /apps/APP/dynos body: command, env…)
+    attached to this process's stdio; returns the command's exit status (LOST when the
+    session ended without one, said on stderr). What other commands that run something in
+    a dyno (`pg:psql`) call: `attach(session, app, {"command": "…"}, os.isatty(0))`."""
+    body = {**body, "attach": True, "tty": terminal}
     if terminal:
         body["rows"], body["cols"] = window_size()
     api = session.api()
-    dyno = api.request("POST", f"/apps/{name}/dynos", body)
+    dyno = api.request("POST", f"/apps/{app}/dynos", body)
     if not isinstance(dyno, dict) or not isinstance(dyno.get("attach_url"), str):
         raise client.ApiError(200, "bad_response", "the API answered no attach_url for the dyno")
-    click.echo(f"Running `{dyno.get('command')}` on {name}... up, {dyno.get('name')}", err=True)
     ws = websocket.WebSocket.connect(api.api_url, dyno["attach_url"], api.token, CONNECT_TIMEOUT)
+    # Said once attached: the dyno is up and its command starts now.
+    click.echo(f"Running `{dyno.get('command')}` on {app}... up, {dyno.get('name')}", err=True)
     code = attached(ws, terminal)
     if code is None:
         click.echo(f"error: the connection to {dyno.get('name')} was lost", err=True)
-    click.get_current_context().exit(LOST if code is None else code)
+    return LOST if code is None else code
 
 
 @cli.command("run:detached", context_settings=RUN_SETTINGS)

@@ -265,7 +265,10 @@ class Supervisor:
             self.save(state="exited", exit_status=None, started_at=time.time())
             return 0
         link = session.Link(connection)
+        self.save(attached=True)  # a second client is told, not left waiting (paas.api.run)
         self.event(f"Starting process with command `{self.spec.command}`")
+        # Before the start: a one-off as short as `true` may end before a later handler.
+        signal.signal(signal.SIGCHLD, lambda _signum, _frame: None)
         try:
             child, streams = self.spawn_attached()
         except (OSError, PaasError) as error:
@@ -277,7 +280,6 @@ class Supervisor:
             self.save(state="exited", exit_status=127, started_at=time.time())
             return 0
         self.save(state="running", pid=child.pid, pid_started=child.started, started_at=time.time())
-        signal.signal(signal.SIGCHLD, lambda _signum, _frame: None)
         try:
             status = self.pump_attached(child, link, streams, wakeup)
             link.send(*split_exit(status))

@@ -83,6 +83,7 @@ class OneOffs:
     def advance(self, desired: DesiredState, dynos: list[DynoStatus], used_ports: set[int]) -> None:
         """`dynos`: the run dynos the runtime listed at this tick's start."""
         self.conclude(dynos)
+        self.stop_orphans(desired, dynos)
         version = self.store.data_version()
         if version != self.version:  # an idle tick reads nothing
             self.version = version
@@ -121,7 +122,8 @@ class OneOffs:
             return
         command = resolve(request.command, release.process_types)
         spec = self.start(state, release, request.to_one_off(command), used_ports)
-        one_offs.mark_started(self.store, request.id, spec.id)
+        if not one_offs.mark_started(self.store, request.id, spec.id):
+            self.runtime.stop(spec.id)  # ended meanwhile (a ps:stop before it started)
 
     def conclude(self, dynos: list[DynoStatus]) -> None:
         """Each run dyno that ended: its exit status into its request, its directory gone."""
@@ -134,6 +136,14 @@ class OneOffs:
             for request in found:
                 one_offs.mark_ended(self.store, request.id, status.exit_status)
             self.runtime.forget(status.spec.id)
+
+    def stop_orphans(self, desired: DesiredState, dynos: list[DynoStatus]) -> None:
+        """Run dynos of an app that is gone (apps:destroy) are stopped, as its others are."""
+        apps = {state.app.name for state in desired.apps}
+        for status in dynos:
+            live = status.state != "exited" and not status.stop_requested
+            if live and status.spec.app not in apps:
+                self.runtime.stop(status.spec.id)
 
     def fail(self, request: OneOffRequest, detail: str) -> None:
         if one_offs.mark_ended(self.store, request.id, None, detail):
