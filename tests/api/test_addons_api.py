@@ -97,7 +97,7 @@ def test_create_list_show_attach_detach_destroy(api: tuple[RealApi, FakeService]
 
     assert call(real, "DELETE", f"/addon-attachments/{attachment['id']}")[0] == 200
     assert call(real, "GET", "/apps/reports/config-vars")[1] == {}
-    status, refused = call(real, "DELETE", f"/apps/shop/addons/{addon['id']}")
+    status, refused = call(real, "DELETE", f"/apps/shop/addons/{addon['id']}?confirm=shoq")
     assert status == 422 and "--confirm shop" in refused["message"]
     assert call(real, "DELETE", f"/apps/shop/addons/{addon['id']}?confirm=shop")[0] == 200
     assert call(real, "GET", "/addons")[1] == [] and pg.live == set()

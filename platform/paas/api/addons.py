@@ -141,16 +141,17 @@ def show_app_addon(name: str, ref: str) -> Response:
 
 @blueprint.delete("/apps/<name>/addons/<ref>")
 def destroy_addon(name: str, ref: str) -> Response:
-    """Heroku's confirm: ?confirm=APP (or {"confirm": APP}) must name the owning app."""
+    """As Heroku's API, no confirmation is needed (the CLI asks for --confirm APP); one
+    given (?confirm=APP or {"confirm": APP}) must name the owning app."""
     app = find_app(name)
     addons = catalog()
     addon = addons.addon(ref)
     if addon.app_id != app.id:
         raise InvalidParams(f"{addon.name} is not owned by {app.name}: destroy it from its owner")
     confirm = request.args.get("confirm") or _optional_text(json_body(), "confirm")
-    if confirm != app.name:
+    if confirm is not None and confirm != app.name:
         raise InvalidParams(
-            f"destroying {addon.name} deletes its data: confirm with --confirm {app.name}"
+            f"confirm names {confirm!r}, not the owning app {app.name}: give --confirm {app.name}"
         )
     shown = addon_json(addon)
     addons.destroy(addon.id)
