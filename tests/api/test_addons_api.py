@@ -167,6 +167,8 @@ def test_the_cli_commands(api: tuple[RealApi, FakeService], served: str) -> None
     assert code == 0 and f"shop        {name}" in out and " └─ as shop::DATABASE" in out, out
     code, out = paas("addons:info", name)
     assert "Plan:" in out and "postgresql:standard" in out and "256 MB, 100 connections" in out
+    code, out = paas("addons:info", "DATABASE", "-a", "shop")
+    assert code == 0 and f"=== {name}" in out, out
     code, out = paas("addons:attach", name, "-a", "reports", "--as", "SHOP_DB")
     assert code == 0 and "Setting SHOP_DB_URL config vars" in out, out
     code, out = paas("addons:destroy", name, "--confirm", "shop")
