@@ -21,6 +21,7 @@ from paas.addons.postgresql import PostgreSQL
 from paas.addons.redis import Redis
 from paas.domain import settings as settings_module
 from paas.host import procs
+from paas.server import read_identities
 
 pytestmark = pytest.mark.skipif(
     shutil.which("psql") is None or not Path("/usr/bin/redis-server").exists(),
@@ -81,7 +82,14 @@ def test_psql_backups_redis_cli_and_kill_9_of_the_server(tmp_path: Path) -> None
         # kill -9 of `paas server`: the servers are not its children; they keep serving,
         # and the restarted platform adopts them.
         servers = (pg.cluster.pid(), redis.instance(cache_id).pid())
+        control_plane = read_identities(platform.home / "run" / "server.children")
         platform.kill_server()
+        # Its children end with it (PDEATHSIG); the next start must not meet the old API.
+        wait_for(
+            lambda: not any(procs.alive(*child) for child in control_plane),
+            30,
+            "the killed server's children to end",
+        )
         direct = subprocess.run(
             ["psql", "--no-psqlrc", "-Atc", "SELECT n FROM visits", db_url],
             capture_output=True,
