@@ -12,7 +12,7 @@ import signal
 import subprocess
 import tempfile
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -290,3 +290,20 @@ def test_add_on_ids_that_name_paths_are_refused(settings: Settings) -> None:
             hosting.check_id(bad)
         with pytest.raises(InvalidParams):
             Redis(settings).provision(bad, Redis.plans["hobby"])
+
+
+def test_the_supervisor_runs_a_due_scheduled_backup(settings: Settings) -> None:
+    pg = PostgreSQL(settings)
+    url = pg.provision("pg-one", pg.plans["hobby"])
+    psql(url, "CREATE TABLE t (x int); INSERT INTO t VALUES (5)")
+    backups = Backups(settings, "pg-one")
+    # Set yesterday for a minute ago: today's occurrence is due.
+    minute_ago = _now() - timedelta(minutes=1)
+    backups.set_schedule(f"{minute_ago:%H:%M} UTC", _now() - timedelta(days=1))
+    watcher = supervisor(settings)
+    try:
+        made = wait_for(lambda: [b for b in backups.list() if b.scheduled], 60, "a backup")
+        assert made[0].id == "a001" and made[0].status == "Completed"
+        assert not procs.wait_until(lambda: len(backups.list()) > 1, 3)  # once, not again
+    finally:
+        end(watcher)

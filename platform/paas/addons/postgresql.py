@@ -11,7 +11,8 @@ free at the first start and kept in server.json.
 Invariants: the superuser (`postgres`) logs in only through the unix socket, in a 0700
 directory, by peer authentication of the platform's uid; over TCP only an add-on's own
 role reaches only its own database (pg_hba `sameuser`, scram-sha-256, from the dyno
-subnet, and loopback in plain-process mode), and CONNECT on every database is revoked from
+subnet, loopback in plain-process mode, and the host's own addresses: pg:psql on the
+host), and CONNECT on every database is revoked from
 PUBLIC, so a second add-on's credentials open nothing of the first's.
 """
 
@@ -198,6 +199,9 @@ class Cluster:
                 f"host sameuser all {net} scram-sha-256"
                 for net in hosting.client_networks(self.settings)
             ),
+            # The host's own clients (pg:psql on the platform's host): a connection to the
+            # bridge's address from the host comes from one of the host's addresses.
+            "host sameuser all samehost scram-sha-256",
         ]
         self._write(self.data / "pg_hba.conf", "\n".join(hba) + "\n", account)
         me = platform_user()
@@ -365,17 +369,6 @@ class PostgreSQL:
         address, port = self.endpoint(addon_id)
         role, secret = hosting.text(record, "role"), hosting.text(record, "password")
         return f"postgres://{role}:{secret}@{address}:{port}/{hosting.text(record, 'database')}"
-
-    def find_by_url(self, url: str) -> str | None:
-        """The add-on whose role and database a DATABASE_URL names, if one of ours."""
-        match = re.fullmatch(r"postgres(?:ql)?://([^:@/]+):[^@]*@[^/]+/([^?]+)(?:\?.*)?", url)
-        if match is None:
-            return None
-        for addon_id in self.cluster.addon_ids():
-            record = hosting.read_record(self.cluster.record_path(addon_id)) or {}
-            if (record.get("role"), record.get("database")) == match.groups():
-                return addon_id
-        return None
 
 
 def create_script(record: dict[str, object], plan: Plan) -> str:
