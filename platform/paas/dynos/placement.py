@@ -73,7 +73,7 @@ class Placement:
         endpoints = self.store.addon_endpoints(state.app)
         grants = addon_firewall.grants_for(address, state.app.id, endpoints)
         try:
-            addon_firewall.grant(self.settings.home, grants)
+            addon_firewall.grant(self.settings.home, address, grants)
         except PaasError:
             network.remove(spec.id, address)  # no dyno will: give the address back
             raise
