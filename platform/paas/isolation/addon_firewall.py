@@ -159,13 +159,18 @@ def replacement(chain: str, grants: Iterable[Grant], saved: Saved) -> str:
 
 
 def removal(chain: str, saved: Saved) -> str | None:
-    """The input that removes the home's chain and its jump; None when there is none."""
+    """The input that removes the home's chain and its jump, and the shared chain and
+    INPUT's jump to it when no other home's chain is left; None when there is nothing."""
     if chain not in saved.chains:
         return None
     lines = ["*filter", f":{chain} - [0:0]"]  # emptied, so it can be deleted
     if _jump(chain) in saved.rules:
         lines.append("-D" + _jump(chain)[2:])
     lines.append(f"-X {chain}")
+    others = [c for c in saved.chains if c.startswith(HOME_CHAIN_PREFIX) and c != chain]
+    if not others and ADDONS_CHAIN in saved.chains:
+        lines += ["-D" + INPUT_JUMP[2:]] * saved.rules.count(INPUT_JUMP)
+        lines += [f":{ADDONS_CHAIN} - [0:0]", f"-X {ADDONS_CHAIN}"]
     return "\n".join([*lines, "COMMIT", ""])
 
 
