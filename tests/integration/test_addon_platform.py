@@ -3,13 +3,12 @@ pg:backups:* and redis:cli against an app's DATABASE_URL / REDIS_URL, a kill -9 
 `paas server` (the servers keep serving and are adopted, not restarted), and
 `paas server --stop` (they stop; the next start serves the same data).
 
-The add-ons are provisioned through the Service on the platform's PAAS_HOME and attached
-by config var (what an attachment puts in the app), so this runs with or without the
-add-on catalog.
+The add-ons are made with `paas addons:create` (the catalog calls the servers' provision).
 """
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 from pathlib import Path
@@ -22,6 +21,7 @@ from paas.addons.postgresql import PostgreSQL
 from paas.addons.redis import Redis
 from paas.domain import settings as settings_module
 from paas.host import procs
+from paas.server import read_identities
 
 pytestmark = pytest.mark.skipif(
     shutil.which("psql") is None or not Path("/usr/bin/redis-server").exists(),
@@ -46,12 +46,16 @@ def test_psql_backups_redis_cli_and_kill_9_of_the_server(tmp_path: Path) -> None
         settings = settings_module.from_env(platform.env)
         pg, redis = PostgreSQL(settings), Redis(settings)
         platform.paas("apps:create", APP, "--no-remote")
-        db_url = pg.provision("pg-with-db", pg.plans["hobby"])
-        cache_url = redis.provision("rd-with-db", redis.plans["hobby"])
-        platform.paas("config:set", f"DATABASE_URL={db_url}", f"REDIS_URL={cache_url}", "-a", APP)
+        platform.paas("addons:create", "postgresql", "-a", APP)
+        platform.paas("addons:create", "redis", "-a", APP)
+        config = json.loads(platform.paas("config", "-a", APP, "--json").stdout)
+        db_url = config["DATABASE_URL"]
+        [db_id] = pg.cluster.addon_ids()
+        [cache_id] = redis.addon_ids()
         address = hosting.listen_address(settings)
-        assert f"@{address}:" in db_url
-        assert listeners(pg.endpoint("pg-with-db")[1]) == {address}
+        assert f"@{address}:" in db_url and f"@{address}:" in config["REDIS_URL"]
+        assert listeners(pg.endpoint(db_id)[1]) == {address}
+        assert listeners(redis.endpoint(cache_id)[1]) == {address}
 
         sql(platform, "CREATE TABLE visits (n int); INSERT INTO visits VALUES (1)")
         assert "1" in sql(platform, "SELECT n FROM visits").split()
@@ -77,8 +81,15 @@ def test_psql_backups_redis_cli_and_kill_9_of_the_server(tmp_path: Path) -> None
 
         # kill -9 of `paas server`: the servers are not its children; they keep serving,
         # and the restarted platform adopts them.
-        servers = (pg.cluster.pid(), redis.instance("rd-with-db").pid())
+        servers = (pg.cluster.pid(), redis.instance(cache_id).pid())
+        control_plane = read_identities(platform.home / "run" / "server.children")
         platform.kill_server()
+        # Its children end with it (PDEATHSIG); the next start must not meet the old API.
+        wait_for(
+            lambda: not any(procs.alive(*child) for child in control_plane),
+            30,
+            "the killed server's children to end",
+        )
         direct = subprocess.run(
             ["psql", "--no-psqlrc", "-Atc", "SELECT n FROM visits", db_url],
             capture_output=True,
@@ -88,7 +99,7 @@ def test_psql_backups_redis_cli_and_kill_9_of_the_server(tmp_path: Path) -> None
         assert direct.stdout.split() == ["1"], direct.stderr
         platform.start()
         assert not procs.wait_until(
-            lambda: (pg.cluster.pid(), redis.instance("rd-with-db").pid()) != servers, 3
+            lambda: (pg.cluster.pid(), redis.instance(cache_id).pid()) != servers, 3
         )
         sql(platform, "INSERT INTO visits VALUES (2)")
 
@@ -97,17 +108,18 @@ def test_psql_backups_redis_cli_and_kill_9_of_the_server(tmp_path: Path) -> None
         assert platform.server is not None
         platform.server.wait(30)
         assert all(procs.start_time(pid) is None for pid in servers if pid)
-        assert pg.cluster.pid() is None and redis.instance("rd-with-db").pid() is None
+        assert pg.cluster.pid() is None and redis.instance(cache_id).pid() is None
         platform.start()
         wait_for(lambda: pg.cluster.pid() is not None, 30, "PostgreSQL to be started again")
-        wait_for(lambda: redis.instance("rd-with-db").answers(), 30, "redis to be started again")
+        wait_for(lambda: redis.instance(cache_id).answers(), 30, "redis to be started again")
         assert sql(platform, "SELECT string_agg(n::text, ',' ORDER BY n) FROM visits").split()[
             2
         ] == ("1,2")
         counted = platform.paas("redis:cli", "-a", APP, "--", "INCR", "hits").stdout
         assert counted.strip() == "2"
-        pg.deprovision("pg-with-db")
-        redis.deprovision("rd-with-db")
+        platform.paas("apps:destroy", "-a", APP, "--confirm", APP)
+        assert pg.cluster.addon_ids() == [] and redis.addon_ids() == []
+        assert pg.cluster.pid() is None
 
 
 def test_pg_commands_name_a_missing_attachment() -> None:

@@ -78,13 +78,26 @@ def test_replacement_and_removal() -> None:
     assert f":{CHAIN} - [0:0]" in lines and f":{fw.ADDONS_CHAIN} - [0:0]" not in lines
     assert fw.rule(CHAIN, GRANT) in lines and f"-A {fw.ADDONS_CHAIN} -j {CHAIN}" in lines
     assert fw.removal(CHAIN, saved()) is None
-    state = saved(f"-A {fw.ADDONS_CHAIN} -j {CHAIN}", chains=(fw.ADDONS_CHAIN, CHAIN))
+    other = fw.chain_name(Path("/var/lib/paas-b"))
+    state = saved(
+        fw.INPUT_JUMP,
+        f"-A {fw.ADDONS_CHAIN} -j {CHAIN}",
+        f"-A {fw.ADDONS_CHAIN} -j {other}",
+        chains=(fw.ADDONS_CHAIN, CHAIN, other),
+    )
     removal = fw.removal(CHAIN, state)
     assert removal is not None
-    assert removal.splitlines()[1:4] == [
+    assert removal.splitlines()[1:-1] == [
         f":{CHAIN} - [0:0]",
         f"-D {fw.ADDONS_CHAIN} -j {CHAIN}",
         f"-X {CHAIN}",
+    ]
+    # The last home's removal takes the shared chain and INPUT's jump too.
+    last = fw.removal(CHAIN, saved(fw.INPUT_JUMP, chains=(fw.ADDONS_CHAIN, CHAIN)))
+    assert last is not None and last.splitlines()[-4:-1] == [
+        "-D" + fw.INPUT_JUMP[2:],
+        f":{fw.ADDONS_CHAIN} - [0:0]",
+        f"-X {fw.ADDONS_CHAIN}",
     ]
 
 

@@ -370,17 +370,6 @@ class PostgreSQL:
         role, secret = hosting.text(record, "role"), hosting.text(record, "password")
         return f"postgres://{role}:{secret}@{address}:{port}/{hosting.text(record, 'database')}"
 
-    def find_by_url(self, url: str) -> str | None:
-        """The add-on whose role and database a DATABASE_URL names, if one of ours."""
-        match = re.fullmatch(r"postgres(?:ql)?://([^:@/]+):[^@]*@[^/]+/([^?]+)(?:\?.*)?", url)
-        if match is None:
-            return None
-        for addon_id in self.cluster.addon_ids():
-            record = hosting.read_record(self.cluster.record_path(addon_id)) or {}
-            if (record.get("role"), record.get("database")) == match.groups():
-                return addon_id
-        return None
-
 
 def create_script(record: dict[str, object], plan: Plan) -> str:
     """Idempotent: the role (password, plan's limits) and its database, CONNECT revoked

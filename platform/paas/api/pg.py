@@ -3,7 +3,7 @@ the postgresql add-on an app has attached (as DATABASE unless the request names 
 attachment, `HEROKU_POSTGRESQL_ROSE` or `ROSE_URL`...).
 
 Invariant: a request reaches only an add-on the app has attached: the add-on is found
-from the app's own config var (`attached_postgresql`), never from an id the client gives.
+from the app's attachment (`attached_postgresql`), never from an id the client gives.
 """
 
 from __future__ import annotations
@@ -17,7 +17,6 @@ from paas.addons.backups import Backups
 from paas.addons.postgresql import PostgreSQL
 from paas.api.context import ctx, find_app, json_body
 from paas.domain.errors import InvalidParams, NotFound
-from paas.domain.models import App
 
 blueprint = Blueprint("pg", __name__)
 ATTACHMENT = re.compile(r"[A-Z][A-Z0-9_]{0,62}")
@@ -33,32 +32,20 @@ def config_var(attachment: object) -> str:
 
 
 def attached_postgresql(app_name: str, attachment: object) -> tuple[PostgreSQL, str]:
-    """The postgresql add-on behind the app's attachment: the one whose role and database
-    the app's config var names (the attachment's URL is the one thing every app with an
-    add-on has, whichever part of the platform made the attachment)."""
+    """The postgresql add-on the app has attached under that name (DATABASE by default),
+    from the add-on store's attachments."""
     context = ctx()
     app = find_app(app_name)
-    var = config_var(attachment)
-    url = app_config(app).get(var)
-    postgresql = PostgreSQL(context.settings)
-    addon_id = None if url is None else postgresql.find_by_url(url)
-    if addon_id is None:
+    name = config_var(attachment).removesuffix("_URL")
+    with context.store.reading() as tx:
+        found = tx.find_attachment(name, app)
+        addon = None if found is None or found.app_id != app.id else tx.find_addon(found.addon_id)
+    if addon is None or addon.service != PostgreSQL.name:
         raise NotFound(
-            f"app {app_name} has no postgresql add-on attached as {var.removesuffix('_URL')}: "
-            f"create one with `paas addons:create postgresql -a {app_name}`"
+            f"app {app_name} has no postgresql add-on attached as {name}: create one with "
+            f"`paas addons:create postgresql -a {app_name}` (see `paas addons -a {app_name}`)"
         )
-    return postgresql, addon_id
-
-
-def app_config(app: App) -> dict[str, str]:
-    """The app's config vars with those its attachments set (the add-on store's, once
-    it is there)."""
-    store = ctx().store
-    found = dict(store.config(app))
-    addon_vars = getattr(store, "addon_vars", None)
-    if callable(addon_vars):
-        found.update(addon_vars(app))
-    return found
+    return PostgreSQL(context.settings), addon.id
 
 
 def _target(name: str, attachment: object) -> tuple[PostgreSQL, Backups]:
