@@ -307,3 +307,25 @@ def test_the_supervisor_runs_a_due_scheduled_backup(settings: Settings) -> None:
         assert not procs.wait_until(lambda: len(backups.list()) > 1, 3)  # once, not again
     finally:
         end(watcher)
+
+
+def test_a_stale_pidfile_naming_another_process_does_not_block_the_start(
+    settings: Settings,
+) -> None:
+    pg = PostgreSQL(settings)
+    url = pg.provision("pg-one", pg.plans["hobby"])
+    psql(url, "CREATE TABLE t (x int); INSERT INTO t VALUES (9)")
+    pg.cluster.stop()
+    # The kernel gave the dead postmaster's pid to another process of the same account
+    # (another PAAS_HOME's PostgreSQL runs as `postgres` too): postgres itself would take
+    # it for a running postmaster.
+    account = hosting.account("postgres")
+    other = subprocess.Popen(hosting.as_account(account, ["sleep", "60"]))
+    try:
+        pidfile = pg.cluster.data / "postmaster.pid"
+        pidfile.write_text(f"{other.pid}\n{pg.cluster.data}\n")
+        pg.cluster.ensure_running()
+        assert pg.cluster.pid() not in (None, other.pid)
+        assert psql(url, "SELECT x FROM t").stdout.strip() == "9"
+    finally:
+        end(other)

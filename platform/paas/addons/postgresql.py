@@ -126,10 +126,9 @@ class Cluster:
         return hosting.running(self.data / "postmaster.pid", self._is_ours)
 
     def _is_ours(self, pid: int) -> bool:
-        return (
-            hosting.cwd(pid) == self.data
-            and "postgres" in Path((hosting.cmdline(pid) or [""])[0]).name
-        )
+        """A postgres process (postmaster or backend) of this cluster: it runs in its data
+        directory."""
+        return hosting.cwd(pid) == self.data and hosting.exe_name(pid) == "postgres"
 
     def ensure_running(self) -> None:
         """Initializes the cluster on first use, then starts it unless it runs; returns once
@@ -243,12 +242,17 @@ class Cluster:
         orphans = [
             identity
             for pid in _pids()
-            if hosting.cwd(pid) == self.data
+            if self._is_ours(pid)
             for identity in [procs.identity(pid)]
             if identity is not None
         ]
         if orphans:
             procs.stop_processes(orphans, grace=5.0)
+        # A postmaster.pid whose pid the kernel gave to another process since: postgres
+        # would take that process for a running postmaster and refuse to start.
+        stale = hosting.pid_from(self.data / "postmaster.pid")
+        if stale is not None and procs.start_time(stale) is not None and not self._is_ours(stale):
+            (self.data / "postmaster.pid").unlink(missing_ok=True)
 
     def _answers(self) -> bool:
         try:
@@ -260,21 +264,33 @@ class Cluster:
         """A fast shutdown (clients disconnected, data checkpointed), bounded; a server
         that does not stop in time is killed (recovery at the next start)."""
         with hosting.locked(self.lock_path):
-            pid = self.pid()
-            if pid is None:
-                self._end_orphans()
-                return
-            argv = [
-                str(bin_dir() / "pg_ctl"), "stop",
-                "--pgdata", str(self.data),
-                "--mode", "fast", "--wait", "--timeout", "30", "--silent",
-            ]  # fmt: skip
-            with contextlib.suppress(CommandFailed):
-                procs.run(hosting.as_account(hosting.account(ACCOUNT), argv), 40, env=self._env())
-            identity = procs.identity(pid)
-            if identity is not None:
-                procs.stop_processes([identity], grace=5.0)
+            self._stop()
+
+    def stop_if_unused(self) -> bool:
+        """Stops the server if no add-on is recorded, looked at under the lock: a
+        provision writes its record before it takes the lock to start the server."""
+        with hosting.locked(self.lock_path):
+            if self.addon_ids():
+                return False
+            self._stop()
+            return True
+
+    def _stop(self) -> None:
+        pid = self.pid()
+        if pid is None:
             self._end_orphans()
+            return
+        argv = [
+            str(bin_dir() / "pg_ctl"), "stop",
+            "--pgdata", str(self.data),
+            "--mode", "fast", "--wait", "--timeout", "30", "--silent",
+        ]  # fmt: skip
+        with contextlib.suppress(CommandFailed):
+            procs.run(hosting.as_account(hosting.account(ACCOUNT), argv), 40, env=self._env())
+        identity = procs.identity(pid)
+        if identity is not None:
+            procs.stop_processes([identity], grace=5.0)
+        self._end_orphans()
 
     def sql(self, script: str, database: str = "postgres", timeout: float = SQL_TIMEOUT) -> str:
         """Runs SQL as the superuser through the socket (the script on stdin, so secrets
@@ -348,8 +364,7 @@ class PostgreSQL:
             self.cluster.sql(drop_script(record))
         shutil.rmtree(self.cluster.backups_dir(addon_id), ignore_errors=True)
         path.unlink(missing_ok=True)
-        if not self.cluster.addon_ids():
-            self.cluster.stop()
+        self.cluster.stop_if_unused()
 
     def endpoint(self, addon_id: str) -> tuple[str, int]:
         self.record(addon_id)
