@@ -102,6 +102,14 @@ def test_postgresql_add_on_stores_rows_through_its_url(settings: Settings) -> No
     assert url.startswith("postgres://") and "@127.0.0.1:" in url
     psql(url, "CREATE TABLE notes (body text); INSERT INTO notes VALUES ('kept')")
     assert psql(url, "SELECT body FROM notes").stdout.strip() == "kept"
+    # Only a SCRAM verifier reached the server: the password is in no log of it.
+    secret = url.split(":")[2].split("@")[0]
+    pg = PostgreSQL(settings)
+    stored = pg.cluster.sql(
+        f"SELECT rolpassword FROM pg_authid WHERE rolname = '{pg.record('pg-one')['role']}'"
+    )
+    assert stored.startswith("SCRAM-SHA-256$4096:") and secret not in stored
+    assert secret not in pg.cluster.log.read_text()
 
 
 def test_provision_is_idempotent_and_keeps_the_port(settings: Settings) -> None:

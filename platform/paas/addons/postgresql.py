@@ -18,8 +18,10 @@ PUBLIC, so a second add-on's credentials open nothing of the first's.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import hashlib
+import hmac
 import os
 import pwd
 import re
@@ -37,6 +39,7 @@ SUPERUSER = "postgres"
 ACCOUNT = "postgres"
 MAX_CONNECTIONS = 200  # the cluster's; each add-on's role is limited by its plan
 SQL_TIMEOUT = 60.0
+SCRAM_ITERATIONS = 4096  # PostgreSQL's default (scram_iterations)
 PLANS = {
     "hobby": Plan("hobby", 64, 20, "hobby: 20 connections, 64 MB of work memory"),
     "standard": Plan("standard", 256, 120, "standard: 120 connections, 256 MB of work memory"),
@@ -386,12 +389,27 @@ class PostgreSQL:
         return f"postgres://{role}:{secret}@{address}:{port}/{hosting.text(record, 'database')}"
 
 
+def scram_verifier(password: str, salt: bytes, iterations: int = SCRAM_ITERATIONS) -> str:
+    """The SCRAM-SHA-256 verifier PostgreSQL stores for a password (RFC 5802, 7677): sent
+    instead of the password, so the password itself never reaches the server, its log or
+    its catalogs. The generated passwords are ASCII, which SASLprep leaves as they are."""
+    salted = hashlib.pbkdf2_hmac("sha256", password.encode(), salt, iterations)
+    client_key = hmac.digest(salted, b"Client Key", "sha256")
+    stored_key = hashlib.sha256(client_key).digest()
+    server_key = hmac.digest(salted, b"Server Key", "sha256")
+    b64 = base64.b64encode
+    return (
+        f"SCRAM-SHA-256${iterations}:{b64(salt).decode()}"
+        f"${b64(stored_key).decode()}:{b64(server_key).decode()}"
+    )
+
+
 def create_script(record: dict[str, object], plan: Plan) -> str:
     """Idempotent: the role (password, plan's limits) and its database, CONNECT revoked
     from PUBLIC on it and on the cluster's own databases."""
     name = hosting.text(record, "role")
     database = hosting.text(record, "database")
-    secret = hosting.text(record, "password")
+    secret = scram_verifier(hosting.text(record, "password"), os.urandom(16))
     return f"""
 SELECT format('CREATE ROLE %I', '{name}')
  WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{name}') \\gexec
