@@ -337,3 +337,25 @@ def test_a_stale_pidfile_naming_another_process_does_not_block_the_start(
         assert psql(url, "SELECT x FROM t").stdout.strip() == "9"
     finally:
         end(other)
+
+
+def test_a_killed_postmaster_is_started_again_at_once(settings: Settings) -> None:
+    pg = PostgreSQL(settings)
+    url = pg.provision("pg-one", pg.plans["hobby"])
+    psql(url, "CREATE TABLE t (x int); INSERT INTO t VALUES (4)")
+    held = subprocess.Popen(  # a backend that outlives its postmaster for a moment
+        ["psql", "--no-psqlrc", "-c", "SELECT pg_sleep(30)", url],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_for(lambda: "pg_sleep" in pg.cluster.sql("SELECT query FROM pg_stat_activity"), 10, "")
+        postmaster = pg.cluster.pid()
+        assert postmaster is not None
+        os.kill(postmaster, signal.SIGKILL)
+        # At once: its lock files name a pid not yet reaped, its backends may still run.
+        assert pg.provision("pg-one", pg.plans["hobby"]) == url
+        assert pg.cluster.pid() not in (None, postmaster)
+        assert psql(url, "SELECT x FROM t").stdout.strip() == "4"
+    finally:
+        end(held)

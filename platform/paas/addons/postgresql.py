@@ -137,11 +137,18 @@ class Cluster:
         """Initializes the cluster on first use, then starts it unless it runs; returns once
         it accepts connections."""
         with hosting.locked(self.lock_path):
-            if self.pid() is not None and self._answers():
-                return
+            # A postmaster that runs but does not answer yet (crash recovery) is waited
+            # for, never started over; one that ends meanwhile (it was being killed) is.
+            hosting.wait_answering(
+                self._started, "PostgreSQL", self.log, hosting.START_TIMEOUT_SECONDS
+            )
+
+    def _started(self) -> bool:
+        if self.pid() is None:
             self._prepare()
             self._configure()
             self._start()
+        return self._answers()
 
     def _prepare(self) -> None:
         account = hosting.account(ACCOUNT)
@@ -236,7 +243,6 @@ class Cluster:
             raise hosting.ServerUnavailable(
                 f"PostgreSQL did not start: {error.message}; see {self.log}"
             ) from None
-        hosting.wait_answering(self._answers, "PostgreSQL", self.log, hosting.START_TIMEOUT_SECONDS)
 
     def _end_orphans(self) -> None:
         """Backends of a postmaster that was killed (-9) hold its shared memory, and a new
@@ -249,13 +255,21 @@ class Cluster:
             for identity in [procs.identity(pid)]
             if identity is not None
         ]
-        if orphans:
-            procs.stop_processes(orphans, grace=5.0)
-        # A postmaster.pid whose pid the kernel gave to another process since: postgres
-        # would take that process for a running postmaster and refuse to start.
-        stale = hosting.pid_from(self.data / "postmaster.pid")
-        if stale is not None and procs.start_time(stale) is not None and not self._is_ours(stale):
-            (self.data / "postmaster.pid").unlink(missing_ok=True)
+        left = procs.stop_processes(orphans, grace=5.0) if orphans else []
+        if left:
+            # Starting beside them would let two postmasters' processes share the data.
+            raise hosting.ServerUnavailable(
+                f"PostgreSQL processes {', '.join(map(str, left))} of a killed server do not "
+                "end: end them (kill -9) and the platform starts it again"
+            )
+        # No postmaster of ours runs (the caller checked) and no backend is left, so its
+        # lock files left are stale (postmaster.pid, the socket's .lock); postgres would
+        # refuse to start while the pid in them exists: a killed postmaster not yet reaped
+        # (a zombie), or a pid the kernel gave to another process of the same account.
+        (self.data / "postmaster.pid").unlink(missing_ok=True)
+        if self.socket_dir.is_dir():
+            for stale in self.socket_dir.glob(".s.PGSQL.*"):
+                stale.unlink(missing_ok=True)
 
     def _answers(self) -> bool:
         try:
