@@ -97,7 +97,7 @@ def test_create_list_show_attach_detach_destroy(api: tuple[RealApi, FakeService]
 
     assert call(real, "DELETE", f"/addon-attachments/{attachment['id']}")[0] == 200
     assert call(real, "GET", "/apps/reports/config-vars")[1] == {}
-    status, refused = call(real, "DELETE", f"/apps/shop/addons/{addon['id']}")
+    status, refused = call(real, "DELETE", f"/apps/shop/addons/{addon['id']}?confirm=shoq")
     assert status == 422 and "--confirm shop" in refused["message"]
     assert call(real, "DELETE", f"/apps/shop/addons/{addon['id']}?confirm=shop")[0] == 200
     assert call(real, "GET", "/addons")[1] == [] and pg.live == set()
@@ -167,6 +167,8 @@ def test_the_cli_commands(api: tuple[RealApi, FakeService], served: str) -> None
     assert code == 0 and f"shop        {name}" in out and " └─ as shop::DATABASE" in out, out
     code, out = paas("addons:info", name)
     assert "Plan:" in out and "postgresql:standard" in out and "256 MB, 100 connections" in out
+    code, out = paas("addons:info", "DATABASE", "-a", "shop")
+    assert code == 0 and f"=== {name}" in out, out
     code, out = paas("addons:attach", name, "-a", "reports", "--as", "SHOP_DB")
     assert code == 0 and "Setting SHOP_DB_URL config vars" in out, out
     code, out = paas("addons:destroy", name, "--confirm", "shop")

@@ -17,6 +17,7 @@ from paas.addons.service import Service
 from paas.api.context import ctx, find_app, json_body
 from paas.domain.addons import Addon, Attachment
 from paas.domain.errors import InvalidParams
+from paas.domain.models import App
 
 blueprint = Blueprint("addons", __name__)
 SERVICES_KEY = "paas_addon_services"  # the registry's, unless a test put others there
@@ -133,24 +134,36 @@ def show_addon(ref: str) -> Response:
     return jsonify(addon_json(catalog().addon(ref)))
 
 
+def app_addon(app: App, ref: str) -> Addon:
+    """An add-on by id or name, or by the name of one of the app's attachments (Heroku's
+    `addons:info DATABASE -a APP`)."""
+    addons = catalog()
+    with ctx().store.reading() as tx:
+        found = tx.find_addon(ref)
+        attachment = None if found else tx.find_attachment(ref, app)
+    if found is None and attachment is not None:
+        return addons.addon(attachment.addon_id)
+    return found or addons.addon(ref)
+
+
 @blueprint.get("/apps/<name>/addons/<ref>")
 def show_app_addon(name: str, ref: str) -> Response:
-    find_app(name)
-    return jsonify(addon_json(catalog().addon(ref)))
+    return jsonify(addon_json(app_addon(find_app(name), ref)))
 
 
 @blueprint.delete("/apps/<name>/addons/<ref>")
 def destroy_addon(name: str, ref: str) -> Response:
-    """Heroku's confirm: ?confirm=APP (or {"confirm": APP}) must name the owning app."""
+    """As Heroku's API, no confirmation is needed (the CLI asks for --confirm APP); one
+    given (?confirm=APP or {"confirm": APP}) must name the owning app."""
     app = find_app(name)
     addons = catalog()
-    addon = addons.addon(ref)
+    addon = app_addon(app, ref)
     if addon.app_id != app.id:
         raise InvalidParams(f"{addon.name} is not owned by {app.name}: destroy it from its owner")
     confirm = request.args.get("confirm") or _optional_text(json_body(), "confirm")
-    if confirm != app.name:
+    if confirm is not None and confirm != app.name:
         raise InvalidParams(
-            f"destroying {addon.name} deletes its data: confirm with --confirm {app.name}"
+            f"confirm names {confirm!r}, not the owning app {app.name}: give --confirm {app.name}"
         )
     shown = addon_json(addon)
     addons.destroy(addon.id)

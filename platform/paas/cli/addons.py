@@ -61,6 +61,13 @@ def addon_rows(addons: Sequence[Mapping[str, Any]]) -> list[str]:
     return out
 
 
+def _find(session: Session, addon: str, app_name: str | None) -> Any:
+    """The add-on by id or name, or with -a by one of that app's attachment names."""
+    if app_name:
+        return session.api().request("GET", f"/apps/{_quote(app_name)}/addons/{_quote(addon)}")
+    return session.api().request("GET", f"/addons/{_quote(addon)}")
+
+
 @cli.command("addons")
 @click.option("-A", "--all", "all_apps", is_flag=True, help="Every app's add-ons.")
 @app_option
@@ -127,8 +134,8 @@ def addons_create(
 @json_option
 @click.pass_obj
 def addons_info(session: Session, addon: str, app_name: str | None, as_json: bool) -> None:
-    """Show an add-on: its plan (memory, connections), owner, attachments and state."""
-    found = session.api().request("GET", f"/addons/{_quote(addon)}")
+    """Show an add-on (its name, or an attachment's with -a): plan, owner, attachments."""
+    found = _find(session, addon, app_name)
     if as_json:
         echo_json(found)
         return
@@ -200,7 +207,7 @@ def addons_detach(session: Session, attachment: str, app_name: str | None) -> No
 def addons_destroy(session: Session, addon: str, confirm: str | None, app_name: str | None) -> None:
     """Destroy an add-on and everything in it (refused while another app is attached)."""
     api = session.api()
-    found = api.request("GET", f"/addons/{_quote(addon)}")
+    found = _find(session, addon, app_name)
     owner = _name(found.get("app"))
     if app_name and app_name != owner:
         raise ArgumentError(f"{found.get('name')} is owned by {owner}, not {app_name}")

@@ -13,8 +13,9 @@ every grant puts it back on top if anything moved above it.
 
 Invariants: an opening exists only while its dyno's address is claimed by that dyno: it is
 made before the dyno's process starts (placement, `grant`) and goes when the address is
-released (network.remove calls `forget_source`), and any opening left at an address
-(a crash) goes when a new dyno there is granted. Detach and destroy revoke theirs at
+released (network.remove calls `forget_source`, under the claims lock, so no new holder
+is granted in between), and any opening left at an address (a crash) goes when the
+address's next dyno is placed. Detach and destroy revoke theirs at
 once (`revoke`); a platform start rebuilds its home's chain from its running dynos
 (`replace_home`) and its stop removes the chain (`remove_home`). Every change is one
 iptables-restore under the host-wide firewall lock, built by pure functions from
@@ -195,15 +196,15 @@ def _restore(text: str | None) -> None:
         procs.run(["iptables-restore", "-w", "10", "--noflush"], input=text.encode())
 
 
-def grant(home: Path, grants: list[Grant]) -> None:
-    """Opens `grants` for a new dyno, first dropping whatever opening any home left at its
-    address (its old holder's stop never ran)."""
-    if not grants:
-        return
-    sources = {g.source for g in grants}
+def grant(home: Path, source: str, grants: list[Grant]) -> None:
+    """Opens `grants` for a new dyno at address `source`, first dropping whatever opening
+    any home left there (its old holder's stop never ran, or raced a platform start), even
+    when the new dyno has none of its own."""
+    if not grants and not GRANTED_MARK.exists():
+        return  # no home on this host ever opened anything
     with locked():
         GRANTED_MARK.touch()
-        _restore(edit(_save(), chain_name(home), grants, lambda r: _source_of(r) in sources))
+        _restore(edit(_save(), chain_name(home), grants, lambda r: _source_of(r) == source))
 
 
 def forget_source(address: str) -> None:

@@ -166,12 +166,11 @@ def remove(dyno_id: str, address: str, warn: cleanup.Warn = platform_log.line) -
     with _claims_locked():
         if _holds(address, netns):
             claim.write_text(f"{RELEASED} {netns}")  # cooling from now (see claim_address)
-    # After the release: an add-on opening made for the address from now on is a new
-    # dyno's (paas.isolation.addon_firewall).
-    try:
-        addon_firewall.forget_source(address)
-    except (PaasError, OSError) as error:
-        warn(f"cannot close the add-on openings of {address}: {error}")
+            # Still under the lock: no next holder of the address is opened before this.
+            try:
+                addon_firewall.forget_source(address)
+            except (PaasError, OSError) as error:
+                warn(f"cannot close the add-on openings of {address}: {error}")
 
 
 def retire(dyno_id: str, address: str) -> None:
