@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 APT_PACKAGES := haproxy git shellcheck python3 python3-venv ca-certificates curl procps iproute2 passwd \
-	runc crun mmdebstrap tini umoci skopeo iptables e2fsprogs wrk
+	runc crun mmdebstrap tini umoci skopeo iptables e2fsprogs wrk postgresql postgresql-client redis-server
 export PAAS_HOME ?= $(if $(filter 0,$(shell id -u)),/var/lib/paas,$(HOME)/.paas)
 export PAAS_API_PORT ?= 5050
 export PAAS_HTTP_PORT ?= 8080

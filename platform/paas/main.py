@@ -12,7 +12,9 @@ from paas.artifacts import stacks
 
 # The platform's own processes and the git hook import what they need when they run, so
 # that every client command (`paas ps:scale`…) starts without their modules.
+from paas.cli import addons as _addons  # noqa: F401  (registers the addons:* commands)
 from paas.cli import commands as cli
+from paas.cli import pg as _pg_commands  # noqa: F401  (registers pg:* and redis:cli)
 from paas.cli import run as _run  # noqa: F401  # registers run, run:detached, ps:stop
 from paas.domain import settings as settings_module
 from paas.domain.errors import PaasError
@@ -104,6 +106,14 @@ def router_command() -> None:
 
     private()
     server.run_router(settings_module.from_env())
+
+
+@cli.cli.command("addons:servers", hidden=True)
+def addon_servers_command() -> None:
+    from paas import server
+
+    private()
+    server.run_addon_servers(settings_module.from_env())
 
 
 @cli.cli.command("hook", hidden=True)

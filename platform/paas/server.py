@@ -26,6 +26,7 @@ import time
 from pathlib import Path
 from types import FrameType
 
+from paas.addons import firewall as addon_firewall
 from paas.artifacts import collector
 from paas.artifacts.slugs import SlugStore
 from paas.domain import procfile
@@ -53,7 +54,12 @@ from paas.state.logs import LogStore
 from paas.state.store import Store
 
 PLATFORM_PROCFILE = Path(__file__).resolve().parents[2] / "Procfile"
-DEFAULT_PROCESSES = {"api": "paas api", "agent": "paas agent", "router": "paas router"}
+DEFAULT_PROCESSES = {
+    "api": "paas api",
+    "agent": "paas agent",
+    "router": "paas router",
+    "addon-servers": "paas addons:servers",
+}
 CHILD_STOP_SECONDS = 10.0
 # The server's own stop takes at most CHILD_STOP_SECONDS and the grandchildren's few
 # seconds; past this a stop kills it.
@@ -104,6 +110,8 @@ def prepare(settings: Settings) -> None:
     capability.save(settings, found)
     if found.containers:
         print(f"paas: {found.reason}", flush=True)
+        # Dynos outlive the control plane: theirs are the add-on openings (none else).
+        addon_firewall.restore(settings, store, ProcessRuntime(settings.dynos_dir, {}).list())
     else:
         print(f"paas: dynos run as plain processes: {found.reason}", flush=True)
     if user is None:
@@ -341,6 +349,15 @@ def run_router(settings: Settings) -> None:
     service.run(stop)
 
 
+def run_addon_servers(settings: Settings) -> None:
+    from paas.addons.supervisor import Supervisor
+
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    Supervisor(settings, time.monotonic).run(stop)
+
+
 def children_file(settings: Settings) -> Path:
     return settings.run_dir / "server.children"
 
@@ -390,9 +407,10 @@ def stop_everything(settings: Settings) -> None:
     """Stops the server and its processes, then every dyno and HAProxy, leaving no process
     behind, and none of its dynos' state: routes.json no longer lists them, and each
     container dyno's network namespace, veth pair, address claim and unreachable route are
-    gone. The host-wide bridge, NAT rule and firewall chains stay: every PAAS_HOME on the
-    host shares them, and a platform still running (perhaps with no container dyno at this
-    instant) would start its next dynos without a firewall."""
+    gone, and so is the home's own chain of add-on openings. The host-wide bridge, NAT rule
+    and firewall chains stay: every PAAS_HOME on the host shares them, and a platform still
+    running (perhaps with no container dyno at this instant) would start its next dynos
+    without a firewall. The add-on servers stop last (their data and records stay)."""
     stop_control_plane(settings)
     runtime = ProcessRuntime(settings.dynos_dir, {}) if settings.dynos_dir.exists() else None
     stopped = [] if runtime is None else stop_dynos(settings, runtime)
@@ -403,6 +421,11 @@ def stop_everything(settings: Settings) -> None:
         HAProxy(run_dir=settings.router_dir).stop()
     if runtime is not None:
         forget_for_good(runtime, stopped)
+    addon_firewall.remove(settings)
+    # After the dynos: a dyno stopping gracefully may still write to its database.
+    from paas.addons.supervisor import stop_servers
+
+    stop_servers(settings)
 
 
 def forget_for_good(runtime: ProcessRuntime, stopped: list[DynoStatus]) -> None:

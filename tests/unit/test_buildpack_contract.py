@@ -129,8 +129,10 @@ def test_app_json_buildpacks() -> None:
     assert buildpack_source.app_json_urls('{"name": "x"}') == []
     with pytest.raises(BuildFailed, match='"buildpacks" must be a list of'):
         buildpack_source.app_json_urls('{"buildpacks": ["heroku/python"]}')
-    with pytest.raises(BuildFailed, match=r"app\.json: is not valid JSON"):
+    with pytest.raises(BuildFailed, match=r"app\.json: not valid JSON \(line 1, column 2"):
         buildpack_source.app_json_urls("{")
+    with pytest.raises(BuildFailed, match=r"app\.json: must be a JSON object, got \[\]"):
+        buildpack_source.app_json_urls("[]")
     with pytest.raises(BuildFailed, match=r"app\.json lists 11 buildpacks; at most 10"):
         buildpack_source.parse_all(["heroku/python"] * 11, MIRROR, ["python"], "app.json")
 

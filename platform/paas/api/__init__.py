@@ -11,7 +11,8 @@ from __future__ import annotations
 from flask import Flask, Response, jsonify, request
 from werkzeug.exceptions import HTTPException
 
-from paas.api import apps, auth, buildpacks, dynos, git, releases, run, stacks
+from paas.api import addons, apps, auth, buildpacks, dynos, git, releases, run, stacks
+from paas.api import pg as pg_api
 from paas.api.context import Context
 from paas.domain import settings as settings_module
 from paas.domain.errors import PaasError, TooManyRequests
@@ -34,6 +35,8 @@ def create_app(settings: Settings | None = None) -> Flask:
         releases.blueprint,
         git.blueprint,
         stacks.blueprint,
+        addons.blueprint,
+        pg_api.blueprint,
         run.blueprint,
     ):
         flask_app.register_blueprint(blueprint)

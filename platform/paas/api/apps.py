@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from flask import Blueprint, Response, jsonify, request
 
+from paas.api import addons as addons_api
 from paas.api import stacks as stack_api
 from paas.api.context import ctx, find_app, json_body
 from paas.artifacts import collector, stacks
@@ -132,6 +133,7 @@ def destroy_app(name: str) -> Response:
     context = ctx()
     app = find_app(name)
     shown = app_json(app)
+    addons_api.catalog().destroy_app_addons(app)  # refused while another app is attached
     context.store.delete_app(app)  # the agent then stops its dynos and drops its routes
     gitservice.delete_repo(context.settings, app.name)
     context.logs.delete_app(app.name)

@@ -15,13 +15,13 @@ is never a source: the platform never copies a host directory because a push ask
 
 from __future__ import annotations
 
-import json
 import re
 import urllib.parse
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from paas.domain.errors import BuildFailed
+from paas.domain import app_manifest
+from paas.domain.errors import BuildFailed, InvalidParams
 
 BUILTIN_PREFIX = "heroku/"
 DEFAULT_PREFIXES = ("heroku/", "https://", "git://", "ssh://")
@@ -129,10 +129,10 @@ def parse_all(
 def app_json_urls(text: str) -> list[str]:
     """The `buildpacks` of an app.json (`[{"url": ...}, ...]`); [] when it has none."""
     try:
-        document = json.loads(text)
-    except (ValueError, RecursionError):
-        raise BuildFailed("app.json: is not valid JSON; fix it or remove it") from None
-    listed = document.get("buildpacks") if isinstance(document, dict) else None
+        document = app_manifest.document(text)
+    except InvalidParams as error:  # a build step's failure, like every other source's
+        raise BuildFailed(error.message) from None
+    listed = document.get("buildpacks")
     if listed is None:
         return []
     if not isinstance(listed, list) or not all(

@@ -33,11 +33,12 @@ import json
 import re
 from typing import TypeVar
 
+from paas.domain import app_manifest
 from paas.domain.errors import InvalidParams
 
 T = TypeVar("T")
 
-APP_JSON = "app.json"
+APP_JSON = app_manifest.FILE
 CHECKS = "CHECKS"
 
 # Dokku's defaults: those of docker-container-healthchecker, which also runs converted
@@ -49,7 +50,7 @@ DEFAULT_WAIT = 5
 DEFAULT_INITIAL_DELAY = 0
 
 MAX_BODY_BYTES = 64 * 1024  # the part of a body searched for the expected content
-MAX_FILE_BYTES = 1024 * 1024
+MAX_FILE_BYTES = app_manifest.MAX_FILE_BYTES
 MAX_PATH_CHARS = 2048
 MAX_CONTENT_CHARS = 1024
 MAX_HEADERS = 20
@@ -241,17 +242,7 @@ def deadline_seconds(check: HealthCheck) -> float:
 
 
 def _web_checks(text: str) -> list[object] | None:
-    try:
-        document = json.loads(text)
-    except json.JSONDecodeError as error:
-        raise InvalidParams(
-            f"{APP_JSON}: not valid JSON (line {error.lineno}, column {error.colno}: "
-            f"{error.msg}); fix it or remove the file"
-        ) from None
-    except RecursionError:
-        raise InvalidParams(f"{APP_JSON}: nested too deeply to be read") from None
-    if not isinstance(document, dict):
-        raise InvalidParams(f"{APP_JSON}: must be a JSON object, got {_show(document)}")
+    document = app_manifest.document(text)
     if "healthchecks" not in document:
         return None
     checks = document["healthchecks"]

@@ -3,8 +3,9 @@ the spec it is started from.
 
 Invariant: a spec leaves here complete and checked — its id is a valid dyno id (it names
 the dyno's directory and its HAProxy server), its port is free on this host and not given
-to another dyno of this tick, and a container dyno has claimed its own address. An app
-whose stack is not built gets no dyno at all, never a plain process in place of a container.
+to another dyno of this tick, and a container dyno has claimed its own address, opened in
+the dyno firewall to its app's add-ons. An app whose stack is not built gets no dyno at
+all, never a plain process in place of a container.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from paas.domain.one_off import OneOff
 from paas.domain.settings import Settings
 from paas.domain.sizes import DEFAULT_SIZE, memory_mb
 from paas.dynos.capability import Isolation
-from paas.isolation import container, network, users
+from paas.isolation import addon_firewall, container, network, users
 from paas.isolation.container import ContainerPlan
 from paas.state.store import Store
 
@@ -84,7 +85,19 @@ class Placement:
         plan = self.container_plan(state, spec, account, size)
         if plan is not None:
             spec = replace(spec, app_dir="/app", host=plan.address, container=asdict(plan))
+            self.open_addons(state, spec, plan.address)
         return spec
+
+    def open_addons(self, state: AppState, spec: DynoSpec, address: str) -> None:
+        """The dyno firewall's openings to the app's add-ons, before the dyno's process
+        can start (its release phase may connect at once)."""
+        endpoints = self.store.addon_endpoints(state.app)
+        grants = addon_firewall.grants_for(address, state.app.id, endpoints)
+        try:
+            addon_firewall.grant(self.settings.home, address, grants)
+        except PaasError:
+            network.remove(spec.id, address)  # no dyno will: give the address back
+            raise
 
     def container_plan(
         self, state: AppState, spec: DynoSpec, account: users.Account | None, size: str

@@ -35,6 +35,7 @@ from pathlib import Path
 from paas.domain.addressing import NEVER
 from paas.domain.errors import CommandFailed, PaasError
 from paas.host import cleanup, platform_log, procs
+from paas.isolation import addon_firewall
 
 BRIDGE = "paas0"
 INPUT_CHAIN = "PAAS-DYNOS-IN"
@@ -52,7 +53,7 @@ IP_FORWARD = Path("/proc/sys/net/ipv4/ip_forward")
 # Written when the platform turns IPv4 forwarding on (in /run: gone at reboot, as the
 # sysctl is): from then on the platform alone decides what the host forwards.
 FORWARDING_MARK = Path("/run/paas/ip-forward-enabled-by-paas")
-FIREWALL_LOCK = Path("/run/paas/firewall.lock")
+FIREWALL_LOCK = addon_firewall.FIREWALL_LOCK
 CLAIMS = Path("/run/paas/addresses")
 CLAIM_GRACE_SECONDS = 60.0
 # A released address is left alone this long: HAProxy may still send to the gone dyno for
@@ -165,6 +166,11 @@ def remove(dyno_id: str, address: str, warn: cleanup.Warn = platform_log.line) -
     with _claims_locked():
         if _holds(address, netns):
             claim.write_text(f"{RELEASED} {netns}")  # cooling from now (see claim_address)
+            # Still under the lock: no next holder of the address is opened before this.
+            try:
+                addon_firewall.forget_source(address)
+            except (PaasError, OSError) as error:
+                warn(f"cannot close the add-on openings of {address}: {error}")
 
 
 def retire(dyno_id: str, address: str) -> None:

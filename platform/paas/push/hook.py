@@ -5,6 +5,8 @@ prints reaches the pusher as `remote:` lines. A release is only written after a 
 build, and the push ends only once the agent has rolled it out (release phase passed, web
 dynos answering) or failed it. A non-zero exit rejects the push, and the release that was
 serving keeps serving.
+An app's first push is also its app setup from app.json (paas.push.app_setup): env and
+add-ons before the build, formation before v1, postdeploy once v1 serves.
 
 Invariants: a build record never stays `pending` (any failure marks it failed); the pusher
 gets one line per failure, a traceback only ever reaches the platform log; what is kept of
@@ -35,6 +37,7 @@ from paas.dynos import capability
 from paas.host import platform_log, procs
 from paas.isolation import container, users
 from paas.isolation.container import SandboxPlan
+from paas.push import app_setup
 from paas.push.builder import Artifact, Builder, BuildRequest, ensure_tools, shared_deps
 from paas.state.logs import LogStore
 from paas.state.store import Store
@@ -79,10 +82,16 @@ def deploy(
 ) -> None:
     store, logs = Store(settings.db_path), LogStore(settings.logs_db_path)
     app = store.app(app_name)
+    capture = Tee(out)
+    git_dir = Path(os.environ.get("GIT_DIR", ".")).absolute()
+    git_env = {k: os.environ[k] for k in GIT_ENV if k in os.environ}
+    tree = app_setup.GitTree(git_dir, git_env, commit)
+    # Before the build record: a first deploy whose app.json is refused leaves nothing.
+    seams = app_setup.platform_seams(settings, store, logs)
+    setup = app_setup.begin(store, logs, app, tree, capture, seams)
     ensure_tools(settings)
     build = store.start_build(app, commit)
     logs.event(app.name, "api", f"Build started for {commit[:8]}")
-    capture = Tee(out)
     try:
         app = settle_stack(settings, store, app, capture, deadline)
         account = users.app_account(store, app)
@@ -95,8 +104,8 @@ def deploy(
                 app_id=app.id,
                 commit=commit,
                 config=store.config(app),
-                git_dir=Path(os.environ.get("GIT_DIR", ".")).absolute(),
-                git_env={k: os.environ[k] for k in GIT_ENV if k in os.environ},
+                git_dir=git_dir,
+                git_env=git_env,
                 buildpacks=tuple(store.buildpacks(app)),
             )
         )
@@ -115,11 +124,13 @@ def deploy(
     image = build_image(settings, app, artifact, account, capture)
     built = releases.Build(artifact.digest, artifact.process_types, image, check)
     _, log_cursor = logs.read(app.name, num=1)  # the release command's output comes after
+    setup.before_release(artifact.process_types)  # app.json formation: v1 starts at its scale
     release = releases.deploy(store, logs, app, built, commit)
     rollout_watch.follow(settings, store, logs, app, release, log_cursor, capture, deadline)
     capture.write(f"-----> Launching... done, v{release.version}\n")
     capture.write(f"       {web_url(settings, app.name)} deployed to paas\n")
     capture.flush()
+    setup.after_rollout(release, deadline)  # app.json postdeploy, once
     builder.wait_for_teardown()  # the build's disk, removed while the rollout went on
     collector.after_deploy(settings, store, app)  # after the rollout: off its critical path
 

@@ -4,6 +4,10 @@ A release is artifact + config snapshot + process types. Each function runs in a
 store transaction (its statements are the store's, composed through paas.state.store.Tx),
 so a release is either fully recorded or not at all; config changes and rollbacks reuse an
 existing artifact and never rebuild.
+
+Add-on attachments (paas.addons.catalog) set their NAME_URL vars through `addon_change` in
+the same way; each release records which of its vars an add-on set, so a rollback keeps
+the add-on vars of now (never an old release's) and `set_config` refuses to change them.
 """
 
 from __future__ import annotations
@@ -13,8 +17,8 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from paas.domain import sizes, validation
-from paas.domain.errors import InvalidParams, NotFound
+from paas.domain import addons, sizes, validation
+from paas.domain.errors import Conflict, InvalidParams, NotFound
 from paas.domain.models import App, Release
 from paas.domain.procfile import RELEASE_PHASE
 from paas.state.logs import LogStore
@@ -58,6 +62,7 @@ def _next_release(
         healthcheck=build.healthcheck,
     )
     tx.insert_release(release)
+    tx.mark_addon_vars(release.id, [k for k in tx.addon_vars(app) if k in config])
     if release.status == "deploying":  # a pending one clears them when its phase passed
         tx.clear_slots(app)
     return release
@@ -92,6 +97,7 @@ def set_config(
     """Applies config changes all or nothing; a release only once the app has one."""
     changes = validation.config_changes(changes)
     with store.transaction() as tx:
+        _refuse_addon_vars(tx, app, changes)
         tx.write_config(app, changes)
         config = tx.config(app)
         validation.config_size(config)
@@ -104,6 +110,29 @@ def set_config(
     return config, release
 
 
+def _refuse_addon_vars(tx: Tx, app: App, changes: dict[str, str | None]) -> None:
+    managed = sorted(set(changes) & set(tx.addon_vars(app)))
+    if managed:
+        raise Conflict(
+            f"{', '.join(managed)} of {app.name} is set by an add-on attachment and cannot be "
+            "changed with config: `paas addons` shows it; detach it (paas addons:detach) first"
+        )
+
+
+def addon_change(
+    tx: Tx, app: App, changes: dict[str, str | None], description: str
+) -> Release | None:
+    """Inside the caller's transaction (the add-on's own rows change in it too): sets or
+    unsets an attachment's vars and makes the release for it, once the app has one."""
+    tx.write_config(app, changes)
+    config = tx.config(app)
+    validation.config_size(config)
+    latest = tx.latest_release(app)
+    if latest is None:
+        return None
+    return _next_release(tx, app, Build.of(latest), config, description)
+
+
 def rollback(
     store: Store,
     logs: LogStore,
@@ -113,8 +142,8 @@ def rollback(
     slug_exists: Callable[[str], bool] = lambda _digest: True,
 ) -> Release:
     """A new release copying vN's artifact and config (default: the newest release that
-    succeeded before the current one). It fails, changing nothing, when vN's slug or image
-    was garbage-collected."""
+    succeeded before the current one), but with the add-on vars of now. It fails,
+    changing nothing, when vN's slug or image was garbage-collected."""
     with store.transaction() as tx:
         current = tx.current_release(app)
         if current is None:
@@ -131,9 +160,10 @@ def rollback(
                 f"the slug or image of v{target_version} was garbage-collected: roll back to "
                 "a newer release or deploy again"
             )
-        release = _next_release(
-            tx, app, Build.of(target), target.config, f"Rollback to v{target_version}"
+        config = addons.rollback_config(
+            target.config, tx.release_addon_vars(target.id), tx.addon_vars(app)
         )
+        release = _next_release(tx, app, Build.of(target), config, f"Rollback to v{target_version}")
         tx.replace_config(app, release.config)
     logs.event(app.name, "api", f"Release v{release.version} created ({release.description})")
     return release

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from paas.domain import validation
+from paas.domain.addons import Addon, Attachment
 from paas.domain.errors import Conflict, NotFound
 from paas.domain.models import (
     RELEASE_STATUSES,
@@ -127,6 +128,42 @@ CREATE TABLE IF NOT EXISTS auth_failures (
     count INTEGER NOT NULL,
     blocked_until REAL NOT NULL
 );
+-- Add-on resources (paas.addons.catalog) and their attachments. An add-on's owner cannot be
+-- deleted under it (no cascade): destroying an app destroys its add-ons first.
+CREATE TABLE IF NOT EXISTS addons (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,
+    service TEXT NOT NULL,
+    plan TEXT NOT NULL,
+    app_id TEXT NOT NULL REFERENCES apps(id),
+    state TEXT NOT NULL,
+    url TEXT NOT NULL,
+    address TEXT NOT NULL,
+    port INTEGER NOT NULL,
+    created_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS addon_attachments (
+    id TEXT PRIMARY KEY,
+    addon_id TEXT NOT NULL REFERENCES addons(id) ON DELETE CASCADE,
+    app_id TEXT NOT NULL REFERENCES apps(id) ON DELETE CASCADE,
+    name TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    UNIQUE (app_id, name)
+);
+-- Which config vars of a release its add-ons set: a rollback to it leaves those out.
+CREATE TABLE IF NOT EXISTS release_addon_vars (
+    release_id TEXT NOT NULL REFERENCES releases(id) ON DELETE CASCADE,
+    key TEXT NOT NULL,
+    PRIMARY KEY (release_id, key)
+);
+-- What of an app's app.json setup (its first deploy) is done, one row a step (paas.state.setups).
+CREATE TABLE IF NOT EXISTS app_setup_steps (
+    app_id TEXT NOT NULL REFERENCES apps(id) ON DELETE CASCADE,
+    step TEXT NOT NULL,
+    detail TEXT NOT NULL DEFAULT '',
+    done_at TEXT NOT NULL,
+    PRIMARY KEY (app_id, step)
+);
 -- One-off dynos (paas.state.one_offs): `paas run`, run:detached, postdeploy. A row is a
 -- request the agent starts (state requested -> started -> exited, or failed), numbered
 -- per app: run.NUMBER.
@@ -223,7 +260,123 @@ def _grouped(rows: Iterable[sqlite3.Row]) -> dict[str, list[sqlite3.Row]]:
     return groups
 
 
-class Tx:
+def _addon(row: sqlite3.Row) -> Addon:
+    return Addon(*(row[k] for k in Addon.__dataclass_fields__))
+
+
+def _attachment(row: sqlite3.Row) -> Attachment:
+    return Attachment(*(row[k] for k in Attachment.__dataclass_fields__))
+
+
+class AddonTx:
+    """The add-on statements (paas.addons.catalog composes them with a release's)."""
+
+    db: sqlite3.Connection
+
+    def execute(self, sql: str, parameters: tuple[Any, ...] = ()) -> sqlite3.Cursor:
+        return self.db.execute(sql, parameters)
+
+    def insert_addon(self, addon: Addon) -> None:
+        fields = tuple(Addon.__dataclass_fields__)
+        self.execute(
+            f"INSERT INTO addons ({', '.join(fields)}) VALUES ({_marks(fields)})",
+            tuple(getattr(addon, f) for f in fields),
+        )
+
+    def find_addon(self, id_or_name: str) -> Addon | None:
+        row = self.execute(
+            "SELECT * FROM addons WHERE id = ? OR name = ?", (id_or_name, id_or_name)
+        ).fetchone()
+        return None if row is None else _addon(row)
+
+    def addons(self, app: App | None = None) -> list[Addon]:
+        """Every add-on (by name), or those `app` owns."""
+        if app is None:
+            return [_addon(r) for r in self.execute("SELECT * FROM addons ORDER BY name")]
+        rows = self.execute("SELECT * FROM addons WHERE app_id = ? ORDER BY name", (app.id,))
+        return [_addon(r) for r in rows]
+
+    def set_addon_state(self, addon: Addon, state: str) -> None:
+        self.execute("UPDATE addons SET state = ? WHERE id = ?", (state, addon.id))
+
+    def delete_addon(self, addon: Addon) -> None:
+        self.execute("DELETE FROM addons WHERE id = ?", (addon.id,))
+
+    def insert_attachment(self, attachment: Attachment) -> None:
+        fields = tuple(Attachment.__dataclass_fields__)
+        self.execute(
+            f"INSERT INTO addon_attachments ({', '.join(fields)}) VALUES ({_marks(fields)})",
+            tuple(getattr(attachment, f) for f in fields),
+        )
+
+    def delete_attachment(self, attachment: Attachment) -> None:
+        self.execute("DELETE FROM addon_attachments WHERE id = ?", (attachment.id,))
+
+    def attachments(
+        self, *, app: App | None = None, addon: Addon | None = None
+    ) -> list[Attachment]:
+        """The attachments of an app, of an add-on, or all, oldest first."""
+        rows = self.execute(
+            "SELECT * FROM addon_attachments WHERE (? IS NULL OR app_id = ?) "
+            "AND (? IS NULL OR addon_id = ?) ORDER BY created_at, name",
+            (app and app.id, app and app.id, addon and addon.id, addon and addon.id),
+        )
+        return [_attachment(r) for r in rows]
+
+    def find_attachment(self, id_or_name: str, app: App | None = None) -> Attachment | None:
+        """By id, or by name within `app`."""
+        row = self.execute(
+            "SELECT * FROM addon_attachments WHERE id = ? OR (app_id = ? AND name = ?)",
+            (id_or_name, app and app.id, id_or_name),
+        ).fetchone()
+        return None if row is None else _attachment(row)
+
+    def addon_urls(self) -> dict[str, str]:
+        return {r["id"]: r["url"] for r in self.execute("SELECT id, url FROM addons")}
+
+    def addon_vars(self, app: App) -> dict[str, str]:
+        """The config vars the app's attachments set: NAME_URL -> URL."""
+        rows = self.execute(
+            "SELECT addon_attachments.name, addons.url FROM addon_attachments JOIN addons "
+            "ON addons.id = addon_attachments.addon_id WHERE addon_attachments.app_id = ?",
+            (app.id,),
+        )
+        return {f"{r[0]}_URL": r[1] for r in rows}
+
+    def mark_addon_vars(self, release_id: str, keys: Iterable[str]) -> None:
+        for key in keys:
+            self.execute(
+                "INSERT INTO release_addon_vars (release_id, key) VALUES (?, ?)", (release_id, key)
+            )
+
+    def release_addon_vars(self, release_id: str) -> set[str]:
+        rows = self.execute(
+            "SELECT key FROM release_addon_vars WHERE release_id = ?", (release_id,)
+        )
+        return {r["key"] for r in rows}
+
+    def app_names(self) -> dict[str, str]:
+        """Every app's name by its id (what add-on listings show)."""
+        return {r["id"]: r["name"] for r in self.execute("SELECT id, name FROM apps")}
+
+    def app_by_id_or_name(self, id_or_name: str) -> App | None:
+        row = self.execute(
+            "SELECT * FROM apps WHERE id = ? OR name = ?", (id_or_name, id_or_name)
+        ).fetchone()
+        return None if row is None else _app(row)
+
+    def addon_endpoints(self, app: App) -> list[tuple[str, str, int]]:
+        """(add-on id, address, port) of every add-on attached to the app."""
+        rows = self.execute(
+            "SELECT DISTINCT addons.id, addons.address, addons.port FROM addons "
+            "JOIN addon_attachments ON addon_attachments.addon_id = addons.id "
+            "WHERE addon_attachments.app_id = ? AND addons.state = 'provisioned'",
+            (app.id,),
+        )
+        return [(r[0], r[1], int(r[2])) for r in rows]
+
+
+class Tx(AddonTx):
     """The store's statements inside one open transaction: what a caller composes into one
     atomic change (`with store.transaction() as tx`) or reads as one snapshot."""
 
@@ -796,3 +949,10 @@ class Store:
                 "next_retry_at = excluded.next_retry_at",
                 (app.id, slot.name, slot.crash_count, slot.last_exit_status, slot.next_retry_at),
             )
+
+    # --- add-ons (paas.addons.catalog writes them; placement reads the endpoints) --------
+    def addon_endpoints(self, app: App) -> list[tuple[str, str, int]]:
+        """(add-on id, address, port) of every add-on attached to the app: what the dyno
+        firewall opens to the app's dynos."""
+        with self.reading() as tx:
+            return tx.addon_endpoints(app)
