@@ -102,6 +102,14 @@ def test_postgresql_add_on_stores_rows_through_its_url(settings: Settings) -> No
     assert url.startswith("postgres://") and "@127.0.0.1:" in url
     psql(url, "CREATE TABLE notes (body text); INSERT INTO notes VALUES ('kept')")
     assert psql(url, "SELECT body FROM notes").stdout.strip() == "kept"
+    # Only a SCRAM verifier reached the server: the password is in no log of it.
+    secret = url.split(":")[2].split("@")[0]
+    pg = PostgreSQL(settings)
+    stored = pg.cluster.sql(
+        f"SELECT rolpassword FROM pg_authid WHERE rolname = '{pg.record('pg-one')['role']}'"
+    )
+    assert stored.startswith("SCRAM-SHA-256$4096:") and secret not in stored
+    assert secret not in pg.cluster.log.read_text()
 
 
 def test_provision_is_idempotent_and_keeps_the_port(settings: Settings) -> None:
@@ -307,3 +315,47 @@ def test_the_supervisor_runs_a_due_scheduled_backup(settings: Settings) -> None:
         assert not procs.wait_until(lambda: len(backups.list()) > 1, 3)  # once, not again
     finally:
         end(watcher)
+
+
+def test_a_stale_pidfile_naming_another_process_does_not_block_the_start(
+    settings: Settings,
+) -> None:
+    pg = PostgreSQL(settings)
+    url = pg.provision("pg-one", pg.plans["hobby"])
+    psql(url, "CREATE TABLE t (x int); INSERT INTO t VALUES (9)")
+    pg.cluster.stop()
+    # The kernel gave the dead postmaster's pid to another process of the same account
+    # (another PAAS_HOME's PostgreSQL runs as `postgres` too): postgres itself would take
+    # it for a running postmaster.
+    account = hosting.account("postgres")
+    other = subprocess.Popen(hosting.as_account(account, ["sleep", "60"]))
+    try:
+        pidfile = pg.cluster.data / "postmaster.pid"
+        pidfile.write_text(f"{other.pid}\n{pg.cluster.data}\n")
+        pg.cluster.ensure_running()
+        assert pg.cluster.pid() not in (None, other.pid)
+        assert psql(url, "SELECT x FROM t").stdout.strip() == "9"
+    finally:
+        end(other)
+
+
+def test_a_killed_postmaster_is_started_again_at_once(settings: Settings) -> None:
+    pg = PostgreSQL(settings)
+    url = pg.provision("pg-one", pg.plans["hobby"])
+    psql(url, "CREATE TABLE t (x int); INSERT INTO t VALUES (4)")
+    held = subprocess.Popen(  # a backend that outlives its postmaster for a moment
+        ["psql", "--no-psqlrc", "-c", "SELECT pg_sleep(30)", url],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_for(lambda: "pg_sleep" in pg.cluster.sql("SELECT query FROM pg_stat_activity"), 10, "")
+        postmaster = pg.cluster.pid()
+        assert postmaster is not None
+        os.kill(postmaster, signal.SIGKILL)
+        # At once: its lock files name a pid not yet reaped, its backends may still run.
+        assert pg.provision("pg-one", pg.plans["hobby"]) == url
+        assert pg.cluster.pid() not in (None, postmaster)
+        assert psql(url, "SELECT x FROM t").stdout.strip() == "4"
+    finally:
+        end(held)

@@ -79,3 +79,13 @@ def test_backups_table_is_newest_first() -> None:
     assert lines[1].split()[0] == "a002" and lines[1].split()[-1] == "scheduled"
     assert "2.00kB" in lines[2]
     assert human_size(5) == "5B" and human_size(3 * 1024 * 1024) == "3.00MB"
+
+
+def test_scram_verifier_has_postgresql_shape_and_depends_on_salt() -> None:
+    one = postgresql.scram_verifier("pw", b"0123456789abcdef")
+    assert one == postgresql.scram_verifier("pw", b"0123456789abcdef")
+    assert one != postgresql.scram_verifier("pw", b"fedcba9876543210")
+    head, keys = one.split("$", 1)[1].split("$")
+    assert head == "4096:MDEyMzQ1Njc4OWFiY2RlZg=="
+    stored, server = keys.split(":")
+    assert len(stored) == len(server) == 44  # base64 of 32 bytes

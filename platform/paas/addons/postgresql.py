@@ -18,8 +18,10 @@ PUBLIC, so a second add-on's credentials open nothing of the first's.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import hashlib
+import hmac
 import os
 import pwd
 import re
@@ -37,6 +39,7 @@ SUPERUSER = "postgres"
 ACCOUNT = "postgres"
 MAX_CONNECTIONS = 200  # the cluster's; each add-on's role is limited by its plan
 SQL_TIMEOUT = 60.0
+SCRAM_ITERATIONS = 4096  # PostgreSQL's default (scram_iterations)
 PLANS = {
     "hobby": Plan("hobby", 64, 20, "hobby: 20 connections, 64 MB of work memory"),
     "standard": Plan("standard", 256, 120, "standard: 120 connections, 256 MB of work memory"),
@@ -126,20 +129,26 @@ class Cluster:
         return hosting.running(self.data / "postmaster.pid", self._is_ours)
 
     def _is_ours(self, pid: int) -> bool:
-        return (
-            hosting.cwd(pid) == self.data
-            and "postgres" in Path((hosting.cmdline(pid) or [""])[0]).name
-        )
+        """A postgres process (postmaster or backend) of this cluster: it runs in its data
+        directory."""
+        return hosting.cwd(pid) == self.data and hosting.exe_name(pid) == "postgres"
 
     def ensure_running(self) -> None:
         """Initializes the cluster on first use, then starts it unless it runs; returns once
         it accepts connections."""
         with hosting.locked(self.lock_path):
-            if self.pid() is not None and self._answers():
-                return
+            # A postmaster that runs but does not answer yet (crash recovery) is waited
+            # for, never started over; one that ends meanwhile (it was being killed) is.
+            hosting.wait_answering(
+                self._started, "PostgreSQL", self.log, hosting.START_TIMEOUT_SECONDS
+            )
+
+    def _started(self) -> bool:
+        if self.pid() is None:
             self._prepare()
             self._configure()
             self._start()
+        return self._answers()
 
     def _prepare(self) -> None:
         account = hosting.account(ACCOUNT)
@@ -234,7 +243,6 @@ class Cluster:
             raise hosting.ServerUnavailable(
                 f"PostgreSQL did not start: {error.message}; see {self.log}"
             ) from None
-        hosting.wait_answering(self._answers, "PostgreSQL", self.log, hosting.START_TIMEOUT_SECONDS)
 
     def _end_orphans(self) -> None:
         """Backends of a postmaster that was killed (-9) hold its shared memory, and a new
@@ -243,12 +251,25 @@ class Cluster:
         orphans = [
             identity
             for pid in _pids()
-            if hosting.cwd(pid) == self.data
+            if self._is_ours(pid)
             for identity in [procs.identity(pid)]
             if identity is not None
         ]
-        if orphans:
-            procs.stop_processes(orphans, grace=5.0)
+        left = procs.stop_processes(orphans, grace=5.0) if orphans else []
+        if left:
+            # Starting beside them would let two postmasters' processes share the data.
+            raise hosting.ServerUnavailable(
+                f"PostgreSQL processes {', '.join(map(str, left))} of a killed server do not "
+                "end: end them (kill -9) and the platform starts it again"
+            )
+        # No postmaster of ours runs (the caller checked) and no backend is left, so its
+        # lock files left are stale (postmaster.pid, the socket's .lock); postgres would
+        # refuse to start while the pid in them exists: a killed postmaster not yet reaped
+        # (a zombie), or a pid the kernel gave to another process of the same account.
+        (self.data / "postmaster.pid").unlink(missing_ok=True)
+        if self.socket_dir.is_dir():
+            for stale in self.socket_dir.glob(".s.PGSQL.*"):
+                stale.unlink(missing_ok=True)
 
     def _answers(self) -> bool:
         try:
@@ -260,21 +281,33 @@ class Cluster:
         """A fast shutdown (clients disconnected, data checkpointed), bounded; a server
         that does not stop in time is killed (recovery at the next start)."""
         with hosting.locked(self.lock_path):
-            pid = self.pid()
-            if pid is None:
-                self._end_orphans()
-                return
-            argv = [
-                str(bin_dir() / "pg_ctl"), "stop",
-                "--pgdata", str(self.data),
-                "--mode", "fast", "--wait", "--timeout", "30", "--silent",
-            ]  # fmt: skip
-            with contextlib.suppress(CommandFailed):
-                procs.run(hosting.as_account(hosting.account(ACCOUNT), argv), 40, env=self._env())
-            identity = procs.identity(pid)
-            if identity is not None:
-                procs.stop_processes([identity], grace=5.0)
+            self._stop()
+
+    def stop_if_unused(self) -> bool:
+        """Stops the server if no add-on is recorded, looked at under the lock: a
+        provision writes its record before it takes the lock to start the server."""
+        with hosting.locked(self.lock_path):
+            if self.addon_ids():
+                return False
+            self._stop()
+            return True
+
+    def _stop(self) -> None:
+        pid = self.pid()
+        if pid is None:
             self._end_orphans()
+            return
+        argv = [
+            str(bin_dir() / "pg_ctl"), "stop",
+            "--pgdata", str(self.data),
+            "--mode", "fast", "--wait", "--timeout", "30", "--silent",
+        ]  # fmt: skip
+        with contextlib.suppress(CommandFailed):
+            procs.run(hosting.as_account(hosting.account(ACCOUNT), argv), 40, env=self._env())
+        identity = procs.identity(pid)
+        if identity is not None:
+            procs.stop_processes([identity], grace=5.0)
+        self._end_orphans()
 
     def sql(self, script: str, database: str = "postgres", timeout: float = SQL_TIMEOUT) -> str:
         """Runs SQL as the superuser through the socket (the script on stdin, so secrets
@@ -348,8 +381,7 @@ class PostgreSQL:
             self.cluster.sql(drop_script(record))
         shutil.rmtree(self.cluster.backups_dir(addon_id), ignore_errors=True)
         path.unlink(missing_ok=True)
-        if not self.cluster.addon_ids():
-            self.cluster.stop()
+        self.cluster.stop_if_unused()
 
     def endpoint(self, addon_id: str) -> tuple[str, int]:
         self.record(addon_id)
@@ -371,12 +403,27 @@ class PostgreSQL:
         return f"postgres://{role}:{secret}@{address}:{port}/{hosting.text(record, 'database')}"
 
 
+def scram_verifier(password: str, salt: bytes, iterations: int = SCRAM_ITERATIONS) -> str:
+    """The SCRAM-SHA-256 verifier PostgreSQL stores for a password (RFC 5802, 7677): sent
+    instead of the password, so the password itself never reaches the server, its log or
+    its catalogs. The generated passwords are ASCII, which SASLprep leaves as they are."""
+    salted = hashlib.pbkdf2_hmac("sha256", password.encode(), salt, iterations)
+    client_key = hmac.digest(salted, b"Client Key", "sha256")
+    stored_key = hashlib.sha256(client_key).digest()
+    server_key = hmac.digest(salted, b"Server Key", "sha256")
+    b64 = base64.b64encode
+    return (
+        f"SCRAM-SHA-256${iterations}:{b64(salt).decode()}"
+        f"${b64(stored_key).decode()}:{b64(server_key).decode()}"
+    )
+
+
 def create_script(record: dict[str, object], plan: Plan) -> str:
     """Idempotent: the role (password, plan's limits) and its database, CONNECT revoked
     from PUBLIC on it and on the cluster's own databases."""
     name = hosting.text(record, "role")
     database = hosting.text(record, "database")
-    secret = hosting.text(record, "password")
+    secret = scram_verifier(hosting.text(record, "password"), os.urandom(16))
     return f"""
 SELECT format('CREATE ROLE %I', '{name}')
  WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{name}') \\gexec

@@ -16,7 +16,6 @@ dropping data silently.
 
 from __future__ import annotations
 
-import contextlib
 import shutil
 import socket
 from dataclasses import dataclass
@@ -120,9 +119,14 @@ class Instance:
     def record(self) -> dict[str, object] | None:
         return hosting.read_record(self.record_path)
 
-    def pid(self) -> int | None:
-        record = self.record()
-        port = None if record is None else record.get("port")
+    def pid(self, port: object = None) -> int | None:
+        """The server's pid while it runs: its pidfile's, if that process's title names
+        its port (`port`, else the record's)."""
+        if port is None:
+            record = self.record()
+            port = None if record is None else record.get("port")
+        if not isinstance(port, int):
+            return None
 
         def is_ours(pid: int) -> bool:
             argv = hosting.cmdline(pid)
@@ -140,7 +144,7 @@ class Instance:
     def ensure_running(self) -> None:
         """Starts the server unless it runs (its config written anew: the address follows
         the isolation mode); returns once it answers."""
-        with hosting.locked(self.base / f"{self.addon_id}.lock"):
+        with hosting.locked(self.lock_path):
             record = self.record()
             if record is None:
                 raise NotFound(f"no redis add-on {self.addon_id!r} on this platform")
@@ -171,13 +175,36 @@ class Instance:
             self.answers, "redis-server", self.log, hosting.START_TIMEOUT_SECONDS
         )
 
+    @property
+    def lock_path(self) -> Path:
+        return self.base / f"{hosting.check_id(self.addon_id)}.lock"
+
     def stop(self) -> None:
-        """SIGTERM (redis writes its data and exits), bounded; then SIGKILL."""
-        with hosting.locked(self.base / f"{self.addon_id}.lock"):
-            pid = self.pid()
-            identity = None if pid is None else procs.identity(pid)
-            if identity is not None:
-                procs.stop_processes([identity], STOP_SECONDS)
+        with hosting.locked(self.lock_path):
+            self._stop(self.pid())
+
+    @staticmethod
+    def _stop(pid: int | None) -> bool:
+        """SIGTERM (redis writes its data and exits), bounded; then SIGKILL. Whether it
+        is gone."""
+        identity = None if pid is None else procs.identity(pid)
+        return identity is None or not procs.stop_processes([identity], STOP_SECONDS)
+
+    def remove(self) -> None:
+        """Everything of the add-on: the record first, under the lock (a supervisor looking
+        meanwhile no longer starts it), then the process, then its directory."""
+        with hosting.locked(self.lock_path):
+            record = self.record()
+            if record is not None:
+                pid = self.pid(record.get("port"))
+                self.record_path.unlink()
+                if not self._stop(pid):
+                    hosting.write_record(self.record_path, record)
+                    raise PaasError(
+                        f"redis-server of add-on {self.addon_id} does not stop: try again"
+                    )
+            shutil.rmtree(self.directory, ignore_errors=True)
+        self.lock_path.unlink(missing_ok=True)
 
 
 class Redis:
@@ -215,14 +242,7 @@ class Redis:
         return self.url(addon_id)
 
     def deprovision(self, addon_id: str) -> None:
-        instance = self.instance(addon_id)
-        instance.stop()
-        if instance.pid() is not None:
-            raise PaasError(f"redis-server of add-on {addon_id} does not stop: try again")
-        shutil.rmtree(instance.directory, ignore_errors=True)
-        with contextlib.suppress(FileNotFoundError):
-            (instance.base / f"{addon_id}.lock").unlink()
-        instance.record_path.unlink(missing_ok=True)
+        self.instance(addon_id).remove()
 
     def endpoint(self, addon_id: str) -> tuple[str, int]:
         record = self.instance(addon_id).record()

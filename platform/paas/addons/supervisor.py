@@ -92,9 +92,8 @@ class Supervisor:
         running = cluster.pid() is not None
         if cluster.addon_ids():
             self.keep("PostgreSQL", running, cluster.ensure_running)
-        elif running:
-            self.say("paas addons: no postgresql add-on is left: stopping PostgreSQL")
-            cluster.stop()
+        elif running and cluster.stop_if_unused():
+            self.say("paas addons: no postgresql add-on is left: stopped PostgreSQL")
 
     def keep(self, name: str, running: bool, start: Callable[[], None]) -> None:
         if running:

@@ -18,6 +18,7 @@ import subprocess
 import sys
 import urllib.parse
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import click
@@ -36,6 +37,13 @@ from paas.cli.commands import (
 
 DEFAULT_DATABASE = "DATABASE"
 DEFAULT_REDIS = "REDIS"
+DUMP_TIMEOUT = 3600.0  # a capture or restore answers when pg_dump / pg_restore ended
+
+
+def long_api(session: Session) -> client.ApiClient:
+    """The API client with a timeout for calls that last as long as a dump."""
+    api = session.api()
+    return client.ApiClient(api.api_url, api.token, timeout=DUMP_TIMEOUT)
 
 
 def var_of(attachment: str | None, default: str) -> str:
@@ -106,7 +114,7 @@ def pg_backups_capture(session: Session, database: str | None, app_name: str | N
     """Back up the app's database now."""
     name = session.app(app_name)
     body = {"database": database} if database else {}
-    backup = session.api().request("POST", _pg_path(name), body)
+    backup = long_api(session).request("POST", _pg_path(name), body)
     if backup.get("status") != "Completed":
         raise client.PaasCliError(
             f"backup {backup.get('id')} failed: {backup.get('detail') or 'see the platform log'}"
@@ -143,7 +151,7 @@ def pg_backups_restore(
         body["backup"] = backup
     if database:
         body["database"] = database
-    restored = session.api().request("POST", _pg_path(name, "restore"), body)
+    restored = long_api(session).request("POST", _pg_path(name, "restore"), body)
     click.echo(f"Restored {restored.get('id')} into {database or DEFAULT_DATABASE}... done")
 
 
@@ -167,8 +175,12 @@ def pg_backups_download(
         path += "?" + urllib.parse.urlencode({"database": database})
     target = output or "latest.dump"
     partial = f"{target}.partial"
-    with open(partial, "wb") as f:
-        size = session.api().download(path, f)
+    try:
+        with open(partial, "wb") as f:
+            size = long_api(session).download(path, f)
+    except BaseException:
+        Path(partial).unlink(missing_ok=True)  # no half a dump under the name asked for
+        raise
     os.replace(partial, target)
     click.echo(f"Downloaded {human_size(size)} to {target}")
 
