@@ -62,11 +62,19 @@ def ok(platform: Platform, app: str, method: str, path: str) -> Any:
 
 
 def serving_release(platform: Platform, app: str, timeout: float = 90) -> int:
-    """Waits until the router answers from the app's newest release; returns it."""
+    """Waits until the app's newest release alone runs (the old dynos drained and
+    stopped) and answers through the router; returns it."""
     releases = json.loads(platform.paas("releases", "-a", app, "--json").stdout)
     newest = str(max(r["version"] for r in releases))
 
     def answered() -> bool:
+        web = [
+            d
+            for d in platform.dyno_statuses(app)
+            if d["type"] == "web" and d.get("state") != "exited"
+        ]
+        if not web or any(str(d["release"]) != newest for d in web):
+            return False
         status, body = call(platform, app, "GET", "/")
         return status == 200 and isinstance(body, dict) and body.get("release") == newest
 
