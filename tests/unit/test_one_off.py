@@ -222,3 +222,16 @@ def test_an_attached_terminal_is_the_runtimes_with_its_size_from_the_start() -> 
     assert tty["consoleSize"] == {"height": 33, "width": 111}
     unknown = oci.runtime_config(replace(base, terminal=True, console_size=(0, 0)))["process"]
     assert isinstance(unknown, dict) and "consoleSize" not in unknown
+
+
+def test_after_run_9999_the_next_one_off_is_run_10000_and_starts(world: World) -> None:
+    world.deploy({"web": "serve"})
+    last = one_offs.request(world.store, world.app, "true")
+    with world.store.transaction() as tx:
+        tx.execute("UPDATE one_off_dynos SET number = 9999 WHERE id = ?", (last.id,))
+    asked = one_offs.request(world.store, world.app, "sleep 100")
+    assert asked.name == "run.10000"
+    world.agent.tick()
+    world.agent.tick()
+    assert ("run.10000", "sleep 100", "up") in world.run_dynos()
+    assert one_offs.get(world.store, world.app, asked.id).state == one_offs.STARTED
