@@ -126,14 +126,23 @@ def stop(name: str, dyno: str) -> tuple[Response, int]:
                 "restart it (paas ps:restart)"
             )
         raise NotFound(f"no one-off dyno {dyno} in {app.name}: `paas ps` lists them")
-    if found.ended:
-        raise NotFound(f"{dyno} of {app.name} is no longer running")
-    if found.dyno_id is None:
-        one_offs.mark_ended(context.store, found.id, None, "stopped before it started")
-    else:
-        ProcessRuntime(context.settings.dynos_dir, {}).stop(found.dyno_id)
+    if found.dyno_id is not None or not one_offs.cancel(
+        context.store, found.id, "stopped before it started"
+    ):
+        _stop_started(app, found.id)
     context.logs.event(app.name, "api", f"Stopping {dyno} (ps:stop)")
     return jsonify(message=f"Stopping {dyno} of {app.name}"), 202
+
+
+def _stop_started(app: App, request_id: str) -> None:
+    """Stops the dyno of a request read again (the agent may have started it since the
+    caller's read); NotFound once it ended."""
+    context = ctx()
+    found = one_offs.get(context.store, app, request_id)
+    gone = NotFound(f"{found.name} of {app.name} is no longer running")
+    if found.ended or found.dyno_id is None:
+        raise gone
+    ProcessRuntime(context.settings.dynos_dir, {}).stop(found.dyno_id)
 
 
 # websocket=True: werkzeug's router matches an Upgrade request only to such a rule.

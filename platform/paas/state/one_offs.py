@@ -195,6 +195,17 @@ def mark_started(store: Store, request_id: str, dyno_id: str) -> bool:
     return bool(moved)
 
 
+def cancel(store: Store, request_id: str, detail: str) -> bool:
+    """Fails a request the agent has not started yet; False once it started (or ended):
+    then its dyno is the one to stop."""
+    with store.transaction() as tx:
+        moved = tx.execute(
+            "UPDATE one_off_dynos SET state = ?, detail = ? WHERE id = ? AND state = ?",
+            (FAILED, detail, request_id, REQUESTED),
+        ).rowcount
+    return bool(moved)
+
+
 def mark_ended(
     store: Store, request_id: str, exit_status: int | None, detail: str | None = None
 ) -> bool:
