@@ -97,3 +97,13 @@ def test_a_stop_racing_the_agents_start_stops_the_dyno_it_started(
     store = Store(real_api.settings.db_path)
     assert one_offs.get(store, store.app("demo"), request_id).state == one_offs.STARTED
 
+
+def test_a_stop_of_a_dyno_forgotten_meanwhile_is_404_no_longer_running(
+    real_api: RealApi, monkeypatch: Any
+) -> None:
+    started_behind_the_view(real_api, monkeypatch, "demo.run.1.v1.abcd1234")  # no directory
+    answer = real_api.client.post(
+        "/apps/demo/dynos/run.1/actions/stop",
+        headers={"Authorization": f"Bearer {real_api.token}"},
+    )
+    assert answer.status_code == 404 and "no longer running" in body(answer)["message"]

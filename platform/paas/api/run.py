@@ -136,13 +136,16 @@ def stop(name: str, dyno: str) -> tuple[Response, int]:
 
 def _stop_started(app: App, request_id: str) -> None:
     """Stops the dyno of a request read again (the agent may have started it since the
-    caller's read); NotFound once it ended."""
+    caller's read); NotFound once it ended, or its dyno was forgotten meanwhile."""
     context = ctx()
     found = one_offs.get(context.store, app, request_id)
     gone = NotFound(f"{found.name} of {app.name} is no longer running")
     if found.ended or found.dyno_id is None:
         raise gone
-    ProcessRuntime(context.settings.dynos_dir, {}).stop(found.dyno_id)
+    try:
+        ProcessRuntime(context.settings.dynos_dir, {}).stop(found.dyno_id)
+    except FileNotFoundError:  # its directory: removed once it ended
+        raise gone from None
 
 
 # websocket=True: werkzeug's router matches an Upgrade request only to such a rule.
