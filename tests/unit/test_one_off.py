@@ -235,3 +235,16 @@ def test_after_run_9999_the_next_one_off_is_run_10000_and_starts(world: World) -
     world.agent.tick()
     assert ("run.10000", "sleep 100", "up") in world.run_dynos()
     assert one_offs.get(world.store, world.app, asked.id).state == one_offs.STARTED
+
+
+def test_an_attached_dyno_nobody_attached_to_says_so(world: World) -> None:
+    world.deploy({"web": "serve"})
+    asked = one_offs.request(world.store, world.app, "bash", attach=True)
+    world.agent.tick()
+    world.agent.tick()
+    for dyno_id, found in world.runtime.dynos.items():  # as its supervisor leaves it
+        if found.spec.name == "run.1":
+            world.runtime.dynos[dyno_id] = replace(found, state="exited", exit_status=None)
+    world.agent.tick()
+    ended = one_offs.get(world.store, world.app, asked.id)
+    assert (ended.state, ended.detail) == (one_offs.FAILED, "no client attached within 10s")
