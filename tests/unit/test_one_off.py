@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from test_agent_rollout import FakeClock, FakeRuntime, ReadyWhenTold, Unpacked
 
-from paas.domain import one_off
+from paas.domain import one_off, validation
 from paas.domain.errors import InvalidParams
 from paas.domain.models import App
 from paas.domain.settings import Settings
@@ -248,3 +248,10 @@ def test_an_attached_dyno_nobody_attached_to_says_so(world: World) -> None:
     world.agent.tick()
     ended = one_offs.get(world.store, world.app, asked.id)
     assert (ended.state, ended.detail) == (one_offs.FAILED, "no client attached within 10s")
+
+
+def test_env_past_the_config_size_limit_is_refused(world: World) -> None:
+    big = {"BIG": "x" * validation.MAX_CONFIG_BYTES}
+    with pytest.raises(InvalidParams, match="config vars total"):
+        one_offs.request(world.store, world.app, "true", env=big)
+    assert one_offs.by_name(world.store, world.app, "run.1") is None

@@ -117,6 +117,7 @@ def request(
     extra = {
         validation.config_key(k): validation.config_value(k, v) for k, v in (env or {}).items()
     }
+    validation.config_size({**store.config(app), **extra})  # what the dyno's env holds
     if size is not None:
         sizes.memory_mb(size)
     validation.process_type(type)
