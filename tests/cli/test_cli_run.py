@@ -170,3 +170,12 @@ def test_an_attached_session_gives_up_on_a_silent_api() -> None:
         listener.close()
         for connection in held:
             connection.close()
+
+
+def test_the_clis_frame_kinds_are_the_platforms() -> None:
+    """The CLI imports nothing of the platform, so it spells the frames out: the same."""
+    from paas.cli import run as cli_run
+    from paas.domain import one_off
+
+    for name in ("STDIN", "STDIN_END", "WINDOW", "SIGNAL", "STDOUT", "STDERR", "MESSAGE", "EXIT"):
+        assert getattr(cli_run, name) == getattr(one_off, name), name

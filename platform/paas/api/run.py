@@ -8,8 +8,9 @@ every call, before the upgrade): this process connects to the dyno's unix socket
 either side ends. The client gone, the supervisor sees its socket close and ends the dyno;
 the dyno ended, its exit status is the last frame and the WebSocket closes.
 
-A session holds one of the API worker's threads for as long as it lasts (gunicorn gthread:
-2 workers x 16 threads), plus the relay's reader thread. So each API process takes at most
+A session holds one of its API process's 16 gunicorn threads (gthread: 2 processes x 16
+threads) for as long as it lasts, plus two threads of its own outside that pool (the relay's
+reader, simple-websocket's). So each API process takes at most
 MAX_SESSIONS at once — fewer than half its threads, so the rest of the API always has
 threads left — and answers 429 `too_many_sessions` past that, before the upgrade. A
 listener of its own would have needed another port, its own authentication and TLS story
@@ -47,7 +48,7 @@ from paas.state import one_offs
 from paas.state.one_offs import OneOffRequest
 
 blueprint = Blueprint("run", __name__)
-MAX_SESSIONS = 6  # per API process (2 x 16 threads; each session takes two)
+MAX_SESSIONS = 6  # per API process: each holds one of its 16 gunicorn threads
 PING_SECONDS = 2.0
 STALL_SECONDS = 3 * PING_SECONDS  # a client that takes no byte for this long is gone
 MAX_QUEUED_INPUT = 1 << 20  # bytes from the client waiting for the dyno to read them
