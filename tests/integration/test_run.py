@@ -431,3 +431,15 @@ def test_a_client_that_stops_reading_a_chatty_dyno_loses_it(platform: Platform) 
         ws.sock.close()
     later = run(platform, "--", "echo", "still-served", timeout=30)
     assert later.returncode == 0 and b"still-served" in later.stdout
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="a memory cap needs a container")
+def test_an_attached_dyno_past_its_memory_says_r15(platform: Platform) -> None:
+    hog = "python3 -c 'b = []\nwhile True: b.append(bytearray(16 * 2**20))'"
+    ran = run(platform, "-s", "64M", "--", hog)
+    assert ran.returncode == 137, ran.stderr
+    name = re.search(rb"up, (run\.\d+)", ran.stderr)
+    assert name is not None, ran.stderr
+    logs = platform.paas("logs", "-a", APP, "-n", "200").stdout
+    said = [line for line in logs.splitlines() if f"[{name.group(1).decode()}]" in line]
+    assert any("Error R15" in line for line in said), said
