@@ -11,9 +11,10 @@ import pytest
 from test_agent_rollout import FakeClock, FakeRuntime, ReadyWhenTold, Unpacked
 
 from paas.domain import one_off, validation
-from paas.domain.errors import InvalidParams
+from paas.domain.errors import InvalidParams, PaasError
 from paas.domain.models import App
 from paas.domain.settings import Settings
+from paas.dynos import session
 from paas.dynos.capability import Isolation
 from paas.dynos.placement import Placement
 from paas.isolation import oci
@@ -255,3 +256,17 @@ def test_env_past_the_config_size_limit_is_refused(world: World) -> None:
     with pytest.raises(InvalidParams, match="config vars total"):
         one_offs.request(world.store, world.app, "true", env=big)
     assert one_offs.by_name(world.store, world.app, "run.1") is None
+
+
+def test_an_attach_socket_is_private_from_its_bind_and_a_too_long_path_is_said(
+    tmp_path: Path,
+) -> None:
+    listener = session.listen(tmp_path)
+    try:
+        assert (tmp_path / session.ATTACH_SOCKET).stat().st_mode & 0o777 == 0o600
+    finally:
+        listener.close()
+    deep = tmp_path / ("d" * 120)
+    deep.mkdir()
+    with pytest.raises(PaasError, match="shorter path"):
+        session.listen(deep)

@@ -253,7 +253,12 @@ class Supervisor:
         """Waits for the client, starts the command with the client's stdio, streams until
         the dyno ends (exit status to the client before the cleanup, so it need not wait
         for it) or the client goes away (then the dyno is stopped)."""
-        listener = session.listen(self.directory)
+        try:
+            listener = session.listen(self.directory)
+        except (OSError, PaasError) as error:  # a socket path too long for AF_UNIX
+            self.event(f"Process failed to start: {error}")
+            self.save(state="exited", exit_status=127, started_at=time.time())
+            return 0
         self.save()  # the runtime sees a live supervisor while it waits
         try:
             connection = session.accept(listener, wakeup, session.ATTACH_SECONDS)
