@@ -443,3 +443,10 @@ def test_an_attached_dyno_past_its_memory_says_r15(platform: Platform) -> None:
     logs = platform.paas("logs", "-a", APP, "-n", "200").stdout
     said = [line for line in logs.splitlines() if f"[{name.group(1).decode()}]" in line]
     assert any("Error R15" in line for line in said), said
+
+
+def test_input_the_dyno_never_reads_ends_the_session_saying_so(platform: Platform) -> None:
+    ran = run(platform, "--", "sleep 300", stdin=b"x" * (8 << 20), timeout=60)
+    assert ran.returncode == 1
+    assert b"read none of the last 1 MiB of input" in ran.stderr, ran.stderr
+    wait_for(lambda: not run_dynos(platform), 15, "its dyno to go")
