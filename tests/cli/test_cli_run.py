@@ -4,7 +4,13 @@ needs a real dyno: tests/integration/test_run.py."""
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import os
+import re
+import socket
+import threading
+import time
 from datetime import UTC, datetime
 
 import pytest
@@ -12,7 +18,7 @@ from cli_fake_api import FakeApi, run
 
 from paas.cli import commands as cli
 from paas.cli import websocket
-from paas.cli.run import command_line, dyno_body
+from paas.cli.run import SILENCE_SECONDS, attached, command_line, dyno_body
 
 NOW = datetime(2026, 11, 28, 15, 18, 46, tzinfo=UTC)
 
@@ -117,3 +123,59 @@ def test_options_after_the_command_belong_to_the_command(logged_in: FakeApi) -> 
     result = run("run:detached", "-a", "demo", "ls", "-la", "-e", "X")
     assert result.exit_code == 0, result.output
     assert logged_in.sent("POST")[-1].body == {"command": "ls -la -e X", "env": {}}
+
+
+def silent_api(held: list[socket.socket]) -> tuple[socket.socket, threading.Thread]:
+    """A listener that accepts one WebSocket handshake (its connection kept in `held`),
+    then says nothing, reads nothing."""
+    listener = socket.create_server(("127.0.0.1", 0))
+
+    def serve() -> None:
+        connection, _ = listener.accept()
+        held.append(connection)
+        head = b""
+        while b"\r\n\r\n" not in head:
+            head += connection.recv(4096)
+        key = re.search(rb"Sec-WebSocket-Key: (\S+)", head)
+        assert key is not None
+        accept = base64.b64encode(hashlib.sha1(key.group(1) + websocket.GUID.encode()).digest())
+        connection.sendall(
+            b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            b"Sec-WebSocket-Accept: " + accept + b"\r\n\r\n"
+        )
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    return listener, thread
+
+
+def test_an_attached_session_gives_up_on_a_silent_api() -> None:
+    held: list[socket.socket] = []
+    listener, thread = silent_api(held)
+    try:
+        port = listener.getsockname()[1]
+        ws = websocket.WebSocket.connect(f"http://127.0.0.1:{port}", "/attach", "t", 5)
+        started = time.monotonic()
+        with open(os.devnull, "rb") as devnull:
+            saved = os.dup(0)
+            os.dup2(devnull.fileno(), 0)  # stdin at its end at once: only the API is waited on
+            try:
+                assert attached(ws, terminal=False) is None  # lost
+            finally:
+                os.dup2(saved, 0)
+                os.close(saved)
+        assert SILENCE_SECONDS <= time.monotonic() - started < SILENCE_SECONDS + 5
+    finally:
+        thread.join(5)
+        listener.close()
+        for connection in held:
+            connection.close()
+
+
+def test_the_clis_frame_kinds_are_the_platforms() -> None:
+    """The CLI imports nothing of the platform, so it spells the frames out: the same."""
+    from paas.cli import run as cli_run
+    from paas.domain import one_off
+
+    for name in ("STDIN", "STDIN_END", "WINDOW", "SIGNAL", "STDOUT", "STDERR", "MESSAGE", "EXIT"):
+        assert getattr(cli_run, name) == getattr(one_off, name), name

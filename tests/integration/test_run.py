@@ -13,10 +13,12 @@ import pty
 import re
 import select
 import signal
+import socket
 import struct
 import subprocess
 import termios
 import time
+import urllib.request
 from collections.abc import Iterator
 
 import pytest
@@ -385,3 +387,66 @@ def test_bad_requests_are_one_line_errors(platform: Platform) -> None:
     platform.paas("apps:create", "empty-app", "--no-remote")
     empty = platform.paas("run", "-a", "empty-app", "--", "true", check=False)
     assert empty.returncode == 1 and "no release" in empty.stderr
+
+
+def test_a_stopped_client_of_a_chatty_dyno_loses_it_and_frees_its_session(
+    platform: Platform,
+) -> None:
+    """A client that stops reading while its dyno writes on (`yes`): every send to it would
+    block, pings included, yet the dyno ends and the next session runs."""
+    client = subprocess.Popen(
+        [str(PAAS), "run", "-a", APP, "--no-tty", "--", "yes"],
+        env=platform.env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_for(lambda: live_run_dynos(platform), 30, "the run dyno")
+        client.send_signal(signal.SIGSTOP)
+        wait_for(lambda: not run_dynos(platform), 30, "the dyno of a stopped client to go")
+    finally:
+        client.send_signal(signal.SIGCONT)
+        stop_client(client)
+    later = run(platform, "--", "echo", "still-served", timeout=30)
+    assert later.returncode == 0 and b"still-served" in later.stdout
+
+
+def test_a_client_that_stops_reading_a_chatty_dyno_loses_it(platform: Platform) -> None:
+    """The same over a slow link (a small receive buffer: little in flight), the client
+    connected and reading nothing: the API's sends stay blocked, unless it gives up."""
+    request = urllib.request.Request(
+        f"{platform.api_url}/apps/{APP}/dynos",
+        data=json.dumps({"command": "yes", "attach": True}).encode(),
+        headers={"Authorization": f"Bearer {platform.token}", "Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=30) as answer:
+        path = json.load(answer)["attach_url"]
+    ws = websocket.WebSocket.connect(platform.api_url, path, platform.token, 30)
+    try:
+        ws.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        wait_for(lambda: live_run_dynos(platform), 30, "the run dyno")
+        wait_for(lambda: not run_dynos(platform), 30, "the dyno of a stalled client to go")
+    finally:
+        ws.sock.close()
+    later = run(platform, "--", "echo", "still-served", timeout=30)
+    assert later.returncode == 0 and b"still-served" in later.stdout
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="a memory cap needs a container")
+def test_an_attached_dyno_past_its_memory_says_r15(platform: Platform) -> None:
+    hog = "python3 -c 'b = []\nwhile True: b.append(bytearray(16 * 2**20))'"
+    ran = run(platform, "-s", "64M", "--", hog)
+    assert ran.returncode == 137, ran.stderr
+    name = re.search(rb"up, (run\.\d+)", ran.stderr)
+    assert name is not None, ran.stderr
+    logs = platform.paas("logs", "-a", APP, "-n", "200").stdout
+    said = [line for line in logs.splitlines() if f"[{name.group(1).decode()}]" in line]
+    assert any("Error R15" in line for line in said), said
+
+
+def test_input_the_dyno_never_reads_ends_the_session_saying_so(platform: Platform) -> None:
+    ran = run(platform, "--", "sleep 300", stdin=b"x" * (8 << 20), timeout=60)
+    assert ran.returncode == 1
+    assert b"read none of the last 1 MiB of input" in ran.stderr, ran.stderr
+    wait_for(lambda: not run_dynos(platform), 15, "its dyno to go")

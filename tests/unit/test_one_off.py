@@ -10,10 +10,11 @@ from pathlib import Path
 import pytest
 from test_agent_rollout import FakeClock, FakeRuntime, ReadyWhenTold, Unpacked
 
-from paas.domain import one_off
-from paas.domain.errors import InvalidParams
+from paas.domain import one_off, validation
+from paas.domain.errors import InvalidParams, PaasError
 from paas.domain.models import App
 from paas.domain.settings import Settings
+from paas.dynos import session
 from paas.dynos.capability import Isolation
 from paas.dynos.placement import Placement
 from paas.isolation import oci
@@ -222,3 +223,50 @@ def test_an_attached_terminal_is_the_runtimes_with_its_size_from_the_start() -> 
     assert tty["consoleSize"] == {"height": 33, "width": 111}
     unknown = oci.runtime_config(replace(base, terminal=True, console_size=(0, 0)))["process"]
     assert isinstance(unknown, dict) and "consoleSize" not in unknown
+
+
+def test_after_run_9999_the_next_one_off_is_run_10000_and_starts(world: World) -> None:
+    world.deploy({"web": "serve"})
+    last = one_offs.request(world.store, world.app, "true")
+    with world.store.transaction() as tx:
+        tx.execute("UPDATE one_off_dynos SET number = 9999 WHERE id = ?", (last.id,))
+    asked = one_offs.request(world.store, world.app, "sleep 100")
+    assert asked.name == "run.10000"
+    world.agent.tick()
+    world.agent.tick()
+    assert ("run.10000", "sleep 100", "up") in world.run_dynos()
+    assert one_offs.get(world.store, world.app, asked.id).state == one_offs.STARTED
+
+
+def test_an_attached_dyno_nobody_attached_to_says_so(world: World) -> None:
+    world.deploy({"web": "serve"})
+    asked = one_offs.request(world.store, world.app, "bash", attach=True)
+    world.agent.tick()
+    world.agent.tick()
+    for dyno_id, found in world.runtime.dynos.items():  # as its supervisor leaves it
+        if found.spec.name == "run.1":
+            world.runtime.dynos[dyno_id] = replace(found, state="exited", exit_status=None)
+    world.agent.tick()
+    ended = one_offs.get(world.store, world.app, asked.id)
+    assert (ended.state, ended.detail) == (one_offs.FAILED, "no client attached within 10s")
+
+
+def test_env_past_the_config_size_limit_is_refused(world: World) -> None:
+    big = {"BIG": "x" * validation.MAX_CONFIG_BYTES}
+    with pytest.raises(InvalidParams, match="config vars total"):
+        one_offs.request(world.store, world.app, "true", env=big)
+    assert one_offs.by_name(world.store, world.app, "run.1") is None
+
+
+def test_an_attach_socket_is_private_from_its_bind_and_a_too_long_path_is_said(
+    tmp_path: Path,
+) -> None:
+    listener = session.listen(tmp_path)
+    try:
+        assert (tmp_path / session.ATTACH_SOCKET).stat().st_mode & 0o777 == 0o600
+    finally:
+        listener.close()
+    deep = tmp_path / ("d" * 120)
+    deep.mkdir()
+    with pytest.raises(PaasError, match="shorter path"):
+        session.listen(deep)

@@ -8,25 +8,33 @@ every call, before the upgrade): this process connects to the dyno's unix socket
 either side ends. The client gone, the supervisor sees its socket close and ends the dyno;
 the dyno ended, its exit status is the last frame and the WebSocket closes.
 
-A session holds one of the API worker's threads for as long as it lasts (gunicorn gthread:
-2 workers x 16 threads), plus the relay's reader thread. So each API process takes at most
+A session holds one of its API process's 16 gunicorn threads (gthread: 2 processes x 16
+threads) for as long as it lasts, plus two threads of its own outside that pool (the relay's
+reader, simple-websocket's). So each API process takes at most
 MAX_SESSIONS at once — fewer than half its threads, so the rest of the API always has
 threads left — and answers 429 `too_many_sessions` past that, before the upgrade. A
 listener of its own would have needed another port, its own authentication and TLS story
 and its own process to supervise, for sessions that spend their time idle in a select.
 Pings every PING_SECONDS find a client whose network went away (no pong by the next
-ping: closed), so its dyno ends within about two intervals.
+ping: closed), so its dyno ends within about two intervals. A client that stops reading
+(stopped, or its network gone while the dyno writes) would block every send to it: each
+send waits at most STALL_SECONDS for the client to take a byte, else the connection is shut
+down, which wakes both threads, so the session ends and its dyno with it. Input the dyno
+does not read piles up in simple-websocket's queue: past MAX_QUEUED_INPUT bytes the session
+ends, saying why.
 """
 
 from __future__ import annotations
 
 import contextlib
+import select
 import socket
 import threading
 import time
 from pathlib import Path
 from typing import Any
 
+import simple_websocket
 from flask import Blueprint, Response, jsonify, request
 
 from paas.api.context import ctx, find_app, json_body
@@ -40,8 +48,10 @@ from paas.state import one_offs
 from paas.state.one_offs import OneOffRequest
 
 blueprint = Blueprint("run", __name__)
-MAX_SESSIONS = 6  # per API process (2 x 16 threads; each session takes two)
+MAX_SESSIONS = 6  # per API process: each holds one of its 16 gunicorn threads
 PING_SECONDS = 2.0
+STALL_SECONDS = 3 * PING_SECONDS  # a client that takes no byte for this long is gone
+MAX_QUEUED_INPUT = 1 << 20  # bytes from the client waiting for the dyno to read them
 ATTACH_WAIT_SECONDS = 30.0  # for the agent to start the dyno and its supervisor to listen
 POLL_SECONDS = 0.005
 RECEIVE_SECONDS = 0.5
@@ -126,14 +136,26 @@ def stop(name: str, dyno: str) -> tuple[Response, int]:
                 "restart it (paas ps:restart)"
             )
         raise NotFound(f"no one-off dyno {dyno} in {app.name}: `paas ps` lists them")
-    if found.ended:
-        raise NotFound(f"{dyno} of {app.name} is no longer running")
-    if found.dyno_id is None:
-        one_offs.mark_ended(context.store, found.id, None, "stopped before it started")
-    else:
-        ProcessRuntime(context.settings.dynos_dir, {}).stop(found.dyno_id)
+    if found.dyno_id is not None or not one_offs.cancel(
+        context.store, found.id, "stopped before it started"
+    ):
+        _stop_started(app, found.id)
     context.logs.event(app.name, "api", f"Stopping {dyno} (ps:stop)")
     return jsonify(message=f"Stopping {dyno} of {app.name}"), 202
+
+
+def _stop_started(app: App, request_id: str) -> None:
+    """Stops the dyno of a request read again (the agent may have started it since the
+    caller's read); NotFound once it ended, or its dyno was forgotten meanwhile."""
+    context = ctx()
+    found = one_offs.get(context.store, app, request_id)
+    gone = NotFound(f"{found.name} of {app.name} is no longer running")
+    if found.ended or found.dyno_id is None:
+        raise gone
+    try:
+        ProcessRuntime(context.settings.dynos_dir, {}).stop(found.dyno_id)
+    except FileNotFoundError:  # its directory: removed once it ended
+        raise gone from None
 
 
 # websocket=True: werkzeug's router matches an Upgrade request only to such a rule.
@@ -151,7 +173,10 @@ def attach(name: str, dyno: str) -> Response:
         )
     try:
         link = connect(context.settings.dynos_dir, app, found)
-        return relay(link)
+        try:
+            return relay(link)
+        finally:
+            link.close()  # whatever ended the relay: the supervisor sees its client gone
     finally:
         SESSIONS.release()
 
@@ -181,10 +206,10 @@ def connect(dynos_dir: Path, app: App, found: OneOffRequest) -> socket.socket:
 
 def relay(link: socket.socket) -> Response:
     """The WebSocket handshake, then frames both ways until one side ends."""
-    import simple_websocket  # only a session's process pays for it
-
     ws = simple_websocket.Server(
-        request.environ, ping_interval=PING_SECONDS, max_message_size=one_off.MAX_FRAME_BYTES
+        bounded_environ(request.environ),
+        ping_interval=PING_SECONDS,
+        max_message_size=one_off.MAX_FRAME_BYTES,
     )
     reader = threading.Thread(target=to_client, args=(link, ws), daemon=True)
     reader.start()
@@ -193,21 +218,46 @@ def relay(link: socket.socket) -> Response:
             message = ws.receive(timeout=RECEIVE_SECONDS)
             if not isinstance(message, bytes) or message[:1] not in one_off.FROM_CLIENT:
                 continue  # text or unknown frames: not ours to pass on
-            link.sendall(one_off.framed(message[:1], message[1:]))
+            forward(link, one_off.framed(message[:1], message[1:]), ws)
+    except InputOverflow as error:
+        with contextlib.suppress(Exception):
+            ws.send(one_off.MESSAGE + str(error).encode())
     except (simple_websocket.ConnectionClosed, OSError):
         pass
     finally:
         with contextlib.suppress(OSError):
             link.shutdown(socket.SHUT_RDWR)  # the supervisor sees its client gone
-        reader.join(timeout=5)
-        link.close()
+        reader.join(timeout=STALL_SECONDS + 1)  # its sends give up within STALL_SECONDS
         with contextlib.suppress(Exception):  # already closed by either side
             ws.close()
     return Ended(ws.mode)
 
 
+class InputOverflow(PaasError):
+    pass
+
+
+def queued_input(ws: Any) -> int:
+    return sum(len(m) for m in ws.input_buffer)
+
+
+def forward(link: socket.socket, data: bytes, ws: Any) -> None:
+    """`data` to the dyno's supervisor, which stops reading while the dyno does not read
+    its stdin: waits for it while the client is there, up to MAX_QUEUED_INPUT queued."""
+    view = memoryview(data)
+    while view and ws.connected:
+        if queued_input(ws) > MAX_QUEUED_INPUT:
+            raise InputOverflow(
+                f"the dyno read none of the last {MAX_QUEUED_INPUT >> 20} MiB of input: "
+                "session closed"
+            )
+        if select.select([], [link], [], RECEIVE_SECONDS)[1]:
+            with contextlib.suppress(BlockingIOError):
+                view = view[link.send(view, socket.MSG_DONTWAIT) :]
+
+
 def to_client(link: socket.socket, ws: Any) -> None:
-    """The dyno's frames out to the client; its end closes the WebSocket."""
+    """The dyno's frames out to the client; its end closes the WebSocket and the link."""
     reader = one_off.FrameReader()
     try:
         while data := link.recv(65536):
@@ -215,8 +265,57 @@ def to_client(link: socket.socket, ws: Any) -> None:
                 ws.send(frame)
     except Exception:
         pass
+    with contextlib.suppress(OSError):
+        link.shutdown(socket.SHUT_RDWR)  # wakes the relay, were it waiting to write
     with contextlib.suppress(Exception):
         ws.close()
+
+
+def bounded_environ(environ: dict[str, Any]) -> dict[str, Any]:
+    """`environ` with its client socket (gunicorn's, or werkzeug's) as a BoundedSocket."""
+    for key in ("gunicorn.socket", "werkzeug.socket"):
+        if key in environ:
+            return {**environ, key: BoundedSocket(environ[key])}
+    return environ
+
+
+class BoundedSocket:
+    """The client's socket as simple-websocket uses it (fileno, send, recv, close), whose
+    sends give up on a client that takes no byte for STALL_SECONDS: the socket is then shut
+    down, which ends the reads of simple-websocket's thread too. One send at a time: the
+    relay's reader and simple-websocket's pings both send."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.lock = threading.Lock()
+        if sock.family in (socket.AF_INET, socket.AF_INET6):  # unacked data: the kernel's own
+            with contextlib.suppress(OSError, AttributeError):
+                user_timeout = int(STALL_SECONDS * 1000)
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT, user_timeout)
+
+    def fileno(self) -> int:
+        return self.sock.fileno()
+
+    def recv(self, size: int) -> bytes:
+        return self.sock.recv(size)
+
+    def send(self, data: bytes) -> int:
+        view = memoryview(data)
+        with self.lock:
+            while view:
+                if not select.select([], [self.sock], [], STALL_SECONDS)[1]:
+                    self.shutdown()
+                    raise TimeoutError(f"the client took nothing for {STALL_SECONDS:g}s")
+                with contextlib.suppress(BlockingIOError):
+                    view = view[self.sock.send(view, socket.MSG_DONTWAIT) :]
+        return len(data)
+
+    def shutdown(self) -> None:
+        with contextlib.suppress(OSError):
+            self.sock.shutdown(socket.SHUT_RDWR)
+
+    def close(self) -> None:
+        self.sock.close()
 
 
 class Ended(Response):

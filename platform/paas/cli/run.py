@@ -20,6 +20,7 @@ import select
 import signal
 import sys
 import termios
+import time
 import tty
 from collections.abc import Iterator
 from typing import Any
@@ -33,6 +34,9 @@ CONNECT_TIMEOUT = 30.0
 STDIN, STDIN_END, WINDOW, SIGNAL = b"i", b"e", b"w", b"s"  # paas.domain.one_off's frames
 STDOUT, STDERR, MESSAGE, EXIT = b"o", b"r", b"m", b"x"
 LOST = 1  # the session ended without an exit status (said on stderr)
+# The API pings every 2s (paas.api.run.PING_SECONDS): silence three times that long is a
+# connection lost.
+SILENCE_SECONDS = 6.0
 RUN_SETTINGS = {"ignore_unknown_options": True, "allow_interspersed_args": False}
 
 
@@ -204,6 +208,7 @@ def attached(ws: websocket.WebSocket, terminal: bool) -> int | None:
     signals = (signal.SIGWINCH,) if terminal else (signal.SIGINT,)
     interrupts = 0
     stdin_open = True
+    heard = time.monotonic()
     with raw_terminal(terminal), signal_pipe(signals) as (wakeup, caught):
         try:
             while True:
@@ -214,7 +219,10 @@ def attached(ws: websocket.WebSocket, terminal: bool) -> int | None:
                 if ws.closed:
                     return None
                 readers = [ws.fileno(), wakeup] + ([0] if stdin_open else [])
-                ready, _, _ = select.select(readers, [], [])
+                silent = time.monotonic() - heard
+                if silent >= SILENCE_SECONDS:
+                    return None  # no ping, no output: the API or the network is gone
+                ready, _, _ = select.select(readers, [], [], SILENCE_SECONDS - silent)
                 if wakeup in ready:
                     with contextlib.suppress(BlockingIOError):
                         os.read(wakeup, 1024)
@@ -231,10 +239,13 @@ def attached(ws: websocket.WebSocket, terminal: bool) -> int | None:
                     ws.send(STDIN + data if data else STDIN_END)
                     stdin_open = bool(data)
                 if ws.fileno() in ready:
+                    heard = time.monotonic()
                     for message in ws.feed():
                         status = deliver(message, terminal)
                         if status is not None:
                             return status
+        except OSError:  # a send the API did not take within websocket.SEND_TIMEOUT
+            return None
         finally:
             ws.close()
 

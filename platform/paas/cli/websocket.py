@@ -24,6 +24,7 @@ from paas.cli import client
 GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"  # RFC 6455's, for Sec-WebSocket-Accept
 CONTINUATION, TEXT, BINARY, CLOSE, PING, PONG = 0x0, 0x1, 0x2, 0x8, 0x9, 0xA
 MAX_HEADER_BYTES = 64 * 1024
+SEND_TIMEOUT = 6.0  # seconds a send may wait for the API to read: then it is lost
 MAX_MESSAGE_BYTES = 8 << 20
 
 
@@ -141,7 +142,9 @@ class WebSocket:
         except BaseException:
             sock.close()
             raise
-        sock.settimeout(None)
+        # Reads happen once select says the socket is readable; the timeout bounds sends to
+        # an API that stopped reading (TimeoutError, an OSError: the session is lost).
+        sock.settimeout(SEND_TIMEOUT)
         return cls(sock, rest)
 
     def fileno(self) -> int:
@@ -180,6 +183,7 @@ class WebSocket:
 
     def close(self) -> None:
         with contextlib.suppress(OSError):  # the server may have gone first
+            self.sock.settimeout(1.0)  # a goodbye only: not worth a stalled API's wait
             self.sock.sendall(frame(CLOSE, struct.pack("!H", 1000)))
         self.sock.close()
         self.closed = True

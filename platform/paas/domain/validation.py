@@ -17,8 +17,9 @@ from paas_router import names
 
 CONFIG_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 PROCESS_TYPE = re.compile(r"[A-Za-z0-9_-]{1,63}")
-# A dyno's id, as the agent makes it: APP.TYPE.N.vVERSION.HEX (a path component too).
-DYNO_ID = re.compile(r"[a-z0-9-]+\.[A-Za-z0-9_-]{1,63}\.[0-9]{1,4}\.v[0-9]{1,10}\.[0-9a-f]{1,32}")
+# A dyno's id, as the agent makes it: APP.TYPE.N.vVERSION.HEX (a path component too, and a
+# run dyno's hostname: N of up to 8 digits keeps APP(30).run.N.v(10).HEX(8) within 64).
+DYNO_ID = re.compile(r"[a-z0-9-]+\.[A-Za-z0-9_-]{1,63}\.[0-9]{1,8}\.v[0-9]{1,10}\.[0-9a-f]{1,32}")
 RESERVED_KEYS = frozenset({"PORT", "DYNO"})
 MAX_QUANTITY = 100
 MAX_CONFIG_BYTES = 32 * 1024

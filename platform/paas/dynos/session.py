@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from paas.domain import one_off
+from paas.isolation import container
 
 ATTACH_SOCKET = "attach.sock"
 CONSOLE_SOCKET = "console.sock"
@@ -35,15 +36,8 @@ FLUSH_SECONDS = 5.0  # how long the last output and the exit status may take to 
 
 
 def listen(directory: Path) -> socket.socket:
-    """The dyno's attach socket, root's alone (the API runs as root; a dyno's uid never
-    reaches its directory)."""
-    path = directory / ATTACH_SOCKET
-    path.unlink(missing_ok=True)
-    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    listener.bind(str(path))
-    os.chmod(path, 0o600)
-    listener.listen(1)
-    return listener
+    """The dyno's attach socket, root's alone (the API runs as root)."""
+    return container.listen_private(directory / ATTACH_SOCKET)
 
 
 def accept(listener: socket.socket, wakeup: int, seconds: float) -> socket.socket | None:

@@ -253,7 +253,12 @@ class Supervisor:
         """Waits for the client, starts the command with the client's stdio, streams until
         the dyno ends (exit status to the client before the cleanup, so it need not wait
         for it) or the client goes away (then the dyno is stopped)."""
-        listener = session.listen(self.directory)
+        try:
+            listener = session.listen(self.directory)
+        except (OSError, PaasError) as error:  # a socket path too long for AF_UNIX
+            self.event(f"Process failed to start: {error}")
+            self.save(state="exited", exit_status=127, started_at=time.time())
+            return 0
         self.save()  # the runtime sees a live supervisor while it waits
         try:
             connection = session.accept(listener, wakeup, session.ATTACH_SECONDS)
@@ -341,26 +346,20 @@ class Supervisor:
         its output to the client; stop, the grace deadline and a client gone (a stop with
         DROP_GRACE_SECONDS) as in `pump`."""
         stdin = session.StdinPipe()
-        terminated = killed = False
+        stopping = Stopping(self, child)
         while True:
             if not link.open and self.stop_deadline is None:
                 self.event("The client went away: stopping the dyno")
                 self.stop_deadline = time.monotonic() + min(
                     DROP_GRACE_SECONDS, self.spec.grace_seconds
                 )
-            if (self.directory / "stop").exists():
-                self.request_stop()
-            if self.stop_deadline is not None and not terminated:
-                self.launcher.terminate(child)
-                terminated = True
-            if terminated and not killed and time.monotonic() > (self.stop_deadline or 0):
-                self.launcher.kill(child)
-                killed = True
+            stopping.step()
             code = child.poll()
             if code is not None:
                 for fd, kind in streams.readable():  # what it wrote just before it ended
                     while chunk := session.read_chunk(fd):
                         link.send(kind, chunk)
+                stopping.ended()
                 return code
             target = streams.master if streams.master is not None else streams.stdin
             if target is not None and stdin.ended and not stdin.buffer and streams.stdin:
@@ -370,7 +369,7 @@ class Supervisor:
             readers += [link.fileno()] if link.open and len(stdin.buffer) < MAX_STDIN else []
             writers = [link.fileno()] if link.open and link.outgoing else []
             writers += [target] if target is not None and stdin.buffer else []
-            timeout = self.sleep_seconds(terminated, killed)
+            timeout = stopping.sleep_seconds()
             ready, writable, _ = select.select(readers, writers, [], timeout)
             if wakeup in ready:
                 drain(wakeup)
@@ -414,32 +413,17 @@ class Supervisor:
         stream = child.output
         os.set_blocking(stream, False)
         pending = b""
-        terminated = killed = False
         open_stream = True
-        ooms = self.launcher.oom_kills()
+        stopping = Stopping(self, child)
         while True:
-            if not killed and self.launcher.oom_kills() > ooms:
-                self.event("Error R15 (Memory quota vastly exceeded) -> restarting the dyno")
-                self.launcher.kill(child)
-                killed = True
-            if (self.directory / "stop").exists():
-                self.request_stop()
-            if self.stop_deadline is not None and not terminated:
-                self.event("Stopping all processes with SIGTERM")
-                self.launcher.terminate(child)
-                terminated = True
-            if terminated and not killed and time.monotonic() > (self.stop_deadline or 0):
-                self.event("Error R12 (Exit timeout) -> Stopping all processes with SIGKILL")
-                self.launcher.kill(child)
-                killed = True
+            stopping.step()
             code = child.poll()
             if code is not None:
                 self.flush(pending + drain(stream) if open_stream else pending, final=True)
-                if not killed and self.launcher.oom_kills() > ooms:
-                    self.event("Error R15 (Memory quota vastly exceeded) -> the dyno ended")
+                stopping.ended()
                 return code
             watched = [wakeup, stream] if open_stream else [wakeup]
-            ready, _, _ = select.select(watched, [], [], self.sleep_seconds(terminated, killed))
+            ready, _, _ = select.select(watched, [], [], stopping.sleep_seconds())
             if wakeup in ready:
                 drain(wakeup)
             if stream in ready:
@@ -450,12 +434,6 @@ class Supervisor:
                     open_stream = False
                 pending = self.flush(pending)
 
-    def sleep_seconds(self, terminated: bool, killed: bool) -> float:
-        """Until the next poll, or the grace deadline if that comes first."""
-        if terminated and not killed and self.stop_deadline is not None:
-            return max(0.0, min(POLL_SECONDS, self.stop_deadline - time.monotonic()))
-        return POLL_SECONDS
-
     def flush(self, pending: bytes, final: bool = False) -> bytes:
         *lines, rest = pending.split(b"\n")
         if final and rest:
@@ -463,6 +441,50 @@ class Supervisor:
         if lines:
             self.log("app", [ln.decode(errors="replace") for ln in lines])
         return rest
+
+
+class Stopping:
+    """A running dyno's stop rules, one step per turn of either loop (`pump`, and
+    `pump_attached`): R15 and SIGKILL on an OOM kill; SIGTERM once a stop is asked (the stop
+    file, a signal, a client gone); R12 and SIGKILL past the grace deadline."""
+
+    def __init__(self, supervisor: Supervisor, child: procs.Child) -> None:
+        self.supervisor = supervisor
+        self.child = child
+        self.terminated = self.killed = False
+        self.ooms = supervisor.launcher.oom_kills()
+
+    def oom_killed(self) -> bool:
+        return not self.killed and self.supervisor.launcher.oom_kills() > self.ooms
+
+    def step(self) -> None:
+        owner, launcher = self.supervisor, self.supervisor.launcher
+        if self.oom_killed():
+            owner.event("Error R15 (Memory quota vastly exceeded) -> restarting the dyno")
+            launcher.kill(self.child)
+            self.killed = True
+        if (owner.directory / "stop").exists():
+            owner.request_stop()
+        if owner.stop_deadline is not None and not self.terminated:
+            owner.event("Stopping all processes with SIGTERM")
+            launcher.terminate(self.child)
+            self.terminated = True
+        if self.terminated and not self.killed and time.monotonic() > (owner.stop_deadline or 0):
+            owner.event("Error R12 (Exit timeout) -> Stopping all processes with SIGKILL")
+            launcher.kill(self.child)
+            self.killed = True
+
+    def ended(self) -> None:
+        """Once the dyno ended: an OOM kill at its very end said too."""
+        if self.oom_killed():
+            self.supervisor.event("Error R15 (Memory quota vastly exceeded) -> the dyno ended")
+
+    def sleep_seconds(self) -> float:
+        """Until the next poll, or the grace deadline if that comes first."""
+        deadline = self.supervisor.stop_deadline
+        if self.terminated and not self.killed and deadline is not None:
+            return max(0.0, min(POLL_SECONDS, deadline - time.monotonic()))
+        return POLL_SECONDS
 
 
 def split_exit(status: int) -> tuple[bytes, bytes]:

@@ -272,7 +272,7 @@ class ContainerLauncher:
         """`start` of an attached one-off: the container gets `stdio`; its init's `output`
         is -1 (the supervisor reads the fds it kept), its `console` the terminal's master."""
         console = stdio.console_socket
-        listener = None if console is None else listen_console(Path(console))
+        listener = None if console is None else listen_private(Path(console))
         try:
             runtime = subprocess.Popen(
                 argv,
@@ -358,11 +358,26 @@ class ContainerInit:
         return self.exit_status
 
 
-def listen_console(path: Path) -> socket.socket:
-    """The console socket a runtime connects to (`--console-socket`), root's alone."""
+MAX_SOCKET_PATH = 107  # bytes of an AF_UNIX path (sun_path, less its NUL)
+
+
+def listen_private(path: Path) -> socket.socket:
+    """A unix socket at `path` only root connects to: made 0600 as it is bound (a plain
+    process dyno's directory is 0711: a socket left to the umask for a moment would be
+    anyone's who knows its path). Used by the console socket a runtime connects to
+    (`--console-socket`) and by an attached dyno's (paas.dynos.session)."""
+    if len(os.fsencode(path)) > MAX_SOCKET_PATH:
+        raise PaasError(
+            f"the socket path {path} is over the {MAX_SOCKET_PATH} bytes a unix socket's "
+            "may have: give PAAS_HOME a shorter path"
+        )
     path.unlink(missing_ok=True)
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    listener.bind(str(path))
+    previous = os.umask(0o177)  # a supervisor has one thread: the umask is its alone
+    try:
+        listener.bind(str(path))
+    finally:
+        os.umask(previous)
     os.chmod(path, 0o600)
     listener.listen(1)
     return listener

@@ -22,6 +22,7 @@ from paas.domain.errors import PaasError
 from paas.domain.models import AppState, DesiredState, Release
 from paas.domain.one_off import OneOff, resolve
 from paas.domain.procfile import RELEASE_PHASE
+from paas.dynos import session
 from paas.dynos.placement import Placement
 from paas.dynos.runtime import Runtime
 from paas.host import platform_log
@@ -134,7 +135,9 @@ class OneOffs:
             if not found:
                 found = [r for r in one_offs.unended(self.store) if r.dyno_id == status.spec.id]
             for request in found:
-                one_offs.mark_ended(self.store, request.id, status.exit_status)
+                one_offs.mark_ended(
+                    self.store, request.id, status.exit_status, _why(request, status)
+                )
             self.runtime.forget(status.spec.id)
 
     def stop_orphans(self, desired: DesiredState, dynos: list[DynoStatus]) -> None:
@@ -148,3 +151,11 @@ class OneOffs:
     def fail(self, request: OneOffRequest, detail: str) -> None:
         if one_offs.mark_ended(self.store, request.id, None, detail):
             self.logs.event(request.app, request.name, f"Process failed to start: {detail}")
+
+
+def _why(request: OneOffRequest, status: DynoStatus) -> str | None:
+    """What a dyno that ended without an exit status says: an attached one's supervisor
+    ends it so when no client came (paas.dynos.session.accept)."""
+    if status.exit_status is None and request.attach:
+        return f"no client attached within {session.ATTACH_SECONDS:g}s"
+    return None

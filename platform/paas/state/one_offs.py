@@ -117,6 +117,7 @@ def request(
     extra = {
         validation.config_key(k): validation.config_value(k, v) for k, v in (env or {}).items()
     }
+    validation.config_size({**store.config(app), **extra})  # what the dyno's env holds
     if size is not None:
         sizes.memory_mb(size)
     validation.process_type(type)
@@ -191,6 +192,17 @@ def mark_started(store: Store, request_id: str, dyno_id: str) -> bool:
         moved = tx.execute(
             "UPDATE one_off_dynos SET state = ?, dyno_id = ? WHERE id = ? AND state = ?",
             (STARTED, dyno_id, request_id, REQUESTED),
+        ).rowcount
+    return bool(moved)
+
+
+def cancel(store: Store, request_id: str, detail: str) -> bool:
+    """Fails a request the agent has not started yet; False once it started (or ended):
+    then its dyno is the one to stop."""
+    with store.transaction() as tx:
+        moved = tx.execute(
+            "UPDATE one_off_dynos SET state = ?, detail = ? WHERE id = ? AND state = ?",
+            (FAILED, detail, request_id, REQUESTED),
         ).rowcount
     return bool(moved)
 
