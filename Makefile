@@ -82,6 +82,8 @@ bench: setup
 	$(BIN)/python bench/containers.py
 	$(BIN)/python bench/scale.py
 	$(BIN)/python bench/router.py
+	$(BIN)/python bench/run.py
+	$(BIN)/python bench/addons.py
 
 clean:
 	rm -rf $(VENV) var
