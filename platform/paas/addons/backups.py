@@ -99,7 +99,9 @@ class Backups:
         target = self._dir() / f"{backup_id}.dump"
         partial = target.with_name(f".{backup_id}.partial")
         argv = [
-            *postgresql.cluster.admin_argv("pg_dump", hosting.text(record, "database")),
+            *postgresql.cluster.admin_argv(
+                "pg_dump", hosting.text(record, "database"), hosting.text(record, "role")
+            ),
             "--format", "custom", "--file", str(partial),
         ]  # fmt: skip
         created = now.astimezone(UTC).isoformat(timespec="seconds")
@@ -128,7 +130,10 @@ class Backups:
             f"WHERE datname = '{database}' AND pid <> pg_backend_pid();\n"
         )
         argv = [
-            *postgresql.cluster.admin_argv("pg_restore", database),
+            *postgresql.cluster.admin_argv("pg_restore", database, hosting.text(record, "role")),
+            # As the add-on's role, keeping its ownership and grants: a dump's ALTER OWNER
+            # or GRANT may name any role of the cluster.
+            "--no-owner", "--no-privileges",
             "--clean", "--if-exists", "--single-transaction", "--exit-on-error",
             str(self.dump_path(backup)),
         ]  # fmt: skip
