@@ -26,6 +26,7 @@ class FakeService:
         self.plans, self.default_plan = PLANS, "hobby"
         self.live: dict[str, str] = {}
         self.fail = False
+        self.fail_endpoint = self.fail_deprovision = False
 
     def provision(self, addon_id: str, plan: Plan) -> str:
         if self.fail:
@@ -34,9 +35,13 @@ class FakeService:
         return self.live[addon_id]
 
     def deprovision(self, addon_id: str) -> None:
+        if self.fail_deprovision:
+            raise PaasError("the cleanup failed too")
         self.live.pop(addon_id, None)
 
     def endpoint(self, addon_id: str) -> tuple[str, int]:
+        if self.fail_endpoint:
+            raise PaasError("no endpoint yet")
         return "10.0.0.1", 5432
 
 
@@ -167,3 +172,16 @@ def test_an_app_without_a_release_gets_the_var_on_its_first_deploy(env: Env) -> 
         catalog.store, catalog.logs, app, releases.Build("sha256:aa", {"web": "x"}), "c0ffee00"
     )
     assert first.config["REDIS_URL"].startswith("redis://")
+
+
+def test_a_failing_cleanup_does_not_hide_why_create_failed(
+    env: Env, capsys: pytest.CaptureFixture[str]
+) -> None:
+    catalog, pg, _ = env
+    app = deployed(catalog, "shop")
+    pg.fail_endpoint = pg.fail_deprovision = True
+    with pytest.raises(PaasError, match="no endpoint yet"):
+        catalog.create(app, "heroku-postgresql")
+    latest = catalog.store.latest_release(app)
+    assert latest is not None and latest.version == 1  # nothing recorded
+    assert "could not be deprovisioned" in capsys.readouterr().err  # the operator is told

@@ -22,10 +22,24 @@ from paas.domain.addons import Addon, Attachment
 from paas.domain.errors import Conflict, InvalidParams, NotFound
 from paas.domain.models import App, Release
 from paas.domain.settings import Settings
+from paas.host import platform_log
 from paas.isolation import addon_firewall
 from paas.release import releases
 from paas.state.logs import LogStore
 from paas.state.store import Store, Tx, now_iso
+
+
+def _undo_provision(service: Service, addon_id: str) -> None:
+    """Deprovisions what a failed create provisioned; its own failure is logged, never
+    raised, so the caller sees why the create failed. (What is left then, like what a
+    kill -9 between provision and commit leaves, is the service's orphan, swept later.)"""
+    try:
+        service.deprovision(addon_id)
+    except Exception:
+        platform_log.exception(
+            f"paas addons: {service.name} add-on {addon_id} could not be deprovisioned "
+            "after its create failed"
+        )
 
 
 @dataclass(frozen=True)
@@ -96,7 +110,7 @@ class Catalog:
                 tx.insert_addon(addon)
                 attachment, release = self._attach(tx, addon, app, attachment_name)
         except BaseException:
-            service.deprovision(addon_id)  # nothing recorded: nothing may be left either
+            _undo_provision(service, addon_id)  # nothing recorded: nothing may be left either
             raise
         self.logs.event(
             app.name, "api", f"Add-on {addon.name} ({service.name}:{addon.plan}) created"
