@@ -59,7 +59,7 @@ def env(tmp_path: Path) -> Env:
         logs,
         tmp_path,
         {"postgresql": pg, "redis": redis},
-        revoke=lambda _home, addon, app: revoked.append((addon, app)),
+        revoke=lambda _home, addon, app, _endpoint: revoked.append((addon, app)),
     )
     return catalog, pg, revoked
 
@@ -185,3 +185,22 @@ def test_a_failing_cleanup_does_not_hide_why_create_failed(
     latest = catalog.store.latest_release(app)
     assert latest is not None and latest.version == 1  # nothing recorded
     assert "could not be deprovisioned" in capsys.readouterr().err  # the operator is told
+
+
+def test_destroy_closes_the_endpoint_only_when_no_other_add_on_shares_it(tmp_path: Path) -> None:
+    store, logs = Store(tmp_path / "state.db"), LogStore(tmp_path / "logs.db")
+    closed: list[tuple[str, tuple[str, int] | None]] = []
+    pg = FakeService("postgresql", "DATABASE")  # every add-on at one endpoint, a cluster's
+    catalog = Catalog(
+        store,
+        logs,
+        tmp_path,
+        {"postgresql": pg},
+        revoke=lambda _home, addon, _app, endpoint: closed.append((addon, endpoint)),
+    )
+    app = deployed(catalog, "shop")
+    first, _ = catalog.create(app, "postgresql")
+    second, _ = catalog.create(app, "postgresql", as_name="OTHER")
+    catalog.destroy(first.name)
+    catalog.destroy(second.name)
+    assert closed == [(first.id, None), (second.id, ("10.0.0.1", 5432))]

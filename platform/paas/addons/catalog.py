@@ -48,9 +48,10 @@ class Catalog:
     logs: LogStore
     home: Path  # whose firewall chain the openings are in
     services: Mapping[str, Service]
-    # Closes openings (home, add-on id, app id or None for every app's): the firewall's.
-    revoke: Callable[[Path, str, str | None], None] = field(
-        default=lambda home, addon, app: addon_firewall_revoke(home, addon, app)
+    # Closes openings (home, add-on id, app id or None for every app's, and an endpoint
+    # whose every opening goes): the firewall's.
+    revoke: Callable[[Path, str, str | None, tuple[str, int] | None], None] = field(
+        default=lambda home, addon, app, endpoint: addon_firewall_revoke(home, addon, app, endpoint)
     )
 
     # --- lookups --------------------------------------------------------------------------
@@ -181,7 +182,7 @@ class Catalog:
                 )
             release = self._detach(tx, addon, app, attachment)
         if not any(a.addon_id == addon.id for a in self._attached(app)):
-            self.revoke(self.home, addon.id, app.id)  # the firewall follows, at once
+            self.revoke(self.home, addon.id, app.id, None)  # the firewall follows, at once
         self._released(app, release)
         return attachment
 
@@ -211,10 +212,19 @@ class Catalog:
         return addon
 
     def _finish_destroy(self, addon: Addon) -> None:
-        self.revoke(self.home, addon.id, None)
+        self.revoke(self.home, addon.id, None, self._own_endpoint(addon))
         self.service(addon.service).deprovision(addon.id)
         with self.store.transaction() as tx:
             tx.delete_addon(addon)
+
+    def _own_endpoint(self, addon: Addon) -> tuple[str, int] | None:
+        """The add-on's endpoint when no other add-on shares it (every postgresql add-on
+        of a home shares its cluster's): then every opening to it goes with the add-on,
+        whatever add-on its comment names (a port given again to a new server)."""
+        with self.store.reading() as tx:
+            others = [a for a in tx.addons() if a.id != addon.id]
+        shared = any((a.address, a.port) == (addon.address, addon.port) for a in others)
+        return None if shared else (addon.address, addon.port)
 
     def destroy_app_addons(self, app: App) -> None:
         """Before `app` is deleted: refused while another app is attached to one of its
@@ -232,14 +242,16 @@ class Catalog:
         for attachment in self._attached(app):
             with self.store.transaction() as tx:
                 tx.delete_attachment(attachment)
-            self.revoke(self.home, attachment.addon_id, app.id)
+            self.revoke(self.home, attachment.addon_id, app.id, None)
 
 
-def addon_firewall_revoke(home: Path, addon_id: str, app_id: str | None = None) -> None:
+def addon_firewall_revoke(
+    home: Path, addon_id: str, app_id: str | None = None, endpoint: tuple[str, int] | None = None
+) -> None:
     """Closes openings; on a host without the firewall (plain processes, not root) there
     are none to close."""
     if addon_firewall.usable():
-        addon_firewall.revoke(home, addon_id, app_id)
+        addon_firewall.revoke(home, addon_id, app_id, endpoint)
 
 
 def _refuse_other_apps(tx: Tx, addon: Addon, destroying_app: bool = False) -> None:
