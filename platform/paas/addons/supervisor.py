@@ -13,11 +13,15 @@ this process restarts.
 Invariant: stopping this process (SIGTERM, or a kill -9 of `paas server`) stops
 supervision only. The servers are detached daemons, like dynos and HAProxy: the apps keep
 their databases while the control plane is down, and the next supervisor adopts them by
-their pidfiles. `paas server --stop` stops them, after the dynos (stop_servers).
+their pidfiles. `paas server --stop` stops them, after the dynos (stop_servers). An
+unexpected error in one server's or schedule's turn is logged to the platform log and the
+loop goes on; a scheduled backup that fails is recorded as Failed, so it is tried again on
+its next day, not every second.
 """
 
 from __future__ import annotations
 
+import functools
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -80,12 +84,31 @@ class Supervisor:
             stop.wait(INTERVAL_SECONDS)
 
     def step(self) -> None:
-        self.keep_postgresql()
-        for addon_id in self.redis.addon_ids():
-            instance = self.redis.instance(addon_id)
-            self.keep(f"redis {addon_id}", instance.pid() is not None, instance.ensure_running)
-        for addon_id in self.postgresql.cluster.addon_ids():
-            self.scheduled_backup(addon_id)
+        """One look at every server and schedule; a unit that fails unexpectedly is logged
+        and the others still run (this loop must outlive any one add-on's trouble)."""
+        self._guarded("PostgreSQL", self.keep_postgresql)
+        for addon_id in self._guarded_ids("redis", self.redis.addon_ids):
+            self._guarded(f"redis {addon_id}", functools.partial(self.keep_redis, addon_id))
+        for addon_id in self._guarded_ids("postgresql", self.postgresql.cluster.addon_ids):
+            backup = functools.partial(self.scheduled_backup, addon_id)
+            self._guarded(f"backups of {addon_id}", backup)
+
+    def _guarded(self, unit: str, action: Callable[[], None]) -> None:
+        try:
+            action()
+        except Exception:
+            platform_log.exception(f"paas addons: looking after {unit} failed")
+
+    def _guarded_ids(self, service: str, ids: Callable[[], list[str]]) -> list[str]:
+        try:
+            return ids()
+        except Exception:
+            platform_log.exception(f"paas addons: listing the {service} add-ons failed")
+            return []
+
+    def keep_redis(self, addon_id: str) -> None:
+        instance = self.redis.instance(addon_id)
+        self.keep(f"redis {addon_id}", instance.pid() is not None, instance.ensure_running)
 
     def keep_postgresql(self) -> None:
         cluster = self.postgresql.cluster
@@ -115,12 +138,16 @@ class Supervisor:
 
     def scheduled_backup(self, addon_id: str) -> None:
         store = backups.Backups(self.settings, addon_id)
+        if not store.due(self.now()):
+            return
         try:
-            if store.due(self.now()):
-                made = store.capture(self.postgresql, scheduled=True, now=self.now())
-                self.say(f"paas addons: scheduled backup {made.id} of {addon_id}: {made.status}")
-        except PaasError as error:
-            self.say(f"paas addons: scheduled backup of {addon_id} failed: {error.message}")
+            made = store.capture(self.postgresql, scheduled=True, now=self.now())
+        except Exception as error:
+            why = error.message if isinstance(error, PaasError) else repr(error)
+            self.say(f"paas addons: scheduled backup of {addon_id} failed: {why}")
+            store.record_failure(scheduled=True, now=self.now(), detail=why)  # not again today
+        else:
+            self.say(f"paas addons: scheduled backup {made.id} of {addon_id}: {made.status}")
 
 
 def stop_servers(settings: Settings) -> None:

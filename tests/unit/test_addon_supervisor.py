@@ -1,0 +1,52 @@
+"""The add-on servers' supervisor loop under faults it did not expect: a PostgreSQL side
+that raises (a hand-written fault, not a real cluster) against real backup records in a
+PAAS_HOME of the test's own."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from paas.addons.backups import Backups
+from paas.addons.supervisor import Supervisor
+from paas.domain.settings import Settings
+
+
+class BrokenCluster:
+    def addon_ids(self) -> list[str]:
+        return ["pg-x"]
+
+    def pid(self) -> int | None:
+        raise RuntimeError("the pidfile is unreadable")
+
+    def ensure_running(self) -> None:
+        raise RuntimeError("cannot start")
+
+
+class BrokenPostgreSQL:
+    cluster = BrokenCluster()
+
+    def record(self, addon_id: str) -> dict[str, object]:
+        raise RuntimeError("the record is unreadable")
+
+
+def test_a_failing_unit_is_logged_and_a_failed_schedule_waits_a_day(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    settings = Settings(home=tmp_path)
+    now = datetime.now(UTC)
+    Backups(settings, "pg-x").set_schedule(
+        f"{now - timedelta(minutes=1):%H:%M} UTC", now - timedelta(days=1)
+    )
+    said: list[str] = []
+    supervisor = Supervisor(settings, monotonic=lambda: 0.0, now=lambda: now, say=said.append)
+    supervisor.postgresql = BrokenPostgreSQL()  # type: ignore[assignment]
+    supervisor.step()  # raises nothing
+    supervisor.step()
+    assert "looking after PostgreSQL failed" in capsys.readouterr().err
+    listed = Backups(settings, "pg-x").list()
+    assert [(b.status, b.scheduled) for b in listed] == [("Failed", True)]  # tried once
+    assert "the record is unreadable" in listed[0].detail
+    assert sum("scheduled backup of pg-x failed" in line for line in said) == 1
