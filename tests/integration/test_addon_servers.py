@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import tempfile
 from collections.abc import Iterator
@@ -383,3 +384,24 @@ def test_a_restored_check_constraint_cannot_make_the_tenant_superuser(
     assert psql(url, "SELECT id FROM t ORDER BY id").stdout.split() == ["1", "2"]
     superuser = psql(url, f"SELECT rolsuper FROM pg_roles WHERE rolname = '{role}'")
     assert superuser.stdout.strip() == "f"
+
+
+def test_redis_refuses_commands_that_reach_out_or_fork(settings: Settings) -> None:
+    """MIGRATE would have redis-server, a host process, connect wherever the tenant says."""
+    redis = Redis(settings)
+    url = redis.provision("rd-one", redis.plans["hobby"])
+    redis_cli(url, "SET", "k", "v")
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        listener.settimeout(1.0)
+        port = listener.getsockname()[1]
+        for words in (["MIGRATE", "127.0.0.1", str(port), "k", "0", "1000"], ["BGSAVE"]):
+            reply = subprocess.run(
+                ["redis-cli", "--no-auth-warning", "-u", url, *words],
+                capture_output=True,
+                text=True,
+                timeout=30,
+            )
+            assert "unknown command" in reply.stdout + reply.stderr, words
+        with pytest.raises(TimeoutError):
+            listener.accept()  # nothing connected
+    assert redis_cli(url, "GET", "k") == "v"  # the key stayed

@@ -30,9 +30,12 @@ from paas.host import procs
 ACCOUNT = "redis"
 SERVER = "/usr/bin/redis-server"
 STOP_SECONDS = 10.0
+# MIGRATE has redis-server (a host process, not behind the dyno firewall) connect to any
+# address; SAVE blocks the server and BGSAVE/BGREWRITEAOF fork it outside the plan's memory
+# (its own `save` and AOF rewrites still run). MONITOR stays: it shows only the tenant's own.
 DISABLED_COMMANDS = (
     "CONFIG", "DEBUG", "SHUTDOWN", "ACL", "MODULE", "REPLICAOF", "SLAVEOF", "FAILOVER",
-    "SYNC", "PSYNC",
+    "SYNC", "PSYNC", "MIGRATE", "SAVE", "BGSAVE", "BGREWRITEAOF",
 )  # fmt: skip
 PLANS = {
     "hobby": Plan("hobby", 25, 20, "hobby: 25 MB, 20 connections"),
