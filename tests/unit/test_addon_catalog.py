@@ -9,6 +9,7 @@ import pytest
 
 from paas.addons.catalog import Catalog
 from paas.addons.service import Plan
+from paas.domain.addons import Addon
 from paas.domain.errors import Conflict, InvalidParams, PaasError
 from paas.domain.models import UNSETTLED, App
 from paas.release import releases
@@ -183,8 +184,33 @@ def test_a_failing_cleanup_does_not_hide_why_create_failed(
     with pytest.raises(PaasError, match="no endpoint yet"):
         catalog.create(app, "heroku-postgresql")
     latest = catalog.store.latest_release(app)
-    assert latest is not None and latest.version == 1  # nothing recorded
+    assert latest is not None and latest.version == 1  # nothing released
     assert "could not be deprovisioned" in capsys.readouterr().err  # the operator is told
+    (left,) = all_addons(catalog)  # still in sight: destroying it again finishes the job
+    assert left.state == "deprovisioning"
+    pg.fail_deprovision = False
+    catalog.destroy(left.name)
+    assert all_addons(catalog) == [] and pg.live == {}
+
+
+def test_the_row_is_written_before_the_service_provisions(env: Env) -> None:
+    catalog, pg, _ = env
+    app = deployed(catalog, "shop")
+    seen: list[list[str]] = []
+    provision = pg.provision
+
+    def watched(addon_id: str, plan: Plan) -> str:
+        seen.append([a.state for a in all_addons(catalog) if a.id == addon_id])
+        return provision(addon_id, plan)
+
+    pg.provision = watched  # type: ignore[method-assign]
+    addon, _ = catalog.create(app, "postgresql")
+    assert seen == [["provisioning"]] and addon.state == "provisioned"
+    assert [a.state for a in all_addons(catalog)] == ["provisioned"]
+    pg.fail = True
+    with pytest.raises(PaasError, match="the server is down"):
+        catalog.create(app, "postgresql", as_name="OTHER")
+    assert [a.id for a in all_addons(catalog)] == [addon.id]  # the failed one's row went
 
 
 def test_destroy_closes_the_endpoint_only_when_no_other_add_on_shares_it(tmp_path: Path) -> None:
@@ -204,3 +230,8 @@ def test_destroy_closes_the_endpoint_only_when_no_other_add_on_shares_it(tmp_pat
     catalog.destroy(first.name)
     catalog.destroy(second.name)
     assert closed == [(first.id, None), (second.id, ("10.0.0.1", 5432))]
+
+
+def all_addons(catalog: Catalog) -> list[Addon]:
+    with catalog.store.reading() as tx:
+        return tx.addons()

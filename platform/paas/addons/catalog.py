@@ -2,8 +2,10 @@
 each with the release that puts or takes its NAME_URL in the app's config.
 
 Invariants: a bad input changes nothing (every check runs before the service is asked for
-anything, and the rows, the config and the release are one transaction); a resource that
-was provisioned but could not be recorded is deprovisioned again; an add-on is deleted only
+anything, and the attachment, the config and the release are one transaction); an add-on's
+row is written, as "provisioning", before its service is asked for anything, and a create
+that fails deprovisions it again (when that fails too, the row stays "deprovisioning");
+an add-on is deleted only
 after its service removed everything of it (until then it stays listed as
 "deprovisioning", and destroying it again finishes the job); a detached app's dynos lose
 their firewall opening to the add-on at once.
@@ -13,7 +15,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from paas.addons.service import Plan, Service
@@ -27,19 +29,6 @@ from paas.isolation import addon_firewall
 from paas.release import releases
 from paas.state.logs import LogStore
 from paas.state.store import Store, Tx, now_iso
-
-
-def _undo_provision(service: Service, addon_id: str) -> None:
-    """Deprovisions what a failed create provisioned; its own failure is logged, never
-    raised, so the caller sees why the create failed. (What is left then, like what a
-    kill -9 between provision and commit leaves, is the service's orphan, swept later.)"""
-    try:
-        service.deprovision(addon_id)
-    except Exception:
-        platform_log.exception(
-            f"paas addons: {service.name} add-on {addon_id} could not be deprovisioned "
-            "after its create failed"
-        )
 
 
 @dataclass(frozen=True)
@@ -98,26 +87,50 @@ class Catalog:
         addon_name = model.generated_name(service.name) if name is None else model.addon_name(name)
         with self.store.reading() as tx:
             self._check_new(tx, app, service, addon_name, as_name)
-        addon_id = str(uuid.uuid4())
+        # The row comes first, as "provisioning": whatever provision makes is never out of
+        # the store's sight (a kill -9 before the commit leaves a row `addons:destroy`
+        # removes, with what was provisioned).
+        placeholder = Addon(
+            str(uuid.uuid4()), addon_name, service.name, chosen_plan.name, app.id,
+            "provisioning", "", "", 0, now_iso(),
+        )  # fmt: skip
+        with self.store.transaction() as tx:
+            self._check_new(tx, app, service, addon_name, as_name)
+            tx.insert_addon(placeholder)
         try:
-            url = service.provision(addon_id, chosen_plan)
-            address, port = service.endpoint(addon_id)
-            addon = Addon(
-                addon_id, addon_name, service.name, chosen_plan.name, app.id,
-                "provisioned", url, address, port, now_iso(),
-            )  # fmt: skip
+            url = service.provision(placeholder.id, chosen_plan)
+            address, port = service.endpoint(placeholder.id)
+            addon = replace(placeholder, state="provisioned", url=url, address=address, port=port)
             with self.store.transaction() as tx:
-                attachment_name = self._check_new(tx, app, service, addon_name, as_name)
+                attachment_name = self._attachment_name(tx, app, service, as_name)
+                tx.delete_addon(placeholder)
                 tx.insert_addon(addon)
                 attachment, release = self._attach(tx, addon, app, attachment_name)
         except BaseException:
-            _undo_provision(service, addon_id)  # nothing recorded: nothing may be left either
+            self._undo_create(service, placeholder)
             raise
         self.logs.event(
             app.name, "api", f"Add-on {addon.name} ({service.name}:{addon.plan}) created"
         )
         self._released(app, release)
         return addon, attachment
+
+    def _undo_create(self, service: Service, placeholder: Addon) -> None:
+        """Deprovisions what a failed create provisioned and drops its row; a failure of
+        that is logged, never raised (the caller sees why the create failed), and leaves
+        the row as "deprovisioning", so `addons:destroy` finishes the job."""
+        try:
+            service.deprovision(placeholder.id)
+        except Exception:
+            platform_log.exception(
+                f"paas addons: {placeholder.name} could not be deprovisioned after its create "
+                f"failed: `paas addons:destroy {placeholder.name}` finishes it"
+            )
+            with self.store.transaction() as tx:
+                tx.set_addon_state(placeholder, "deprovisioning")
+            return
+        with self.store.transaction() as tx:
+            tx.delete_addon(placeholder)
 
     def _check_new(
         self, tx: Tx, app: App, service: Service, addon_name: str, as_name: str | None
