@@ -89,3 +89,11 @@ def test_scram_verifier_has_postgresql_shape_and_depends_on_salt() -> None:
     assert head == "4096:MDEyMzQ1Njc4OWFiY2RlZg=="
     stored, server = keys.split(":")
     assert len(stored) == len(server) == 44  # base64 of 32 bytes
+
+
+def test_a_loading_redis_is_told_from_a_down_one() -> None:
+    assert redis.state(b"+OK\r\n+PONG\r\n") == "ready"
+    loading = b"+OK\r\n-LOADING Redis is loading the dataset in memory\r\n"
+    assert redis.state(loading) == "loading"  # wait for it: never start a second server
+    assert redis.state(None) == "down"
+    assert redis.state(b"-WRONGPASS invalid username-password pair\r\n") == "down"
