@@ -62,7 +62,7 @@ def test_attachment_names_become_config_vars() -> None:
     assert config_var(None) == "DATABASE_URL"
     assert config_var("ROSE") == "ROSE_URL"
     assert config_var("heroku_postgresql_rose_url") == "HEROKU_POSTGRESQL_ROSE_URL"
-    for bad in ("1X", "A B", "X;DROP", 7):
+    for bad in ("1X", "A B", "X;DROP", 7, "A" * 61):  # the add-ons' rule: 60 at most
         with pytest.raises(InvalidParams):
             config_var(bad)
 
