@@ -15,8 +15,9 @@ supervision only. The servers are detached daemons, like dynos and HAProxy: the 
 their databases while the control plane is down, and the next supervisor adopts them by
 their pidfiles. `paas server --stop` stops them, after the dynos (stop_servers). An
 unexpected error in one server's or schedule's turn is logged to the platform log and the
-loop goes on; a scheduled backup that fails is recorded as Failed, so it is tried again on
-its next day, not every second.
+loop goes on; a scheduled backup runs in a thread of its own (a long pg_dump does not hold
+up the servers' restarts), and one that fails is recorded as Failed, so it is tried again
+on its next day, not every second.
 """
 
 from __future__ import annotations
@@ -77,11 +78,17 @@ class Supervisor:
         self.monotonic = monotonic
         self.now = now
         self.say = say
+        self.captures: dict[str, threading.Thread] = {}  # scheduled pg_dumps under way
 
     def run(self, stop: threading.Event) -> None:
         while not stop.is_set():
             self.step()
             stop.wait(INTERVAL_SECONDS)
+        self.finish_captures()  # a dump under way completes (and is recorded) first
+
+    def finish_captures(self) -> None:
+        for thread in list(self.captures.values()):
+            thread.join()
 
     def step(self) -> None:
         """One look at every server and schedule; a unit that fails unexpectedly is logged
@@ -137,9 +144,23 @@ class Supervisor:
             self.backoff.succeeded(name)
 
     def scheduled_backup(self, addon_id: str) -> None:
+        """Starts a due capture in a thread of its own: a pg_dump may take up to
+        DUMP_TIMEOUT, and the servers' restarts must not wait for it."""
+        running = self.captures.get(addon_id)
+        if running is not None and running.is_alive():
+            return
         store = backups.Backups(self.settings, addon_id)
         if not store.due(self.now()):
             return
+        thread = threading.Thread(
+            target=self._guarded,
+            args=(f"backups of {addon_id}", functools.partial(self._capture, store, addon_id)),
+            name=f"backup {addon_id}",
+        )
+        self.captures[addon_id] = thread
+        thread.start()
+
+    def _capture(self, store: backups.Backups, addon_id: str) -> None:
         try:
             made = store.capture(self.postgresql, scheduled=True, now=self.now())
         except Exception as error:
