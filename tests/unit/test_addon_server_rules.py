@@ -33,7 +33,11 @@ def test_redis_config_caps_memory_clients_and_commands() -> None:
     assert "maxmemory 25mb" in lines and "maxmemory-policy noeviction" in lines
     assert "maxclients 20" in lines and "appendonly yes" in lines
     assert "dir /h/r/x/data" in lines
-    for name in ("CONFIG", "DEBUG", "SHUTDOWN", "ACL", "REPLICAOF", "MODULE", "MIGRATE"):
+    for name in (
+        *("CONFIG", "DEBUG", "SHUTDOWN", "ACL", "REPLICAOF", "SLAVEOF"),
+        "MODULE",
+        "MIGRATE",
+    ):
         assert f'rename-command {name} ""' in lines
 
 
