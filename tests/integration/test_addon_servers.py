@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import tempfile
 from collections.abc import Iterator
@@ -359,3 +360,48 @@ def test_a_killed_postmaster_is_started_again_at_once(settings: Settings) -> Non
         assert psql(url, "SELECT x FROM t").stdout.strip() == "4"
     finally:
         end(held)
+
+
+def test_a_restored_check_constraint_cannot_make_the_tenant_superuser(
+    settings: Settings,
+) -> None:
+    """A dump's CHECK constraint calls the tenant's own function while rows are loaded:
+    the restore runs it as the add-on's role, never as the cluster's superuser."""
+    pg = PostgreSQL(settings)
+    url = pg.provision("pg-one", pg.plans["hobby"])
+    role = hosting.text(pg.record("pg-one"), "role")
+    escalate = (
+        "CREATE FUNCTION escalate(int) RETURNS bool LANGUAGE plpgsql AS $f$ BEGIN "
+        "IF (SELECT rolsuper FROM pg_roles WHERE rolname = current_user) THEN "
+        f"EXECUTE 'ALTER ROLE \"{role}\" SUPERUSER'; END IF; RETURN true; END $f$"
+    )
+    psql(url, escalate)
+    psql(url, "CREATE TABLE t (id int CHECK (escalate(id))); INSERT INTO t VALUES (1), (2)")
+    backups = Backups(settings, "pg-one")
+    backups.capture(pg, scheduled=False, now=_now())
+    psql(url, "DELETE FROM t")
+    backups.restore(pg, None)
+    assert psql(url, "SELECT id FROM t ORDER BY id").stdout.split() == ["1", "2"]
+    superuser = psql(url, f"SELECT rolsuper FROM pg_roles WHERE rolname = '{role}'")
+    assert superuser.stdout.strip() == "f"
+
+
+def test_redis_refuses_commands_that_reach_out_or_fork(settings: Settings) -> None:
+    """MIGRATE would have redis-server, a host process, connect wherever the tenant says."""
+    redis = Redis(settings)
+    url = redis.provision("rd-one", redis.plans["hobby"])
+    redis_cli(url, "SET", "k", "v")
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        listener.settimeout(1.0)
+        port = listener.getsockname()[1]
+        for words in (["MIGRATE", "127.0.0.1", str(port), "k", "0", "1000"], ["BGSAVE"]):
+            reply = subprocess.run(
+                ["redis-cli", "--no-auth-warning", "-u", url, *words],
+                capture_output=True,
+                text=True,
+                timeout=30,
+            )
+            assert "unknown command" in reply.stdout + reply.stderr, words
+        with pytest.raises(TimeoutError):
+            listener.accept()  # nothing connected
+    assert redis_cli(url, "GET", "k") == "v"  # the key stayed

@@ -9,6 +9,7 @@ import pytest
 
 from paas.addons.catalog import Catalog
 from paas.addons.service import Plan
+from paas.domain.addons import Addon
 from paas.domain.errors import Conflict, InvalidParams, PaasError
 from paas.domain.models import UNSETTLED, App
 from paas.release import releases
@@ -26,6 +27,7 @@ class FakeService:
         self.plans, self.default_plan = PLANS, "hobby"
         self.live: dict[str, str] = {}
         self.fail = False
+        self.fail_endpoint = self.fail_deprovision = False
 
     def provision(self, addon_id: str, plan: Plan) -> str:
         if self.fail:
@@ -34,9 +36,13 @@ class FakeService:
         return self.live[addon_id]
 
     def deprovision(self, addon_id: str) -> None:
+        if self.fail_deprovision:
+            raise PaasError("the cleanup failed too")
         self.live.pop(addon_id, None)
 
     def endpoint(self, addon_id: str) -> tuple[str, int]:
+        if self.fail_endpoint:
+            raise PaasError("no endpoint yet")
         return "10.0.0.1", 5432
 
 
@@ -54,7 +60,7 @@ def env(tmp_path: Path) -> Env:
         logs,
         tmp_path,
         {"postgresql": pg, "redis": redis},
-        revoke=lambda _home, addon, app: revoked.append((addon, app)),
+        revoke=lambda _home, addon, app, _endpoint: revoked.append((addon, app)),
     )
     return catalog, pg, revoked
 
@@ -167,3 +173,65 @@ def test_an_app_without_a_release_gets_the_var_on_its_first_deploy(env: Env) -> 
         catalog.store, catalog.logs, app, releases.Build("sha256:aa", {"web": "x"}), "c0ffee00"
     )
     assert first.config["REDIS_URL"].startswith("redis://")
+
+
+def test_a_failing_cleanup_does_not_hide_why_create_failed(
+    env: Env, capsys: pytest.CaptureFixture[str]
+) -> None:
+    catalog, pg, _ = env
+    app = deployed(catalog, "shop")
+    pg.fail_endpoint = pg.fail_deprovision = True
+    with pytest.raises(PaasError, match="no endpoint yet"):
+        catalog.create(app, "heroku-postgresql")
+    latest = catalog.store.latest_release(app)
+    assert latest is not None and latest.version == 1  # nothing released
+    assert "could not be deprovisioned" in capsys.readouterr().err  # the operator is told
+    (left,) = all_addons(catalog)  # still in sight: destroying it again finishes the job
+    assert left.state == "deprovisioning"
+    pg.fail_deprovision = False
+    catalog.destroy(left.name)
+    assert all_addons(catalog) == [] and pg.live == {}
+
+
+def test_the_row_is_written_before_the_service_provisions(env: Env) -> None:
+    catalog, pg, _ = env
+    app = deployed(catalog, "shop")
+    seen: list[list[str]] = []
+    provision = pg.provision
+
+    def watched(addon_id: str, plan: Plan) -> str:
+        seen.append([a.state for a in all_addons(catalog) if a.id == addon_id])
+        return provision(addon_id, plan)
+
+    pg.provision = watched  # type: ignore[method-assign]
+    addon, _ = catalog.create(app, "postgresql")
+    assert seen == [["provisioning"]] and addon.state == "provisioned"
+    assert [a.state for a in all_addons(catalog)] == ["provisioned"]
+    pg.fail = True
+    with pytest.raises(PaasError, match="the server is down"):
+        catalog.create(app, "postgresql", as_name="OTHER")
+    assert [a.id for a in all_addons(catalog)] == [addon.id]  # the failed one's row went
+
+
+def test_destroy_closes_the_endpoint_only_when_no_other_add_on_shares_it(tmp_path: Path) -> None:
+    store, logs = Store(tmp_path / "state.db"), LogStore(tmp_path / "logs.db")
+    closed: list[tuple[str, tuple[str, int] | None]] = []
+    pg = FakeService("postgresql", "DATABASE")  # every add-on at one endpoint, a cluster's
+    catalog = Catalog(
+        store,
+        logs,
+        tmp_path,
+        {"postgresql": pg},
+        revoke=lambda _home, addon, _app, endpoint: closed.append((addon, endpoint)),
+    )
+    app = deployed(catalog, "shop")
+    first, _ = catalog.create(app, "postgresql")
+    second, _ = catalog.create(app, "postgresql", as_name="OTHER")
+    catalog.destroy(first.name)
+    catalog.destroy(second.name)
+    assert closed == [(first.id, None), (second.id, ("10.0.0.1", 5432))]
+
+
+def all_addons(catalog: Catalog) -> list[Addon]:
+    with catalog.store.reading() as tx:
+        return tx.addons()

@@ -115,3 +115,15 @@ def test_the_input_jump_is_put_back_above_the_dyno_chain() -> None:
     ]
     text = fw.edit(saved(dynos_jump), CHAIN, [GRANT], lambda _r: False)
     assert text is not None and f"-I INPUT 1 -i {fw.BRIDGE} -j {fw.ADDONS_CHAIN}" in text
+
+
+def test_revoking_by_endpoint_closes_an_opening_whatever_its_comment() -> None:
+    stale = fw.Grant("10.213.0.9", GRANT.address, GRANT.port, "ad-old", "app-2")
+    other = fw.Grant("10.213.0.9", GRANT.address, GRANT.port + 1, "ad-2", "app-2")
+    rules = [fw.rule(CHAIN, g) for g in (GRANT, stale, other)]
+    by_endpoint = fw.revoked(CHAIN, "ad-1", None, (GRANT.address, GRANT.port))
+    assert [by_endpoint(r) for r in rules] == [True, True, False]
+    by_comment = fw.revoked(CHAIN, "ad-1", None, None)
+    assert [by_comment(r) for r in rules] == [True, False, False]
+    elsewhere = fw.rule("PAAS-AO-0000000000000000", GRANT)
+    assert not by_endpoint(elsewhere)  # another home's chain is not ours to change

@@ -33,7 +33,11 @@ def test_redis_config_caps_memory_clients_and_commands() -> None:
     assert "maxmemory 25mb" in lines and "maxmemory-policy noeviction" in lines
     assert "maxclients 20" in lines and "appendonly yes" in lines
     assert "dir /h/r/x/data" in lines
-    for name in ("CONFIG", "DEBUG", "SHUTDOWN", "ACL", "REPLICAOF", "SLAVEOF", "MODULE"):
+    for name in (
+        *("CONFIG", "DEBUG", "SHUTDOWN", "ACL", "REPLICAOF", "SLAVEOF"),
+        "MODULE",
+        "MIGRATE",
+    ):
         assert f'rename-command {name} ""' in lines
 
 
@@ -62,7 +66,7 @@ def test_attachment_names_become_config_vars() -> None:
     assert config_var(None) == "DATABASE_URL"
     assert config_var("ROSE") == "ROSE_URL"
     assert config_var("heroku_postgresql_rose_url") == "HEROKU_POSTGRESQL_ROSE_URL"
-    for bad in ("1X", "A B", "X;DROP", 7):
+    for bad in ("1X", "A B", "X;DROP", 7, "A" * 61):  # the add-ons' rule: 60 at most
         with pytest.raises(InvalidParams):
             config_var(bad)
 
@@ -89,3 +93,11 @@ def test_scram_verifier_has_postgresql_shape_and_depends_on_salt() -> None:
     assert head == "4096:MDEyMzQ1Njc4OWFiY2RlZg=="
     stored, server = keys.split(":")
     assert len(stored) == len(server) == 44  # base64 of 32 bytes
+
+
+def test_a_loading_redis_is_told_from_a_down_one() -> None:
+    assert redis.state(b"+OK\r\n+PONG\r\n") == "ready"
+    loading = b"+OK\r\n-LOADING Redis is loading the dataset in memory\r\n"
+    assert redis.state(loading) == "loading"  # wait for it: never start a second server
+    assert redis.state(None) == "down"
+    assert redis.state(b"-WRONGPASS invalid username-password pair\r\n") == "down"

@@ -99,7 +99,9 @@ class Backups:
         target = self._dir() / f"{backup_id}.dump"
         partial = target.with_name(f".{backup_id}.partial")
         argv = [
-            *postgresql.cluster.admin_argv("pg_dump", hosting.text(record, "database")),
+            *postgresql.cluster.admin_argv(
+                "pg_dump", hosting.text(record, "database"), hosting.text(record, "role")
+            ),
             "--format", "custom", "--file", str(partial),
         ]  # fmt: skip
         created = now.astimezone(UTC).isoformat(timespec="seconds")
@@ -116,6 +118,16 @@ class Backups:
         self._retain()
         return backup
 
+    def record_failure(self, scheduled: bool, now: datetime, detail: str) -> Backup:
+        """A capture that failed before it could record itself, listed as Failed (so a
+        scheduled one waits for its next day instead of being tried again at once)."""
+        backup_id = backup_schedule.next_id(self._next_number(), scheduled)
+        created = now.astimezone(UTC).isoformat(timespec="seconds")
+        backup = Backup(backup_id, created, 0, FAILED, scheduled, detail)
+        hosting.write_record(self._dir() / f"{backup_id}.json", backup.as_json())
+        self._retain()
+        return backup
+
     def restore(self, postgresql: PostgreSQL, backup_id: str | None) -> Backup:
         """Replaces the add-on database's objects with the backup's; the app's sessions on
         it are ended first (they would hold locks the restore waits for)."""
@@ -128,7 +140,10 @@ class Backups:
             f"WHERE datname = '{database}' AND pid <> pg_backend_pid();\n"
         )
         argv = [
-            *postgresql.cluster.admin_argv("pg_restore", database),
+            *postgresql.cluster.admin_argv("pg_restore", database, hosting.text(record, "role")),
+            # As the add-on's role, keeping its ownership and grants: a dump's ALTER OWNER
+            # or GRANT may name any role of the cluster.
+            "--no-owner", "--no-privileges",
             "--clean", "--if-exists", "--single-transaction", "--exit-on-error",
             str(self.dump_path(backup)),
         ]  # fmt: skip

@@ -2,8 +2,10 @@
 each with the release that puts or takes its NAME_URL in the app's config.
 
 Invariants: a bad input changes nothing (every check runs before the service is asked for
-anything, and the rows, the config and the release are one transaction); a resource that
-was provisioned but could not be recorded is deprovisioned again; an add-on is deleted only
+anything, and the attachment, the config and the release are one transaction); an add-on's
+row is written, as "provisioning", before its service is asked for anything, and a create
+that fails deprovisions it again (when that fails too, the row stays "deprovisioning");
+an add-on is deleted only
 after its service removed everything of it (until then it stays listed as
 "deprovisioning", and destroying it again finishes the job); a detached app's dynos lose
 their firewall opening to the add-on at once.
@@ -13,7 +15,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from paas.addons.service import Plan, Service
@@ -22,6 +24,7 @@ from paas.domain.addons import Addon, Attachment
 from paas.domain.errors import Conflict, InvalidParams, NotFound
 from paas.domain.models import App, Release
 from paas.domain.settings import Settings
+from paas.host import platform_log
 from paas.isolation import addon_firewall
 from paas.release import releases
 from paas.state.logs import LogStore
@@ -34,9 +37,10 @@ class Catalog:
     logs: LogStore
     home: Path  # whose firewall chain the openings are in
     services: Mapping[str, Service]
-    # Closes openings (home, add-on id, app id or None for every app's): the firewall's.
-    revoke: Callable[[Path, str, str | None], None] = field(
-        default=lambda home, addon, app: addon_firewall_revoke(home, addon, app)
+    # Closes openings (home, add-on id, app id or None for every app's, and an endpoint
+    # whose every opening goes): the firewall's.
+    revoke: Callable[[Path, str, str | None, tuple[str, int] | None], None] = field(
+        default=lambda home, addon, app, endpoint: addon_firewall_revoke(home, addon, app, endpoint)
     )
 
     # --- lookups --------------------------------------------------------------------------
@@ -83,26 +87,50 @@ class Catalog:
         addon_name = model.generated_name(service.name) if name is None else model.addon_name(name)
         with self.store.reading() as tx:
             self._check_new(tx, app, service, addon_name, as_name)
-        addon_id = str(uuid.uuid4())
+        # The row comes first, as "provisioning": whatever provision makes is never out of
+        # the store's sight (a kill -9 before the commit leaves a row `addons:destroy`
+        # removes, with what was provisioned).
+        placeholder = Addon(
+            str(uuid.uuid4()), addon_name, service.name, chosen_plan.name, app.id,
+            "provisioning", "", "", 0, now_iso(),
+        )  # fmt: skip
+        with self.store.transaction() as tx:
+            self._check_new(tx, app, service, addon_name, as_name)
+            tx.insert_addon(placeholder)
         try:
-            url = service.provision(addon_id, chosen_plan)
-            address, port = service.endpoint(addon_id)
-            addon = Addon(
-                addon_id, addon_name, service.name, chosen_plan.name, app.id,
-                "provisioned", url, address, port, now_iso(),
-            )  # fmt: skip
+            url = service.provision(placeholder.id, chosen_plan)
+            address, port = service.endpoint(placeholder.id)
+            addon = replace(placeholder, state="provisioned", url=url, address=address, port=port)
             with self.store.transaction() as tx:
-                attachment_name = self._check_new(tx, app, service, addon_name, as_name)
+                attachment_name = self._attachment_name(tx, app, service, as_name)
+                tx.delete_addon(placeholder)
                 tx.insert_addon(addon)
                 attachment, release = self._attach(tx, addon, app, attachment_name)
         except BaseException:
-            service.deprovision(addon_id)  # nothing recorded: nothing may be left either
+            self._undo_create(service, placeholder)
             raise
         self.logs.event(
             app.name, "api", f"Add-on {addon.name} ({service.name}:{addon.plan}) created"
         )
         self._released(app, release)
         return addon, attachment
+
+    def _undo_create(self, service: Service, placeholder: Addon) -> None:
+        """Deprovisions what a failed create provisioned and drops its row; a failure of
+        that is logged, never raised (the caller sees why the create failed), and leaves
+        the row as "deprovisioning", so `addons:destroy` finishes the job."""
+        try:
+            service.deprovision(placeholder.id)
+        except Exception:
+            platform_log.exception(
+                f"paas addons: {placeholder.name} could not be deprovisioned after its create "
+                f"failed: `paas addons:destroy {placeholder.name}` finishes it"
+            )
+            with self.store.transaction() as tx:
+                tx.set_addon_state(placeholder, "deprovisioning")
+            return
+        with self.store.transaction() as tx:
+            tx.delete_addon(placeholder)
 
     def _check_new(
         self, tx: Tx, app: App, service: Service, addon_name: str, as_name: str | None
@@ -167,7 +195,7 @@ class Catalog:
                 )
             release = self._detach(tx, addon, app, attachment)
         if not any(a.addon_id == addon.id for a in self._attached(app)):
-            self.revoke(self.home, addon.id, app.id)  # the firewall follows, at once
+            self.revoke(self.home, addon.id, app.id, None)  # the firewall follows, at once
         self._released(app, release)
         return attachment
 
@@ -197,10 +225,19 @@ class Catalog:
         return addon
 
     def _finish_destroy(self, addon: Addon) -> None:
-        self.revoke(self.home, addon.id, None)
+        self.revoke(self.home, addon.id, None, self._own_endpoint(addon))
         self.service(addon.service).deprovision(addon.id)
         with self.store.transaction() as tx:
             tx.delete_addon(addon)
+
+    def _own_endpoint(self, addon: Addon) -> tuple[str, int] | None:
+        """The add-on's endpoint when no other add-on shares it (every postgresql add-on
+        of a home shares its cluster's): then every opening to it goes with the add-on,
+        whatever add-on its comment names (a port given again to a new server)."""
+        with self.store.reading() as tx:
+            others = [a for a in tx.addons() if a.id != addon.id]
+        shared = any((a.address, a.port) == (addon.address, addon.port) for a in others)
+        return None if shared else (addon.address, addon.port)
 
     def destroy_app_addons(self, app: App) -> None:
         """Before `app` is deleted: refused while another app is attached to one of its
@@ -218,14 +255,16 @@ class Catalog:
         for attachment in self._attached(app):
             with self.store.transaction() as tx:
                 tx.delete_attachment(attachment)
-            self.revoke(self.home, attachment.addon_id, app.id)
+            self.revoke(self.home, attachment.addon_id, app.id, None)
 
 
-def addon_firewall_revoke(home: Path, addon_id: str, app_id: str | None = None) -> None:
+def addon_firewall_revoke(
+    home: Path, addon_id: str, app_id: str | None = None, endpoint: tuple[str, int] | None = None
+) -> None:
     """Closes openings; on a host without the firewall (plain processes, not root) there
     are none to close."""
     if addon_firewall.usable():
-        addon_firewall.revoke(home, addon_id, app_id)
+        addon_firewall.revoke(home, addon_id, app_id, endpoint)
 
 
 def _refuse_other_apps(tx: Tx, addon: Addon, destroying_app: bool = False) -> None:

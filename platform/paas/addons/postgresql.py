@@ -323,12 +323,15 @@ class Cluster:
         ]  # fmt: skip
         return procs.run(argv, timeout, input=script.encode(), env=self._env()).decode()
 
-    def admin_argv(self, program: str, database: str) -> list[str]:
-        """A client program (pg_dump, pg_restore) connected as the superuser by socket."""
+    def admin_argv(self, program: str, database: str, role: str) -> list[str]:
+        """A client program (pg_dump, pg_restore) logged in as the superuser by socket but
+        running every statement as the add-on's `role` (SET ROLE): a dump carries the
+        tenant's code (CHECK constraints, defaults, triggers calling its functions), which
+        must never run with the superuser's rights."""
         return [
             str(bin_dir() / program),
             "--host", str(self.socket_dir), "--port", str(self.port() or 0),
-            "--username", SUPERUSER, "--dbname", database,
+            "--username", SUPERUSER, "--dbname", database, "--role", role,
         ]  # fmt: skip
 
     @staticmethod

@@ -30,9 +30,12 @@ from paas.host import procs
 ACCOUNT = "redis"
 SERVER = "/usr/bin/redis-server"
 STOP_SECONDS = 10.0
+# MIGRATE has redis-server (a host process, not behind the dyno firewall) connect to any
+# address; SAVE blocks the server and BGSAVE/BGREWRITEAOF fork it outside the plan's memory
+# (its own `save` and AOF rewrites still run). MONITOR stays: it shows only the tenant's own.
 DISABLED_COMMANDS = (
     "CONFIG", "DEBUG", "SHUTDOWN", "ACL", "MODULE", "REPLICAOF", "SLAVEOF", "FAILOVER",
-    "SYNC", "PSYNC",
+    "SYNC", "PSYNC", "MIGRATE", "SAVE", "BGSAVE", "BGREWRITEAOF",
 )  # fmt: skip
 PLANS = {
     "hobby": Plan("hobby", 25, 20, "hobby: 25 MB, 20 connections"),
@@ -67,6 +70,11 @@ def config(address: str, port: int, secret: str, plan: Plan, directory: Path) ->
 
 def ping(address: str, port: int, secret: str, timeout: float = 1.0) -> bool:
     """Whether the server answers AUTH and PING with this password."""
+    return state(probe(address, port, secret, timeout)) == "ready"
+
+
+def probe(address: str, port: int, secret: str, timeout: float = 1.0) -> bytes | None:
+    """The server's answer to AUTH and PING, None when nothing answered."""
     try:
         with socket.create_connection((address, port), timeout) as conn:
             conn.settimeout(timeout)
@@ -78,8 +86,17 @@ def ping(address: str, port: int, secret: str, timeout: float = 1.0) -> bool:
                     break
                 answer += chunk
     except OSError:
-        return False
-    return answer.startswith(b"+OK\r\n+PONG\r\n")
+        return None
+    return answer
+
+
+def state(answer: bytes | None) -> str:
+    """ "ready", "loading" (it reads its data set back: it will answer) or "down" (pure)."""
+    if answer is None:
+        return "down"
+    if answer.startswith(b"+OK\r\n+PONG\r\n"):
+        return "ready"
+    return "loading" if b"-LOADING" in answer else "down"
 
 
 def command(*words: str) -> bytes:
@@ -141,6 +158,14 @@ class Instance:
         address = hosting.listen_address(self.settings)
         return ping(address, hosting.number(record, "port"), hosting.text(record, "password"))
 
+    def _loading(self) -> bool:
+        record = self.record()
+        if record is None:
+            return False
+        address = hosting.listen_address(self.settings)
+        answer = probe(address, hosting.number(record, "port"), hosting.text(record, "password"))
+        return state(answer) == "loading"
+
     def ensure_running(self) -> None:
         """Starts the server unless it runs (its config written anew: the address follows
         the isolation mode); returns once it answers."""
@@ -148,8 +173,13 @@ class Instance:
             record = self.record()
             if record is None:
                 raise NotFound(f"no redis add-on {self.addon_id!r} on this platform")
-            if self.pid() is not None and self.answers():
-                return
+            if self.pid() is not None:
+                if self._loading():  # a second server would fight it for the port and data
+                    hosting.wait_answering(
+                        self.answers, "redis-server", self.log, hosting.START_TIMEOUT_SECONDS
+                    )
+                if self.answers():
+                    return
             self._start(record)
 
     def _start(self, record: dict[str, object]) -> None:

@@ -13,11 +13,16 @@ this process restarts.
 Invariant: stopping this process (SIGTERM, or a kill -9 of `paas server`) stops
 supervision only. The servers are detached daemons, like dynos and HAProxy: the apps keep
 their databases while the control plane is down, and the next supervisor adopts them by
-their pidfiles. `paas server --stop` stops them, after the dynos (stop_servers).
+their pidfiles. `paas server --stop` stops them, after the dynos (stop_servers). An
+unexpected error in one server's or schedule's turn is logged to the platform log and the
+loop goes on; a scheduled backup runs in a thread of its own (a long pg_dump does not hold
+up the servers' restarts), and one that fails is recorded as Failed, so it is tried again
+on its next day, not every second.
 """
 
 from __future__ import annotations
 
+import functools
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -73,19 +78,44 @@ class Supervisor:
         self.monotonic = monotonic
         self.now = now
         self.say = say
+        self.captures: dict[str, threading.Thread] = {}  # scheduled pg_dumps under way
 
     def run(self, stop: threading.Event) -> None:
         while not stop.is_set():
             self.step()
             stop.wait(INTERVAL_SECONDS)
+        self.finish_captures()  # a dump under way completes (and is recorded) first
+
+    def finish_captures(self) -> None:
+        for thread in list(self.captures.values()):
+            thread.join()
 
     def step(self) -> None:
-        self.keep_postgresql()
-        for addon_id in self.redis.addon_ids():
-            instance = self.redis.instance(addon_id)
-            self.keep(f"redis {addon_id}", instance.pid() is not None, instance.ensure_running)
-        for addon_id in self.postgresql.cluster.addon_ids():
-            self.scheduled_backup(addon_id)
+        """One look at every server and schedule; a unit that fails unexpectedly is logged
+        and the others still run (this loop must outlive any one add-on's trouble)."""
+        self._guarded("PostgreSQL", self.keep_postgresql)
+        for addon_id in self._guarded_ids("redis", self.redis.addon_ids):
+            self._guarded(f"redis {addon_id}", functools.partial(self.keep_redis, addon_id))
+        for addon_id in self._guarded_ids("postgresql", self.postgresql.cluster.addon_ids):
+            backup = functools.partial(self.scheduled_backup, addon_id)
+            self._guarded(f"backups of {addon_id}", backup)
+
+    def _guarded(self, unit: str, action: Callable[[], None]) -> None:
+        try:
+            action()
+        except Exception:
+            platform_log.exception(f"paas addons: looking after {unit} failed")
+
+    def _guarded_ids(self, service: str, ids: Callable[[], list[str]]) -> list[str]:
+        try:
+            return ids()
+        except Exception:
+            platform_log.exception(f"paas addons: listing the {service} add-ons failed")
+            return []
+
+    def keep_redis(self, addon_id: str) -> None:
+        instance = self.redis.instance(addon_id)
+        self.keep(f"redis {addon_id}", instance.pid() is not None, instance.ensure_running)
 
     def keep_postgresql(self) -> None:
         cluster = self.postgresql.cluster
@@ -114,13 +144,31 @@ class Supervisor:
             self.backoff.succeeded(name)
 
     def scheduled_backup(self, addon_id: str) -> None:
+        """Starts a due capture in a thread of its own: a pg_dump may take up to
+        DUMP_TIMEOUT, and the servers' restarts must not wait for it."""
+        running = self.captures.get(addon_id)
+        if running is not None and running.is_alive():
+            return
         store = backups.Backups(self.settings, addon_id)
+        if not store.due(self.now()):
+            return
+        thread = threading.Thread(
+            target=self._guarded,
+            args=(f"backups of {addon_id}", functools.partial(self._capture, store, addon_id)),
+            name=f"backup {addon_id}",
+        )
+        self.captures[addon_id] = thread
+        thread.start()
+
+    def _capture(self, store: backups.Backups, addon_id: str) -> None:
         try:
-            if store.due(self.now()):
-                made = store.capture(self.postgresql, scheduled=True, now=self.now())
-                self.say(f"paas addons: scheduled backup {made.id} of {addon_id}: {made.status}")
-        except PaasError as error:
-            self.say(f"paas addons: scheduled backup of {addon_id} failed: {error.message}")
+            made = store.capture(self.postgresql, scheduled=True, now=self.now())
+        except Exception as error:
+            why = error.message if isinstance(error, PaasError) else repr(error)
+            self.say(f"paas addons: scheduled backup of {addon_id} failed: {why}")
+            store.record_failure(scheduled=True, now=self.now(), detail=why)  # not again today
+        else:
+            self.say(f"paas addons: scheduled backup {made.id} of {addon_id}: {made.status}")
 
 
 def stop_servers(settings: Settings) -> None:

@@ -8,7 +8,6 @@ from the app's attachment (`attached_postgresql`), never from an id the client g
 
 from __future__ import annotations
 
-import re
 from datetime import UTC, datetime
 
 from flask import Blueprint, Response, jsonify, request, send_file
@@ -16,19 +15,19 @@ from flask import Blueprint, Response, jsonify, request, send_file
 from paas.addons.backups import Backups
 from paas.addons.postgresql import PostgreSQL
 from paas.api.context import ctx, find_app, json_body
+from paas.domain import addons
 from paas.domain.errors import InvalidParams, NotFound
 
 blueprint = Blueprint("pg", __name__)
-ATTACHMENT = re.compile(r"[A-Z][A-Z0-9_]{0,62}")
 
 
 def config_var(attachment: object) -> str:
-    """`DATABASE`, `DATABASE_URL` or none (DATABASE) to the config var's name."""
+    """`DATABASE`, `DATABASE_URL` or none (DATABASE) to the config var's name, by the
+    add-ons' own rule for attachment names (paas.domain.addons)."""
     name = "DATABASE" if attachment in (None, "") else attachment
-    if not isinstance(name, str) or not ATTACHMENT.fullmatch(name.upper()):
-        raise InvalidParams(f"{name!r} is not an attachment name such as DATABASE or ROSE_URL")
-    name = name.upper()
-    return name if name.endswith("_URL") else f"{name}_URL"
+    if isinstance(name, str):
+        name = name.upper().removesuffix("_URL")
+    return addons.var_name(addons.attachment_name(name))
 
 
 def attached_postgresql(app_name: str, attachment: object) -> tuple[PostgreSQL, str]:

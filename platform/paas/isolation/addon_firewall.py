@@ -201,15 +201,19 @@ def _restore(text: str | None) -> None:
         procs.run(["iptables-restore", "-w", "10", "--noflush"], input=text.encode())
 
 
-def grant(home: Path, source: str, grants: list[Grant]) -> None:
+def grant(home: Path, source: str, grants: list[Grant] | Callable[[], list[Grant]]) -> None:
     """Opens `grants` for a new dyno at address `source`, first dropping whatever opening
     any home left there (its old holder's stop never ran, or raced a platform start), even
-    when the new dyno has none of its own."""
-    if not grants and not GRANTED_MARK.exists():
+    when the new dyno has none of its own. Given a callable, the grants are read under the
+    firewall lock: a detach committed after that read revokes after this grant (its
+    revoke waits for the lock), so no stale opening outlives it."""
+    read = grants if callable(grants) else lambda: grants
+    if not read() and not GRANTED_MARK.exists():
         return  # no home on this host ever opened anything
     with locked():
         GRANTED_MARK.touch()
-        _restore(edit(_save(), chain_name(home), grants, lambda r: _source_of(r) == source))
+        fresh = read()
+        _restore(edit(_save(), chain_name(home), fresh, lambda r: _source_of(r) == source))
 
 
 def forget_source(address: str) -> None:
@@ -220,16 +224,39 @@ def forget_source(address: str) -> None:
         _restore(edit(_save(), "", [], lambda r: _source_of(r) == address))
 
 
-def revoke(home: Path, addon_id: str, app_id: str | None = None) -> None:
-    """Closes the openings to an add-on (of one app's dynos only, when given)."""
+def revoke(
+    home: Path, addon_id: str, app_id: str | None = None, endpoint: tuple[str, int] | None = None
+) -> None:
+    """Closes the openings to an add-on (of one app's dynos only, when given), and every
+    opening of the home to `endpoint` (address, port) whatever its comment says."""
     chain = chain_name(home)
+    with locked():
+        _restore(edit(_save(), chain, [], revoked(chain, addon_id, app_id, endpoint)))
+
+
+def revoked(
+    chain: str, addon_id: str, app_id: str | None, endpoint: tuple[str, int] | None
+) -> Callable[[str], bool]:
+    """Which of `chain`'s rules `revoke` deletes."""
     wanted = f"addon={addon_id} " + (f"app={app_id}" if app_id else "")
 
     def matches(line: str) -> bool:
-        return line.split()[1] == chain and _comment_of(line).startswith(wanted)
+        words = line.split()
+        if words[1] != chain:
+            return False
+        if endpoint is not None and _endpoint_of(words) == endpoint:
+            return True
+        return _comment_of(line).startswith(wanted)
 
-    with locked():
-        _restore(edit(_save(), chain, [], matches))
+    return matches
+
+
+def _endpoint_of(words: list[str]) -> tuple[str, int] | None:
+    if "-d" not in words or "--dport" not in words:
+        return None
+    port = words[words.index("--dport") + 1]
+    address = words[words.index("-d") + 1].removesuffix("/32")
+    return (address, int(port)) if port.isdigit() else None
 
 
 def replace_home(home: Path, grants: list[Grant]) -> None:
