@@ -91,8 +91,11 @@ class Placement:
     def open_addons(self, state: AppState, spec: DynoSpec, address: str) -> None:
         """The dyno firewall's openings to the app's add-ons, before the dyno's process
         can start (its release phase may connect at once)."""
-        endpoints = self.store.addon_endpoints(state.app)
-        grants = addon_firewall.grants_for(address, state.app.id, endpoints)
+        def grants() -> list[addon_firewall.Grant]:
+            # Read under the firewall lock: a detach committed meanwhile revokes after us.
+            endpoints = self.store.addon_endpoints(state.app)
+            return addon_firewall.grants_for(address, state.app.id, endpoints)
+
         try:
             addon_firewall.grant(self.settings.home, address, grants)
         except PaasError:
