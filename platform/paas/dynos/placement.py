@@ -91,6 +91,7 @@ class Placement:
     def open_addons(self, state: AppState, spec: DynoSpec, address: str) -> None:
         """The dyno firewall's openings to the app's add-ons, before the dyno's process
         can start (its release phase may connect at once)."""
+
         def grants() -> list[addon_firewall.Grant]:
             # Read under the firewall lock: a detach committed meanwhile revokes after us.
             endpoints = self.store.addon_endpoints(state.app)
