@@ -44,9 +44,9 @@ from paas.isolation import container, network
 from paas.isolation.users import build_user, ensure_user, router_user
 from paas.push.builder import ensure_tools
 from paas.reconcile import readiness
-from paas.reconcile.agent import Agent, DynoStarter, supervisor_environment
+from paas.reconcile.agent import Agent, supervisor_environment
 from paas.reconcile.drains import Drains
-from paas.reconcile.one_off import OneOffs, OneOffStarter
+from paas.reconcile.one_off import DynoStarter, OneOffs
 from paas.reconcile.readiness import Prober
 from paas.reconcile.release_phase import ReleasePhases
 from paas.reconcile.routes import RoutePublisher, withdraw
@@ -292,7 +292,7 @@ def build_agent(
     wake = threading.Event()
     placement = Placement(settings, store, capability.load(settings), SlugStore(settings.slugs_dir))
     start = DynoStarter(placement, runtime, logs)
-    start_one_off = OneOffStarter(placement, runtime, logs)  # release.1 and run.N alike
+    start_one_off = start.one_off  # release.1 and run.N alike
     release_phases = ReleasePhases(
         store, logs, runtime, start_one_off, settings.release_timeout_seconds
     )

@@ -22,9 +22,9 @@ from paas.domain.models import App
 from paas.domain.settings import Settings
 from paas.dynos.capability import Isolation
 from paas.dynos.placement import Placement
-from paas.reconcile.agent import Agent, DynoStarter
+from paas.reconcile.agent import Agent
 from paas.reconcile.drains import DRAIN_TIMEOUT_SECONDS, Drains
-from paas.reconcile.one_off import OneOffStarter
+from paas.reconcile.one_off import DynoStarter
 from paas.reconcile.release_phase import ReleasePhases
 from paas.reconcile.routes import RoutePublisher
 from paas.release import releases
@@ -125,7 +125,7 @@ class World:
                 self.store,
                 self.logs,
                 self.runtime,
-                OneOffStarter(start.placement, self.runtime, self.logs),
+                start.one_off,
                 60.0,
             ),
             routes=self.routes,

@@ -18,9 +18,9 @@ from paas.dynos import session
 from paas.dynos.capability import Isolation
 from paas.dynos.placement import Placement
 from paas.isolation import oci
-from paas.reconcile.agent import Agent, DynoStarter
+from paas.reconcile.agent import Agent
 from paas.reconcile.drains import Drains
-from paas.reconcile.one_off import OneOffs, OneOffStarter
+from paas.reconcile.one_off import DynoStarter, OneOffs
 from paas.reconcile.release_phase import ReleasePhases
 from paas.reconcile.routes import RoutePublisher
 from paas.release import releases
@@ -94,7 +94,8 @@ class World:
         self.runtime = FakeRuntime(self.clock)
         plain = Isolation(None, "plain processes", settings.dyno_subnet)
         placement = Placement(settings, self.store, plain, Unpacked(home))
-        start_one_off = OneOffStarter(placement, self.runtime, self.logs)
+        start = DynoStarter(placement, self.runtime, self.logs)
+        start_one_off = start.one_off
         self.agent = Agent(
             settings,
             self.store,
@@ -104,7 +105,7 @@ class World:
             release_phases=ReleasePhases(self.store, self.logs, self.runtime, start_one_off, 60),
             routes=RoutePublisher(settings, self.logs),
             drains=Drains(self.runtime, self.logs, self.clock),
-            start=DynoStarter(placement, self.runtime, self.logs),
+            start=start,
             clock=self.clock,
             wake=threading.Event(),
             one_offs=OneOffs(self.store, self.logs, self.runtime, start_one_off),

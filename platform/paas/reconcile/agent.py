@@ -35,7 +35,6 @@ from paas.domain.models import (
 )
 from paas.domain.procfile import RELEASE_PHASE, formation_types
 from paas.domain.settings import Settings
-from paas.dynos.placement import Placement
 from paas.dynos.runtime import Runtime
 from paas.host import platform_log
 from paas.reconcile import routes
@@ -129,21 +128,6 @@ class ReadinessProbe(Protocol):
 
 
 StartDyno = Callable[[AppState, Release, str, set[int]], None]
-
-
-class DynoStarter:
-    """Starts a new formation dyno where placement puts it, saying so in the app's log
-    (one-off dynos start through paas.reconcile.one_off.OneOffStarter)."""
-
-    def __init__(self, placement: Placement, runtime: Runtime, logs: LogStore) -> None:
-        self.placement = placement
-        self.runtime = runtime
-        self.logs = logs
-
-    def __call__(self, state: AppState, release: Release, name: str, used_ports: set[int]) -> None:
-        spec = self.placement.spec(state, release, name, used_ports)
-        self.logs.event(state.app.name, name, f"Starting process of release v{release.version}")
-        self.runtime.start(spec)
 
 
 def to_desired(state: AppState, default_boot_timeout: float) -> planning.DesiredApp:

@@ -1,8 +1,9 @@
 """One-off dynos in the agent: the one start path of `release.1` and `run.N`, and the
 requests of `paas run` carried to their end.
 
-`OneOffStarter` is how every one-off dyno starts — the release phase's (paas.reconcile.
-release_phase) and each request's — placement, then the runtime, said in the app's log.
+`DynoStarter` is how every dyno starts — the formation's (the agent's plan) and every
+one-off: the release phase's (paas.reconcile.release_phase) and each request's —
+placement, then the runtime, said in the app's log.
 `OneOffs.advance`, once a tick: starts each request of paas.state.one_offs on its app's
 current release (or the one it waits for), records the exit status of each run dyno that
 ended and forgets it, and fails requests whose dyno is gone. A run dyno is never
@@ -34,21 +35,33 @@ from paas.state.store import Store
 StartOneOff = Callable[[AppState, Release, OneOff, set[int]], DynoSpec]
 
 
-class OneOffStarter:
-    """Starts a one-off dyno where placement puts it, saying so in the app's log."""
+class DynoStarter:
+    """Starts a new dyno where placement puts it, saying so in the app's log: a formation
+    dyno (called as the agent's StartDyno) or a one-off (`one_off`, a StartOneOff)."""
 
     def __init__(self, placement: Placement, runtime: Runtime, logs: LogStore) -> None:
         self.placement = placement
         self.runtime = runtime
         self.logs = logs
 
-    def __call__(
+    def __call__(self, state: AppState, release: Release, name: str, used_ports: set[int]) -> None:
+        self.start(state, release, name, used_ports, None)
+
+    def one_off(
         self, state: AppState, release: Release, one_off: OneOff, used_ports: set[int]
     ) -> DynoSpec:
-        spec = self.placement.spec(state, release, one_off.name, used_ports, one_off)
-        self.logs.event(
-            state.app.name, one_off.name, f"Starting process of release v{release.version}"
-        )
+        return self.start(state, release, one_off.name, used_ports, one_off)
+
+    def start(
+        self,
+        state: AppState,
+        release: Release,
+        name: str,
+        used_ports: set[int],
+        one_off: OneOff | None,
+    ) -> DynoSpec:
+        spec = self.placement.spec(state, release, name, used_ports, one_off)
+        self.logs.event(state.app.name, name, f"Starting process of release v{release.version}")
         self.runtime.start(spec)
         return spec
 

@@ -2,7 +2,7 @@
 
 Per app, one release phase runs at a time, in a one-off dyno `release.1` that has the
 release's config and is isolated like any dyno, started by the one path of every one-off
-dyno (paas.reconcile.one_off.OneOffStarter, as `paas run`'s are). Exit 0 moves the
+dyno (paas.reconcile.one_off.DynoStarter, as `paas run`'s are). Exit 0 moves the
 release to "deploying", so dynos roll over to it; any other exit, or the timeout, fails
 it and the running release stays. A running phase is never cut short by a newer release:
 the newer one waits its turn. A release overtaken by a newer one before its phase
