@@ -225,10 +225,7 @@ class Supervisor:
         try:
             child = self.launcher.spawn()
         except (OSError, PaasError) as error:
-            self.event(f"Process failed to start: {error}")
-            self.launcher.cleanup()
-            self.save(state="exited", exit_status=127, started_at=time.time())
-            return 0
+            return self.failed_to_start(error)
         self.save(
             state="running",
             pid=child.pid,
@@ -240,10 +237,22 @@ class Supervisor:
         try:
             status = self.pump(child, wakeup)
         finally:
-            # Nothing of the dyno outlives its supervisor.
-            self.launcher.kill(child)
-            procs.reap_all(timeout=5.0)
-            self.launcher.cleanup()
+            self.tear_down(child)
+        return self.exited(status)
+
+    def failed_to_start(self, error: Exception) -> int:
+        self.event(f"Process failed to start: {error}")
+        self.launcher.cleanup()
+        self.save(state="exited", exit_status=127, started_at=time.time())
+        return 0
+
+    def tear_down(self, child: procs.Child) -> None:
+        """Nothing of the dyno outlives its supervisor."""
+        self.launcher.kill(child)
+        procs.reap_all(timeout=5.0)
+        self.launcher.cleanup()
+
+    def exited(self, status: int) -> int:
         self.event(f"Process exited with status {status}")
         self.save(state="exited", exit_status=status)
         return 0
@@ -277,13 +286,10 @@ class Supervisor:
         try:
             child, streams = self.spawn_attached()
         except (OSError, PaasError) as error:
-            self.event(f"Process failed to start: {error}")
             link.send(one_off.MESSAGE, f"the dyno failed to start: {error}".encode())
             link.send(*split_exit(127))
             link.finish()
-            self.launcher.cleanup()
-            self.save(state="exited", exit_status=127, started_at=time.time())
-            return 0
+            return self.failed_to_start(error)
         self.save(state="running", pid=child.pid, pid_started=child.started, started_at=time.time())
         try:
             status = self.pump_attached(child, link, streams, wakeup)
@@ -291,12 +297,8 @@ class Supervisor:
             link.finish()
         finally:
             streams.close_all()
-            self.launcher.kill(child)
-            procs.reap_all(timeout=5.0)
-            self.launcher.cleanup()
-        self.event(f"Process exited with status {status}")
-        self.save(state="exited", exit_status=status)
-        return 0
+            self.tear_down(child)
+        return self.exited(status)
 
     def spawn_attached(self) -> tuple[procs.Child, session.Streams]:
         """Starts the command on a terminal (spec.tty) or on three pipes, and returns the
