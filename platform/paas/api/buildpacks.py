@@ -11,6 +11,7 @@ from flask import Blueprint, Response, jsonify
 
 from paas.api.context import ctx, find_app, json_body
 from paas.domain import buildpack_source
+from paas.domain.access import Permission
 from paas.domain.errors import BuildFailed, InvalidParams
 from paas.domain.models import App
 from paas.push import builder
@@ -27,13 +28,13 @@ def installations(app: App) -> list[dict[str, object]]:
 
 @blueprint.get("/apps/<name>/buildpack-installations")
 def list_buildpacks(name: str) -> Response:
-    return jsonify(installations(find_app(name)))
+    return jsonify(installations(find_app(name, Permission.VIEW)))
 
 
 @blueprint.put("/apps/<name>/buildpack-installations")
 def replace_buildpacks(name: str) -> Response:
     context = ctx()
-    app = find_app(name)
+    app = find_app(name, Permission.MANAGE)
     urls = checked_urls(json_body().get("updates"), context.settings.buildpack_sources)
     context.store.set_buildpacks(app, urls)
     return jsonify(installations(app))

@@ -7,7 +7,8 @@ from dataclasses import dataclass
 
 from flask import current_app, g, request
 
-from paas.domain.errors import InvalidParams, PaasError
+from paas.domain.access import Permission, Principal
+from paas.domain.errors import Forbidden, InvalidParams, NotFound, PaasError
 from paas.domain.models import App
 from paas.domain.settings import Settings
 from paas.state.logs import LogStore
@@ -27,8 +28,28 @@ def ctx() -> Context:
     return context
 
 
-def find_app(name: str) -> App:
-    return ctx().store.app(name)
+def principal() -> Principal:
+    """Who sent this request (auth.require_token sets it before any route runs)."""
+    caller = g.get("paas_principal")
+    assert isinstance(caller, Principal), "a route ran before require_token"
+    return caller
+
+
+def find_app(ref: str, need: Permission) -> App:
+    """The app named or identified (its id) by `ref`, if the caller holds `need` on it. An
+    app the caller holds nothing on is NotFound exactly like a missing one, so another
+    user's app names do not leak; one seen with a lower permission is Forbidden."""
+    context, caller = ctx(), principal()
+    app = context.store.app(ref)
+    held = context.store.permission(app, caller)
+    if held is None:
+        raise NotFound(f"app {ref!r} not found: `paas apps` lists the apps")
+    if held < need:
+        raise Forbidden(
+            f"{caller.email} holds {held.label} on {app.name} and this needs {need.label}: "
+            f"ask one who manages it (`paas access -a {app.name}` lists them)"
+        )
+    return app
 
 
 # Far above any body the API takes (config vars are capped at 32 KB), far below harm.

@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from flask import Blueprint, Response, jsonify, request
 
 from paas.api.context import ctx, find_app
+from paas.domain.access import Permission
 from paas.domain.errors import InvalidParams
 from paas.domain.procfile import formation_types
 from paas.dynos.runtime import ProcessRuntime
@@ -28,7 +29,7 @@ def iso(timestamp: float | None) -> str | None:
 @blueprint.get("/apps/<name>/dynos")
 def list_dynos(name: str) -> Response:
     context = ctx()
-    app = find_app(name)
+    app = find_app(name, Permission.VIEW)
     runtime = ProcessRuntime(context.settings.dynos_dir, {})
     statuses = [s for s in runtime.list() if s.spec.app == app.name]
     now = time.time()
@@ -108,7 +109,7 @@ def sample_usage(
 @blueprint.delete("/apps/<name>/dynos/<target>")
 def restart(name: str, target: str = "") -> tuple[Response, int]:
     context = ctx()
-    app = find_app(name)
+    app = find_app(name, Permission.OPERATE)
     latest = context.store.latest_release(app)
     if target:
         kind, _, number = target.partition(".")
@@ -125,7 +126,7 @@ def restart(name: str, target: str = "") -> tuple[Response, int]:
 @blueprint.get("/apps/<name>/log-lines")
 def log_lines(name: str) -> Response:
     context = ctx()
-    app = find_app(name)
+    app = find_app(name, Permission.VIEW)
     source = request.args.get("source") or None
     if source not in (None, "app", "paas"):
         raise InvalidParams("--source must be app or paas")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from flask import Blueprint, Response, request
 
 from paas.api.context import ctx, find_app
+from paas.domain.access import Permission
 from paas.domain.errors import InvalidParams, TooLarge
 from paas.push import gitservice
 
@@ -19,7 +20,7 @@ def checked_service(service: str | None) -> str:
 
 @blueprint.get("/<name>.git/info/refs")
 def info_refs(name: str) -> Response:
-    app = find_app(name)
+    app = find_app(name, Permission.DEPLOY)
     service = checked_service(request.args.get("service"))
     gitservice.ensure_repo(ctx().settings, app.name)
     return Response(
@@ -31,7 +32,7 @@ def info_refs(name: str) -> Response:
 
 @blueprint.post("/<name>.git/<service>")
 def rpc(name: str, service: str) -> Response:
-    app = find_app(name)
+    app = find_app(name, Permission.DEPLOY)
     service = checked_service(service)
     settings = ctx().settings
     length = request.content_length

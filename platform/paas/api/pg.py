@@ -16,6 +16,7 @@ from paas.addons.backups import Backups
 from paas.addons.postgresql import PostgreSQL
 from paas.api.context import ctx, find_app, json_body
 from paas.domain import addons
+from paas.domain.access import Permission
 from paas.domain.errors import InvalidParams, NotFound
 
 blueprint = Blueprint("pg", __name__)
@@ -34,7 +35,7 @@ def attached_postgresql(app_name: str, attachment: object) -> tuple[PostgreSQL, 
     """The postgresql add-on the app has attached under that name (DATABASE by default),
     from the add-on store's attachments."""
     context = ctx()
-    app = find_app(app_name)
+    app = find_app(app_name, Permission.MANAGE)
     name = config_var(attachment).removesuffix("_URL")
     with context.store.reading() as tx:
         found = tx.find_attachment(name, app)

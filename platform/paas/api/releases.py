@@ -10,6 +10,7 @@ from paas.api.context import ctx, find_app, json_body
 from paas.artifacts.images import ImageStore
 from paas.artifacts.slugs import SlugStore
 from paas.domain import validation
+from paas.domain.access import Permission
 from paas.domain.errors import NotFound
 from paas.domain.models import Release
 from paas.release import releases as release_logic
@@ -34,7 +35,7 @@ def release_json(release: Release, current: int | None) -> dict[str, object]:
 @blueprint.get("/apps/<name>/releases")
 def list_releases(name: str) -> Response:
     store = ctx().store
-    app = find_app(name)
+    app = find_app(name, Permission.VIEW)
     current = store.current_release(app)
     version = current.version if current else None
     return jsonify([release_json(r, version) for r in store.releases(app)])
@@ -48,9 +49,14 @@ def rollback(name: str) -> tuple[Response, int]:
     images = ImageStore(context.settings.images_dir)
     slugs = SlugStore(context.settings.slugs_dir)
     release = release_logic.rollback(
-        context.store, context.logs, find_app(name), target, images.has, slugs.has
+        context.store,
+        context.logs,
+        find_app(name, Permission.DEPLOY),
+        target,
+        images.has,
+        slugs.has,
     )
-    current = context.store.current_release(find_app(name))
+    current = context.store.current_release(find_app(name, Permission.DEPLOY))
     return jsonify(release_json(release, current.version if current else None)), 201
 
 
@@ -58,7 +64,7 @@ def rollback(name: str) -> tuple[Response, int]:
 def export_image(name: str, version: str) -> Response:
     """The release's OCI image as an oci-archive (refs: its process types)."""
     context = ctx()
-    app = find_app(name)
+    app = find_app(name, Permission.DEPLOY)
     if version == "current":
         release = context.store.current_release(app)
         if release is None:
@@ -91,6 +97,6 @@ def list_builds(name: str) -> Response:
                 "finished_at": b.finished_at,
                 "output": b.output,
             }
-            for b in ctx().store.builds(find_app(name))
+            for b in ctx().store.builds(find_app(name, Permission.VIEW))
         ]
     )

@@ -39,6 +39,7 @@ from flask import Blueprint, Response, jsonify, request
 
 from paas.api.context import ctx, find_app, json_body
 from paas.domain import one_off
+from paas.domain.access import Permission
 from paas.domain.errors import Conflict, InvalidParams, NotFound, PaasError
 from paas.domain.models import App
 from paas.dynos import session
@@ -97,7 +98,7 @@ def _text(body: dict[str, object], key: str) -> str | None:
 def create(name: str) -> tuple[Response, int]:
     """Heroku's dyno create: {command, attach, env, size, type, tty, rows, cols}."""
     context = ctx()
-    app = find_app(name)
+    app = find_app(name, Permission.OPERATE)
     body = json_body()
     env = body.get("env") or {}
     if not isinstance(env, dict) or not all(isinstance(v, str) for v in env.values()):
@@ -127,7 +128,7 @@ def create(name: str) -> tuple[Response, int]:
 def stop(name: str, dyno: str) -> tuple[Response, int]:
     """Heroku's ps:stop, for one-off dynos: the formation's come back (ps:scale them)."""
     context = ctx()
-    app = find_app(name)
+    app = find_app(name, Permission.OPERATE)
     found = one_offs.by_name(context.store, app, dyno)
     if found is None:
         if dyno.partition(".")[0] != one_off.RUN_TYPE:
@@ -162,7 +163,7 @@ def _stop_started(app: App, request_id: str) -> None:
 @blueprint.get("/apps/<name>/dynos/<dyno>/attach", websocket=True)
 def attach(name: str, dyno: str) -> Response:
     context = ctx()
-    app = find_app(name)
+    app = find_app(name, Permission.OPERATE)
     found = one_offs.by_name(context.store, app, dyno)
     if found is None or not found.attach:
         raise NotFound(f"no attached one-off dyno {dyno} in {app.name}")

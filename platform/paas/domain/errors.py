@@ -38,6 +38,13 @@ class Unauthorized(PaasError):
     status = 401
 
 
+class Forbidden(PaasError):
+    """The caller sees the app but holds a lower permission than the action needs."""
+
+    id = "forbidden"
+    status = 403
+
+
 class BuildFailed(PaasError):
     """A build or release phase failed; the running release is untouched."""
 

@@ -24,7 +24,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from paas.domain import validation
+from paas.domain import access, validation
+from paas.domain.access import Permission, Principal
 from paas.domain.addons import Addon, Attachment
 from paas.domain.errors import Conflict, NotFound
 from paas.domain.models import (
@@ -520,9 +521,10 @@ class Tx(AddonTx):
         rows = self.execute(_CURRENT_RELEASES.format(columns="releases.*"), RUNNABLE_STATUSES)
         return {row["app_id"]: release_from_row(row) for row in rows}
 
-    def app_listing(self) -> list[ListedApp]:
-        """Every app by name with its current release's version and date (`GET /apps`):
-        one query, and no release's config or process types decoded."""
+    def app_listing(self, caller: Principal = access.OPERATOR) -> list[ListedApp]:
+        """Every app the caller may see, by name, with its current release's version and
+        date (`GET /apps`): one query, and no release's config or process types decoded.
+        So far every caller is the operator, who sees every app."""
         columns = "releases.app_id, releases.version, releases.created_at"
         rows = self.execute(
             "SELECT apps.*, current.version AS release_version, current.created_at AS released_at"
@@ -685,6 +687,19 @@ class Store:
             return None
         return str(row["name"])
 
+    def token_principal(self, token: str) -> Principal | None:
+        """Who the token belongs to, or None. Every token kept so far is the operator's
+        (the admin token and named clients beside it)."""
+        return None if self.token_owner(token) is None else access.OPERATOR
+
+    def owner_of(self, app: App) -> Principal:
+        """Who owns the app (so far the operator owns every app)."""
+        return access.OPERATOR
+
+    def permission(self, app: App, caller: Principal) -> Permission | None:
+        """The permission the caller holds on the app; None: the app is not theirs to see."""
+        return Permission.MANAGE if caller.admin else None
+
     def has_tokens(self) -> bool:
         with self.reading() as db:
             return db.execute("SELECT 1 FROM tokens LIMIT 1").fetchone() is not None
@@ -713,8 +728,11 @@ class Store:
         return after.refused_for(now)
 
     # --- apps ---------------------------------------------------------------------------
-    def create_app(self, name: str, stack: str, *, domain: str) -> App:
-        """A new app answering at NAME.``domain``, which no custom domain may already be."""
+    def create_app(
+        self, name: str, stack: str, *, domain: str, owner: Principal = access.OPERATOR
+    ) -> App:
+        """A new app answering at NAME.``domain``, which no custom domain may already be,
+        owned by `owner` (so far always the operator)."""
         app = App(str(uuid.uuid4()), validation.app_name(name), stack, now_iso())
         own_hostname = validation.default_hostname(name, domain)
         with self.transaction() as db:
@@ -735,15 +753,16 @@ class Store:
         with self.reading() as db:
             return [_app(r) for r in db.execute("SELECT * FROM apps ORDER BY name")]
 
-    def app_listing(self) -> list[ListedApp]:
+    def app_listing(self, caller: Principal = access.OPERATOR) -> list[ListedApp]:
         with self.reading() as tx:
-            return tx.app_listing()
+            return tx.app_listing(caller)
 
-    def app(self, name: str) -> App:
+    def app(self, ref: str) -> App:
+        """The app by name or by id (Heroku's identity: either one)."""
         with self.reading() as db:
-            row = db.execute("SELECT * FROM apps WHERE name = ?", (name,)).fetchone()
+            row = db.execute("SELECT * FROM apps WHERE name = ? OR id = ?", (ref, ref)).fetchone()
         if row is None:
-            raise NotFound(f"app {name!r} not found: `paas apps` lists the apps")
+            raise NotFound(f"app {ref!r} not found: `paas apps` lists the apps")
         return _app(row)
 
     def set_stack(self, app: App, stack: str) -> None:
