@@ -186,7 +186,7 @@ def build_app(fake: FakeApi) -> flask.Flask:
 
     @app.get("/account")
     def account() -> Any:
-        return {"name": "admin"}
+        return {"id": "00000000-0000-4000-8000-000000000000", "email": "admin", "name": "admin"}
 
     @app.get("/apps")
     def list_apps() -> Any:

@@ -11,8 +11,10 @@ from __future__ import annotations
 from flask import Flask, Response, jsonify, request
 from werkzeug.exceptions import HTTPException
 
+from paas.api import access as access_api
 from paas.api import addons, apps, auth, buildpacks, dynos, git, protocol, releases, run, stacks
 from paas.api import pg as pg_api
+from paas.api import users as users_api
 from paas.api.context import Context
 from paas.domain import settings as settings_module
 from paas.domain.errors import PaasError, TooManyRequests
@@ -30,6 +32,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     flask_app.before_request(protocol.begin)  # first: even a refused request has an id
     flask_app.before_request(auth.require_token)
     flask_app.after_request(protocol.finish)
+    flask_app.after_request(users_api.record_change)  # the audit: after the answer is made
     for blueprint in (
         apps.blueprint,
         buildpacks.blueprint,
@@ -40,6 +43,8 @@ def create_app(settings: Settings | None = None) -> Flask:
         addons.blueprint,
         pg_api.blueprint,
         run.blueprint,
+        users_api.blueprint,
+        access_api.blueprint,
     ):
         flask_app.register_blueprint(blueprint)
 

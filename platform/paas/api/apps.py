@@ -73,11 +73,6 @@ def generated_name() -> str:
     return f"{secrets.choice(ADJECTIVES)}-{secrets.choice(NOUNS)}-{secrets.randbelow(9000) + 1000}"
 
 
-@blueprint.get("/account")
-def account() -> Response:
-    return jsonify(name="admin")
-
-
 @blueprint.get("/apps")
 def list_apps() -> Response:
     # One query whatever the number of apps (a query per app made this 1,000 at 1,000),

@@ -1,5 +1,11 @@
 """Authentication: `Authorization: Bearer TOKEN`, or HTTP Basic with the token as password
 (what git sends). Tokens are compared by hash; the database never holds a token itself.
+Every request reads its token afresh (no cache), so a revoked or expired one fails at once.
+
+API calls are limited per user as Heroku limits them (4,500 an hour, a token bucket kept
+in the state database so every API worker counts together); past it, 429 `rate_limit`.
+`RateLimit-Remaining` (g.paas_rate_remaining) says how many are left. The operator's
+admin token is not limited: it must always be able to stop a runaway user.
 
 Failed attempts (a token presented and refused) are counted per client address in the
 state database, shared by every API worker: past the limit, that address's failures are
@@ -16,10 +22,12 @@ import time
 from flask import g, request
 
 from paas.api.context import ctx
+from paas.domain.access import Principal
 from paas.domain.errors import TooManyRequests, Unauthorized
 from paas.state import ratelimit
 
 POLICY = ratelimit.Policy()
+CALLS = ratelimit.CallPolicy()
 
 
 def presented_token() -> str | None:
@@ -43,6 +51,7 @@ def require_token() -> None:
     caller = ctx().store.token_principal(token) if token else None
     if caller is not None:
         g.paas_principal = caller
+        count_call(caller)
         return
     address = request.remote_addr or "unknown"
     refused = ctx().store.count_auth_failure(address, time.time(), POLICY)
@@ -53,3 +62,19 @@ def require_token() -> None:
             ratelimit.retry_after(refused),
         )
     raise Unauthorized("invalid credentials: the API token was not accepted")
+
+
+def count_call(caller: Principal) -> None:
+    """Takes one call from the caller's bucket; none left: 429 rate_limit."""
+    if caller.admin:
+        g.paas_rate_remaining = int(CALLS.capacity)
+        return
+    taken = ctx().store.take_call(f"user:{caller.user_id}", time.time(), CALLS)
+    g.paas_rate_remaining = taken.remaining
+    if not taken.allowed:
+        wait = ratelimit.retry_after(ratelimit.seconds_until_call(taken.level, CALLS))
+        raise TooManyRequests(
+            f"{caller.email} made more than {int(CALLS.capacity)} API calls in the last "
+            f"hour: wait {wait} s (GET /account/rate-limits shows what is left)",
+            wait,
+        )

@@ -49,6 +49,7 @@ def find_app(ref: str, need: Permission) -> App:
             f"{caller.email} holds {held.label} on {app.name} and this needs {need.label}: "
             f"ask one who manages it (`paas access -a {app.name}` lists them)"
         )
+    g.paas_app = app  # the audit names the app a change was made to
     return app
 
 

@@ -19,9 +19,9 @@ import threading
 
 from flask import Blueprint, Response, jsonify, request
 
-from paas.api.context import Context
+from paas.api.context import Context, principal
 from paas.artifacts import stacks
-from paas.domain.errors import InvalidParams, NotFound, PaasError
+from paas.domain.errors import Forbidden, InvalidParams, NotFound, PaasError
 from paas.domain.models import App
 
 blueprint = Blueprint("stacks", __name__)
@@ -46,7 +46,13 @@ def show_stack(name: str) -> Response:
 
 def request_stack(context: Context, app: App, stack: str) -> stacks.StackStatus:
     """`stack:set` of a stack not built here: recorded for the app, and its build started
-    unless one runs already."""
+    unless one runs already. Only the operator starts a build: it takes the host for
+    many minutes."""
+    if not principal().admin:
+        raise Forbidden(
+            f"stack {stack} is not built on this host and only the operator may build it: "
+            f"ask them to run `paas stacks:build {stack}`"
+        )
     stacks.request(context.settings.run_dir, app.name, stack)
     context.logs.event(app.name, "api", f"Stack {stack} requested: building it on this host")
     start_build(context, stack)

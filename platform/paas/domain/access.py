@@ -10,6 +10,7 @@ does not exist for that caller (the API answers 404, not 403, so names do not le
 from __future__ import annotations
 
 import enum
+import re
 from dataclasses import dataclass
 
 from paas.domain.errors import InvalidParams
@@ -58,3 +59,14 @@ class Principal:
 
 
 OPERATOR = Principal(None, "admin", admin=True)
+
+
+_EMAIL = re.compile(r"[^@\s]{1,64}@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+")
+
+
+def email(value: object) -> str:
+    """A user's email as given (compared without case); checked, never guessed at."""
+    text = value.strip() if isinstance(value, str) else ""
+    if len(text) > 254 or not _EMAIL.fullmatch(text):
+        raise InvalidParams(f"{value!r} is not an email address: give one like ada@example.com")
+    return text

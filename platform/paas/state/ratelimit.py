@@ -47,3 +47,45 @@ def after_failure(before: Failures | None, now: float, policy: Policy) -> Failur
 def retry_after(seconds: float) -> str:
     """The Retry-After header value: whole seconds, at least 1."""
     return str(max(1, math.ceil(seconds)))
+
+
+# --- API calls per caller: a token bucket ------------------------------------------------
+@dataclass(frozen=True)
+class CallPolicy:
+    """Heroku's: 4,500 calls an hour per account, refilled continuously."""
+
+    capacity: float = 4500.0
+    per_seconds: float = 3600.0
+
+    @property
+    def rate(self) -> float:
+        return self.capacity / self.per_seconds
+
+
+@dataclass(frozen=True)
+class Take:
+    level: float  # the bucket after this call
+    allowed: bool
+
+    @property
+    def remaining(self) -> int:
+        return max(0, math.floor(self.level))
+
+
+def take_call(before: tuple[float, float] | None, now: float, policy: CallPolicy) -> Take:
+    """The bucket once one call was asked for at `now`: a full bucket when new; refilled
+    for the time since it was last seen (never above capacity); one call taken when at
+    least one is left, else refused and left as it is (a refused call costs nothing)."""
+    if before is None:
+        level = policy.capacity
+    else:
+        last_level, updated = before
+        level = min(policy.capacity, last_level + max(0.0, now - updated) * policy.rate)
+    if level < 1.0:
+        return Take(level, False)
+    return Take(level - 1.0, True)
+
+
+def seconds_until_call(level: float, policy: CallPolicy) -> float:
+    """How long until the bucket holds one call again."""
+    return max(0.0, (1.0 - level) / policy.rate)

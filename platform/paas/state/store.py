@@ -16,6 +16,7 @@ import hmac
 import json
 import sqlite3
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
@@ -40,7 +41,7 @@ from paas.domain.models import (
     FormationEntry,
     Release,
 )
-from paas.state import database, ratelimit
+from paas.state import database, ratelimit, users
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS apps (
@@ -522,15 +523,16 @@ class Tx(AddonTx):
         return {row["app_id"]: release_from_row(row) for row in rows}
 
     def app_listing(self, caller: Principal = access.OPERATOR) -> list[ListedApp]:
-        """Every app the caller may see, by name, with its current release's version and
-        date (`GET /apps`): one query, and no release's config or process types decoded.
-        So far every caller is the operator, who sees every app."""
+        """Every app the caller may see (paas.state.users), by name, with its current
+        release's version and date (`GET /apps`): one query, the filter in it, and no
+        release's config or process types decoded."""
         columns = "releases.app_id, releases.version, releases.created_at"
+        visible, params = users.visible_apps_clause(caller)
         rows = self.execute(
             "SELECT apps.*, current.version AS release_version, current.created_at AS released_at"
             f" FROM apps LEFT JOIN ({_CURRENT_RELEASES.format(columns=columns)}) AS current"
-            " ON current.app_id = apps.id ORDER BY apps.name",
-            RUNNABLE_STATUSES,
+            f" ON current.app_id = apps.id WHERE {visible} ORDER BY apps.name",
+            (*RUNNABLE_STATUSES, *params),
         )
         return [ListedApp(_app(r), r["release_version"], r["released_at"]) for r in rows]
 
@@ -611,6 +613,7 @@ class Store:
             for name, kind in added.items():
                 if name not in columns:
                     db.execute(f"ALTER TABLE releases ADD COLUMN {name} {kind}")
+            users.migrate(db)  # users, ownership, collaborators, audit, call buckets
 
     def _connect(self) -> sqlite3.Connection:
         db = database.connect(self.path, autocommit=True)
@@ -651,11 +654,11 @@ class Store:
 
     # --- tokens -------------------------------------------------------------------------
     def add_token(self, token: str, name: str) -> None:
-        """One more token beside the others (a second named client)."""
+        """One more operator's token beside the others (a second named client)."""
         with self.transaction() as db:
             db.execute(
-                "INSERT OR IGNORE INTO tokens (hash, name, created_at) VALUES (?, ?, ?)",
-                (token_hash(token), name, now_iso()),
+                "INSERT OR IGNORE INTO tokens (hash, name, created_at, id) VALUES (?, ?, ?, ?)",
+                (token_hash(token), name, now_iso(), str(uuid.uuid4())),
             )
 
     def replace_token(self, token: str, name: str) -> bool:
@@ -663,14 +666,19 @@ class Store:
         working (rotation revokes). Returns whether an older one was revoked."""
         digest = token_hash(token)
         with self.transaction() as db:
-            rows = db.execute("SELECT hash FROM tokens WHERE name = ?", (name,)).fetchall()
+            rows = db.execute(
+                "SELECT hash FROM tokens WHERE name = ? AND user_id IS NULL", (name,)
+            ).fetchall()
             older = [r["hash"] for r in rows if r["hash"] != digest]
             if not older and rows:
                 return False
-            db.execute("DELETE FROM tokens WHERE name = ? OR hash = ?", (name, digest))
             db.execute(
-                "INSERT INTO tokens (hash, name, created_at) VALUES (?, ?, ?)",
-                (digest, name, now_iso()),
+                "DELETE FROM tokens WHERE (name = ? AND user_id IS NULL) OR hash = ?",
+                (name, digest),
+            )
+            db.execute(
+                "INSERT INTO tokens (hash, name, created_at, id) VALUES (?, ?, ?, ?)",
+                (digest, name, now_iso(), str(uuid.uuid4())),
             )
         return bool(older)
 
@@ -687,18 +695,25 @@ class Store:
             return None
         return str(row["name"])
 
-    def token_principal(self, token: str) -> Principal | None:
-        """Who the token belongs to, or None. Every token kept so far is the operator's
-        (the admin token and named clients beside it)."""
-        return None if self.token_owner(token) is None else access.OPERATOR
+    def token_principal(self, token: str, now: float | None = None) -> Principal | None:
+        """Who the token belongs to, or None: unknown, revoked (deleted) or expired. Read
+        from the database on every call, so a revocation or an expiry holds at once. The
+        lookup is by hash, safe from timing attacks as `token_owner` says."""
+        with self.reading() as tx:
+            return users.principal_for(tx, token_hash(token), time.time() if now is None else now)
 
     def owner_of(self, app: App) -> Principal:
-        """Who owns the app (so far the operator owns every app)."""
-        return access.OPERATOR
+        """Who owns the app: a user, or the operator."""
+        with self.reading() as tx:
+            return users.owner(tx, app.id)
 
     def permission(self, app: App, caller: Principal) -> Permission | None:
-        """The permission the caller holds on the app; None: the app is not theirs to see."""
-        return Permission.MANAGE if caller.admin else None
+        """The permission the caller holds on the app (admin and owner: manage; a
+        collaborator: theirs); None: the app is not theirs to see."""
+        if caller.admin:
+            return Permission.MANAGE
+        with self.reading() as tx:
+            return users.permission(tx, app.id, caller)
 
     def has_tokens(self) -> bool:
         with self.reading() as db:
@@ -727,12 +742,32 @@ class Store:
             )
         return after.refused_for(now)
 
+    def take_call(self, caller: str, now: float, policy: ratelimit.CallPolicy) -> ratelimit.Take:
+        """Takes one API call from the caller's bucket, shared by every API worker. Its
+        commit does not wait for the disk (synchronous=NORMAL, this connection only): a
+        crash may forget the last calls counted, never corrupt the database."""
+        db = self._connect()
+        try:
+            db.execute("PRAGMA synchronous=NORMAL")
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                taken = ratelimit.take_call(users.bucket(Tx(db), caller), now, policy)
+                if taken.allowed:
+                    users.save_bucket(Tx(db), caller, taken.level, now)
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+        finally:
+            db.close()
+        return taken
+
     # --- apps ---------------------------------------------------------------------------
     def create_app(
         self, name: str, stack: str, *, domain: str, owner: Principal = access.OPERATOR
     ) -> App:
         """A new app answering at NAME.``domain``, which no custom domain may already be,
-        owned by `owner` (so far always the operator)."""
+        owned by `owner` (a user, or the operator)."""
         app = App(str(uuid.uuid4()), validation.app_name(name), stack, now_iso())
         own_hostname = validation.default_hostname(name, domain)
         with self.transaction() as db:
@@ -744,8 +779,8 @@ class Store:
                     "app: choose another name"
                 )
             db.execute(
-                "INSERT INTO apps (id, name, stack, created_at) VALUES (?, ?, ?, ?)",
-                (app.id, app.name, app.stack, app.created_at),
+                "INSERT INTO apps (id, name, stack, created_at, owner_id) VALUES (?, ?, ?, ?, ?)",
+                (app.id, app.name, app.stack, app.created_at, owner.user_id),
             )
         return app
 

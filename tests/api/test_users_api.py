@@ -1,0 +1,142 @@
+"""Users, tokens, collaborators, permissions, rate limits and the audit through the real API
+(paas.api.create_app on a real store, Flask's test client)."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import pytest
+from real_api import TOKEN, RealApi
+
+from paas.api import auth
+from paas.state import ratelimit
+from paas.state.store import Store
+
+
+def call(api: RealApi, method: str, path: str, token: str = TOKEN, **body: Any) -> Any:
+    response = api.client.open(
+        path, method=method, json=body or None, headers={"Authorization": f"Bearer {token}"}
+    )
+    return response
+
+
+def add_user(api: RealApi, email: str) -> str:
+    made = call(api, "POST", "/users", email=email)
+    assert made.status_code == 201, made.get_json()
+    token = made.get_json()["token"]
+    assert isinstance(token, str) and len(token) > 30
+    return token
+
+
+def test_a_user_sees_only_their_own_apps_and_others_are_404(real_api: RealApi) -> None:
+    ada, bob = add_user(real_api, "ada@example.com"), add_user(real_api, "bob@example.com")
+    assert call(real_api, "POST", "/apps", ada, name="ada-app").status_code == 201
+    assert call(real_api, "POST", "/apps", bob, name="bob-app").status_code == 201
+    assert [a["name"] for a in call(real_api, "GET", "/apps", ada).get_json()] == ["ada-app"]
+    assert call(real_api, "GET", "/apps/bob-app", ada).status_code == 404
+    assert call(real_api, "GET", "/apps/bob-app/config-vars", ada).status_code == 404
+    assert call(real_api, "DELETE", "/apps/bob-app", ada).status_code == 404
+    every = {a["name"] for a in call(real_api, "GET", "/apps").get_json()}
+    assert every == {"ada-app", "bob-app"}  # the admin sees all
+    assert call(real_api, "GET", "/account", ada).get_json()["email"] == "ada@example.com"
+
+
+def test_each_permission_allows_exactly_its_actions(real_api: RealApi) -> None:
+    ada, bob = add_user(real_api, "ada@example.com"), add_user(real_api, "bob@example.com")
+    call(real_api, "POST", "/apps", ada, name="ada-app")
+    added = call(
+        real_api, "POST", "/teams/apps/ada-app/collaborators", ada,
+        user="bob@example.com", permissions=["view"],
+    )  # fmt: skip
+    assert added.status_code == 201
+    assert [p["name"] for p in added.get_json()["permissions"]] == ["view"]
+    assert call(real_api, "GET", "/apps/ada-app", bob).status_code == 200
+    assert call(real_api, "GET", "/apps/ada-app/config-vars", bob).status_code == 403
+    changed = call(
+        real_api, "PATCH", "/teams/apps/ada-app/collaborators/bob@example.com", ada,
+        permissions=["deploy", "operate"],
+    )  # fmt: skip
+    assert [p["name"] for p in changed.get_json()["permissions"]] == ["view", "deploy", "operate"]
+    assert call(real_api, "GET", "/apps/ada-app/config-vars", bob).status_code == 200
+    patched = call(real_api, "PATCH", "/apps/ada-app/config-vars", bob, A="1")
+    assert patched.status_code == 403
+    listed = call(real_api, "GET", "/apps/ada-app/collaborators", bob).get_json()
+    assert {(c["user"]["email"], c["role"]) for c in listed} == {
+        ("ada@example.com", "owner"),
+        ("bob@example.com", "collaborator"),
+    }
+    assert (
+        call(real_api, "DELETE", "/apps/ada-app/collaborators/bob@example.com", ada).status_code
+        == 200
+    )
+    assert call(real_api, "GET", "/apps/ada-app", bob).status_code == 404
+
+
+def test_a_revoked_or_expired_token_is_refused_at_once(real_api: RealApi) -> None:
+    ada = add_user(real_api, "ada@example.com")
+    made = call(real_api, "POST", "/oauth/authorizations", ada, description="ci", expires_in="1")
+    second = made.get_json()["access_token"]["token"]
+    assert call(real_api, "GET", "/account", second).status_code == 200
+    deadline = time.monotonic() + 5
+    while call(real_api, "GET", "/account", second).status_code == 200:
+        assert time.monotonic() < deadline, "an expired token still worked"
+        time.sleep(0.05)
+    third = call(real_api, "POST", "/oauth/authorizations", ada, description="laptop").get_json()
+    listed = call(real_api, "GET", "/oauth/authorizations", ada).get_json()
+    assert {a["description"] for a in listed} == {"first token", "laptop"}
+    assert all("token" not in a["access_token"] for a in listed)
+    revoked = call(real_api, "DELETE", f"/oauth/authorizations/{third['id']}", ada)
+    assert revoked.status_code == 200
+    assert call(real_api, "GET", "/account", third["access_token"]["token"]).status_code == 401
+
+
+def test_only_the_operator_adds_users(real_api: RealApi) -> None:
+    ada = add_user(real_api, "ada@example.com")
+    assert call(real_api, "POST", "/users", ada, email="eve@example.com").status_code == 403
+    assert call(real_api, "POST", "/users", email="ada@example.com").status_code == 409
+    assert call(real_api, "POST", "/users", email="not an email").status_code == 422
+
+
+def test_a_transfer_moves_the_app_and_the_old_owner_keeps_nothing(real_api: RealApi) -> None:
+    ada, bob = add_user(real_api, "ada@example.com"), add_user(real_api, "bob@example.com")
+    call(real_api, "POST", "/apps", ada, name="ada-app")
+    moved = call(
+        real_api, "POST", "/account/app-transfers", ada, app="ada-app", recipient="bob@example.com"
+    )
+    assert moved.status_code == 201 and moved.get_json()["state"] == "accepted"
+    assert call(real_api, "GET", "/apps/ada-app", ada).status_code == 404
+    assert call(real_api, "DELETE", "/apps/ada-app", bob).status_code == 200
+
+
+def test_the_audit_records_changes_without_secrets(real_api: RealApi) -> None:
+    ada = add_user(real_api, "ada@example.com")
+    call(real_api, "POST", "/apps", ada, name="ada-app")
+    call(real_api, "PATCH", "/apps/ada-app/config-vars", ada, SECRET="hunter2-value")
+    entries = call(real_api, "GET", "/audit?app=ada-app", ada).get_json()
+    assert [(e["method"], e["path"], e["status"]) for e in entries] == [
+        ("POST", "/apps", 201),
+        ("PATCH", "/apps/ada-app/config-vars", 200),
+    ]
+    assert all(e["user"]["email"] == "ada@example.com" and e["request_id"] for e in entries)
+    everything = str(call(real_api, "GET", "/audit").get_json())
+    assert "hunter2" not in everything and ada not in everything
+
+
+def test_an_exhausted_bucket_answers_429_rate_limit(
+    real_api: RealApi, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ada = add_user(real_api, "ada@example.com")
+    monkeypatch.setattr(auth, "CALLS", ratelimit.CallPolicy(capacity=3, per_seconds=3600))
+    seen = [call(real_api, "GET", "/account/rate-limits", ada) for _ in range(4)]
+    assert [r.headers.get("RateLimit-Remaining") for r in seen[:3]] == ["2", "1", "0"]
+    assert seen[2].get_json() == {"remaining": 0}
+    assert seen[3].status_code == 429 and seen[3].get_json()["id"] == "rate_limit"
+    assert call(real_api, "GET", "/account").status_code == 200  # the operator is not limited
+
+
+def test_existing_tokens_are_the_operators(real_api: RealApi) -> None:
+    store = Store(real_api.settings.db_path)
+    store.add_token("ci-" + "x" * 20, "ci")
+    assert call(real_api, "GET", "/apps", "ci-" + "x" * 20).status_code == 200
+    assert call(real_api, "GET", "/account").get_json()["id"].startswith("00000000")
