@@ -16,6 +16,7 @@ from paas.cli import addons as _addons  # noqa: F401  (registers the addons:* co
 from paas.cli import commands as cli
 from paas.cli import pg as _pg_commands  # noqa: F401  (registers pg:* and redis:cli)
 from paas.cli import run as _run  # noqa: F401  # registers run, run:detached, ps:stop
+from paas.cli import users as _users  # noqa: F401  (login, access*, authorizations*, audit)
 from paas.domain import settings as settings_module
 from paas.domain.errors import PaasError
 

@@ -19,6 +19,7 @@ from werkzeug.serving import WSGIRequestHandler
 
 from paas.cli import commands as cli
 from paas.cli import run as _run  # noqa: F401  # registers run, run:detached, ps:stop
+from paas.cli import users as _users  # noqa: F401  # registers login, access*, audit ...
 from paas.domain import buildpack_source, sizes, validation
 from paas.domain.errors import (
     BuildFailed,

@@ -48,7 +48,7 @@ def test_api_error_message_is_printed(logged_in: FakeApi) -> None:
 
 
 def test_login_stores_credentials_and_netrc(api: FakeApi, isolated: Path) -> None:
-    result = run("login", "--api-url", api.url + "/", "--token", TOKEN)
+    result = run("login", "--api-url", api.url + "/", input=f"admin\n{TOKEN}\n")
     assert result.exit_code == 0, result.output
     assert "as admin" in result.stdout
 
@@ -80,6 +80,19 @@ def test_login_reads_the_token_from_stdin_and_replaces_the_netrc_entry(
     assert parsed.authenticators("127.0.0.1") == ("paas", "", TOKEN)
     assert parsed.authenticators("example.com") == ("me", "", "keep")
     assert "old-token" not in (isolated / ".netrc").read_text()
+
+
+def test_login_never_takes_the_token_from_the_command_line(api: FakeApi, isolated: Path) -> None:
+    result = run("login", "--api-url", api.url, "--token", TOKEN)
+    assert result.exit_code == 2 and "No such option '--token'" in result.stderr
+    assert not (isolated / ".config").exists()
+
+
+def test_login_with_another_accounts_email_stores_nothing(api: FakeApi, isolated: Path) -> None:
+    result = run("login", "--api-url", api.url, input=f"ada@example.com\n{TOKEN}\n")
+    assert result.exit_code == 1
+    assert result.stderr.startswith("error: that token belongs to admin, not ada@example.com")
+    assert not (isolated / ".config").exists()
 
 
 def test_login_with_a_wrong_token_stores_nothing(api: FakeApi, isolated: Path) -> None:

@@ -916,43 +916,6 @@ def git_remote(session: Session, app_name: str | None) -> None:
     click.echo(f"Git remote {GIT_REMOTE} {action}: {url}")
 
 
-@cli.command("login")
-@click.option("--api-url", metavar="URL", help="API address (default: PAAS_API_URL or stored).")
-@click.option(
-    "--token",
-    metavar="TOKEN",
-    help="API token. Visible to every local user in `ps`: prefer stdin "
-    "(`paas login < FILE`) or the hidden prompt (the default).",
-)
-@click.pass_obj
-def login(session: Session, api_url: str | None, token: str | None) -> None:
-    """Check a token against the API and store it for the CLI and for `git push`.
-
-    The token is read from stdin when it is not a terminal, else asked for without echo."""
-    url = credentials.normalize_api_url(api_url or credentials.default_api_url(session.environ))
-    if token is not None:
-        click.echo("warning: --token shows the token in the process list (ps)", err=True)
-    token = credentials.check_token((token if token is not None else _read_token()).strip())
-    account = client.ApiClient(url, token).account()
-    stored = credentials.save_credentials(session.environ, credentials.Settings(url, token))
-    host = credentials.api_host(url)
-    netrc = credentials.save_netrc_entry(session.environ, host, token)
-    click.echo(f"Logged in to {url} as {account.get('name', '?')}")
-    click.echo(f"Saved the token in {stored} and in {netrc} (machine {host}, for git push)")
-
-
-def _read_token() -> str:
-    if sys.stdin.isatty():
-        entered: str = click.prompt("API token", hide_input=True)
-        return entered
-    line = sys.stdin.readline()
-    if not line.strip():
-        raise ArgumentError(
-            "no token given on stdin", "e.g. paas login < token-file, or run it on a terminal"
-        )
-    return line
-
-
 @cli.command("git:credentials")
 @click.argument("operation")
 @click.pass_obj
