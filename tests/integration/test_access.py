@@ -201,6 +201,9 @@ def test_the_admin_token_still_manages_everything(world: World) -> None:
     platform.paas("access:add", "ada@example.com", "-a", "bob-app", "--permissions", "view")
     assert "bob-app" in world.ada.paas("apps:info", "-a", "bob-app").stdout
     assert "only the platform's operator" in world.ada.refused("users:add", "eve@example.com")
+    listed = platform.paas("users").stdout
+    assert "ada@example.com" in listed and "bob@example.com" in listed
+    assert "only the platform's operator" in world.bob.refused("users")
 
 
 def test_a_transfer_gives_the_app_away(world: World) -> None:

@@ -132,6 +132,20 @@ def users_add(session: Session, email: str, as_json: bool) -> None:
     click.echo(str(made.get("token")))
 
 
+@cli.command("users")
+@json_option
+@click.pass_obj
+def users_list(session: Session, as_json: bool) -> None:
+    """List the platform's users (the operator only)."""
+    found = _objects(session.api().request("GET", "/users"))
+    if as_json:
+        echo_json(found)
+        return
+    rows = [[str(u.get("email")), str(u.get("id")), show_time(u.get("created_at"))] for u in found]
+    for line in columns([["EMAIL", "ID", "CREATED"], *rows]):
+        click.echo(line)
+
+
 # --- authorizations --------------------------------------------------------------------
 def _expiry(found: Mapping[str, Any]) -> str:
     token = found.get("access_token")

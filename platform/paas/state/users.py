@@ -374,6 +374,9 @@ def remove(tx: Executes, app_id: str, ref: str) -> Collaborator:
 
 
 # --- audit -------------------------------------------------------------------------------
+AUDIT_KEPT = 100_000  # the newest entries kept; older ones go as new ones come
+
+
 def record(tx: Executes, entry: AuditEntry) -> None:
     tx.execute(
         "INSERT INTO audit (at, user_id, email, source, method, path, status, request_id, "
@@ -391,6 +394,7 @@ def record(tx: Executes, entry: AuditEntry) -> None:
             entry.app_name,
         ),
     )
+    tx.execute("DELETE FROM audit WHERE seq <= last_insert_rowid() - ?", (AUDIT_KEPT,))
 
 
 def audit_entries(

@@ -1,0 +1,70 @@
+"""The pure rules of users and access: the API call bucket, permission names, emails."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from paas.cli.commands import ArgumentError
+from paas.cli.users import parse_permissions
+from paas.domain import access
+from paas.domain.access import Permission
+from paas.domain.errors import InvalidParams
+from paas.state import ratelimit
+
+POLICY = ratelimit.CallPolicy(capacity=3, per_seconds=30)  # one call back every 10 s
+
+
+def takes(times: list[float]) -> list[ratelimit.Take]:
+    state, seen = None, []
+    for now in times:
+        taken = ratelimit.take_call(state, now, POLICY)
+        if taken.allowed:
+            state = (taken.level, now)
+        seen.append(taken)
+    return seen
+
+
+def test_a_new_caller_has_a_full_bucket_and_the_call_past_it_is_refused() -> None:
+    seen = takes([0, 0, 0, 0])
+    assert [t.remaining for t in seen] == [2, 1, 0, 0]
+    assert [t.allowed for t in seen] == [True, True, True, False]
+    assert ratelimit.seconds_until_call(seen[-1].level, POLICY) == pytest.approx(10)
+
+
+def test_the_bucket_refills_with_time_and_never_above_its_capacity() -> None:
+    assert [t.allowed for t in takes([0, 0, 0, 0, 10])] == [True, True, True, False, True]
+    assert takes([0, 1000])[-1].remaining == 2
+
+
+@given(st.lists(st.floats(min_value=0, max_value=100), min_size=1, max_size=40))
+def test_no_more_calls_are_allowed_than_capacity_plus_refill(offsets: list[float]) -> None:
+    times = sorted(offsets)
+    allowed = sum(t.allowed for t in takes(times))
+    assert allowed <= POLICY.capacity + (times[-1] - times[0]) * POLICY.rate + 1e-9
+
+
+def test_permissions_imply_those_before_them() -> None:
+    assert Permission.OPERATE.implied() == ["view", "deploy", "operate"]
+    assert access.parse_permission(["view", "deploy"]) == Permission.DEPLOY
+    assert access.parse_permission("manage,view") == Permission.MANAGE
+    with pytest.raises(InvalidParams, match="unknown permission 'admin'"):
+        access.parse_permission("admin")
+
+
+def test_the_cli_checks_permission_names_before_sending_anything() -> None:
+    assert parse_permissions("deploy, operate") == ["deploy", "operate"]
+    with pytest.raises(ArgumentError, match="unknown permission owner"):
+        parse_permissions("deploy,owner")
+
+
+@pytest.mark.parametrize("good", ["ada@example.com", "a.b+c@mail.example.org"])
+def test_emails_are_checked(good: str) -> None:
+    assert access.email(f" {good} ") == good
+
+
+@pytest.mark.parametrize("bad", ["admin", "a@b", "a b@example.com", "", None, 3, "@x.y"])
+def test_a_bad_email_names_the_fix(bad: object) -> None:
+    with pytest.raises(InvalidParams, match="is not an email address"):
+        access.email(bad)
