@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 import time
 from typing import Any
 
@@ -10,7 +11,8 @@ import pytest
 from real_api import TOKEN, RealApi
 
 from paas.api import auth
-from paas.state import ratelimit
+from paas.domain.access import Permission
+from paas.state import ratelimit, users
 from paas.state.store import Store
 
 
@@ -140,3 +142,38 @@ def test_existing_tokens_are_the_operators(real_api: RealApi) -> None:
     store.add_token("ci-" + "x" * 20, "ci")
     assert call(real_api, "GET", "/apps", "ci-" + "x" * 20).status_code == 200
     assert call(real_api, "GET", "/account").get_json()["id"].startswith("00000000")
+
+
+def test_a_users_listing_of_1000_apps_is_one_query_of_apps(
+    real_api: RealApi, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ada = add_user(real_api, "ada@example.com")
+    store = Store(real_api.settings.db_path)
+    with store.reading() as tx:
+        user_id = tx.execute("SELECT id FROM users").fetchone()["id"]
+    with store.transaction() as tx:  # one transaction: 1,000 create_app calls take 20 s
+        who = users.user(tx, user_id)
+        for i in range(1000):
+            app_id = f"00000000-0000-0000-0000-{i:012d}"
+            tx.execute(
+                "INSERT INTO apps (id, name, stack, created_at, owner_id) VALUES (?, ?, ?, ?, ?)",
+                (app_id, f"app-{i:04d}", "debian-13", "now", user_id if i % 3 == 0 else None),
+            )
+            if i % 3 == 1 and i < 100:
+                users.grant(tx, app_id, who, Permission.VIEW, "now", new=True)
+    statements: list[str] = []
+    connect = Store._connect
+
+    def traced(self: Store) -> sqlite3.Connection:
+        db = connect(self)
+        db.set_trace_callback(statements.append)
+        return db
+
+    monkeypatch.setattr(Store, "_connect", traced)
+    started = time.perf_counter()
+    listed = call(real_api, "GET", "/apps", ada)
+    elapsed = time.perf_counter() - started
+    assert listed.status_code == 200
+    assert len(listed.get_json()) == 334 + 33
+    assert len([s for s in statements if "FROM apps" in s]) == 1, statements
+    assert elapsed < 1.0
