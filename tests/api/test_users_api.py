@@ -10,8 +10,13 @@ from typing import Any
 import pytest
 from real_api import TOKEN, RealApi
 
+from paas.api import apps as apps_api
 from paas.api import auth
+from paas.api import stacks as stack_api
+from paas.artifacts import stacks
+from paas.artifacts.stacks import StackStatus
 from paas.domain.access import Permission
+from paas.dynos import capability
 from paas.state import ratelimit, users
 from paas.state.store import Store
 
@@ -177,3 +182,25 @@ def test_a_users_listing_of_1000_apps_is_one_query_of_apps(
     assert len(listed.get_json()) == 334 + 33
     assert len([s for s in statements if "FROM apps" in s]) == 1, statements
     assert elapsed < 1.0
+
+
+def test_only_the_operator_starts_a_stack_build(
+    real_api: RealApi, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ada = add_user(real_api, "ada@example.com")
+    call(real_api, "POST", "/apps", ada, name="ada-app")
+    # A host whose dynos run in containers and that lacks the stack: stack:set builds it.
+    monkeypatch.setattr(
+        apps_api.capability, "load", lambda _settings: capability.Isolation("crun", "", "")
+    )
+    monkeypatch.setattr(apps_api.stacks, "status", lambda name: StackStatus(name, "not built"))
+    # Never a real build (it would take the host's shared stacks for many minutes).
+    monkeypatch.setattr(
+        stack_api, "start_build", lambda *_: pytest.fail("a user started a stack build")
+    )
+    before = call(real_api, "GET", "/apps/ada-app", ada).get_json()["stack"]
+    refused = call(real_api, "PATCH", "/apps/ada-app", ada, stack="debian-12")
+    assert refused.status_code == 403
+    assert "only the operator may build it" in refused.get_json()["message"]
+    assert call(real_api, "GET", "/apps/ada-app", ada).get_json()["stack"] == before
+    assert stacks.pending(real_api.settings.run_dir, "ada-app") is None  # nothing asked
