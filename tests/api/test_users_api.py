@@ -10,7 +10,6 @@ from typing import Any
 import pytest
 from real_api import TOKEN, RealApi
 
-from paas.api import apps as apps_api
 from paas.api import auth
 from paas.api import stacks as stack_api
 from paas.artifacts import stacks
@@ -190,10 +189,8 @@ def test_only_the_operator_starts_a_stack_build(
     ada = add_user(real_api, "ada@example.com")
     call(real_api, "POST", "/apps", ada, name="ada-app")
     # A host whose dynos run in containers and that lacks the stack: stack:set builds it.
-    monkeypatch.setattr(
-        apps_api.capability, "load", lambda _settings: capability.Isolation("crun", "", "")
-    )
-    monkeypatch.setattr(apps_api.stacks, "status", lambda name: StackStatus(name, "not built"))
+    monkeypatch.setattr(capability, "load", lambda _settings: capability.Isolation("crun", "", ""))
+    monkeypatch.setattr(stacks, "status", lambda name: StackStatus(name, "not built"))
     # Never a real build (it would take the host's shared stacks for many minutes).
     monkeypatch.setattr(
         stack_api, "start_build", lambda *_: pytest.fail("a user started a stack build")
