@@ -1,5 +1,5 @@
 """Heroku's own CLI (unmodified) on paas users and access: `auth:whoami`, `authorizations`
-(`:create`, `:info`, `:revoke`), `access`, `access:add`, `access:remove` and
+(`:create`, `:info`, `:rotate`, `:revoke`), `access`, `access:add`, `access:remove` and
 `apps:transfer`, each checked for what it prints and what it changed on the platform.
 """
 
@@ -50,6 +50,15 @@ def test_authorizations_create_info_list_and_revoke(platform: Platform) -> None:
 
     info = cli("authorizations:info", new_id).stdout
     assert new_id in info and "deploy bot" in info and new_token not in info
+
+    rotated = cli("authorizations:rotate", new_id).stdout
+    fresh = next(
+        line.split(":", 1)[1].strip() for line in rotated.splitlines() if line.startswith("Token")
+    )
+    assert fresh != new_token and new_id in rotated
+    assert platform.request("GET", "/account", new_token)[0] == 401
+    assert platform.request("GET", "/account", fresh)[0] == 200
+    new_token = fresh
 
     revoked = cli("authorizations:revoke", new_id)
     assert "revoked authorization from deploy bot" in revoked.stdout + revoked.stderr

@@ -185,6 +185,16 @@ def update_authorization(token_id: str) -> Response:
     return jsonify(authorization_json(found, caller))
 
 
+@blueprint.post("/oauth/authorizations/<token_id>/actions/regenerate-tokens")
+def regenerate_authorization(token_id: str) -> Response:
+    """`heroku authorizations:rotate`: a new token for the authorization, shown this once;
+    the old one fails from now on."""
+    caller, token = principal(), secrets.token_urlsafe(32)
+    with ctx().store.transaction() as tx:
+        found = users.regenerate(tx, caller, token_id, token_hash(token))
+    return jsonify(authorization_json(found, caller, token))
+
+
 @blueprint.delete("/oauth/authorizations/<token_id>")
 def revoke_authorization(token_id: str) -> Response:
     """The token stops working with this answer (it was the caller's own: it may be the

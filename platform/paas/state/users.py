@@ -229,6 +229,14 @@ def revoke(tx: Executes, owner: Principal, token_id: str) -> Authorization:
     return found
 
 
+def regenerate(tx: Executes, owner: Principal, token_id: str, digest: str) -> Authorization:
+    """The authorization keeps its id and description; its token is a new one, and the old
+    one stops working with this change."""
+    found = authorization(tx, owner, token_id)
+    tx.execute("UPDATE tokens SET hash = ? WHERE id = ?", (digest, found.id))
+    return found
+
+
 def rename_authorization(
     tx: Executes, owner: Principal, token_id: str, description: str
 ) -> Authorization:
