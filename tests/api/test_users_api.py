@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from real_api import TOKEN, RealApi
 
-from paas.api import auth
+from paas.api import auth, create_app
 from paas.api import stacks as stack_api
 from paas.artifacts import stacks
 from paas.artifacts.stacks import StackStatus
@@ -201,3 +201,18 @@ def test_only_the_operator_starts_a_stack_build(
     assert "only the operator may build it" in refused.get_json()["message"]
     assert call(real_api, "GET", "/apps/ada-app", ada).get_json()["stack"] == before
     assert stacks.pending(real_api.settings.run_dir, "ada-app") is None  # nothing asked
+
+
+def test_every_api_worker_counts_calls_in_the_same_bucket(
+    real_api: RealApi, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ada = add_user(real_api, "ada@example.com")
+    monkeypatch.setattr(auth, "CALLS", ratelimit.CallPolicy(capacity=4, per_seconds=3600))
+    other_worker = RealApi(create_app(real_api.settings), real_api.settings)
+    seen = [
+        call(api, "GET", "/account", ada).headers.get("RateLimit-Remaining")
+        for api in (real_api, other_worker, real_api, other_worker)
+    ]
+    assert seen == ["3", "2", "1", "0"]
+    assert call(other_worker, "GET", "/account", ada).status_code == 429
+    assert call(real_api, "GET", "/account", ada).status_code == 429

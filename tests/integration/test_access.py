@@ -164,6 +164,10 @@ def test_access_add_grants_exactly_the_permission_given(world: World) -> None:
     bob.paas("ps:scale", "web=1", "-a", "ada-app")
     ada.paas("access:remove", "bob@example.com", "-a", "ada-app")
     assert "'ada-app' not found" in bob.refused("apps:info", "-a", "ada-app")
+    ada.paas("apps:create", "ada-spare", "--no-remote")
+    ada.paas("access:add", "bob@example.com", "-a", "ada-spare", "--permissions", "manage")
+    bob.paas("apps:destroy", "-a", "ada-spare", "--confirm", "ada-spare")
+    assert "'ada-spare' not found" in ada.refused("apps:info", "-a", "ada-spare")
 
 
 def test_a_revoked_or_expired_token_is_refused_at_once(world: World) -> None:
