@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import sqlite3
+from pathlib import Path
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -11,7 +14,8 @@ from paas.cli.users import parse_permissions
 from paas.domain import access
 from paas.domain.access import Permission
 from paas.domain.errors import InvalidParams
-from paas.state import ratelimit
+from paas.state import database, ratelimit, users
+from paas.state import store as store_module
 
 POLICY = ratelimit.CallPolicy(capacity=3, per_seconds=30)  # one call back every 10 s
 
@@ -68,3 +72,28 @@ def test_emails_are_checked(good: str) -> None:
 def test_a_bad_email_names_the_fix(bad: object) -> None:
     with pytest.raises(InvalidParams, match="is not an email address"):
         access.email(bad)
+
+
+def test_a_database_from_before_users_is_migrated_and_its_tokens_are_the_operators(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "state.db"
+    database.create(path, store_module.SCHEMA)  # the tables as they were: no users, no ids
+    old = sqlite3.connect(path)
+    old.execute(
+        "INSERT INTO tokens (hash, name, created_at) VALUES (?, 'ci', 'then')",
+        (store_module.token_hash("old-ci-token-" + "x" * 20),),
+    )
+    old.execute("INSERT INTO apps (id, name, stack, created_at) VALUES ('a1', 'old-app', 's', 't')")
+    old.commit()
+    old.close()
+    store = store_module.Store(path)
+    assert store.token_principal("old-ci-token-" + "x" * 20) == access.OPERATOR
+    app = store.app("old-app")
+    assert store.owner_of(app) == access.OPERATOR
+    with store.reading() as tx:
+        (found,) = users.authorizations(tx, access.OPERATOR, 0)
+    assert found.description == "ci" and len(found.id) == 36
+    store_module.Store(path)  # a second open changes nothing
+    with store.reading() as tx:
+        assert [a.id for a in users.authorizations(tx, access.OPERATOR, 0)] == [found.id]

@@ -1,9 +1,11 @@
-"""The limit on failed authentications per client address: pure counting, no I/O.
+"""The API's limits, as pure counting (no I/O): failed authentications per client address,
+and API calls per user (a token bucket, Heroku's 4,500 an hour).
 
-Job: decide, from an address's failure record and the time, its next record and whether
-it is refused. The store keeps the records in SQLite so every API worker counts together.
-Invariant: only failures are counted; a request with a valid token is never looked up
-here, so a success is never slowed or refused, whatever its address did before.
+Job: decide, from a record and the time, the next record and whether the request is
+refused. The store keeps the records in SQLite so every API worker counts together.
+Invariants: only failures are counted per address; a request with a valid token is never
+looked up there, so a success is never slowed or refused, whatever its address did before.
+A call bucket never holds more than its capacity, and a refused call takes nothing.
 """
 
 from __future__ import annotations
