@@ -5,16 +5,20 @@ from __future__ import annotations
 
 import sqlite3
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
 from real_api import TOKEN, RealApi
+from test_addons_api import FakeService
 
+from paas.api import addons as addons_api
 from paas.api import auth, create_app
 from paas.api import stacks as stack_api
 from paas.artifacts import stacks
 from paas.artifacts.stacks import StackStatus
 from paas.domain.access import Permission
+from paas.domain.settings import Settings
 from paas.dynos import capability
 from paas.state import ratelimit, users
 from paas.state.store import Store
@@ -216,3 +220,31 @@ def test_every_api_worker_counts_calls_in_the_same_bucket(
     assert seen == ["3", "2", "1", "0"]
     assert call(other_worker, "GET", "/account", ada).status_code == 429
     assert call(real_api, "GET", "/account", ada).status_code == 429
+
+
+def test_another_users_add_on_cannot_be_seen_attached_or_detached(tmp_path: Path) -> None:
+    settings = Settings(home=tmp_path, domain="paas.localhost", containers=False, shared_uid=True)
+    flask_app = create_app(settings)
+    pg = FakeService("postgresql", "DATABASE", ("heroku-postgresql",))
+    flask_app.extensions[addons_api.SERVICES_KEY] = {"postgresql": pg}
+    Store(settings.db_path).add_token(TOKEN, "admin")
+    api = RealApi(flask_app, settings)
+    ada, bob = add_user(api, "ada@example.com"), add_user(api, "bob@example.com")
+    call(api, "POST", "/apps", ada, name="ada-app")
+    call(api, "POST", "/apps", bob, name="bob-app")
+    api.release("ada-app", {"web": "serve"}, "succeeded")
+    made = call(api, "POST", "/apps/ada-app/addons", ada, plan="heroku-postgresql:hobby")
+    assert made.status_code == 201
+    name = made.get_json()["name"]
+    (attachment,) = call(api, "GET", "/apps/ada-app/addon-attachments", ada).get_json()
+    for method, path, body in (
+        ("GET", f"/addons/{name}", {}),
+        ("GET", f"/addons/{name}/addon-attachments", {}),
+        ("POST", "/addon-attachments", {"addon": name, "app": "bob-app"}),
+        ("POST", "/addon-attachments", {"addon": name, "app": "ada-app"}),
+        ("DELETE", f"/addon-attachments/{attachment['id']}", {}),
+    ):
+        answer = call(api, method, path, bob, **body)
+        assert answer.status_code == 404, (method, path, answer.get_json())
+    assert "DATABASE_URL" not in call(api, "GET", "/apps/bob-app/config-vars", bob).get_json()
+    assert len(call(api, "GET", "/apps/ada-app/addon-attachments", ada).get_json()) == 1

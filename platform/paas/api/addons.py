@@ -132,7 +132,9 @@ def list_addons() -> Response:
 
 @blueprint.get("/addons/<ref>")
 def show_addon(ref: str) -> Response:
-    return jsonify(addon_json(catalog().addon(ref)))
+    addon = catalog().addon(ref)
+    find_app(addon.app_id, Permission.VIEW)  # another user's add-on is as missing as its app
+    return jsonify(addon_json(addon))
 
 
 def app_addon(app: App, ref: str) -> Addon:
@@ -174,6 +176,7 @@ def destroy_addon(name: str, ref: str) -> Response:
 @blueprint.get("/addons/<ref>/addon-attachments")
 def list_addon_attachments(ref: str) -> Response:
     addon = catalog().addon(ref)
+    find_app(addon.app_id, Permission.VIEW)
     with ctx().store.reading() as tx:
         attachments = tx.attachments(addon=addon)
     names = _names()
@@ -203,11 +206,8 @@ def create_attachment() -> tuple[Response, int]:
     addon_ref, app_ref = _optional_text(body, "addon"), _optional_text(body, "app")
     if addon_ref is None or app_ref is None:
         raise InvalidParams('addon and app are required: {"addon": "NAME", "app": "APP"}')
-    with ctx().store.reading() as tx:
-        app = tx.app_by_id_or_name(app_ref)
-    if app is None:
-        app = find_app(app_ref, Permission.MANAGE)  # its NotFound
-    addons = catalog()
+    app, addons = find_app(app_ref, Permission.MANAGE), catalog()
+    find_app(addons.addon(addon_ref).app_id, Permission.MANAGE)  # its owner's, too
     attachment = addons.attach(addon_ref, app, _optional_text(body, "name"))
     return jsonify(attachment_json(attachment, addons.addon(attachment.addon_id))), 201
 
@@ -216,6 +216,7 @@ def create_attachment() -> tuple[Response, int]:
 def delete_attachment(ref: str) -> Response:
     addons = catalog()
     attachment = addons.attachment(ref)
+    find_app(attachment.app_id, Permission.MANAGE)
     addon = addons.addon(attachment.addon_id)
     shown = attachment_json(attachment, addon)
     addons.detach(attachment)
