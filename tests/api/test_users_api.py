@@ -116,7 +116,20 @@ def test_a_transfer_moves_the_app_and_the_old_owner_keeps_nothing(real_api: Real
     )
     assert moved.status_code == 201 and moved.get_json()["state"] == "accepted"
     assert call(real_api, "GET", "/apps/ada-app", ada).status_code == 404
-    assert call(real_api, "DELETE", "/apps/ada-app", bob).status_code == 200
+    assert call(real_api, "POST", "/apps", bob, name="bob-two").status_code == 201
+    not_owner = call(
+        real_api, "POST", "/account/app-transfers", ada, app="ada-app", recipient="ada@example.com"
+    )
+    assert not_owner.status_code == 404  # bob owns it now; ada holds nothing
+    call(real_api, "POST", "/teams/apps/ada-app/collaborators", bob, user="ada@example.com")
+    refused = call(
+        real_api, "POST", "/account/app-transfers", ada, app="ada-app", recipient="ada@example.com"
+    )
+    assert refused.status_code == 403  # a collaborator is not the owner
+    back = call(real_api, "PATCH", "/teams/apps/ada-app", bob, owner="ada@example.com")
+    assert back.status_code == 200 and back.get_json()["name"] == "ada-app"
+    assert call(real_api, "GET", "/apps/ada-app", bob).status_code == 404
+    assert call(real_api, "DELETE", "/apps/ada-app", ada).status_code == 200
 
 
 def test_the_audit_records_changes_without_secrets(real_api: RealApi) -> None:

@@ -15,6 +15,7 @@ import uuid
 
 from flask import Blueprint, Response, jsonify
 
+from paas.api import apps as apps_api
 from paas.api import protocol
 from paas.api.context import ctx, find_app, json_body, principal
 from paas.domain import access
@@ -150,28 +151,45 @@ def team_permissions() -> Response:
     return jsonify(permissions_json(Permission.MANAGE))
 
 
-@blueprint.post("/account/app-transfers")
-def transfer() -> tuple[Response, int]:
-    """Body: {app, recipient}. paas completes it at once (state accepted): the recipient is
-    a user of this platform, the old owner keeps nothing unless a collaborator."""
-    body, caller = json_body(), principal()
-    app_ref = body.get("app")
-    if isinstance(app_ref, dict):
-        app_ref = app_ref.get("name") or app_ref.get("id")
-    if not isinstance(app_ref, str) or not app_ref:
-        raise InvalidParams('app is required: {"app": "shop", "recipient": "ada@example.com"}')
-    recipient = body.get("recipient")
-    if isinstance(recipient, dict):
-        recipient = recipient.get("email") or recipient.get("id")
-    if not isinstance(recipient, str) or not recipient:
-        raise InvalidParams('recipient is required: {"recipient": "ada@example.com"}')
-    app = find_app(app_ref, Permission.VIEW)
+def _ref(body: dict[str, object], key: str, example: str) -> str:
+    """A name, email or id given as text or as Heroku's nested {name|email|id}."""
+    given = body.get(key)
+    if isinstance(given, dict):
+        given = given.get("name") or given.get("email") or given.get("id")
+    if not isinstance(given, str) or not given.strip():
+        raise InvalidParams(f"{key} is required: {example}")
+    return given.strip()
+
+
+def _give(app: App, recipient: str) -> tuple[Principal, users.User]:
+    """The owner change: the owner's or the operator's to make; the recipient a user."""
+    caller = principal()
     with ctx().store.transaction() as tx:
         old = users.owner(tx, app.id)
         if not caller.admin and caller.user_id != old.user_id:
             raise Forbidden(f"only {old.email}, the owner of {app.name}, may transfer it")
         new = users.user(tx, recipient)
         users.set_owner(tx, app.id, new.principal)
+    return old, new
+
+
+@blueprint.patch("/teams/apps/<name>")
+def transfer_team_app(name: str) -> Response:
+    """Body: {owner: EMAIL}: Heroku's transfer of a team app, here the same owner change."""
+    app = find_app(name, Permission.VIEW)
+    _give(app, _ref(json_body(), "owner", '{"owner": "ada@example.com"}'))
+    return jsonify(apps_api.app_json(app))
+
+
+@blueprint.post("/account/app-transfers")
+def transfer() -> tuple[Response, int]:
+    """Body: {app, recipient}. paas completes it at once (state accepted): the recipient is
+    a user of this platform, the old owner keeps nothing unless a collaborator."""
+    body = json_body()
+    app_ref = _ref(body, "app", '{"app": "shop", "recipient": "ada@example.com"}')
+    recipient = _ref(body, "recipient", '{"recipient": "ada@example.com"}')
+    app = find_app(app_ref, Permission.VIEW)
+    old, new = _give(app, recipient)
     now = now_iso()
     return jsonify(
         {
