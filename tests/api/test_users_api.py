@@ -106,6 +106,14 @@ def test_only_the_operator_adds_users(real_api: RealApi) -> None:
     assert call(real_api, "POST", "/users", ada, email="eve@example.com").status_code == 403
     assert call(real_api, "POST", "/users", email="ada@example.com").status_code == 409
     assert call(real_api, "POST", "/users", email="not an email").status_code == 422
+    assert call(real_api, "DELETE", "/users/ada@example.com", ada).status_code == 403
+    call(real_api, "POST", "/apps", ada, name="ada-app")
+    owns = call(real_api, "DELETE", "/users/ada@example.com")
+    assert owns.status_code == 409 and "owns ada-app" in owns.get_json()["message"]
+    call(real_api, "DELETE", "/apps/ada-app", ada)
+    assert call(real_api, "DELETE", "/users/ADA@example.com").status_code == 200
+    assert call(real_api, "GET", "/account", ada).status_code == 401
+    assert add_user(real_api, "ada@example.com")  # the email is free again
 
 
 def test_a_transfer_moves_the_app_and_the_old_owner_keeps_nothing(real_api: RealApi) -> None:

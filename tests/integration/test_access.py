@@ -208,6 +208,9 @@ def test_the_admin_token_still_manages_everything(world: World) -> None:
     listed = platform.paas("users").stdout
     assert "ada@example.com" in listed and "bob@example.com" in listed
     assert "only the platform's operator" in world.bob.refused("users")
+    platform.paas("users:add", "eve@example.com")
+    assert "Removed user eve@example.com" in platform.paas("users:remove", "eve@example.com").stdout
+    assert "eve@example.com" not in platform.paas("users").stdout
 
 
 def test_a_transfer_gives_the_app_away(world: World) -> None:

@@ -240,6 +240,16 @@ def list_users() -> tuple[Response, int]:
     return protocol.listing([user_json(u) for u in found], ["email", "id"])
 
 
+@blueprint.delete("/users/<ref>")
+def delete_user(ref: str) -> Response:
+    """The user (by email or id), their tokens (refused from now on) and their access."""
+    require_admin("remove users")
+    with ctx().store.transaction() as tx:
+        found = users.user(tx, ref)
+        users.delete_user(tx, found)
+    return jsonify(user_json(found))
+
+
 # --- audit ---------------------------------------------------------------------------
 def audit_json(entry: users.AuditEntry) -> dict[str, object]:
     return {

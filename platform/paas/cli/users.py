@@ -132,6 +132,15 @@ def users_add(session: Session, email: str, as_json: bool) -> None:
     click.echo(str(made.get("token")))
 
 
+@cli.command("users:remove")
+@click.argument("email")
+@click.pass_obj
+def users_remove(session: Session, email: str) -> None:
+    """Remove a user (the operator only): their tokens stop working, their access goes."""
+    session.api().request("DELETE", f"/users/{_quote(email)}")
+    click.echo(f"Removed user {email}: their tokens no longer work")
+
+
 @cli.command("users")
 @json_option
 @click.pass_obj

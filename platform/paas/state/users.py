@@ -270,6 +270,18 @@ def user(tx: Executes, ref: str) -> User:
     return found
 
 
+def delete_user(tx: Executes, found: User) -> None:
+    """The user, their tokens and their access go; refused while they own an app."""
+    owned = [r["name"] for r in tx.execute("SELECT name FROM apps WHERE owner_id = ?", (found.id,))]
+    if owned:
+        raise Conflict(
+            f"{found.email} owns {', '.join(owned)}: transfer or destroy those apps first"
+        )
+    tx.execute("DELETE FROM tokens WHERE user_id = ?", (found.id,))
+    tx.execute("DELETE FROM collaborators WHERE user_id = ?", (found.id,))
+    tx.execute("DELETE FROM users WHERE id = ?", (found.id,))
+
+
 def all_users(tx: Executes) -> list[User]:
     return [_user(r) for r in tx.execute("SELECT * FROM users ORDER BY email")]
 
