@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from paas.cli.commands import ArgumentError
-from paas.cli.users import parse_permissions
+from paas.cli.users import format_access, parse_permissions
 from paas.domain import access
 from paas.domain.access import Permission
 from paas.domain.errors import InvalidParams
@@ -97,3 +97,23 @@ def test_a_database_from_before_users_is_migrated_and_its_tokens_are_the_operato
     store_module.Store(path)  # a second open changes nothing
     with store.reading() as tx:
         assert [a.id for a in users.authorizations(tx, access.OPERATOR, 0)] == [found.id]
+
+
+def test_access_lists_the_owner_first_then_collaborators_by_email() -> None:
+    def entry(email: str, role: str, *names: str) -> dict[str, object]:
+        return {"user": {"email": email}, "role": role, "permissions": [{"name": n} for n in names]}
+
+    lines = format_access(
+        [
+            entry("zed@example.com", "collaborator", "view"),
+            entry("bob@example.com", "collaborator", "deploy", "view"),
+            entry("owner@example.com", "owner", "view", "deploy", "operate", "manage"),
+        ]
+    )
+    assert [line.split()[0] for line in lines] == [
+        "EMAIL",
+        "owner@example.com",
+        "bob@example.com",
+        "zed@example.com",
+    ]
+    assert lines[2].split(None, 2)[2] == "view, deploy"

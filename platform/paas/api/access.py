@@ -4,7 +4,7 @@ transferring an app to another owner (`/account/app-transfers`).
 
 Reading the list needs view on the app; changing it needs manage; a transfer is the
 owner's (or the operator's). A collaborator added without permissions (what Heroku's CLI
-sends for a personal app) gets DEFAULT_PERMISSION. Invariant: the owner is listed first,
+sends for a personal app) gets DEFAULT_PERMISSION. Invariant: the owner is listed too,
 with every permission, and is never a collaborator row; an app another user cannot see is
 404 for them, here as everywhere (context.find_app).
 """

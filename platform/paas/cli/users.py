@@ -221,10 +221,12 @@ def authorizations_revoke(session: Session, token_id: str) -> None:
 
 # --- access --------------------------------------------------------------------------
 def format_access(found: Sequence[Mapping[str, Any]]) -> list[str]:
-    rows = [
-        [str((c.get("user") or {}).get("email")), str(c.get("role")), permission_names(c)]
-        for c in found
-    ]
+    """The owner first, then the collaborators by email."""
+    rows = sorted(
+        ([str((c.get("user") or {}).get("email")), str(c.get("role")), permission_names(c)]
+         for c in found),
+        key=lambda row: (row[1] != "owner", row[0]),
+    )  # fmt: skip
     return columns([["EMAIL", "ROLE", "PERMISSIONS"], *rows])
 
 
