@@ -17,6 +17,7 @@ from click.testing import CliRunner, Result
 from werkzeug.exceptions import HTTPException
 from werkzeug.serving import WSGIRequestHandler
 
+from paas.api import protocol
 from paas.cli import commands as cli
 from paas.cli import run as _run  # noqa: F401  # registers run, run:detached, ps:stop
 from paas.domain import buildpack_source, sizes, validation
@@ -41,6 +42,15 @@ class Recorded:
     path: str
     query: dict[str, str]
     body: Any
+
+
+HEROKU_STATUS = {
+    "pending": "pending",
+    "deploying": "pending",
+    "succeeded": "succeeded",
+    "failed": "failed",
+    "superseded": "expired",
+}
 
 
 @dataclasses.dataclass
@@ -78,13 +88,23 @@ class FakeApi:
         process types join the formation, web at 1."""
         version = len(self.releases) + 1
         release = {
-            "id": f"r{version}",
+            "id": f"00000000-0000-4000-8000-{version:012d}",
             "version": version,
             "description": "Deploy abcdef12",
-            "status": status,
+            "status": HEROKU_STATUS[status],
+            "paas_status": status,
             "status_detail": None,
             "current": False,
-            "created_at": "2026-11-28T15:10:00+00:00",
+            "eligible_for_rollback": status == "succeeded",
+            "slug": {"id": f"00000000-0000-5000-8000-{version:012d}"},
+            "artifacts": [{"type": "slug", "id": f"00000000-0000-5000-8000-{version:012d}"}],
+            "user": {"id": "00000000-0000-5000-8000-000000000000", "email": "admin"},
+            "app": {"id": "id-demo", "name": "demo"},
+            "addon_plan_names": [],
+            "output_stream_url": None,
+            "image": None,
+            "created_at": "2026-11-28T15:10:00Z",
+            "updated_at": "2026-11-28T15:10:00Z",
             "artifact": f"sha256:{version:064x}",
             "process_types": dict(process_types),
         }
@@ -106,7 +126,7 @@ class FakeApi:
             earlier = [
                 r["version"]
                 for r in self.releases
-                if r["version"] < current["version"] and r["status"] == "succeeded"
+                if r["version"] < current["version"] and r["paas_status"] == "succeeded"
             ]
             if not earlier:
                 raise NotFound(f"{app} has no earlier release that succeeded to roll back to")
@@ -120,7 +140,7 @@ class FakeApi:
 
     def _current(self) -> dict[str, Any] | None:
         """The newest release deploying or succeeded (what dynos run)."""
-        runnable = [r for r in self.releases if r.get("status") in ("deploying", "succeeded")]
+        runnable = [r for r in self.releases if r["paas_status"] in ("deploying", "succeeded")]
         return runnable[-1] if runnable else None
 
     def _mark_current(self) -> None:
@@ -309,7 +329,27 @@ def build_app(fake: FakeApi) -> flask.Flask:
     @app.get("/apps/<name>/releases")
     def get_releases(name: str) -> Any:
         find(name)
-        return fake.releases
+        return protocol.listing(fake.releases, ("version", "id"))
+
+    def release(ref: object) -> dict[str, Any]:
+        found = next((r for r in fake.releases if ref in (r["id"], r["version"])), None)
+        if found is None and isinstance(ref, str) and len(ref) != 36:
+            version = validation.release_version(ref)
+            found = next((r for r in fake.releases if r["version"] == version), None)
+        if found is None:
+            raise NotFound(f"release {ref} not found: `paas releases` lists them")
+        return found
+
+    @app.get("/apps/<name>/releases/<ref>")
+    def get_release(name: str, ref: str) -> Any:
+        find(name)
+        return release(ref)
+
+    @app.get("/apps/<name>/releases/<ref>/config-vars")
+    def get_release_config(name: str, ref: str) -> Any:
+        find(name)
+        release(ref)
+        return {}
 
     @app.post("/apps/<name>/releases")
     def post_release(name: str) -> Any:
@@ -322,6 +362,20 @@ def build_app(fake: FakeApi) -> flask.Flask:
     def get_builds(name: str) -> Any:
         find(name)
         return []
+
+    @app.get("/apps/<name>/builds/<build>")
+    def get_build(name: str, build: str) -> Any:
+        find(name)
+        raise NotFound(f"build {build} of {name} not found: `paas builds` lists them")
+
+    @app.get("/apps/<name>/slugs/<slug>")
+    def get_slug(name: str, slug: str) -> Any:
+        find(name)
+        raise NotFound(f"slug {slug} of {name} not found")
+
+    @app.get("/build-output/<secret>")
+    def get_build_output(secret: str) -> Any:
+        raise NotFound("no such build output stream")
 
     @app.get("/apps/<name>/domains")
     def get_domains(name: str) -> Any:

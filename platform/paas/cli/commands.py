@@ -288,7 +288,8 @@ def format_ps(
 
 
 def format_releases(app: str, releases: Sequence[Mapping[str, Any]], now: datetime) -> list[str]:
-    """Newest first: `v3  Deploy 1a2b3c4d  succeeded  2026/11/28 15:13:46 (~ 5m ago)  current`."""
+    """Newest first, with paas's own status and who made each (Heroku's CLI shows the email):
+    `v3  Deploy 1a2b3c4d  succeeded  ann@example.com  2026/11/28 15:13:46 (~ 5m ago)  current`."""
     current = next((r for r in releases if r.get("current")), None)
     title = f"=== {app} Releases"
     if current is not None:
@@ -297,13 +298,19 @@ def format_releases(app: str, releases: Sequence[Mapping[str, Any]], now: dateti
         [
             f"v{r.get('version')}",
             str(r.get("description") or ""),
-            str(r.get("status") or ""),
+            str(r.get("paas_status") or r.get("status") or ""),
+            _email(r.get("user")),
             _ago(r.get("created_at"), now) or str(r.get("created_at") or ""),
             "current" if r.get("current") else "",
         ]
         for r in reversed(releases)
     ]
     return [title, *columns(rows)]
+
+
+def _email(user: object) -> str:
+    """The email of a Heroku `user` object ({id, email}); blank when there is none."""
+    return str(user.get("email") or "") if isinstance(user, Mapping) else ""
 
 
 # -- git ------------------------------------------------------------------------------------
