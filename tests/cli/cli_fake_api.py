@@ -363,6 +363,11 @@ def build_app(fake: FakeApi) -> flask.Flask:
         find(name)
         return []
 
+    @app.post("/apps/<name>/builds")
+    def post_build(name: str) -> Any:
+        find(name)
+        raise InvalidParams("paas builds only what is pushed with git, not a source_blob URL")
+
     @app.get("/apps/<name>/builds/<build>")
     def get_build(name: str, build: str) -> Any:
         find(name)

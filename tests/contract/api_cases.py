@@ -428,6 +428,12 @@ CASES: tuple[Case, ...] = (
     _error("releases unknown app", _get("/apps/nope/releases"), 404, "not_found"),
     Case("builds: none", _get("/apps/demo/builds"), 200, equals=[]),
     _error("build unknown", _get("/apps/demo/builds/nope"), 404, "not_found"),
+    _error(
+        "build from a source_blob URL",
+        Request("POST", "/apps/demo/builds", {"source_blob": {"url": "https://x.test/a.tgz"}}),
+        422,
+        "invalid_params",
+    ),
     _error("slug unknown", _get("/apps/demo/slugs/nope"), 404, "not_found", given=DEPLOYED),
     _error("build output, wrong secret", _get("/build-output/nope"), 404, "not_found"),
     # -- dynos ---------------------------------------------------------------------------

@@ -11,6 +11,7 @@ A build's `output_stream_url` is its own unguessable URL on the API, served with
 
 from __future__ import annotations
 
+import functools
 import itertools
 import json
 import re
@@ -27,7 +28,7 @@ from paas.artifacts.images import ImageStore
 from paas.artifacts.slugs import SlugStore
 from paas.domain import access, validation
 from paas.domain.access import Permission
-from paas.domain.errors import NotFound
+from paas.domain.errors import InvalidParams, NotFound
 from paas.domain.models import App, Build, Release, slug_id
 from paas.release import releases as release_logic
 from paas.state import build_output
@@ -57,6 +58,7 @@ def iso(epoch: float | None, fallback: str) -> str:
 _NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "https://paas.invalid/ids")
 
 
+@functools.cache
 def derived_id(kind: str, key: str) -> str:
     return str(uuid.uuid5(_NAMESPACE, f"{kind}:{key}"))
 
@@ -109,12 +111,18 @@ def rollback_check(slugs: SlugStore, images: ImageStore) -> Callable[[Release], 
     """Whether a release can be rolled back to: code that succeeded, its slug (and image)
     still kept."""
 
+    stored = slugs.stored()  # one directory read, however many releases are checked
+
+    @functools.cache  # releases share images (each config change reuses one)
+    def kept(artifact: str, image: str | None) -> bool:
+        found = artifact.removeprefix("sha256:") in stored
+        return found and (image is None or images.has(image))
+
     def eligible(release: Release) -> bool:
         return (
             release.has_slug
             and release.status == "succeeded"
-            and slugs.has(release.artifact)
-            and (release.image is None or images.has(release.image))
+            and kept(release.artifact, release.image)
         )
 
     return eligible
@@ -143,14 +151,19 @@ def list_releases(name: str) -> tuple[Response, int]:
     app = find_app(name, Permission.VIEW)
     with store.reading() as tx:
         current = tx.shown_current_release(app)
-        found = tx.releases(app)
+        found = {r.id: r for r in tx.releases(app)}
         plans = tx.addon_plans_by_release(app)
     eligible = rollback_check(*_stores())
     version = current.version if current else None
-    items = [
-        release_json(r, app, version, eligible=eligible(r), plans=plans.get(r.id)) for r in found
-    ]
-    return listing(items, ("version", "id"))
+
+    def shape(item: dict[str, object]) -> dict[str, object]:
+        release = found[str(item["id"])]
+        return release_json(
+            release, app, version, eligible=eligible(release), plans=plans.get(release.id)
+        )
+
+    items = [{"version": r.version, "id": r.id} for r in found.values()]
+    return listing(items, ("version", "id"), shape)
 
 
 def find_release(store: Store, app: App, ref: object) -> Release:
@@ -260,6 +273,18 @@ def list_builds(name: str) -> tuple[Response, int]:
     app = find_app(name, Permission.VIEW)
     items = [build_json(b, app) for b in ctx().store.builds(app)]
     return listing(items, ("created_at", "id"))
+
+
+@blueprint.post("/apps/<name>/builds")
+def create_build(name: str) -> Response:
+    """Refused: paas builds what is pushed to it. A build from a `source_blob` URL would
+    have the platform fetch code from wherever the URL points (outside the host, or a
+    service inside it the caller cannot reach otherwise); git push brings the code in."""
+    app = find_app(name, Permission.DEPLOY)
+    raise InvalidParams(
+        f"paas builds only what is pushed with git, not a source_blob URL (the platform "
+        f"never fetches code itself): git push {request.host_url}{app.name}.git main"
+    )
 
 
 @blueprint.get("/apps/<name>/builds/<build_id>")

@@ -8,6 +8,7 @@ around. Nothing here touches a database, a process or the network.
 
 from __future__ import annotations
 
+import functools
 import uuid
 from dataclasses import dataclass, field
 
@@ -140,6 +141,7 @@ class DesiredState:
 _SLUG_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "https://paas.invalid/slugs")
 
 
+@functools.lru_cache(maxsize=4096)
 def slug_id(artifact: str) -> str | None:
     """The stable UUID Heroku's API names a slug by; None for a release without one."""
     return str(uuid.uuid5(_SLUG_NAMESPACE, artifact)) if artifact else None
