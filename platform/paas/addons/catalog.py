@@ -157,7 +157,7 @@ class Catalog:
         attachment = Attachment(str(uuid.uuid4()), addon.id, app.id, name, now_iso())
         tx.insert_attachment(attachment)
         description = model.attach_description(name, addon.name)
-        change = {attachment.var: addon.url}
+        change: dict[str, str | None] = {attachment.var: addon.url}
         return attachment, releases.addon_change(tx, app, change, description, self.by)
 
     def _released(self, app: App, release: Release | None) -> None:
