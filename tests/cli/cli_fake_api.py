@@ -66,6 +66,7 @@ class FakeApi:
     buildpacks: list[str] = dataclasses.field(default_factory=list)
     log_lines: list[str] = dataclasses.field(default_factory=list)
     one_offs: list[str] = dataclasses.field(default_factory=list)  # commands, run.1 first
+    builds: list[dict[str, Any]] = dataclasses.field(default_factory=list)
 
     def add_app(self, name: str, stack: str = STACKS[-1]) -> dict[str, Any]:
         app = {
@@ -361,7 +362,7 @@ def build_app(fake: FakeApi) -> flask.Flask:
     @app.get("/apps/<name>/builds")
     def get_builds(name: str) -> Any:
         find(name)
-        return []
+        return fake.builds
 
     @app.post("/apps/<name>/builds")
     def post_build(name: str) -> Any:

@@ -210,6 +210,21 @@ def test_releases_newest_first_with_current_marked(logged_in: FakeApi) -> None:
     ]
 
 
+def test_builds_newest_first_with_the_pusher(logged_in: FakeApi) -> None:
+    logged_in.builds[:] = [
+        {"id": "1a2b3c4d-0000", "status": "failed", "source_blob": {"version": "0a1b2c3d9f"},
+         "user": {"id": "u1", "email": "ann@example.com"}, "created_at": "2026-11-28T15:00:00Z"},
+        {"id": "5e6f7a8b-0000", "status": "succeeded", "source_blob": {"version": "9f8e7d6c5b"},
+         "user": {"id": None, "email": "admin"}, "created_at": "2026-11-28T15:10:00Z"},
+    ]  # fmt: skip
+    result = run("builds", "-a", "demo", obj=cli.Session(environ=_environ(), now=lambda: NOW))
+    assert result.stdout.splitlines() == [
+        "=== demo Builds",
+        "5e6f7a8b  succeeded  9f8e7d6c  admin            2026/11/28 15:10:00 (~ 8m ago)",
+        "1a2b3c4d  failed     0a1b2c3d  ann@example.com  2026/11/28 15:00:00 (~ 18m ago)",
+    ]
+
+
 @pytest.mark.parametrize(
     ("given", "body"), [(["v3"], {"release": 3}), (["3"], {"release": 3}), ([], {})]
 )
