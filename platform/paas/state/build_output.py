@@ -39,20 +39,19 @@ class Writer:
     def __init__(self, run_dir: Path, build_id: str) -> None:
         self.path = path(run_dir, build_id)
         self.written = 0
+        self.cut = False  # past MAX_BYTES: the CUT line was written, nothing more is
         self.file: int | None = None
         with contextlib.suppress(OSError):
             directory(run_dir).mkdir(mode=0o700, parents=True, exist_ok=True)
             self.file = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
 
     def write(self, text: str) -> None:
-        if self.file is None or self.written >= MAX_BYTES:
+        if self.file is None or self.cut:
             return
         data = text.encode("utf-8", "replace")
         if self.written + len(data) > MAX_BYTES:
-            data = CUT.encode()
-            self.written = MAX_BYTES
-        else:
-            self.written += len(data)
+            data, self.cut = CUT.encode(), True
+        self.written += len(data)
         with contextlib.suppress(OSError):
             os.write(self.file, data)
 
