@@ -1,39 +1,33 @@
-"""A build's live output file (paas.state.build_output): what the hook writes, what a
-follower of its output_stream_url reads."""
+"""What the builder keeps of its output and reads from bin/release (pure parts)."""
 
 from __future__ import annotations
 
-import threading
-from pathlib import Path
+import io
 
-from paas.state import build_output
+import pytest
 
-
-def test_a_follower_reads_what_comes_while_the_build_runs(tmp_path: Path) -> None:
-    writer = build_output.Writer(tmp_path, "b1")
-    writer.write("-----> one\n")
-    running = threading.Event()
-    running.set()
-    chunks = build_output.follow(tmp_path, "b1", running.is_set, lambda: "kept", 30)
-    assert next(chunks) == b"-----> one\n"  # before the build wrote anything more
-    writer.write("-----> two\n")
-    running.clear()  # the build ended: the rest is read, then the stream ends
-    assert b"".join(chunks) == b"-----> two\n"
-    writer.close()
-    assert not build_output.path(tmp_path, "b1").exists()
+from paas.domain import buildpack_release
+from paas.domain.errors import BuildFailed
+from paas.push.hook import Tee
 
 
-def test_without_the_file_the_record_is_the_output(tmp_path: Path) -> None:
-    chunks = build_output.follow(tmp_path, "gone", lambda: False, lambda: "whole output\n", 30)
-    assert b"".join(chunks) == b"whole output\n"
+def test_the_build_record_keeps_a_bounded_tail() -> None:
+    out = io.StringIO()
+    tee = Tee(out, kept=10)
+    for part in ("0123456789", "abc", "x" * 25, "END"):
+        tee.write(part)
+    assert tee.text() == "x" * 7 + "END"
+    assert len(out.getvalue()) == 41  # the pusher still sees everything
 
 
-def test_the_file_stays_bounded(tmp_path: Path) -> None:
-    writer = build_output.Writer(tmp_path, "big")
-    line = "x" * 1023 + "\n"
-    for _ in range(build_output.MAX_BYTES // len(line) + 10):
-        writer.write(line)
-    size = build_output.path(tmp_path, "big").stat().st_size
-    assert size <= build_output.MAX_BYTES + len(build_output.CUT)
-    assert build_output.path(tmp_path, "big").read_text().endswith(build_output.CUT)
-    writer.close()
+def test_release_types_pass_the_procfile_check() -> None:
+    yaml = "---\ndefault_process_types:\n  web: gunicorn app\n  worker: 'python w.py'\n"
+    types = buildpack_release.parse(yaml).default_process_types
+    assert types == {"web": "gunicorn app", "worker": "python w.py"}
+
+
+@pytest.mark.parametrize("name", ["../evil", "a/b", "two words", "x" * 64, "wéb"])
+def test_bad_release_types_fail_the_build(name: str) -> None:
+    yaml = f"default_process_types:\n  {name}: sleep 1\n"
+    with pytest.raises(BuildFailed, match="bin/release of the mine buildpack declares an invalid"):
+        buildpack_release.parse(yaml, "mine")
