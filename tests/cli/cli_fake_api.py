@@ -17,6 +17,7 @@ from click.testing import CliRunner, Result
 from werkzeug.exceptions import HTTPException
 from werkzeug.serving import WSGIRequestHandler
 
+from paas.api import protocol
 from paas.cli import commands as cli
 from paas.cli import run as _run  # noqa: F401  # registers run, run:detached, ps:stop
 from paas.cli import users as _users  # noqa: F401  # registers login, access*, audit ...
@@ -44,6 +45,15 @@ class Recorded:
     body: Any
 
 
+HEROKU_STATUS = {
+    "pending": "pending",
+    "deploying": "pending",
+    "succeeded": "succeeded",
+    "failed": "failed",
+    "superseded": "expired",
+}
+
+
 @dataclasses.dataclass
 class FakeApi:
     url: str
@@ -57,6 +67,7 @@ class FakeApi:
     buildpacks: list[str] = dataclasses.field(default_factory=list)
     log_lines: list[str] = dataclasses.field(default_factory=list)
     one_offs: list[str] = dataclasses.field(default_factory=list)  # commands, run.1 first
+    builds: list[dict[str, Any]] = dataclasses.field(default_factory=list)
 
     def add_app(self, name: str, stack: str = STACKS[-1]) -> dict[str, Any]:
         app = {
@@ -79,13 +90,23 @@ class FakeApi:
         process types join the formation, web at 1."""
         version = len(self.releases) + 1
         release = {
-            "id": f"r{version}",
+            "id": f"00000000-0000-4000-8000-{version:012d}",
             "version": version,
             "description": "Deploy abcdef12",
-            "status": status,
+            "status": HEROKU_STATUS[status],
+            "paas_status": status,
             "status_detail": None,
             "current": False,
-            "created_at": "2026-11-28T15:10:00+00:00",
+            "eligible_for_rollback": status == "succeeded",
+            "slug": {"id": f"00000000-0000-5000-8000-{version:012d}"},
+            "artifacts": [{"type": "slug", "id": f"00000000-0000-5000-8000-{version:012d}"}],
+            "user": {"id": "00000000-0000-5000-8000-000000000000", "email": "admin"},
+            "app": {"id": "id-demo", "name": "demo"},
+            "addon_plan_names": [],
+            "output_stream_url": None,
+            "image": None,
+            "created_at": "2026-11-28T15:10:00Z",
+            "updated_at": "2026-11-28T15:10:00Z",
             "artifact": f"sha256:{version:064x}",
             "process_types": dict(process_types),
         }
@@ -107,7 +128,7 @@ class FakeApi:
             earlier = [
                 r["version"]
                 for r in self.releases
-                if r["version"] < current["version"] and r["status"] == "succeeded"
+                if r["version"] < current["version"] and r["paas_status"] == "succeeded"
             ]
             if not earlier:
                 raise NotFound(f"{app} has no earlier release that succeeded to roll back to")
@@ -121,7 +142,7 @@ class FakeApi:
 
     def _current(self) -> dict[str, Any] | None:
         """The newest release deploying or succeeded (what dynos run)."""
-        runnable = [r for r in self.releases if r.get("status") in ("deploying", "succeeded")]
+        runnable = [r for r in self.releases if r["paas_status"] in ("deploying", "succeeded")]
         return runnable[-1] if runnable else None
 
     def _mark_current(self) -> None:
@@ -310,7 +331,27 @@ def build_app(fake: FakeApi) -> flask.Flask:
     @app.get("/apps/<name>/releases")
     def get_releases(name: str) -> Any:
         find(name)
-        return fake.releases
+        return protocol.listing(fake.releases, ("version", "id"))
+
+    def release(ref: object) -> dict[str, Any]:
+        found = next((r for r in fake.releases if ref in (r["id"], r["version"])), None)
+        if found is None and isinstance(ref, str) and len(ref) != 36:
+            version = validation.release_version(ref)
+            found = next((r for r in fake.releases if r["version"] == version), None)
+        if found is None:
+            raise NotFound(f"release {ref} not found: `paas releases` lists them")
+        return found
+
+    @app.get("/apps/<name>/releases/<ref>")
+    def get_release(name: str, ref: str) -> Any:
+        find(name)
+        return release(ref)
+
+    @app.get("/apps/<name>/releases/<ref>/config-vars")
+    def get_release_config(name: str, ref: str) -> Any:
+        find(name)
+        release(ref)
+        return {}
 
     @app.post("/apps/<name>/releases")
     def post_release(name: str) -> Any:
@@ -322,7 +363,26 @@ def build_app(fake: FakeApi) -> flask.Flask:
     @app.get("/apps/<name>/builds")
     def get_builds(name: str) -> Any:
         find(name)
-        return []
+        return fake.builds
+
+    @app.post("/apps/<name>/builds")
+    def post_build(name: str) -> Any:
+        find(name)
+        raise InvalidParams("paas builds only what is pushed with git, not a source_blob URL")
+
+    @app.get("/apps/<name>/builds/<build>")
+    def get_build(name: str, build: str) -> Any:
+        find(name)
+        raise NotFound(f"build {build} of {name} not found: `paas builds` lists them")
+
+    @app.get("/apps/<name>/slugs/<slug>")
+    def get_slug(name: str, slug: str) -> Any:
+        find(name)
+        raise NotFound(f"slug {slug} of {name} not found")
+
+    @app.get("/build-output/<secret>")
+    def get_build_output(secret: str) -> Any:
+        raise NotFound("no such build output stream")
 
     @app.get("/apps/<name>/domains")
     def get_domains(name: str) -> Any:

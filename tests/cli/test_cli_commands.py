@@ -195,15 +195,33 @@ def test_ps_groups_dynos_by_type(logged_in: FakeApi) -> None:
 def test_releases_newest_first_with_current_marked(logged_in: FakeApi) -> None:
     logged_in.releases[:] = [
         {"version": 1, "description": "Deploy 0a1b2c3d", "status": "succeeded",
+         "paas_status": "succeeded", "user": {"id": "u1", "email": "ann@example.com"},
          "current": False, "created_at": "2026-11-28T15:00:00+00:00"},
-        {"version": 2, "description": "Set A config var", "status": "succeeded",
+        {"version": 2, "description": "Set A config var", "status": "pending",
+         "paas_status": "deploying", "user": {"id": None, "email": "admin"},
          "current": True, "created_at": "2026-11-28T15:10:00+00:00"},
     ]  # fmt: skip
     result = run("releases", "-a", "demo", obj=cli.Session(environ=_environ(), now=lambda: NOW))
     assert result.stdout.splitlines() == [
         "=== demo Releases - Current: v2",
-        "v2  Set A config var  succeeded  2026/11/28 15:10:00 (~ 8m ago)   current",
-        "v1  Deploy 0a1b2c3d   succeeded  2026/11/28 15:00:00 (~ 18m ago)",
+        "v2  Set A config var  deploying  admin            2026/11/28 15:10:00 (~ 8m ago)"
+        "   current",
+        "v1  Deploy 0a1b2c3d   succeeded  ann@example.com  2026/11/28 15:00:00 (~ 18m ago)",
+    ]
+
+
+def test_builds_newest_first_with_the_pusher(logged_in: FakeApi) -> None:
+    logged_in.builds[:] = [
+        {"id": "1a2b3c4d-0000", "status": "failed", "source_blob": {"version": "0a1b2c3d9f"},
+         "user": {"id": "u1", "email": "ann@example.com"}, "created_at": "2026-11-28T15:00:00Z"},
+        {"id": "5e6f7a8b-0000", "status": "succeeded", "source_blob": {"version": "9f8e7d6c5b"},
+         "user": {"id": None, "email": "admin"}, "created_at": "2026-11-28T15:10:00Z"},
+    ]  # fmt: skip
+    result = run("builds", "-a", "demo", obj=cli.Session(environ=_environ(), now=lambda: NOW))
+    assert result.stdout.splitlines() == [
+        "=== demo Builds",
+        "5e6f7a8b  succeeded  9f8e7d6c  admin            2026/11/28 15:10:00 (~ 8m ago)",
+        "1a2b3c4d  failed     0a1b2c3d  ann@example.com  2026/11/28 15:00:00 (~ 18m ago)",
     ]
 
 

@@ -34,8 +34,10 @@ APP_KEYS = frozenset(
     | {"web_url", "routing_error"}
 )
 RELEASE_KEYS = frozenset(
-    {"id", "version", "description", "status", "status_detail", "current", "created_at"}
-    | {"artifact", "process_types"}
+    {"id", "version", "description", "status", "current", "created_at", "updated_at"}
+    | {"slug", "user", "app", "addon_plan_names", "artifacts", "output_stream_url"}
+    | {"eligible_for_rollback", "paas_status", "status_detail", "artifact", "image"}
+    | {"process_types"}
 )
 ERROR_KEYS = frozenset({"id", "message"})
 ANY = object()  # `equals` when the whole body is not fixed
@@ -69,6 +71,7 @@ class Request:
     path: str
     body: object = None  # sent as JSON; None: no body; bytes: sent as they are
     expect: int | None = None  # in `before`: the status it must get (None: any 2xx)
+    headers: tuple[tuple[str, str], ...] = ()  # sent besides the token and content type
 
 
 @dataclass(frozen=True)
@@ -326,11 +329,45 @@ CASES: tuple[Case, ...] = (
         keys=RELEASE_KEYS,
         includes={
             "version": 1,
-            "status": "deploying",
+            "status": "pending",
+            "paas_status": "deploying",
             "current": True,
             "status_detail": None,
             "process_types": PROCESS_TYPES,
+            "output_stream_url": None,
         },
+    ),
+    Case(
+        "releases, newest first as Heroku's CLI asks",
+        Request("GET", RELEASES, headers=(("Range", "version ..; max=1, order=desc"),)),
+        206,
+        given=TWO_RELEASES,
+        length=1,
+        keys=RELEASE_KEYS,
+        includes={"version": 2, "current": True},
+    ),
+    Case(
+        "release by version",
+        _get(RELEASES + "/v1"),
+        200,
+        given=TWO_RELEASES,
+        keys=RELEASE_KEYS,
+        includes={"version": 1, "status": "succeeded", "eligible_for_rollback": True},
+    ),
+    Case(
+        "release config vars",
+        _get(RELEASES + "/1/config-vars"),
+        200,
+        given=TWO_RELEASES,
+        equals={},
+    ),
+    _error("release unknown", _get(RELEASES + "/9"), 404, "not_found", given=TWO_RELEASES),
+    _error(
+        "release unknown id",
+        _get(RELEASES + "/00000000-0000-0000-0000-000000000000"),
+        404,
+        "not_found",
+        given=TWO_RELEASES,
     ),
     Case(
         "releases, oldest first",
@@ -350,7 +387,8 @@ CASES: tuple[Case, ...] = (
         includes={
             "version": 3,
             "description": "Rollback to v1",
-            "status": "deploying",
+            "status": "pending",
+            "paas_status": "deploying",
             "current": True,
         },
     ),
@@ -395,6 +433,15 @@ CASES: tuple[Case, ...] = (
     _error("rollback before a release", Request("POST", RELEASES, {}), 404, "not_found"),
     _error("releases unknown app", _get("/apps/nope/releases"), 404, "not_found"),
     Case("builds: none", _get("/apps/demo/builds"), 200, equals=[]),
+    _error("build unknown", _get("/apps/demo/builds/nope"), 404, "not_found"),
+    _error(
+        "build from a source_blob URL",
+        Request("POST", "/apps/demo/builds", {"source_blob": {"url": "https://x.test/a.tgz"}}),
+        422,
+        "invalid_params",
+    ),
+    _error("slug unknown", _get("/apps/demo/slugs/nope"), 404, "not_found", given=DEPLOYED),
+    _error("build output, wrong secret", _get("/build-output/nope"), 404, "not_found"),
     # -- dynos ---------------------------------------------------------------------------
     Case("ps, no dyno runs", _get("/apps/demo/dynos"), 200, given=DEPLOYED, equals=[]),
     Case(
@@ -573,7 +620,7 @@ CASE_IDS = [case.name for case in CASES]
 
 def send(target: Target, request: Request, auth: str = "token") -> tuple[int, object]:
     """One request through the target's test client; its status and JSON body."""
-    headers = {"Content-Type": "application/json"}
+    headers = {"Content-Type": "application/json", **dict(request.headers)}
     if auth != "none":
         headers["Authorization"] = f"Bearer {target.token if auth == 'token' else 'wrong'}"
     body = request.body

@@ -85,9 +85,10 @@ def test_first_deploy_sets_env_and_the_initial_formation(
         60,
         "web.1, web.2 and worker.1 up",
     )
-    # The first release already had that scale: it is the one that runs them.
+    # The first deploy's release already had that scale: it is the one that runs them
+    # (v1 is the config:set of KEPT before the push, a release without code, Heroku's way).
     releases = json.loads(platform.paas("releases", "-a", "setup", "--json").stdout)
-    assert [r["version"] for r in releases] == [1]
+    assert [(r["version"], r["slug"] is None) for r in releases] == [(1, True), (2, False)]
     assert (platform.get_json("setup") or {}).get("message", "").startswith("hello from app.json")
 
 

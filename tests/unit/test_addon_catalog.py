@@ -3,12 +3,14 @@ hand-written fake service (the real servers are in tests/integration/test_addons
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
 
 from paas.addons.catalog import Catalog
 from paas.addons.service import Plan
+from paas.domain.access import Principal
 from paas.domain.addons import Addon
 from paas.domain.errors import Conflict, InvalidParams, PaasError
 from paas.domain.models import UNSETTLED, App
@@ -235,3 +237,19 @@ def test_destroy_closes_the_endpoint_only_when_no_other_add_on_shares_it(tmp_pat
 def all_addons(catalog: Catalog) -> list[Addon]:
     with catalog.store.reading() as tx:
         return tx.addons()
+
+
+def test_the_releases_of_add_on_changes_record_who_asked(env: Env) -> None:
+    catalog, _, _ = env
+    app = deployed(catalog, "shop")
+    ann = dataclasses.replace(catalog, by=Principal("u-ann", "ann@example.com"))
+    _, attachment = ann.create(app, "postgresql")
+    ann.attach(attachment.addon_id, app, "SECOND")
+    ann.detach(ann.attachment("SECOND", app))
+    made = [(r.version, r.user_email) for r in catalog.store.releases(app)]
+    assert made == [
+        (1, "admin"),
+        (2, "ann@example.com"),
+        (3, "ann@example.com"),
+        (4, "ann@example.com"),
+    ]

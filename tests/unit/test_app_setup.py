@@ -117,7 +117,8 @@ def test_env_defaults_and_secrets_are_set_and_existing_vars_kept(
     assert config["DEFAULT"] == "d" and config["KEPT"] == "mine"
     assert len(config["TOKEN"]) == 64 and int(config["TOKEN"], 16) >= 0
     assert "-----> app.json: config vars DEFAULT, TOKEN (generated)\n" in shown
-    assert store.latest_release(app) is None  # config before v1 makes no release
+    # The owner's config:set made v1 (no code); app.json's env adds none: the deploy's has it
+    assert [(r.version, r.has_slug) for r in store.releases(app)] == [(1, False)]
     assert set(steps(env)) == {"started", "env"}
 
 

@@ -4,6 +4,7 @@ from pathlib import Path
 
 import pytest
 
+from paas.domain.access import Principal
 from paas.domain.errors import InvalidParams, NotFound
 from paas.domain.models import UNSETTLED, App, Release
 from paas.release import releases
@@ -35,12 +36,43 @@ def env(tmp_path: Path) -> tuple[Store, LogStore]:
     return Store(tmp_path / "state.db"), LogStore(tmp_path / "logs.db")
 
 
-def test_config_before_deploy_creates_no_release(env: tuple[Store, LogStore]) -> None:
+def test_config_before_deploy_makes_a_release_without_code(env: tuple[Store, LogStore]) -> None:
+    """Heroku's way (its CLI reads the newest release after every change): v1 holds the
+    config, succeeds at once, and never runs, scales or is rolled back to."""
     store, logs = env
     app = store.create_app("demo", "paas-host", domain="paas.localhost")
-    config, release = releases.set_config(store, logs, app, {"A": "1"})
-    assert config == {"A": "1"} and release is None
-    assert store.releases(app) == []
+    config, v1 = releases.set_config(store, logs, app, {"A": "1"})
+    assert config == {"A": "1"} and v1 is not None
+    assert (v1.version, v1.status, v1.has_slug, v1.config) == (1, "succeeded", False, config)
+    assert store.current_release(app) is None and store.shown_current_release(app) == v1
+    with pytest.raises(InvalidParams, match="no code yet"):
+        releases.scale(store, logs, app, [{"type": "web", "quantity": 1}])
+    v2 = deploy(env, app, "sha256:aa", "1a2b3c4d5e6f")
+    settle(store, app, v2)
+    assert v2.version == 2 and v2.config == {"A": "1"}
+    with pytest.raises(InvalidParams, match="v1 of demo has no code"):
+        releases.rollback(store, logs, app, 1)
+    with pytest.raises(NotFound, match="no earlier release"):
+        releases.rollback(store, logs, app, None)
+
+
+def test_each_release_records_who_caused_it(env: tuple[Store, LogStore]) -> None:
+    store, logs = env
+    alice = Principal("u-alice", "alice@example.com")
+    bob = Principal("u-bob", "bob@example.com")
+    app = store.create_app("demo", "paas-host", domain="paas.localhost")
+    v1 = releases.deploy(store, logs, app, releases.Build("sha256:aa", {"web": "x"}), "c1", alice)
+    settle(store, app, v1)
+    _, v2 = releases.set_config(store, logs, app, {"A": "1"}, by=bob)
+    settle(store, app, v2)
+    v3 = releases.rollback(store, logs, app, 1, by=alice)
+    kept = [(r.version, r.user_id, r.user_email) for r in store.releases(app)]
+    assert kept == [
+        (1, "u-alice", "alice@example.com"),
+        (2, "u-bob", "bob@example.com"),
+        (3, "u-alice", "alice@example.com"),
+    ]
+    assert v3.user_email == "alice@example.com"
 
 
 def test_deploy_config_and_rollback_versions(env: tuple[Store, LogStore]) -> None:

@@ -19,7 +19,9 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from paas.addons.service import Plan, Service
+from paas.domain import access
 from paas.domain import addons as model
+from paas.domain.access import Principal
 from paas.domain.addons import Addon, Attachment
 from paas.domain.errors import Conflict, InvalidParams, NotFound
 from paas.domain.models import App, Release
@@ -42,6 +44,7 @@ class Catalog:
     revoke: Callable[[Path, str, str | None, tuple[str, int] | None], None] = field(
         default=lambda home, addon, app, endpoint: addon_firewall_revoke(home, addon, app, endpoint)
     )
+    by: Principal = access.OPERATOR  # who asks: the releases its changes make record them
 
     # --- lookups --------------------------------------------------------------------------
     def aliases(self) -> dict[str, str]:
@@ -154,7 +157,8 @@ class Catalog:
         attachment = Attachment(str(uuid.uuid4()), addon.id, app.id, name, now_iso())
         tx.insert_attachment(attachment)
         description = model.attach_description(name, addon.name)
-        return attachment, releases.addon_change(tx, app, {attachment.var: addon.url}, description)
+        change: dict[str, str | None] = {attachment.var: addon.url}
+        return attachment, releases.addon_change(tx, app, change, description, self.by)
 
     def _released(self, app: App, release: Release | None) -> None:
         if release is not None:
@@ -202,7 +206,7 @@ class Catalog:
     def _detach(self, tx: Tx, addon: Addon, app: App, attachment: Attachment) -> Release | None:
         tx.delete_attachment(attachment)
         description = model.detach_description(attachment.name, addon.name)
-        return releases.addon_change(tx, app, {attachment.var: None}, description)
+        return releases.addon_change(tx, app, {attachment.var: None}, description, self.by)
 
     def _attached(self, app: App) -> list[Attachment]:
         with self.store.reading() as tx:

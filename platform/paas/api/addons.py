@@ -14,7 +14,7 @@ from flask import Blueprint, Response, current_app, jsonify, request
 from paas.addons import catalog as catalog_module
 from paas.addons.catalog import Catalog
 from paas.addons.service import Service
-from paas.api.context import ctx, find_app, json_body
+from paas.api.context import ctx, find_app, json_body, principal
 from paas.domain.access import Permission
 from paas.domain.addons import Addon, Attachment
 from paas.domain.errors import InvalidParams
@@ -30,7 +30,7 @@ def catalog() -> Catalog:
     if services is None:
         services = catalog_module.catalog(context.settings).services
         current_app.extensions[SERVICES_KEY] = services
-    return Catalog(context.store, context.logs, context.settings.home, services)
+    return Catalog(context.store, context.logs, context.settings.home, services, by=principal())
 
 
 def _names() -> dict[str, str]:

@@ -152,6 +152,7 @@ def update_config(name: str) -> Response:
         context.logs,
         find_app(name, Permission.MANAGE),
         json_body(),  # type: ignore[arg-type]
+        by=principal(),
     )
     return jsonify(config)
 

@@ -18,8 +18,10 @@ from __future__ import annotations
 import base64
 import binascii
 import time
+from collections.abc import Callable
+from typing import TypeVar
 
-from flask import g, request
+from flask import current_app, g, request
 
 from paas.api.context import ctx
 from paas.domain.access import Principal
@@ -44,7 +46,20 @@ def presented_token() -> str | None:
     return None
 
 
+View = TypeVar("View", bound=Callable[..., object])
+
+
+def public(view: View) -> View:
+    """Marks a route whose URL is its own secret (a build's output stream): served without
+    a token, as Heroku's clients fetch those URLs bare."""
+    view.paas_public = True  # type: ignore[attr-defined]
+    return view
+
+
 def require_token() -> None:
+    view = current_app.view_functions.get(request.endpoint or "")
+    if getattr(view, "paas_public", False):
+        return
     token = presented_token()
     if token is None:  # no credentials: not a guess (git always asks this way first)
         raise Unauthorized("authentication required: run `paas login` or set PAAS_API_TOKEN")

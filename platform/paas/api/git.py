@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, request
 
-from paas.api.context import ctx, find_app
-from paas.domain.access import Permission
+from paas.api.context import ctx, find_app, principal
+from paas.domain.access import Permission, Principal
 from paas.domain.errors import InvalidParams, TooLarge
 from paas.push import gitservice
 
@@ -16,6 +16,16 @@ def checked_service(service: str | None) -> str:
     if service not in gitservice.SERVICES:
         raise InvalidParams("unsupported git service: use a git client (smart HTTP)")
     return service
+
+
+def pusher_env(caller: Principal) -> dict[str, str]:
+    """Who pushes, for the pre-receive hook (paas.push.hook.pusher) to record on the build
+    and release it makes."""
+    return {
+        "PAAS_USER_ID": caller.user_id or "",
+        "PAAS_USER_EMAIL": caller.email,
+        "PAAS_USER_ADMIN": "1" if caller.admin else "0",
+    }
 
 
 @blueprint.get("/<name>.git/info/refs")
@@ -45,7 +55,7 @@ def rpc(name: str, service: str) -> Response:
         service,
         request.stream,
         request.headers.get("Content-Encoding"),
-        {"PAAS_APP": app.name},
+        {"PAAS_APP": app.name, **pusher_env(principal())},
     )
     return Response(
         rpc,

@@ -55,6 +55,12 @@ class SlugStore:
             os.replace(built, tree)
         return digest
 
+    def stored(self) -> set[str]:
+        """The digest names (no `sha256:`) of every slug stored, from one directory read:
+        what a listing of many releases checks them against."""
+        names = (entry.name for entry in os.scandir(self.directory))
+        return {name.removesuffix(".tar") for name in names if not name.endswith(".tmp")}
+
     def has(self, digest: str) -> bool:
         """Whether the slug is still stored (its tar, or its tree)."""
         name = digest.removeprefix("sha256:")

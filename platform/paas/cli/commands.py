@@ -288,7 +288,8 @@ def format_ps(
 
 
 def format_releases(app: str, releases: Sequence[Mapping[str, Any]], now: datetime) -> list[str]:
-    """Newest first: `v3  Deploy 1a2b3c4d  succeeded  2026/11/28 15:13:46 (~ 5m ago)  current`."""
+    """Newest first, with paas's own status and who made each (Heroku's CLI shows the email):
+    `v3  Deploy 1a2b3c4d  succeeded  ann@example.com  2026/11/28 15:13:46 (~ 5m ago)  current`."""
     current = next((r for r in releases if r.get("current")), None)
     title = f"=== {app} Releases"
     if current is not None:
@@ -297,13 +298,19 @@ def format_releases(app: str, releases: Sequence[Mapping[str, Any]], now: dateti
         [
             f"v{r.get('version')}",
             str(r.get("description") or ""),
-            str(r.get("status") or ""),
+            str(r.get("paas_status") or r.get("status") or ""),
+            _email(r.get("user")),
             _ago(r.get("created_at"), now) or str(r.get("created_at") or ""),
             "current" if r.get("current") else "",
         ]
         for r in reversed(releases)
     ]
     return [title, *columns(rows)]
+
+
+def _email(user: object) -> str:
+    """The email of a Heroku `user` object ({id, email}); blank when there is none."""
+    return str(user.get("email") or "") if isinstance(user, Mapping) else ""
 
 
 # -- git ------------------------------------------------------------------------------------
@@ -711,6 +718,40 @@ def rollback(session: Session, version: str | None, app_name: str | None) -> Non
     name = session.app(app_name)
     release = session.api().rollback(name, number)
     click.echo(f"Rolled back {name}: v{release.get('version')} {release.get('description', '')}")
+
+
+@cli.command("builds")
+@app_option
+@json_option
+@click.pass_obj
+def builds(session: Session, app_name: str | None, as_json: bool) -> None:
+    """List builds, newest first, with who pushed each."""
+    name = session.app(app_name)
+    found = session.api().builds(name)
+    if as_json:
+        echo_json(found)
+        return
+    if not found:
+        click.echo(f"{name} has no builds yet: git push {GIT_REMOTE} main")
+        return
+    for line in format_builds(name, found, session.now()):
+        click.echo(line)
+
+
+def format_builds(app: str, found: Sequence[Mapping[str, Any]], now: datetime) -> list[str]:
+    """Newest first: `1a2b3c4d  succeeded  0a1b2c3d  ann@example.com  2026/11/28 15:13:46`
+    (the build's id, status, commit and pusher, then when)."""
+    rows = [
+        [
+            str(b.get("id") or "")[:8],
+            str(b.get("status") or ""),
+            str((b.get("source_blob") or {}).get("version") or b.get("source_version") or "")[:8],
+            _email(b.get("user")),
+            _ago(b.get("created_at"), now) or str(b.get("created_at") or ""),
+        ]
+        for b in reversed(found)
+    ]
+    return [f"=== {app} Builds", *columns(rows)]
 
 
 # -- logs -----------------------------------------------------------------------------------

@@ -8,6 +8,8 @@ around. Nothing here touches a database, a process or the network.
 
 from __future__ import annotations
 
+import functools
+import uuid
 from dataclasses import dataclass, field
 
 # A release's life: "pending" while its release phase runs, "deploying" while its web
@@ -49,10 +51,17 @@ class Release:
     status_detail: str | None = None
     status_at: float | None = None
     healthcheck: str | None = None  # JSON of paas.domain.healthcheck.HealthCheck
+    user_id: str | None = None  # who caused it (None: the operator, or before it was kept)
+    user_email: str | None = None
 
     @property
     def settled(self) -> bool:
         return self.status in SETTLED_STATUSES
+
+    @property
+    def has_slug(self) -> bool:
+        """False for a config change made before the app's first deploy: no code to run."""
+        return bool(self.artifact)
 
 
 @dataclass(frozen=True)
@@ -72,6 +81,12 @@ class Build:
     output: str
     created_at: str
     finished_at: str | None
+    user_id: str | None = None  # the pusher (None: the operator, or before it was kept)
+    user_email: str | None = None
+    release_id: str | None = None  # the release it made, once made
+    stack: str | None = None  # the stack it built on
+    buildpacks: str | None = None  # JSON list of the buildpack URLs it was given
+    stream_secret: str | None = None  # the unguessable part of its output stream's URL
 
 
 @dataclass(frozen=True)
@@ -119,3 +134,14 @@ class DesiredState:
 
     def by_name(self) -> dict[str, AppState]:
         return {state.app.name: state for state in self.apps}
+
+
+# Slug ids: UUIDs (version 5) derived from the slug's content digest, so a slug has one id
+# wherever it is named, without a column to keep it.
+_SLUG_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "https://paas.invalid/slugs")
+
+
+@functools.lru_cache(maxsize=4096)
+def slug_id(artifact: str) -> str | None:
+    """The stable UUID Heroku's API names a slug by; None for a release without one."""
+    return str(uuid.uuid5(_SLUG_NAMESPACE, artifact)) if artifact else None

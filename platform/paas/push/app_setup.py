@@ -189,7 +189,8 @@ def begin(
     rest of the push. Reads nothing unless this push sets the app up."""
     with store.reading() as tx:
         done = setups.steps(tx, app)
-        first = tx.latest_release(app) is None
+        latest = tx.latest_release(app)
+    first = latest is None or not latest.has_slug  # config changes before it have no code
     inactive = Setup(store, logs, app, out, seams)
     if DONE in done or (not first and STARTED not in done):
         return inactive
@@ -241,7 +242,8 @@ def set_env(setup: Setup) -> None:
     if ENV in setup.done or not setup.manifest.env:
         return
     if changes:
-        releases.set_config(setup.store, setup.logs, setup.app, dict(changes))
+        # Part of the first deploy: its release carries them, none of their own.
+        releases.set_config(setup.store, setup.logs, setup.app, dict(changes), before_code=False)
         generated = {var.key for var in setup.manifest.env if var.secret and var.value is None}
         shown = ", ".join(k + (" (generated)" if k in generated else "") for k in changes)
         setup.out.write(f"-----> app.json: config vars {shown}\n")

@@ -23,12 +23,15 @@ import os
 import sys
 import threading
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TextIO
 
 from paas.artifacts import runtimes, stacks
 from paas.artifacts.slugs import SlugStore
+from paas.domain import access
 from paas.domain import settings as settings_module
+from paas.domain.access import Principal
 from paas.domain.errors import BuildFailed, CommandFailed, PaasError
 from paas.domain.models import App
 from paas.domain.output import Output
@@ -39,6 +42,7 @@ from paas.isolation import container, users
 from paas.isolation.container import SandboxPlan
 from paas.push import app_setup
 from paas.push.builder import Artifact, Builder, BuildRequest, ensure_tools, shared_deps
+from paas.state import build_output
 from paas.state.logs import LogStore
 from paas.state.store import Store
 
@@ -78,8 +82,14 @@ def web_url(settings: Settings, app: str) -> str:
 
 
 def deploy(
-    settings: Settings, app_name: str, commit: str, out: TextIO, deadline: float = math.inf
+    settings: Settings,
+    app_name: str,
+    commit: str,
+    out: TextIO,
+    deadline: float = math.inf,
+    by: Principal = access.OPERATOR,
 ) -> None:
+    """Builds, releases and rolls out `commit`, which `by` pushed."""
     store, logs = Store(settings.db_path), LogStore(settings.logs_db_path)
     app = store.app(app_name)
     capture = Tee(out)
@@ -90,7 +100,8 @@ def deploy(
     seams = app_setup.platform_seams(settings, store, logs)
     setup = app_setup.begin(store, logs, app, tree, capture, seams)
     ensure_tools(settings)
-    build = store.start_build(app, commit)
+    build = store.start_build(app, commit, by, store.buildpacks(app))
+    capture.stream_to(build_output.Writer(settings.run_dir, build.id))
     logs.event(app.name, "api", f"Build started for {commit[:8]}")
     try:
         app = settle_stack(settings, store, app, capture, deadline)
@@ -112,12 +123,14 @@ def deploy(
     except BaseException as error:  # also a bug or ^C: the record must not stay pending
         message = error.message if isinstance(error, PaasError) else INTERNAL_ERROR
         store.finish_build(build, "failed", None, capture.text())
+        capture.end_stream()
         logs.event(app.name, "api", f"Build failed: {message}")
         raise
     from paas.artifacts import collector  # loaded meanwhile (preload)
     from paas.release import releases, rollout_watch
 
     store.finish_build(build, "succeeded", artifact.digest, capture.text())
+    capture.end_stream()
     types = ", ".join(f"{name}" for name in artifact.process_types)
     capture.write(f"-----> Discovering process types\n       Procfile declares types -> {types}\n")
     check = read_healthcheck(settings, artifact, capture)
@@ -125,7 +138,8 @@ def deploy(
     built = releases.Build(artifact.digest, artifact.process_types, image, check)
     _, log_cursor = logs.read(app.name, num=1)  # the release command's output comes after
     setup.before_release(artifact.process_types)  # app.json formation: v1 starts at its scale
-    release = releases.deploy(store, logs, app, built, commit)
+    release = releases.deploy(store, logs, app, built, commit, by)
+    store.link_build(build, release)
     rollout_watch.follow(settings, store, logs, app, release, log_cursor, capture, deadline)
     capture.write(f"-----> Launching... done, v{release.version}\n")
     capture.write(f"       {web_url(settings, app.name)} deployed to paas\n")
@@ -276,10 +290,23 @@ class Tee:
         self.out = out
         self.kept = kept
         self.tail = ""
+        self.stream: build_output.Writer | None = None
+
+    def stream_to(self, writer: build_output.Writer) -> None:
+        """Also to the build's live output stream (its output_stream_url), until
+        `end_stream`."""
+        self.stream = writer
+
+    def end_stream(self) -> None:
+        if self.stream is not None:
+            self.stream.close()
+            self.stream = None
 
     def write(self, text: str) -> int:
         self.tail = (self.tail + text[-self.kept :])[-self.kept :]
         self.out.write(text)
+        if self.stream is not None:
+            self.stream.write(text)
         return len(text)
 
     def flush(self) -> None:
@@ -308,7 +335,7 @@ def pre_receive(stdin: TextIO, out: TextIO) -> int:
     app_name = os.environ.get("PAAS_APP", "?")
     lines = stdin.read().splitlines()
     try:
-        return receive(settings_module.from_env(), app_name, lines, out)
+        return receive(settings_module.from_env(), app_name, lines, out, pusher(os.environ))
     except PaasError as error:
         out.write(f" !     Push rejected: {error.message}\n")
     except Exception:
@@ -319,7 +346,23 @@ def pre_receive(stdin: TextIO, out: TextIO) -> int:
     return 1
 
 
-def receive(settings: Settings, app_name: str, lines: list[str], out: TextIO) -> int:
+def pusher(environ: Mapping[str, str]) -> Principal:
+    """Who pushed, as the API's git endpoint passed it (paas.api.git); none: the operator."""
+    email = environ.get("PAAS_USER_EMAIL")
+    if not email:
+        return access.OPERATOR
+    return Principal(
+        environ.get("PAAS_USER_ID") or None, email, environ.get("PAAS_USER_ADMIN") == "1"
+    )
+
+
+def receive(
+    settings: Settings,
+    app_name: str,
+    lines: list[str],
+    out: TextIO,
+    by: Principal = access.OPERATOR,
+) -> int:
     """Builds each pushed main/master. Whole pushes of one app are serialized by the API
     (gitservice.push_lock), so the ref cannot move between this check and git's update."""
     preload()
@@ -342,7 +385,7 @@ def receive(settings: Settings, app_name: str, lines: list[str], out: TextIO) ->
                 "landed first): fetch, merge and push again\n"
             )
             return 1
-        deploy(settings, app_name, new, out, deadline)
+        deploy(settings, app_name, new, out, deadline, by)
     return 0
 
 

@@ -17,7 +17,8 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from paas.domain import addons, sizes, validation
+from paas.domain import access, addons, sizes, validation
+from paas.domain.access import Principal
 from paas.domain.errors import Conflict, InvalidParams, NotFound
 from paas.domain.models import App, Release
 from paas.domain.procfile import RELEASE_PHASE
@@ -45,8 +46,15 @@ def _next_release(
     build: Build,
     config: dict[str, str],
     description: str,
+    by: Principal,
 ) -> Release:
-    """vN+1, pending while a release phase has to run first, otherwise deploying at once."""
+    """vN+1 caused by `by`: pending while a release phase has to run first, otherwise
+    deploying at once; one without code (a config change before the first deploy) has
+    nothing to roll out and succeeds at once."""
+    if not build.artifact:
+        status = "succeeded"
+    else:
+        status = "pending" if RELEASE_PHASE in build.process_types else "deploying"
     release = Release(
         id=str(uuid.uuid4()),
         app_id=app.id,
@@ -57,9 +65,11 @@ def _next_release(
         process_types=build.process_types,
         created_at=now_iso(),
         image=build.image,
-        status="pending" if RELEASE_PHASE in build.process_types else "deploying",
+        status=status,
         status_at=time.time(),
         healthcheck=build.healthcheck,
+        user_id=by.user_id,
+        user_email=by.email,
     )
     tx.insert_release(release)
     tx.mark_addon_vars(release.id, [k for k in tx.addon_vars(app) if k in config])
@@ -68,14 +78,22 @@ def _next_release(
     return release
 
 
-def deploy(store: Store, logs: LogStore, app: App, build: Build, commit: str) -> Release:
-    """Releases a built artifact; new process types join the formation (web at 1)."""
+def deploy(
+    store: Store,
+    logs: LogStore,
+    app: App,
+    build: Build,
+    commit: str,
+    by: Principal = access.OPERATOR,
+) -> Release:
+    """Releases a built artifact `by` pushed; new process types join the formation (web
+    at 1)."""
     with store.transaction() as tx:
         known = {entry.type for entry in tx.formation(app)}
         for name in build.process_types:
             if name not in known and name != RELEASE_PHASE:
                 tx.set_quantity(app, name, 1 if name == "web" else 0)
-        release = _next_release(tx, app, build, tx.config(app), f"Deploy {commit[:8]}")
+        release = _next_release(tx, app, build, tx.config(app), f"Deploy {commit[:8]}", by)
     logs.event(app.name, "api", f"Release v{release.version} created ({release.description})")
     return release
 
@@ -91,10 +109,21 @@ def _config_description(changes: dict[str, str | None]) -> str:
     return "; ".join(parts)
 
 
+# What a release made before the app's first deploy runs: nothing (no slug, no process).
+NO_CODE = Build("", {})
+
+
 def set_config(
-    store: Store, logs: LogStore, app: App, changes: dict[str, str | None]
+    store: Store,
+    logs: LogStore,
+    app: App,
+    changes: dict[str, str | None],
+    by: Principal = access.OPERATOR,
+    before_code: bool = True,
 ) -> tuple[dict[str, str], Release | None]:
-    """Applies config changes all or nothing; a release only once the app has one."""
+    """Applies config changes all or nothing, as a new release `by` made. Like Heroku,
+    every change makes one, before the first deploy too (a release without code then:
+    `before_code=False` is the first deploy's own app.json env, part of that deploy)."""
     changes = validation.config_changes(changes)
     with store.transaction() as tx:
         _refuse_addon_vars(tx, app, changes)
@@ -102,11 +131,11 @@ def set_config(
         config = tx.config(app)
         validation.config_size(config)
         latest = tx.latest_release(app)
-        release = None
-        if latest is not None:
-            release = _next_release(tx, app, Build.of(latest), config, _config_description(changes))
-    if release is not None:
-        logs.event(app.name, "api", f"Release v{release.version} created ({release.description})")
+        if not before_code and (latest is None or not latest.has_slug):
+            return config, None
+        build = NO_CODE if latest is None else Build.of(latest)
+        release = _next_release(tx, app, build, config, _config_description(changes), by)
+    logs.event(app.name, "api", f"Release v{release.version} created ({release.description})")
     return config, release
 
 
@@ -120,7 +149,11 @@ def _refuse_addon_vars(tx: Tx, app: App, changes: dict[str, str | None]) -> None
 
 
 def addon_change(
-    tx: Tx, app: App, changes: dict[str, str | None], description: str
+    tx: Tx,
+    app: App,
+    changes: dict[str, str | None],
+    description: str,
+    by: Principal = access.OPERATOR,
 ) -> Release | None:
     """Inside the caller's transaction (the add-on's own rows change in it too): sets or
     unsets an attachment's vars and makes the release for it, once the app has one."""
@@ -130,7 +163,7 @@ def addon_change(
     latest = tx.latest_release(app)
     if latest is None:
         return None
-    return _next_release(tx, app, Build.of(latest), config, description)
+    return _next_release(tx, app, Build.of(latest), config, description, by)
 
 
 def rollback(
@@ -140,6 +173,7 @@ def rollback(
     version: int | None,
     image_exists: Callable[[str], bool] = lambda _digest: True,
     slug_exists: Callable[[str], bool] = lambda _digest: True,
+    by: Principal = access.OPERATOR,
 ) -> Release:
     """A new release copying vN's artifact and config (default: the newest release that
     succeeded before the current one), but with the add-on vars of now. It fails,
@@ -154,6 +188,11 @@ def rollback(
             raise NotFound(
                 f"release v{target_version} of {app.name} not found: `paas releases` lists them"
             )
+        if not target.has_slug:
+            raise InvalidParams(
+                f"v{target_version} of {app.name} has no code (a config change before the "
+                "first deploy): roll back to a release made by a deploy"
+            )
         collected = not slug_exists(target.artifact)
         if collected or (target.image is not None and not image_exists(target.image)):
             raise NotFound(
@@ -163,7 +202,9 @@ def rollback(
         config = addons.rollback_config(
             target.config, tx.release_addon_vars(target.id), tx.addon_vars(app)
         )
-        release = _next_release(tx, app, Build.of(target), config, f"Rollback to v{target_version}")
+        release = _next_release(
+            tx, app, Build.of(target), config, f"Rollback to v{target_version}", by
+        )
         tx.replace_config(app, release.config)
     logs.event(app.name, "api", f"Release v{release.version} created ({release.description})")
     return release
@@ -201,8 +242,8 @@ def scale(store: Store, logs: LogStore, app: App, updates: object) -> None:
         )
     with store.transaction() as tx:
         current = tx.latest_release(app)
-        if current is None:
-            raise InvalidParams(f"{app.name} has no release yet: push code before scaling")
+        if current is None or not current.has_slug:
+            raise InvalidParams(f"{app.name} has no code yet: push code before scaling")
         for name, (quantity, size) in changes.items():
             if name == RELEASE_PHASE:
                 raise InvalidParams(

@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import secrets
 import sqlite3
 import threading
 import time
@@ -40,6 +41,7 @@ from paas.domain.models import (
     DynoSlot,
     FormationEntry,
     Release,
+    slug_id,
 )
 from paas.state import database, ratelimit, users
 
@@ -220,6 +222,8 @@ def release_from_row(row: sqlite3.Row) -> Release:
         status_detail=row["status_detail"],
         status_at=row["status_at"],
         healthcheck=row["healthcheck"],
+        user_id=row["user_id"],
+        user_email=row["user_email"],
     )
 
 
@@ -236,11 +240,12 @@ def _marks(values: tuple[str, ...]) -> str:
     return ", ".join("?" * len(values))
 
 
-# Each app's current release: the newest deploying or succeeded one.
+# Each app's current release: the newest deploying or succeeded one that has code (a
+# config change before the first deploy makes a release without a slug, which never runs).
 _CURRENT_RELEASES = (
     "SELECT {columns} FROM releases JOIN ("
     "  SELECT app_id, MAX(version) AS version FROM releases"
-    f"  WHERE status IN ({_marks(RUNNABLE_STATUSES)}) GROUP BY app_id"
+    f"  WHERE status IN ({_marks(RUNNABLE_STATUSES)}) AND artifact != '' GROUP BY app_id"
     ") AS newest USING (app_id, version)"
 )
 
@@ -413,18 +418,32 @@ class Tx(AddonTx):
 
     # --- releases -----------------------------------------------------------------------
     def current_release(self, app: App) -> Release | None:
-        """The release dynos run: the newest one deploying or succeeded."""
+        """The release dynos run: the newest one deploying or succeeded that has code."""
+        return self._newest(app, RUNNABLE_STATUSES, with_slug=True)
+
+    def shown_current_release(self, app: App) -> Release | None:
+        """The release Heroku's API calls current: as `current_release`, or before the
+        first deploy the newest config change's (which has no code to run)."""
         return self._newest(app, RUNNABLE_STATUSES)
 
     def latest_release(self, app: App) -> Release | None:
         """The newest release that has not failed: what a config change or scale builds on."""
         return self._newest(app, ("pending", "deploying", "succeeded"))
 
-    def _newest(self, app: App, statuses: tuple[str, ...]) -> Release | None:
+    def _newest(
+        self, app: App, statuses: tuple[str, ...], with_slug: bool = False
+    ) -> Release | None:
+        slug = "AND artifact != ''" if with_slug else ""
         row = self.execute(
             f"SELECT * FROM releases WHERE app_id = ? AND status IN ({_marks(statuses)}) "
-            "ORDER BY version DESC LIMIT 1",
+            f"{slug} ORDER BY version DESC LIMIT 1",
             (app.id, *statuses),
+        ).fetchone()
+        return None if row is None else release_from_row(row)
+
+    def find_release_by_id(self, app: App, release_id: str) -> Release | None:
+        row = self.execute(
+            "SELECT * FROM releases WHERE app_id = ? AND id = ?", (app.id, release_id)
         ).fetchone()
         return None if row is None else release_from_row(row)
 
@@ -433,6 +452,27 @@ class Tx(AddonTx):
             "SELECT * FROM releases WHERE app_id = ? AND version = ?", (app.id, version)
         ).fetchone()
         return None if row is None else release_from_row(row)
+
+    def releases(self, app: App) -> list[Release]:
+        rows = self.execute("SELECT * FROM releases WHERE app_id = ? ORDER BY version", (app.id,))
+        return [release_from_row(r) for r in rows]
+
+    def addon_plans_by_release(self, app: App) -> dict[str, list[str]]:
+        """`SERVICE:PLAN` of the add-ons still attached whose vars each release had (by
+        release id; what Heroku's `addon_plan_names` lists): one query for the app."""
+        rows = self.execute(
+            "SELECT DISTINCT releases.id, addons.service || ':' || addons.plan FROM releases "
+            "JOIN release_addon_vars ON release_addon_vars.release_id = releases.id "
+            "JOIN addon_attachments ON addon_attachments.app_id = releases.app_id "
+            "AND addon_attachments.name || '_URL' = release_addon_vars.key "
+            "JOIN addons ON addons.id = addon_attachments.addon_id "
+            "WHERE releases.app_id = ? ORDER BY 2",
+            (app.id,),
+        )
+        plans: dict[str, list[str]] = {}
+        for release_id, plan in rows:
+            plans.setdefault(release_id, []).append(plan)
+        return plans
 
     def next_version(self, app: App) -> int:
         row = self.execute(
@@ -452,7 +492,7 @@ class Tx(AddonTx):
     def last_succeeded_before(self, app: App, version: int) -> int | None:
         row = self.execute(
             "SELECT MAX(version) FROM releases WHERE app_id = ? AND version < ? "
-            "AND status = 'succeeded'",
+            "AND status = 'succeeded' AND artifact != ''",
             (app.id, version),
         ).fetchone()
         return None if row[0] is None else int(row[0])
@@ -460,8 +500,8 @@ class Tx(AddonTx):
     def insert_release(self, release: Release) -> None:
         self.execute(
             "INSERT INTO releases (id, app_id, version, description, artifact, config, "
-            "process_types, created_at, image, status, status_detail, status_at, healthcheck) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "process_types, created_at, image, status, status_detail, status_at, healthcheck, "
+            "user_id, user_email) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 release.id,
                 release.app_id,
@@ -476,6 +516,8 @@ class Tx(AddonTx):
                 release.status_detail,
                 release.status_at,
                 release.healthcheck,
+                release.user_id,
+                release.user_email,
             ),
         )
 
@@ -575,6 +617,14 @@ class Tx(AddonTx):
         )
 
 
+def _add_columns(db: Tx, table: str, added: dict[str, str]) -> None:
+    """A migration step: the columns of `table` a database made before them lacks."""
+    columns = {r["name"] for r in db.execute(f"PRAGMA table_info({table})")}
+    for name, kind in added.items():
+        if name not in columns:
+            db.execute(f"ALTER TABLE {table} ADD COLUMN {name} {kind}")
+
+
 class Store:
     """A handle on the state database; cheap to create, one connection per call."""
 
@@ -616,6 +666,19 @@ class Store:
                 if name not in columns:
                     db.execute(f"ALTER TABLE releases ADD COLUMN {name} {kind}")
             users.migrate(db)  # users, ownership, collaborators, audit, call buckets
+            _add_columns(db, "releases", {"user_id": "TEXT", "user_email": "TEXT"})
+            _add_columns(
+                db,
+                "builds",
+                {
+                    "user_id": "TEXT",
+                    "user_email": "TEXT",
+                    "release_id": "TEXT",
+                    "stack": "TEXT",
+                    "buildpacks": "TEXT",
+                    "stream_secret": "TEXT",
+                },
+            )
 
     def _connect(self) -> sqlite3.Connection:
         db = database.connect(self.path, autocommit=True)
@@ -842,14 +905,49 @@ class Store:
 
     # --- releases -----------------------------------------------------------------------
     def releases(self, app: App) -> list[Release]:
+        with self.reading() as tx:
+            return tx.releases(app)
+
+    def addon_plans_by_release(self, app: App) -> dict[str, list[str]]:
+        with self.reading() as tx:
+            return tx.addon_plans_by_release(app)
+
+    def slug_record(
+        self, app: App, slug: str
+    ) -> tuple[str, dict[str, str], str | None, str] | None:
+        """(artifact, process types, commit, first seen) of the app's slug with id `slug`,
+        from the first release that ran it and the build that made it; None when no
+        release of the app has it. Its distinct artifacts are few: each is compared."""
         with self.reading() as db:
-            rows = db.execute("SELECT * FROM releases WHERE app_id = ? ORDER BY version", (app.id,))
-            return [release_from_row(r) for r in rows]
+            artifacts = db.execute(
+                "SELECT DISTINCT artifact FROM releases WHERE app_id = ? AND artifact != ''",
+                (app.id,),
+            )
+            artifact = next((r[0] for r in artifacts if slug_id(r[0]) == slug), None)
+            if artifact is None:
+                return None
+            row = db.execute(
+                "SELECT process_types, created_at FROM releases WHERE app_id = ? "
+                "AND artifact = ? ORDER BY version LIMIT 1",
+                (app.id, artifact),
+            ).fetchone()
+            build = db.execute(
+                "SELECT source_version FROM builds WHERE app_id = ? AND artifact = ? "
+                "ORDER BY created_at LIMIT 1",
+                (app.id, artifact),
+            ).fetchone()
+        commit = None if build is None else str(build["source_version"])
+        return artifact, json.loads(row["process_types"]), commit, row["created_at"]
 
     def current_release(self, app: App) -> Release | None:
         """The release dynos run: the newest one deploying or succeeded."""
         with self.reading() as tx:
             return tx.current_release(app)
+
+    def shown_current_release(self, app: App) -> Release | None:
+        """What Heroku's API calls current (see Tx.shown_current_release)."""
+        with self.reading() as tx:
+            return tx.shown_current_release(app)
 
     def latest_release(self, app: App) -> Release | None:
         """The newest release that has not failed: what a config change or scale builds on."""
@@ -895,15 +993,35 @@ class Store:
             return tx.formation(app)
 
     # --- builds -------------------------------------------------------------------------
-    def start_build(self, app: App, source_version: str) -> Build:
+    def start_build(
+        self,
+        app: App,
+        source_version: str,
+        by: Principal = access.OPERATOR,
+        buildpacks: Iterable[str] = (),
+    ) -> Build:
+        """A pending build of `source_version` that `by` caused, with the unguessable secret
+        of its output stream's URL."""
         build = Build(
-            str(uuid.uuid4()), app.id, "pending", source_version, None, "", now_iso(), None
+            id=str(uuid.uuid4()),
+            app_id=app.id,
+            status="pending",
+            source_version=source_version,
+            artifact=None,
+            output="",
+            created_at=now_iso(),
+            finished_at=None,
+            user_id=by.user_id,
+            user_email=by.email,
+            stack=app.stack,
+            buildpacks=json.dumps(list(buildpacks)),
+            stream_secret=secrets.token_urlsafe(32),
         )
+        fields = tuple(k for k, v in vars(build).items() if v is not None)
         with self.transaction() as db:
             db.execute(
-                "INSERT INTO builds (id, app_id, status, source_version, created_at) "
-                "VALUES (?, ?, ?, ?, ?)",
-                (build.id, app.id, build.status, source_version, build.created_at),
+                f"INSERT INTO builds ({', '.join(fields)}) VALUES ({_marks(fields)})",
+                tuple(getattr(build, f) for f in fields),
             )
         return build
 
@@ -914,6 +1032,28 @@ class Store:
                 "WHERE id = ?",
                 (status, artifact, output[-200_000:], now_iso(), build.id),
             )
+
+    def link_build(self, build: Build, release: Release) -> None:
+        """The build made this release (a build's `release` in Heroku's API)."""
+        with self.transaction() as db:
+            db.execute("UPDATE builds SET release_id = ? WHERE id = ?", (release.id, build.id))
+
+    def build(self, app: App, build_id: str) -> Build:
+        with self.reading() as db:
+            row = db.execute(
+                "SELECT * FROM builds WHERE app_id = ? AND id = ?", (app.id, build_id)
+            ).fetchone()
+        if row is None:
+            raise NotFound(f"build {build_id} of {app.name} not found: `paas builds` lists them")
+        return _build(row)
+
+    def build_by_secret(self, secret: str) -> Build | None:
+        """The build whose output stream URL carries `secret` (compared in constant time)."""
+        with self.reading() as db:
+            row = db.execute("SELECT * FROM builds WHERE stream_secret = ?", (secret,)).fetchone()
+        if row is None or not hmac.compare_digest(str(row["stream_secret"]), secret):
+            return None
+        return _build(row)
 
     def pending_builds(self) -> list[tuple[str, str]]:
         """(app name, created_at) of every build still pending: running, or left by a crash."""
