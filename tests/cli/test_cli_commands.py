@@ -168,7 +168,7 @@ def test_apps_destroy_needs_confirmation(logged_in: FakeApi) -> None:
 def test_json_output_is_only_json(logged_in: FakeApi, command: list[str]) -> None:
     with_processes(logged_in)
     logged_in.releases.append({"id": "r1", "version": 1, "current": True})
-    logged_in.domains.append({"hostname": "www.example.com"})
+    logged_in.domains.append("www.example.com")
     result = run(*command, "--json")
     assert result.exit_code == 0, result.output
     json.loads(result.stdout)

@@ -251,6 +251,16 @@ class ListedApp:
     app: App
     release_version: int | None
     released_at: str | None
+    owner: Principal | None = None  # None: not read with the listing (ask owner_of)
+
+
+@dataclass(frozen=True)
+class CustomDomain:
+    """A hostname an app added (`domains:add`), with the id and date Heroku shows."""
+
+    id: str
+    hostname: str
+    created_at: str
 
 
 def _grouped(rows: Iterable[sqlite3.Row]) -> dict[str, list[sqlite3.Row]]:
@@ -582,6 +592,7 @@ class Store:
         self._watch_lock = threading.Lock()
         database.create(path, SCHEMA)
         self._migrate()
+        self._migrate_domain_ids()
 
     def data_version(self) -> int:
         """A number that changes whenever a connection other than the one kept for it
@@ -611,6 +622,20 @@ class Store:
             for name, kind in added.items():
                 if name not in columns:
                     db.execute(f"ALTER TABLE releases ADD COLUMN {name} {kind}")
+
+    def _migrate_domain_ids(self) -> None:
+        """Domains got an id and a date (Heroku's domain shape): a database from before
+        gets the columns, and each domain it holds an id (dated when it was migrated)."""
+        with self.transaction() as db:
+            columns = {r["name"] for r in db.execute("PRAGMA table_info(domains)")}
+            for name in ("id", "created_at"):
+                if name not in columns:
+                    db.execute(f"ALTER TABLE domains ADD COLUMN {name} TEXT")
+            for row in db.execute("SELECT rowid FROM domains WHERE id IS NULL").fetchall():
+                db.execute(
+                    "UPDATE domains SET id = ?, created_at = ? WHERE rowid = ?",
+                    (str(uuid.uuid4()), now_iso(), row["rowid"]),
+                )
 
     def _connect(self) -> sqlite3.Connection:
         db = database.connect(self.path, autocommit=True)
@@ -769,6 +794,22 @@ class Store:
         with self.transaction() as db:
             db.execute("UPDATE apps SET stack = ? WHERE id = ?", (stack, app.id))
 
+    def rename_app(self, app: App, name: str, *, domain: str) -> App:
+        """The app is now called `name` (answering at NAME.``domain``), refused as
+        create_app refuses a name: taken by an app, or its hostname a custom domain."""
+        renamed = App(app.id, validation.app_name(name), app.stack, app.created_at)
+        own_hostname = validation.default_hostname(name, domain)
+        with self.transaction() as db:
+            if db.execute("SELECT 1 FROM apps WHERE name = ?", (name,)).fetchone():
+                raise Conflict(f"app {name!r} already exists: choose another name")
+            if db.execute("SELECT 1 FROM domains WHERE hostname = ?", (own_hostname,)).fetchone():
+                raise Conflict(
+                    f"app {name!r} would answer at {own_hostname}, a custom domain of an "
+                    "app: choose another name"
+                )
+            db.execute("UPDATE apps SET name = ? WHERE id = ?", (name, app.id))
+        return renamed
+
     def delete_app(self, app: App) -> None:
         with self.transaction() as db:
             db.execute("DELETE FROM apps WHERE id = ?", (app.id,))
@@ -901,14 +942,27 @@ class Store:
             )
             return [r["hostname"] for r in rows]
 
-    def add_domain(self, app: App, hostname: str, *, domain: str) -> None:
+    def custom_domains(self, app: App) -> list[CustomDomain]:
+        with self.reading() as db:
+            rows = db.execute(
+                "SELECT id, hostname, created_at FROM domains WHERE app_id = ? ORDER BY hostname",
+                (app.id,),
+            )
+            return [CustomDomain(r["id"], r["hostname"], r["created_at"]) for r in rows]
+
+    def add_domain(self, app: App, hostname: str, *, domain: str) -> CustomDomain:
         """Routes ``hostname`` to ``app``; refused under ``domain`` (the platform's own
         names, APP.``domain``) and when another app has it."""
         hostname = validation.custom_domain(hostname, domain)
+        added = CustomDomain(str(uuid.uuid4()), hostname, now_iso())
         with self.transaction() as db:
             if db.execute("SELECT 1 FROM domains WHERE hostname = ?", (hostname,)).fetchone():
                 raise Conflict(f"domain {hostname} is already in use")
-            db.execute("INSERT INTO domains (app_id, hostname) VALUES (?, ?)", (app.id, hostname))
+            db.execute(
+                "INSERT INTO domains (app_id, hostname, id, created_at) VALUES (?, ?, ?, ?)",
+                (app.id, hostname, added.id, added.created_at),
+            )
+        return added
 
     def remove_domain(self, app: App, hostname: str) -> None:
         with self.transaction() as db:
