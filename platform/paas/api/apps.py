@@ -17,7 +17,7 @@ from paas.api.context import Context, ctx, find_app, json_body, principal
 from paas.artifacts import collector, stacks
 from paas.domain import identity, validation
 from paas.domain.access import Permission, Principal
-from paas.domain.errors import Conflict, InvalidParams
+from paas.domain.errors import Conflict, InvalidParams, NotFound
 from paas.domain.models import App
 from paas.domain.procfile import formation_types
 from paas.dynos import capability
@@ -244,6 +244,12 @@ def rename(context: Context, app: App, new: str) -> App:
     replaces its dynos by ones under the new name. Pushes wait (the push lock); a taken
     or bad name changes nothing."""
     settings = context.settings
+    try:
+        context.store.app(new)
+    except NotFound:
+        pass
+    else:
+        raise Conflict(f"app {new!r} already exists: choose another name")
     old_repo, new_repo = (gitservice.repo_path(settings, n) for n in (app.name, new))
     if new_repo.exists():
         raise Conflict(f"a git repository {new_repo.name} is in the way: choose another name")
