@@ -19,6 +19,7 @@ from paas.api import addons as addons_api
 from paas.api import create_app
 from paas.cli import addons as _addons  # noqa: F401  (registers addons:*)
 from paas.cli.commands import cli
+from paas.domain import identity
 from paas.domain.settings import Settings
 from paas.state.store import Store
 
@@ -67,7 +68,8 @@ def test_create_list_show_attach_detach_destroy(api: tuple[RealApi, FakeService]
     real.release("shop", {"web": "serve"}, "succeeded")
     status, addon = call(real, "POST", "/apps/shop/addons", {"plan": "heroku-postgresql:hobby"})
     assert status == 201 and isinstance(addon, dict)
-    assert addon["addon_service"] == {"id": "postgresql", "name": "postgresql"}
+    service_id = identity.derived_id("addon-service", "postgresql")
+    assert addon["addon_service"] == {"id": service_id, "name": "postgresql"}
     assert addon["plan"]["name"] == "postgresql:hobby" and addon["plan"]["memory_mb"] == 64
     assert addon["app"]["name"] == "shop" and addon["state"] == "provisioned"
     assert addon["config_vars"] == ["DATABASE_URL"]

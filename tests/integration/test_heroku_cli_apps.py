@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -124,7 +126,7 @@ def test_domains_add_lists_and_routes_the_domain(platform: Platform, cli: Heroku
 
 def test_domains_remove_by_hostname_and_by_id(platform: Platform, cli: HerokuCli) -> None:
     removed = cli("domains:remove", "www.shop.example", "-a", APP)
-    assert "Removing www.shop.example from ⬢ shop... done" in both(removed)
+    assert "Removing www.shop.example from shop... done" in both(removed)
     domains = f"/apps/{APP}/domains"
     assert [d["hostname"] for d in items(platform, domains)] == ["shop.paas.localhost"]
     wait_for(lambda: get_host(platform, "www.shop.example")[0] != 200, 30, "the domain unrouted")
@@ -152,6 +154,59 @@ def test_buildpacks_set_a_registry_name_fails_clearly_offline(cli: HerokuCli) ->
     assert "has no Buildpacks" in cli("buildpacks", "-a", APP).stdout
 
 
+SERVERS = shutil.which("redis-server") is not None and Path("/usr/lib/postgresql").exists()
+needs_servers = pytest.mark.skipif(not SERVERS, reason="needs PostgreSQL (make setup)")
+
+
+@needs_servers
+def test_addons_create_provisions_a_database(platform: Platform, cli: HerokuCli) -> None:
+    created = cli("addons:create", "heroku-postgresql", "-a", APP, timeout=180)
+    assert re.search(r"Creating heroku-postgresql on shop\.\.\. free", both(created))
+    assert "Created postgresql-" in both(created) and "as DATABASE_URL" in both(created)
+    config = api(platform, f"/apps/{APP}/config-vars")
+    assert isinstance(config, dict) and config["DATABASE_URL"].startswith("postgres")
+
+
+@needs_servers
+def test_addons_lists_the_apps_addons(cli: HerokuCli) -> None:
+    listed = cli("addons", "-a", APP).stdout
+    assert "heroku-postgresql" not in listed  # the service is paas's own postgresql
+    assert re.search(r"postgresql \(postgresql-\S+\)\s+hobby\s+free\s+free\s+created", listed)
+    assert "as DATABASE" in listed
+    everything = cli("addons", "--all").stdout
+    assert re.search(
+        r"shop\s+postgresql-\S+\s+postgresql:hobby\s+free\s+free\s+created", everything
+    )
+
+
+@needs_servers
+def test_addons_info_by_name_and_by_attachment(platform: Platform, cli: HerokuCli) -> None:
+    name = addon_name(platform)
+    for ref in (name, "DATABASE"):
+        info = cli("addons:info", ref, "-a", APP).stdout
+        assert f"=== {name}" in info, info
+        assert "Plan:         postgresql:hobby" in info
+        assert "Attachments:  shop::DATABASE" in info
+        assert "Owning app:   shop" in info and "State:        created" in info
+
+
+@needs_servers
+def test_addons_attach_and_detach(platform: Platform, cli: HerokuCli) -> None:
+    name = addon_name(platform)
+    # A second name on its own app: an app with a release (the CLI reads the newest after)
+    attached = cli("addons:attach", name, "-a", APP, "--as", "SHOP_DB")
+    assert f"Attaching {name} as SHOP_DB to {APP}... done" in both(attached)
+    assert re.search(
+        r"Setting SHOP_DB config vars and restarting shop\.\.\. done, v\d", both(attached)
+    )
+    config = api(platform, f"/apps/{APP}/config-vars")
+    assert isinstance(config, dict) and config["SHOP_DB_URL"] == config["DATABASE_URL"]
+    detached = cli("addons:detach", "SHOP_DB", "-a", APP)
+    assert f"Detaching SHOP_DB to {name} from {APP}... done" in both(detached)
+    config = api(platform, f"/apps/{APP}/config-vars")
+    assert isinstance(config, dict) and "SHOP_DB_URL" not in config and "DATABASE_URL" in config
+
+
 def test_apps_rename_moves_the_app_and_keeps_it_serving(platform: Platform, cli: HerokuCli) -> None:
     cli("apps:create", "taken")
     refused = cli("apps:rename", "taken", "-a", APP, check=False)
@@ -168,11 +223,29 @@ def test_apps_rename_moves_the_app_and_keeps_it_serving(platform: Platform, cli:
     assert pushed.returncode == 0, pushed.stderr
 
 
+@needs_servers
+def test_addons_destroy_removes_the_database(platform: Platform, cli: HerokuCli) -> None:
+    name = addon_name(platform, RENAMED)
+    refused = cli("addons:destroy", name, "-a", RENAMED, "--confirm", "nope", check=False)
+    assert refused.returncode != 0 and len(items(platform, "/addons")) == 1
+    destroyed = cli("addons:destroy", name, "-a", RENAMED, "--confirm", RENAMED, timeout=120)
+    assert f"Destroying {name} on {RENAMED}... done" in both(destroyed)
+    assert items(platform, "/addons") == []
+    config = api(platform, f"/apps/{RENAMED}/config-vars")
+    assert isinstance(config, dict) and "DATABASE_URL" not in config
+
+
+def addon_name(platform: Platform, app: str = APP) -> str:
+    found = [a["name"] for a in items(platform, f"/apps/{app}/addons")]
+    assert len(found) == 1, found
+    return str(found[0])
+
+
 def test_apps_destroy_removes_the_app(platform: Platform, cli: HerokuCli) -> None:
     refused = cli("apps:destroy", "-a", "taken", "--confirm", "other", check=False)
     assert refused.returncode != 0
     result = cli("apps:destroy", "-a", "taken", "--confirm", "taken")
-    assert "Destroying ⬢ taken" in both(result) or "taken" in both(result)
+    assert "Destroying taken" in both(result) or "taken" in both(result)
     assert platform.request("GET", "/apps/taken")[0] == 404
     assert "taken" not in cli("apps").stdout.split()
 
