@@ -19,7 +19,7 @@ from flask import Blueprint, Response, current_app, jsonify, request
 
 from paas.addons import catalog as catalog_module
 from paas.addons.catalog import Catalog
-from paas.addons.service import Service
+from paas.addons.service import Plan, Service
 from paas.api import protocol
 from paas.api.context import ctx, find_app, json_body, principal
 from paas.domain import identity
@@ -130,6 +130,60 @@ def _ref(body: Mapping[str, object], key: str) -> str | None:
     if value is not None and not isinstance(value, str):
         raise InvalidParams(f'{key} must be a name, an id or {{"name": ...}}')
     return value or None
+
+
+def plan_json(service: Service, plan: Plan) -> dict[str, object]:
+    name = f"{service.name}:{plan.name}"
+    return {
+        "id": identity.derived_id("plan", name),
+        "name": name,
+        "description": plan.summary,
+        "default": plan.name == service.default_plan,
+        "price": FREE,
+        "state": "public",
+        "addon_service": service_json(service.name),
+        "memory_mb": plan.memory_mb,
+        "connections": plan.connections,
+    }
+
+
+def addon_service(ref: str) -> Service:
+    """A service by its name, one of its aliases (heroku-postgresql) or its id."""
+    services = catalog().services
+    by_id = {identity.derived_id("addon-service", n): n for n in services}
+    name = by_id.get(ref) or catalog().aliases().get(ref)
+    if name is None:
+        raise NotFound(f"the add-on service {ref} is not available on this platform")
+    return services[name]
+
+
+def service_shown(service: Service) -> dict[str, object]:
+    return {
+        **service_json(service.name),
+        "human_name": service.name,
+        "state": "ga",
+        "supports_multiple_installations": True,
+        "supports_sharing": True,
+        "aliases": list(service.aliases),
+    }
+
+
+@blueprint.get("/addon-services")
+def list_addon_services() -> tuple[Response, int]:
+    shown = [service_shown(s) for s in catalog().services.values()]
+    return protocol.listing(shown, RANGE_FIELDS)
+
+
+@blueprint.get("/addon-services/<ref>")
+def show_addon_service(ref: str) -> Response:
+    return jsonify(service_shown(addon_service(ref)))
+
+
+@blueprint.get("/addon-services/<ref>/plans")
+def list_plans(ref: str) -> tuple[Response, int]:
+    service = addon_service(ref)
+    shown = [plan_json(service, p) for p in service.plans.values()]
+    return protocol.listing(shown, RANGE_FIELDS)
 
 
 def _optional_text(body: Mapping[str, object], key: str) -> str | None:
