@@ -71,7 +71,8 @@ class AppView:
     git_base: str
     web_suffix: str  # after the app's name in its URL: the domain and port
     rejected: dict[str, str]  # apps the router refused, with why
-    run_dir: Path
+    next_stacks: dict[str, str]  # apps waiting for a stack to be built: the stack
+    owner_of: Callable[[App], Principal]  # for a listing that did not read the owners
 
     @classmethod
     def now(cls) -> AppView:
@@ -81,14 +82,15 @@ class AppView:
             request.host_url.rstrip("/"),
             f".{settings.domain}{port}/",
             routes.applied(settings).rejected,
-            settings.run_dir,
+            stack_requests(settings.run_dir),
+            ctx().store.owner_of,
         )
 
     def json(self, listed: ListedApp) -> dict[str, object]:
         app = listed.app
         stack = stacks.effective(app.stack)
-        build_stack = stacks.pending(self.run_dir, app.name) or stack
-        owner = listed.owner or ctx().store.owner_of(app)
+        build_stack = self.next_stacks.get(app.name, stack)
+        owner = listed.owner or self.owner_of(app)
         return {
             "id": app.id,
             "name": app.name,
@@ -117,6 +119,13 @@ class AppView:
             "current_release": listed.release_version,
             "routing_error": routes.rejection_message(app.name, self.rejected),
         }
+
+
+def stack_requests(run_dir: Path) -> dict[str, str]:
+    """Every app waiting for a stack, with it: one directory listing, not a file per app."""
+    folder = stacks.request_file(run_dir, "-").parent
+    names = [p.name for p in folder.iterdir()] if folder.is_dir() else []
+    return {n: found for n in names if (found := stacks.pending(run_dir, n)) is not None}
 
 
 def generated_name() -> str:

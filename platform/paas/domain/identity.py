@@ -8,6 +8,7 @@ Invariant: pure; an id depends only on the kind and the key given.
 
 from __future__ import annotations
 
+import functools
 import uuid
 
 _NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "https://paas.invalid/ids")
@@ -17,6 +18,7 @@ _NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "https://paas.invalid/ids")
 REGION_NAME = "local"
 
 
+@functools.lru_cache(maxsize=4096)  # a listing of 1,000 apps asks for the same few
 def derived_id(kind: str, key: str) -> str:
     """The id of the `kind` thing called `key` (e.g. "stack", "debian-13")."""
     return str(uuid.uuid5(_NAMESPACE, f"{kind}:{key}"))
