@@ -250,8 +250,9 @@ def move_to_stack(context: Context, app: App, stack: str) -> stacks.StackStatus:
 def rename(context: Context, app: App, new: str) -> App:
     """Renames the app and everything kept under its name: its git repository, its log,
     its stack request. The agent then routes NEW.DOMAIN (OLD.DOMAIN stops answering) and
-    replaces its dynos by ones under the new name. Pushes wait (the push lock); a taken
-    or bad name changes nothing."""
+    replaces its dynos by ones under the new name. It waits for a push under way (the push
+    lock); a push to the old name after it finds no app. A taken or bad name changes
+    nothing."""
     settings = context.settings
     try:
         context.store.app(new)
