@@ -19,7 +19,7 @@ from werkzeug.serving import WSGIRequestHandler
 
 from paas.cli import commands as cli
 from paas.cli import run as _run  # noqa: F401  # registers run, run:detached, ps:stop
-from paas.domain import buildpack_source, identity, sizes, validation
+from paas.domain import buildpack_source, identity, ranges, sizes, validation
 from paas.domain.errors import (
     BuildFailed,
     Conflict,
@@ -32,6 +32,7 @@ from paas.domain.errors import (
 TOKEN = "test-token-123"
 UNAUTHORIZED = "invalid credentials: the API token was not accepted"
 DOMAIN = "paas.localhost"
+PAGE = 100  # the fake's largest page of apps: smaller than the real one, to walk pages
 STACKS = ("debian-12", "debian-13")  # the real API's stacks; the default last
 
 
@@ -206,7 +207,15 @@ def build_app(fake: FakeApi) -> flask.Flask:
     @app.get("/apps")
     @app.get("/users/~/apps")
     def list_apps() -> Any:
-        return list(fake.apps.values())
+        """Paged as the real API pages (Range), but at most PAGE apps a page."""
+        asked = ranges.parse(flask.request.headers.get("Range"), ("name", "id"))
+        page = ranges.page(
+            list(fake.apps.values()), dataclasses.replace(asked, max=min(asked.max, PAGE))
+        )
+        headers = {"Content-Range": page.content_range}
+        if page.next_range is None:
+            return page.items, 200, headers
+        return page.items, 206, {**headers, "Next-Range": page.next_range}
 
     @app.post("/apps")
     def create_app() -> Any:

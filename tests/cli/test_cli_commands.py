@@ -277,3 +277,12 @@ def test_domains_add_list_remove(logged_in: FakeApi) -> None:
 
 def _environ() -> dict[str, str]:
     return dict(os.environ)
+
+
+def test_apps_walks_every_page_of_the_listing(logged_in: FakeApi) -> None:
+    for i in range(250):
+        logged_in.add_app(f"app{i:03d}")
+    result = run("apps")
+    assert result.exit_code == 0, result.output
+    assert result.stdout.split() == sorted([f"app{i:03d}" for i in range(250)] + ["demo"])
+    assert len([r for r in logged_in.requests if r.path == "/apps"]) == 3  # pages of 100

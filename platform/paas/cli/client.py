@@ -144,10 +144,13 @@ class ApiClient:
             raise _shape_error(method, path, "an object")
         return answer
 
-    def _list(self, method: str, path: str, body: object = None) -> list[JsonObject]:
-        """A list answer, every page of it: a 206 names the next in `Next-Range`."""
+    def _list(
+        self, method: str, path: str, body: object = None, first: str | None = None
+    ) -> list[JsonObject]:
+        """A list answer, every page of it: a 206 names the next in `Next-Range`. `first`:
+        the Range of the first page (the API's pages are 200 items unless asked for more)."""
         found: list[JsonObject] = []
-        headers: dict[str, str] = {}
+        headers: dict[str, str] = {} if first is None else {"Range": first}
         for _ in range(MAX_PAGES):
             answer, answered = self._exchange(method, path, body, None, headers)
             if not isinstance(answer, list) or not all(isinstance(i, dict) for i in answer):
@@ -166,7 +169,7 @@ class ApiClient:
         return self._object("GET", "/account")
 
     def list_apps(self) -> list[JsonObject]:
-        return self._list("GET", "/apps")
+        return self._list("GET", "/apps", first="name ..; max=1000")
 
     def create_app(self, name: str | None = None, stack: str | None = None) -> JsonObject:
         body = {k: v for k, v in (("name", name), ("stack", stack)) if v is not None}
