@@ -19,6 +19,7 @@ from paas.api import addons as addons_api
 from paas.api import create_app
 from paas.cli import addons as _addons  # noqa: F401  (registers addons:*)
 from paas.cli.commands import cli
+from paas.domain import identity
 from paas.domain.settings import Settings
 from paas.state.store import Store
 
@@ -67,7 +68,8 @@ def test_create_list_show_attach_detach_destroy(api: tuple[RealApi, FakeService]
     real.release("shop", {"web": "serve"}, "succeeded")
     status, addon = call(real, "POST", "/apps/shop/addons", {"plan": "heroku-postgresql:hobby"})
     assert status == 201 and isinstance(addon, dict)
-    assert addon["addon_service"] == {"id": "postgresql", "name": "postgresql"}
+    service_id = identity.derived_id("addon-service", "postgresql")
+    assert addon["addon_service"] == {"id": service_id, "name": "postgresql"}
     assert addon["plan"]["name"] == "postgresql:hobby" and addon["plan"]["memory_mb"] == 64
     assert addon["app"]["name"] == "shop" and addon["state"] == "provisioned"
     assert addon["config_vars"] == ["DATABASE_URL"]
@@ -181,3 +183,42 @@ def test_the_cli_commands(api: tuple[RealApi, FakeService], served: str) -> None
     assert code == 0 and f"Destroying {name} on shop... done" in out, out
     code, out = paas("addons", "--all")
     assert "shop-cache" in out and name not in out
+
+
+def test_herokus_cli_requests_services_plans_and_resolvers(
+    api: tuple[RealApi, FakeService],
+) -> None:
+    """What `heroku addons:create/info/attach/detach/services/plans` send, as they send it."""
+    real, _ = api
+    assert call(real, "POST", "/apps", {"name": "shop"})[0] == 201
+    real.release("shop", {"web": "serve"}, "succeeded")
+    body = {"plan": {"name": "heroku-postgresql"}, "config": {}, "attachment": {"name": None}}
+    status, addon = call(real, "POST", "/apps/shop/addons", body)
+    assert status == 201 and addon["plan"]["price"] == {
+        "cents": 0,
+        "contract": False,
+        "unit": "month",
+    }
+    refused = call(real, "POST", "/apps/shop/addons", {**body, "config": {"version": "16"}})
+    assert refused[0] == 422 and len(call(real, "GET", "/addons")[1]) == 1
+    services = call(real, "GET", "/addon-services")[1]
+    assert sorted(s["name"] for s in services) == ["postgresql", "redis"]
+    plans = call(real, "GET", "/addon-services/heroku-postgresql/plans")[1]
+    assert [p["name"] for p in plans] == ["postgresql:hobby", "postgresql:standard"]
+    by_id = call(real, "GET", f"/addon-services/{addon['addon_service']['id']}")[1]
+    assert by_id["name"] == "postgresql"
+    for ref in ("DATABASE", addon["name"], addon["id"]):
+        status, found = call(real, "POST", "/actions/addons/resolve", {"addon": ref, "app": "shop"})
+        assert status == 200 and [a["id"] for a in found] == [addon["id"]], ref
+    status, missing = call(real, "POST", "/actions/addons/resolve", {"addon": "nope", "app": None})
+    assert status == 404 and missing["resource"] == "add_on"
+    body = {"addon_attachment": "DATABASE", "app": "shop"}
+    status, attachments = call(real, "POST", "/actions/addon-attachments/resolve", body)
+    assert status == 200 and attachments[0]["addon"]["id"] == addon["id"]
+    listed = call(real, "GET", "/addon-attachments")[1]
+    assert [(a["app"]["name"], a["name"]) for a in listed] == [("shop", "DATABASE")]
+    body = {"addon": {"name": addon["name"]}, "app": {"name": "shop"}, "name": "SECOND"}
+    status, second = call(real, "POST", "/addon-attachments", body)
+    assert status == 201 and second["name"] == "SECOND"
+    assert call(real, "GET", "/apps/shop/addon-attachments/SECOND")[1]["id"] == second["id"]
+    assert call(real, "DELETE", f"/addon-attachments/{second['id']}")[0] == 200

@@ -21,7 +21,7 @@ from paas.api import protocol
 from paas.cli import commands as cli
 from paas.cli import run as _run  # noqa: F401  # registers run, run:detached, ps:stop
 from paas.cli import users as _users  # noqa: F401  # registers login, access*, audit ...
-from paas.domain import buildpack_source, sizes, validation
+from paas.domain import buildpack_source, identity, ranges, sizes, validation
 from paas.domain.errors import (
     BuildFailed,
     Conflict,
@@ -34,6 +34,7 @@ from paas.domain.errors import (
 TOKEN = "test-token-123"
 UNAUTHORIZED = "invalid credentials: the API token was not accepted"
 DOMAIN = "paas.localhost"
+PAGE = 100  # the fake's largest page of apps: smaller than the real one, to walk pages
 STACKS = ("debian-12", "debian-13")  # the real API's stacks; the default last
 
 
@@ -63,7 +64,7 @@ class FakeApi:
     formation: list[dict[str, Any]] = dataclasses.field(default_factory=list)
     dynos: list[dict[str, Any]] = dataclasses.field(default_factory=list)
     releases: list[dict[str, Any]] = dataclasses.field(default_factory=list)
-    domains: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+    domains: list[str] = dataclasses.field(default_factory=list)  # custom hostnames
     buildpacks: list[str] = dataclasses.field(default_factory=list)
     log_lines: list[str] = dataclasses.field(default_factory=list)
     one_offs: list[str] = dataclasses.field(default_factory=list)  # commands, run.1 first
@@ -73,16 +74,31 @@ class FakeApi:
         app = {
             "id": f"id-{name}",
             "name": name,
-            "git_url": f"{self.url}/{name}.git",
-            "web_url": f"http://{name}.{DOMAIN}:8080/",
-            "created_at": "2026-11-28T15:00:00+00:00",
+            "created_at": "2026-11-28T15:00:00Z",
+            "updated_at": "2026-11-28T15:00:00Z",
             "released_at": None,
-            "stack": stack,
+            "owner": {"id": identity.derived_id("user", "admin"), "email": "admin"},
+            "region": identity.region(),
+            **{k: None for k in ("archived_at", "buildpack_provided_description")},
+            **{k: None for k in ("internal_routing", "repo_size", "slug_size")},
+            **{k: None for k in ("space", "team", "organization")},
+            **{k: False for k in ("maintenance", "acm", "locked")},
+            "create_status": "complete",
             "current_release": None,
             "routing_error": None,
         }
         self.apps[name] = app
         self.config[name] = {}
+        return self.named(name, stack)
+
+    def named(self, name: str, stack: str | None = None) -> dict[str, Any]:
+        """The app's fields that follow its name and stack."""
+        app = self.apps[name]
+        app["name"] = name
+        app["git_url"] = f"{self.url}/{name}.git"
+        app["web_url"] = f"http://{name}.{DOMAIN}:8080/"
+        if stack is not None:
+            app["stack"] = app["build_stack"] = identity.stack(stack)
         return app
 
     def add_release(self, process_types: dict[str, str], status: str) -> dict[str, Any]:
@@ -211,14 +227,25 @@ def build_app(fake: FakeApi) -> flask.Flask:
         return {"id": "00000000-0000-4000-8000-000000000000", "email": "admin", "name": "admin"}
 
     @app.get("/apps")
+    @app.get("/users/~/apps")
     def list_apps() -> Any:
-        return list(fake.apps.values())
+        """Paged as the real API pages (Range), but at most PAGE apps a page."""
+        asked = ranges.parse(flask.request.headers.get("Range"), ("name", "id"))
+        page = ranges.page(
+            list(fake.apps.values()), dataclasses.replace(asked, max=min(asked.max, PAGE))
+        )
+        headers = {"Content-Range": page.content_range}
+        if page.next_range is None:
+            return page.items, 200, headers
+        return page.items, 206, {**headers, "Next-Range": page.next_range}
 
     @app.post("/apps")
     def create_app() -> Any:
         given = body()
         name = validation.app_name(given.get("name") or "misty-river-4242")
         chosen = stack(given.get("stack") or STACKS[-1])
+        if given.get("region") not in (None, "local"):
+            raise InvalidParams(f"unknown region {given.get('region')!r}: this has one, 'local'")
         if name in fake.apps:
             raise Conflict(f"app {name!r} already exists: choose another name")
         return fake.add_app(name, chosen), 201
@@ -228,9 +255,22 @@ def build_app(fake: FakeApi) -> flask.Flask:
         return find(name)
 
     @app.patch("/apps/<name>")
-    def set_stack(name: str) -> Any:
-        chosen = find(name)["stack"] = stack(body().get("stack"))
-        return {**find(name), "stack_build": {"name": chosen, "state": "built", "reason": ""}}
+    def update_app(name: str) -> Any:
+        given, app = body(), find(name)
+        if given.get("name") is not None:
+            new = validation.app_name(given["name"])
+            if new != name and new in fake.apps:
+                raise Conflict(f"app {new!r} already exists: choose another name")
+            fake.apps[new] = fake.apps.pop(name)
+            fake.config[new] = fake.config.pop(name)
+            app = fake.named(new)
+        if given.get("stack") is None:
+            if given.get("name") is None:
+                raise InvalidParams('give a new "name", or a "build_stack" (or "stack")')
+            return app
+        chosen = stack(given.get("stack"))
+        fake.named(app["name"], chosen)
+        return {**app, "stack_build": {"name": chosen, "state": "built", "reason": ""}}
 
     @app.delete("/apps/<name>")
     def destroy_app(name: str) -> Any:
@@ -384,27 +424,61 @@ def build_app(fake: FakeApi) -> flask.Flask:
     def get_build_output(secret: str) -> Any:
         raise NotFound("no such build output stream")
 
+    def domain(name: str, hostname: str) -> dict[str, Any]:
+        own = hostname == f"{name}.{DOMAIN}"
+        return {
+            "id": f"id-{hostname}",
+            "hostname": hostname,
+            "kind": "heroku" if own else "custom",
+            "cname": None if own else f"{name}.{DOMAIN}",
+            "status": "succeeded",
+            **{k: None for k in ("acm_status", "acm_status_reason", "sni_endpoint")},
+            "app": {"id": find(name)["id"], "name": name},
+            "created_at": "2026-11-28T15:00:00Z",
+            "updated_at": "2026-11-28T15:00:00Z",
+        }
+
+    def domains(name: str) -> list[dict[str, Any]]:
+        return [domain(name, h) for h in [f"{name}.{DOMAIN}", *sorted(fake.domains)]]
+
+    def one_domain(name: str, ref: str) -> dict[str, Any]:
+        for shown in domains(name):
+            if ref.lower() in (shown["hostname"], shown["id"]):
+                return shown
+        raise NotFound(f"domain {ref} is not attached to {name}")
+
     @app.get("/apps/<name>/domains")
     def get_domains(name: str) -> Any:
+        return domains(name)
+
+    @app.get("/apps/<name>/domains/<ref>")
+    def get_domain(name: str, ref: str) -> Any:
+        return one_domain(name, ref)
+
+    @app.get("/apps/<name>/sni-endpoints")
+    def get_sni_endpoints(name: str) -> Any:
         find(name)
-        return fake.domains
+        return []
 
     @app.post("/apps/<name>/domains")
     def add_domain(name: str) -> Any:
         find(name)
-        domain = {"hostname": validation.custom_domain(body().get("hostname"), DOMAIN)}
-        if domain in fake.domains:
-            raise Conflict(f"domain {domain['hostname']} is already in use")
-        fake.domains.append(domain)
-        return domain, 201
+        given = body()
+        if given.get("sni_endpoint") is not None:
+            raise InvalidParams("sni_endpoint must be null: this platform keeps no SNI endpoints")
+        hostname = validation.custom_domain(given.get("hostname"), DOMAIN)
+        if hostname in fake.domains:
+            raise Conflict(f"domain {hostname} is already in use")
+        fake.domains.append(hostname)
+        return domain(name, hostname), 201
 
-    @app.delete("/apps/<name>/domains/<hostname>")
-    def remove_domain(name: str, hostname: str) -> Any:
-        find(name)
-        if {"hostname": hostname.lower()} not in fake.domains:
-            raise NotFound(f"domain {hostname} is not attached to {name}")
-        fake.domains.remove({"hostname": hostname.lower()})
-        return {"hostname": hostname}
+    @app.delete("/apps/<name>/domains/<ref>")
+    def remove_domain(name: str, ref: str) -> Any:
+        shown = one_domain(name, ref)
+        if shown["kind"] == "heroku":
+            raise InvalidParams(f"{shown['hostname']} is the app's own hostname")
+        fake.domains.remove(shown["hostname"])
+        return shown
 
     def installations() -> list[dict[str, Any]]:
         return [

@@ -168,7 +168,7 @@ def test_apps_destroy_needs_confirmation(logged_in: FakeApi) -> None:
 def test_json_output_is_only_json(logged_in: FakeApi, command: list[str]) -> None:
     with_processes(logged_in)
     logged_in.releases.append({"id": "r1", "version": 1, "current": True})
-    logged_in.domains.append({"hostname": "www.example.com"})
+    logged_in.domains.append("www.example.com")
     result = run(*command, "--json")
     assert result.exit_code == 0, result.output
     json.loads(result.stdout)
@@ -295,3 +295,12 @@ def test_domains_add_list_remove(logged_in: FakeApi) -> None:
 
 def _environ() -> dict[str, str]:
     return dict(os.environ)
+
+
+def test_apps_walks_every_page_of_the_listing(logged_in: FakeApi) -> None:
+    for i in range(250):
+        logged_in.add_app(f"app{i:03d}")
+    result = run("apps")
+    assert result.exit_code == 0, result.output
+    assert result.stdout.split() == sorted([f"app{i:03d}" for i in range(250)] + ["demo"])
+    assert len([r for r in logged_in.requests if r.path == "/apps"]) == 3  # pages of 100

@@ -22,6 +22,8 @@ from typing import Protocol
 
 from flask.testing import FlaskClient
 
+from paas.domain import identity
+
 # The states a case starts from.
 NOTHING = "nothing"  # no app
 APP = "app"  # the app `demo`, created through the API
@@ -30,9 +32,17 @@ TWO_RELEASES = "two releases"  # demo with v1 succeeded and v2 deploying
 
 PROCESS_TYPES = {"web": "serve", "worker": "work"}
 APP_KEYS = frozenset(
-    {"id", "name", "stack", "created_at", "released_at", "current_release", "git_url"}
-    | {"web_url", "routing_error"}
+    {"id", "name", "stack", "build_stack", "owner", "region", "created_at", "updated_at"}
+    | {"released_at", "git_url", "web_url", "maintenance", "acm", "archived_at"}
+    | {"buildpack_provided_description", "create_status", "internal_routing", "locked"}
+    | {"repo_size", "slug_size", "space", "team", "organization"}
+    | {"current_release", "routing_error"}  # paas's own
 )
+DOMAIN_KEYS = frozenset(
+    {"id", "hostname", "kind", "cname", "status", "acm_status", "acm_status_reason"}
+    | {"sni_endpoint", "app", "created_at", "updated_at"}
+)
+DEBIAN_13, DEBIAN_12 = identity.stack("debian-13"), identity.stack("debian-12")
 RELEASE_KEYS = frozenset(
     {"id", "version", "description", "status", "current", "created_at", "updated_at"}
     | {"slug", "user", "app", "addon_plan_names", "artifacts", "output_stream_url"}
@@ -107,6 +117,8 @@ FORMATION = "/apps/demo/formation"
 RELEASES = "/apps/demo/releases"
 DOMAINS = "/apps/demo/domains"
 WWW = {"hostname": "www.example.com"}
+OWN = {"hostname": "demo.paas.localhost", "kind": "heroku", "cname": None}
+CUSTOM = {"hostname": "www.example.com", "kind": "custom", "cname": "demo.paas.localhost"}
 BUILDPACKS = "/apps/demo/buildpack-installations"
 PY = {"buildpack": {"url": "heroku/python", "name": "heroku/python"}, "ordinal": 0}
 SET_PY = Request("PUT", BUILDPACKS, {"updates": [{"buildpack": "heroku/python"}]})
@@ -132,8 +144,9 @@ CASES: tuple[Case, ...] = (
         200,
         length=1,
         keys=APP_KEYS,
-        includes={"name": "demo", "stack": "debian-13"},
+        includes={"name": "demo", "stack": DEBIAN_13, "region": identity.region()},
     ),
+    Case("apps: the caller's", _get("/users/~/apps"), 200, length=1, keys=APP_KEYS),
     Case(
         "apps:create",
         Request("POST", "/apps", {"name": "demo"}),
@@ -142,7 +155,8 @@ CASES: tuple[Case, ...] = (
         keys=APP_KEYS,
         includes={
             "name": "demo",
-            "stack": "debian-13",
+            "stack": DEBIAN_13,
+            "build_stack": DEBIAN_13,
             "current_release": None,
             "released_at": None,
             "web_url": "http://demo.paas.localhost:8080/",
@@ -155,7 +169,20 @@ CASES: tuple[Case, ...] = (
         Request("POST", "/apps", {"name": "old", "stack": "debian-12"}),
         201,
         keys=APP_KEYS,
-        includes={"name": "old", "stack": "debian-12"},
+        includes={"name": "old", "stack": DEBIAN_12},
+    ),
+    Case(
+        "apps:create --region local",
+        Request("POST", "/apps", {"name": "here", "region": "local"}),
+        201,
+        keys=APP_KEYS,
+        includes={"region": identity.region()},
+    ),
+    _error(
+        "apps:create another region",
+        Request("POST", "/apps", {"name": "far", "region": "eu"}),
+        422,
+        "invalid_params",
     ),
     _error(
         "apps:create bad name", Request("POST", "/apps", {"name": "Bad_N"}), 422, "invalid_params"
@@ -184,8 +211,36 @@ CASES: tuple[Case, ...] = (
         Request("PATCH", "/apps/demo", {"stack": "debian-12"}),
         200,
         keys=APP_KEYS | {"stack_build"},  # how the stack's build goes (built, building…)
-        includes={"stack": "debian-12"},
+        includes={"stack": DEBIAN_12},
     ),
+    Case(
+        "apps:rename",
+        Request("PATCH", "/apps/demo", {"name": "renamed"}),
+        200,
+        keys=APP_KEYS,
+        includes={"name": "renamed", "web_url": "http://renamed.paas.localhost:8080/"},
+    ),
+    Case(
+        "apps:rename, then found by the new name",
+        _get("/apps/renamed"),
+        200,
+        before=(Request("PATCH", "/apps/demo", {"name": "renamed"}),),
+        includes={"name": "renamed"},
+    ),
+    Case(
+        "apps:rename taken",
+        Request("PATCH", "/apps/demo", {"name": "other"}),
+        409,
+        before=(Request("POST", "/apps", {"name": "other"}),),
+        error="conflict",
+    ),
+    _error(
+        "apps:rename bad name",
+        Request("PATCH", "/apps/demo", {"name": "Bad_N"}),
+        422,
+        "invalid_params",
+    ),
+    _error("apps:update nothing", Request("PATCH", "/apps/demo", {}), 422, "invalid_params"),
     _error(
         "stack:set unknown",
         Request("PATCH", "/apps/demo", {"stack": "plan9"}),
@@ -537,15 +592,45 @@ CASES: tuple[Case, ...] = (
         given=DEPLOYED,
     ),
     # -- domains -------------------------------------------------------------------------
-    Case("domains: none", _get(DOMAINS), 200, equals=[]),
-    Case("domains:add", Request("POST", DOMAINS, WWW), 201, equals=WWW),
+    Case("domains: its own", _get(DOMAINS), 200, length=1, keys=DOMAIN_KEYS, includes=OWN),
+    Case("domains:add", Request("POST", DOMAINS, WWW), 201, keys=DOMAIN_KEYS, includes=CUSTOM),
     Case(
         "domains:add lowercases",
-        Request("POST", DOMAINS, {"hostname": "WWW.Example.com"}),
+        Request("POST", DOMAINS, {"hostname": "WWW.Example.com", "sni_endpoint": None}),
         201,
-        equals=WWW,
+        includes=WWW,
     ),
-    Case("domains", _get(DOMAINS), 200, before=(Request("POST", DOMAINS, WWW),), equals=[WWW]),
+    Case(
+        "domains",
+        _get(DOMAINS),
+        200,
+        before=(Request("POST", DOMAINS, WWW),),
+        length=2,
+        keys=DOMAIN_KEYS,
+        includes=OWN,
+    ),
+    Case(
+        "domains:info",
+        _get(f"{DOMAINS}/www.example.com"),
+        200,
+        before=(Request("POST", DOMAINS, WWW),),
+        keys=DOMAIN_KEYS,
+        includes=CUSTOM,
+    ),
+    _error("domains:info not attached", _get(f"{DOMAINS}/x.example.com"), 404, "not_found"),
+    _error(
+        "domains:add with a certificate",
+        Request("POST", DOMAINS, {"hostname": "www.example.com", "sni_endpoint": "cert"}),
+        422,
+        "invalid_params",
+    ),
+    _error(
+        "domains:remove its own",
+        Request("DELETE", f"{DOMAINS}/demo.paas.localhost"),
+        422,
+        "invalid_params",
+    ),
+    Case("sni-endpoints: none", _get("/apps/demo/sni-endpoints"), 200, equals=[]),
     _error(
         "domains:add bad name", Request("POST", DOMAINS, {"hostname": "a b"}), 422, "invalid_params"
     ),
@@ -567,7 +652,8 @@ CASES: tuple[Case, ...] = (
         Request("DELETE", f"{DOMAINS}/www.example.com"),
         200,
         before=(Request("POST", DOMAINS, WWW),),
-        equals=WWW,
+        keys=DOMAIN_KEYS,
+        includes=CUSTOM,
     ),
     _error(
         "domains:remove not attached",

@@ -96,7 +96,9 @@ def test_a_bad_or_taken_custom_domain_is_refused(
     call(client, "POST", "/apps", {"name": "demo"})
     call(client, "POST", "/apps", {"name": "other"})
     assert_refused(*call(client, "POST", "/apps/demo/domains", {"hostname": hostname}), why)
-    assert call(client, "GET", "/apps/demo/domains") == (200, [])
+    status, listed = call(client, "GET", "/apps/demo/domains")
+    assert status == 200 and isinstance(listed, list)
+    assert [d["kind"] for d in listed] == ["heroku"]  # its own only
 
 
 def test_no_app_is_created_whose_hostname_is_a_custom_domain(
@@ -109,7 +111,9 @@ def test_no_app_is_created_whose_hostname_is_a_custom_domain(
     settings = flask_app.extensions["paas"].settings
     with sqlite3.connect(settings.db_path) as db:
         (app_id,) = db.execute("SELECT id FROM apps WHERE name = 'demo'").fetchone()
-        db.execute("INSERT INTO domains VALUES (?, 'shop.paas.localhost')", (app_id,))
+        db.execute(
+            "INSERT INTO domains (app_id, hostname) VALUES (?, 'shop.paas.localhost')", (app_id,)
+        )
     status, body = call(client, "POST", "/apps", {"name": "shop"})
     assert status == 409 and "shop.paas.localhost" in str(body)
     listed = call(client, "GET", "/apps")[1]

@@ -50,3 +50,9 @@ def test_exclusive_start_leaves_the_bound_out() -> None:
 def test_a_bad_range_names_what_to_send(header: str) -> None:
     with pytest.raises(InvalidParams, match="Range"):
         ranges.parse(header, ("id", "version"))
+
+
+def test_options_may_end_with_a_semicolon_as_herokus_paginator_sends_them() -> None:
+    # `heroku domains` sends `id ..; max=1000;`; `config:set` sends `order=desc,max=1`
+    assert ranges.parse("id ..; max=1000;", ("id",)).max == 1000
+    assert ranges.parse("version ..; order=desc,max=1", ("version",)).descending

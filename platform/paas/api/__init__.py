@@ -12,7 +12,19 @@ from flask import Flask, Response, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 from paas.api import access as access_api
-from paas.api import addons, apps, auth, buildpacks, dynos, git, protocol, releases, run, stacks
+from paas.api import (
+    addons,
+    apps,
+    auth,
+    buildpacks,
+    domains,
+    dynos,
+    git,
+    protocol,
+    releases,
+    run,
+    stacks,
+)
 from paas.api import pg as pg_api
 from paas.api import users as users_api
 from paas.api.context import Context
@@ -36,6 +48,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     for blueprint in (
         apps.blueprint,
         buildpacks.blueprint,
+        domains.blueprint,
         dynos.blueprint,
         releases.blueprint,
         git.blueprint,

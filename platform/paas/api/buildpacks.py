@@ -1,14 +1,18 @@
 """An app's buildpacks, shaped like the Heroku Platform API's buildpack installations.
 
-GET /apps/{app}/buildpack-installations lists them in build order; PUT replaces them all
-with its `updates`. Invariant: every URL passes the allow-list's check (the one the build
-makes) before anything is stored; one bad URL stores nothing.
+GET /apps/{app}/buildpack-installations lists them in build order (a Range listing by
+`ordinal`); PUT replaces them all with its `updates` (Heroku's CLI sends the URL, or a
+name it resolved through Heroku's buildpack registry: offline, a name such as
+heroku/python fails in the CLI before anything is sent, so give a URL).
+Invariant: every URL passes the allow-list's check (the one the build makes) before
+anything is stored; one bad URL stores nothing.
 """
 
 from __future__ import annotations
 
 from flask import Blueprint, Response, jsonify
 
+from paas.api import protocol
 from paas.api.context import ctx, find_app, json_body
 from paas.domain import buildpack_source
 from paas.domain.access import Permission
@@ -27,8 +31,8 @@ def installations(app: App) -> list[dict[str, object]]:
 
 
 @blueprint.get("/apps/<name>/buildpack-installations")
-def list_buildpacks(name: str) -> Response:
-    return jsonify(installations(find_app(name, Permission.VIEW)))
+def list_buildpacks(name: str) -> tuple[Response, int]:
+    return protocol.listing(installations(find_app(name, Permission.VIEW)), ("ordinal",))
 
 
 @blueprint.put("/apps/<name>/buildpack-installations")

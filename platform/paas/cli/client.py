@@ -13,13 +13,14 @@ import json
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any, BinaryIO
 
 JsonObject = dict[str, Any]
 
 DEFAULT_TIMEOUT = 30.0
+MAX_PAGES = 1000  # of at most 1,000 items each (Heroku's largest page)
 USER_AGENT = "paas-cli"
 
 
@@ -99,6 +100,17 @@ class ApiClient:
         query: dict[str, str] | None = None,
     ) -> Any:
         """Send one request; return the decoded JSON answer (None for an empty body)."""
+        return self._exchange(method, path, body, query)[0]
+
+    def _exchange(
+        self,
+        method: str,
+        path: str,
+        body: object = None,
+        query: dict[str, str] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> tuple[Any, Mapping[str, str]]:
+        """One request: its decoded JSON answer and the response's headers."""
         url = self.api_url + path
         if query:
             url += "?" + urllib.parse.urlencode(query)
@@ -107,14 +119,17 @@ class ApiClient:
         req.add_header("Authorization", f"Bearer {self.token}")
         req.add_header("Accept", "application/json")
         req.add_header("User-Agent", USER_AGENT)
+        for key, value in (headers or {}).items():
+            req.add_header(key, value)
         if data is not None:
             req.add_header("Content-Type", "application/json")
         with self._opened(req) as response:
             raw: bytes = response.read()
+            answered = dict(response.headers.items())
         if not raw.strip():
-            return None
+            return None, answered
         try:
-            return json.loads(raw)
+            return json.loads(raw), answered
         except ValueError:
             raise ApiError(
                 200,
@@ -129,11 +144,23 @@ class ApiClient:
             raise _shape_error(method, path, "an object")
         return answer
 
-    def _list(self, method: str, path: str, body: object = None) -> list[JsonObject]:
-        answer = self.request(method, path, body)
-        if not isinstance(answer, list) or not all(isinstance(item, dict) for item in answer):
-            raise _shape_error(method, path, "a list of objects")
-        return answer
+    def _list(
+        self, method: str, path: str, body: object = None, first: str | None = None
+    ) -> list[JsonObject]:
+        """A list answer, every page of it: a 206 names the next in `Next-Range`. `first`:
+        the Range of the first page (the API's pages are 200 items unless asked for more)."""
+        found: list[JsonObject] = []
+        headers: dict[str, str] = {} if first is None else {"Range": first}
+        for _ in range(MAX_PAGES):
+            answer, answered = self._exchange(method, path, body, None, headers)
+            if not isinstance(answer, list) or not all(isinstance(i, dict) for i in answer):
+                raise _shape_error(method, path, "a list of objects")
+            found.extend(answer)
+            following = {k.lower(): v for k, v in answered.items()}.get("next-range")
+            if not following:
+                return found
+            headers = {"Range": following}
+        raise _shape_error(method, path, f"a list of at most {MAX_PAGES} pages")
 
     # -- resources ---------------------------------------------------------------------
 
@@ -142,7 +169,7 @@ class ApiClient:
         return self._object("GET", "/account")
 
     def list_apps(self) -> list[JsonObject]:
-        return self._list("GET", "/apps")
+        return self._list("GET", "/apps", first="name ..; max=1000")
 
     def create_app(self, name: str | None = None, stack: str | None = None) -> JsonObject:
         body = {k: v for k, v in (("name", name), ("stack", stack)) if v is not None}

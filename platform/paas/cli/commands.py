@@ -423,7 +423,7 @@ def apps_info(session: Session, app_name: str | None, as_json: bool) -> None:
         [
             ("Git URL", app.get("git_url")),
             ("Web URL", app.get("web_url")),
-            ("Stack", app.get("stack")),
+            ("Stack", named(app.get("stack"))),
             ("Created", show_time(app.get("created_at"))),
             ("Released", show_time(app.get("released_at"))),
             ("Current release", "none" if release is None else f"v{release}"),
@@ -431,6 +431,14 @@ def apps_info(session: Session, app_name: str | None, as_json: bool) -> None:
     ):
         click.echo(line)
     warn_routing(app)
+
+
+def named(value: object) -> str | None:
+    """A nested resource's name ({"id", "name"}, as Heroku nests a stack or plan)."""
+    if isinstance(value, Mapping):
+        found = value.get("name")
+        return None if found is None else str(found)
+    return None if value is None else str(value)
 
 
 def warn_routing(app: Mapping[str, Any]) -> None:
@@ -916,7 +924,8 @@ def domains(session: Session, app_name: str | None, as_json: bool) -> None:
         return
     click.echo(f"=== {name} Domains")
     for domain in found:
-        click.echo(str(domain.get("hostname")))
+        if domain.get("kind", "custom") == "custom":  # not its own APP.DOMAIN
+            click.echo(str(domain.get("hostname")))
 
 
 @cli.command("domains:add")

@@ -61,7 +61,8 @@ def parse(header: str | None, fields: Sequence[str]) -> Range:
 
 def _options(text: str, header: str) -> tuple[int, bool]:
     size, descending = DEFAULT_MAX, False
-    for option in filter(None, (o.strip() for o in text.split(","))):
+    # Heroku's CLI separates options by commas and may end them with ";" (`max=1000;`)
+    for option in filter(None, (o.strip() for o in re.split(r"[,;]", text))):
         key, _, value = option.partition("=")
         if key.strip() == "max" and value.strip().isdigit():
             size = min(max(int(value), 1), LARGEST_MAX)

@@ -132,6 +132,15 @@ class LogStore:
             db.close()
         return [LogLine(*r) for r in rows], cursor
 
+    def rename_app(self, old: str, new: str) -> None:
+        """The app's lines are now under its new name (`apps:rename`)."""
+        db = self._connect()
+        try:
+            with db:
+                db.execute("UPDATE lines SET app = ? WHERE app = ?", (new, old))
+        finally:
+            db.close()
+
     def delete_app(self, app: str) -> None:
         db = self._connect()
         try:

@@ -227,6 +227,13 @@ def release_from_row(row: sqlite3.Row) -> Release:
     )
 
 
+def _listed_owner(row: sqlite3.Row) -> Principal:
+    """The owner a listing row joined: a user, or the operator (no owner_id)."""
+    if row["owner_email"] is None:
+        return access.OPERATOR
+    return Principal(row["owner_id"], row["owner_email"])
+
+
 def _build(row: sqlite3.Row) -> Build:
     return Build(*(row[k] for k in Build.__dataclass_fields__))
 
@@ -257,6 +264,16 @@ class ListedApp:
     app: App
     release_version: int | None
     released_at: str | None
+    owner: Principal | None = None  # None: not read with the listing (ask owner_of)
+
+
+@dataclass(frozen=True)
+class CustomDomain:
+    """A hostname an app added (`domains:add`), with the id and date Heroku shows."""
+
+    id: str
+    hostname: str
+    created_at: str
 
 
 def _grouped(rows: Iterable[sqlite3.Row]) -> dict[str, list[sqlite3.Row]]:
@@ -571,12 +588,17 @@ class Tx(AddonTx):
         columns = "releases.app_id, releases.version, releases.created_at"
         visible, params = users.visible_apps_clause(caller)
         rows = self.execute(
-            "SELECT apps.*, current.version AS release_version, current.created_at AS released_at"
+            "SELECT apps.*, current.version AS release_version, current.created_at AS released_at,"
+            " owners.email AS owner_email"
             f" FROM apps LEFT JOIN ({_CURRENT_RELEASES.format(columns=columns)}) AS current"
-            f" ON current.app_id = apps.id WHERE {visible} ORDER BY apps.name",
+            " ON current.app_id = apps.id LEFT JOIN users AS owners ON owners.id = apps.owner_id"
+            f" WHERE {visible} ORDER BY apps.name",
             (*RUNNABLE_STATUSES, *params),
         )
-        return [ListedApp(_app(r), r["release_version"], r["released_at"]) for r in rows]
+        return [
+            ListedApp(_app(r), r["release_version"], r["released_at"], _listed_owner(r))
+            for r in rows
+        ]
 
     # --- the agent's snapshot -----------------------------------------------------------
     def desired_state(self) -> DesiredState:
@@ -636,6 +658,7 @@ class Store:
         self._calls_lock = threading.Lock()
         database.create(path, SCHEMA)
         self._migrate()
+        self._migrate_domain_ids()
 
     def data_version(self) -> int:
         """A number that changes whenever a connection other than the one kept for it
@@ -679,6 +702,20 @@ class Store:
                     "stream_secret": "TEXT",
                 },
             )
+
+    def _migrate_domain_ids(self) -> None:
+        """Domains got an id and a date (Heroku's domain shape): a database from before
+        gets the columns, and each domain it holds an id (dated when it was migrated)."""
+        with self.transaction() as db:
+            columns = {r["name"] for r in db.execute("PRAGMA table_info(domains)")}
+            for name in ("id", "created_at"):
+                if name not in columns:
+                    db.execute(f"ALTER TABLE domains ADD COLUMN {name} TEXT")
+            for row in db.execute("SELECT rowid FROM domains WHERE id IS NULL").fetchall():
+                db.execute(
+                    "UPDATE domains SET id = ?, created_at = ? WHERE rowid = ?",
+                    (str(uuid.uuid4()), now_iso(), row["rowid"]),
+                )
 
     def _connect(self) -> sqlite3.Connection:
         db = database.connect(self.path, autocommit=True)
@@ -878,6 +915,22 @@ class Store:
     def set_stack(self, app: App, stack: str) -> None:
         with self.transaction() as db:
             db.execute("UPDATE apps SET stack = ? WHERE id = ?", (stack, app.id))
+
+    def rename_app(self, app: App, name: str, *, domain: str) -> App:
+        """The app is now called `name` (answering at NAME.``domain``), refused as
+        create_app refuses a name: taken by an app, or its hostname a custom domain."""
+        renamed = App(app.id, validation.app_name(name), app.stack, app.created_at)
+        own_hostname = validation.default_hostname(name, domain)
+        with self.transaction() as db:
+            if db.execute("SELECT 1 FROM apps WHERE name = ?", (name,)).fetchone():
+                raise Conflict(f"app {name!r} already exists: choose another name")
+            if db.execute("SELECT 1 FROM domains WHERE hostname = ?", (own_hostname,)).fetchone():
+                raise Conflict(
+                    f"app {name!r} would answer at {own_hostname}, a custom domain of an "
+                    "app: choose another name"
+                )
+            db.execute("UPDATE apps SET name = ? WHERE id = ?", (name, app.id))
+        return renamed
 
     def delete_app(self, app: App) -> None:
         with self.transaction() as db:
@@ -1088,14 +1141,27 @@ class Store:
             )
             return [r["hostname"] for r in rows]
 
-    def add_domain(self, app: App, hostname: str, *, domain: str) -> None:
+    def custom_domains(self, app: App) -> list[CustomDomain]:
+        with self.reading() as db:
+            rows = db.execute(
+                "SELECT id, hostname, created_at FROM domains WHERE app_id = ? ORDER BY hostname",
+                (app.id,),
+            )
+            return [CustomDomain(r["id"], r["hostname"], r["created_at"]) for r in rows]
+
+    def add_domain(self, app: App, hostname: str, *, domain: str) -> CustomDomain:
         """Routes ``hostname`` to ``app``; refused under ``domain`` (the platform's own
         names, APP.``domain``) and when another app has it."""
         hostname = validation.custom_domain(hostname, domain)
+        added = CustomDomain(str(uuid.uuid4()), hostname, now_iso())
         with self.transaction() as db:
             if db.execute("SELECT 1 FROM domains WHERE hostname = ?", (hostname,)).fetchone():
                 raise Conflict(f"domain {hostname} is already in use")
-            db.execute("INSERT INTO domains (app_id, hostname) VALUES (?, ?)", (app.id, hostname))
+            db.execute(
+                "INSERT INTO domains (app_id, hostname, id, created_at) VALUES (?, ?, ?, ?)",
+                (app.id, hostname, added.id, added.created_at),
+            )
+        return added
 
     def remove_domain(self, app: App, hostname: str) -> None:
         with self.transaction() as db:
