@@ -19,7 +19,7 @@ from werkzeug.serving import WSGIRequestHandler
 
 from paas.cli import commands as cli
 from paas.cli import run as _run  # noqa: F401  # registers run, run:detached, ps:stop
-from paas.domain import buildpack_source, sizes, validation
+from paas.domain import buildpack_source, formation, sizes, validation
 from paas.domain.errors import (
     BuildFailed,
     Conflict,
@@ -92,8 +92,12 @@ class FakeApi:
         self._mark_current()
         known = {entry["type"] for entry in self.formation}
         for kind in sorted(set(process_types) - known):
-            entry = {"type": kind, "quantity": 1 if kind == "web" else 0, "size": "standard-1x"}
-            self.formation.append({**entry, "command": process_types[kind]})
+            entry = {"type": kind, "quantity": 1 if kind == "web" else 0, "size": "Standard-1X"}
+            stamps = {"created_at": "2026-11-28T15:10:00Z", "updated_at": "2026-11-28T15:10:00Z"}
+            app = {"id": "id-demo", "name": "demo"}
+            self.formation.append(
+                {"id": f"id-{kind}", **entry, "command": process_types[kind], "app": app, **stamps}
+            )
         self.formation.sort(key=lambda entry: str(entry["type"]))
         return release
 
@@ -236,19 +240,40 @@ def build_app(fake: FakeApi) -> flask.Flask:
         find(name)
         return fake.formation
 
+    @app.get("/apps/<name>/formation/<kind>")
+    def get_formation_type(name: str, kind: str) -> Any:
+        find(name)
+        found = [entry for entry in fake.formation if entry["type"] == kind]
+        if not found:
+            raise NotFound(f"no process type {kind!r} in {name}'s formation")
+        return found[0]
+
     @app.patch("/apps/<name>/formation")
     def patch_formation(name: str) -> Any:
         find(name)
-        updates = body().get("updates")
-        if not isinstance(updates, list) or not updates:
-            raise InvalidParams('formation updates must be a list such as [{"type": "web"}]')
+        scale(name, body().get("updates"))
+        return fake.formation
+
+    @app.patch("/apps/<name>/formation/<kind>")
+    def patch_formation_type(name: str, kind: str) -> Any:
+        find(name)
+        scale(name, [{**body(), "type": kind}])
+        return get_formation_type(name, kind)
+
+    def scale(name: str, updates: object) -> None:
+        """As paas.release.releases.scale: the whole batch checked, then applied."""
+        changes = formation.changes(updates)
         if not fake.formation:
             raise InvalidParams(f"{name} has no release yet: push code before scaling")
         by_type = {process["type"]: process for process in fake.formation}
-        changes = [_formation_change(update, by_type) for update in updates]
-        for kind, field, value in changes:
-            by_type[kind][field] = value
-        return fake.formation
+        for kind in changes:
+            if kind not in by_type:
+                raise InvalidParams(f"no process type {kind!r} in the app's Procfile")
+        for kind, change in changes.items():
+            if change.quantity is not None:
+                by_type[kind]["quantity"] = change.quantity.applied_to(by_type[kind]["quantity"])
+            if change.size is not None:
+                by_type[kind]["size"] = sizes.display(change.size)
 
     @app.get("/apps/<name>/dynos")
     def get_dynos(name: str) -> Any:
@@ -276,7 +301,7 @@ def build_app(fake: FakeApi) -> flask.Flask:
             raise InvalidParams(f"{name} has no release to run yet: deploy it first")
         size = given.get("size")
         if size is not None:
-            sizes.memory_mb(str(size))
+            size = sizes.canonical(size)
         env = given.get("env") or {}
         if not isinstance(env, dict) or not all(isinstance(v, str) for v in env.values()):
             raise InvalidParams("env must be an object of strings")
@@ -387,19 +412,6 @@ def build_app(fake: FakeApi) -> flask.Flask:
         return {"lines": fake.log_lines[start:], "cursor": len(fake.log_lines)}
 
     return app
-
-
-def _formation_change(update: object, by_type: dict[str, Any]) -> tuple[str, str, object]:
-    """One formation update checked as the real API checks it: (type, field, value)."""
-    if not isinstance(update, dict) or not ({"quantity", "size"} & set(update)):
-        raise InvalidParams("each formation update needs a type and a quantity or size")
-    kind = validation.process_type(update.get("type"))
-    if kind not in by_type:
-        raise InvalidParams(f"no process type {kind!r} in the app's Procfile")
-    if "size" in update:
-        sizes.memory_mb(str(update["size"]))
-        return kind, "size", str(update["size"])
-    return kind, "quantity", validation.quantity(update["quantity"])
 
 
 class QuietHandler(WSGIRequestHandler):

@@ -41,12 +41,18 @@ ERROR_KEYS = frozenset({"id", "message"})
 ANY = object()  # `equals` when the whole body is not fixed
 
 
-def formation(web: int = 1, worker: int = 0, worker_size: str = "standard-1x") -> list[object]:
-    """demo's formation once deployed, types in name order."""
+def formation(web: int = 1, worker: int = 0, worker_size: str = "Standard-1X") -> list[object]:
+    """demo's formation once deployed, types in name order, as FORMATION_FIELDS of it."""
     return [
-        {"type": "web", "quantity": web, "size": "standard-1x", "command": "serve"},
+        {"type": "web", "quantity": web, "size": "Standard-1X", "command": "serve"},
         {"type": "worker", "quantity": worker, "size": worker_size, "command": "work"},
     ]
+
+
+FORMATION_FIELDS = ("type", "quantity", "size", "command")
+FORMATION_KEYS = frozenset(
+    {"id", "type", "quantity", "size", "command", "app", "created_at", "updated_at"}
+)
 
 
 class Target(Protocol):
@@ -84,6 +90,7 @@ class Case:
     keys: frozenset[str] | None = None  # the body's keys; of each item for a list
     includes: Mapping[str, object] = field(default_factory=dict)  # of the body, or item 0
     length: int | None = None  # a list body's length
+    fields: tuple[str, ...] = ()  # compare only these keys of each item with `equals`
 
 
 def _get(path: str) -> Request:
@@ -240,13 +247,22 @@ CASES: tuple[Case, ...] = (
     _error("config unknown app", _get("/apps/nope/config-vars"), 404, "not_found"),
     # -- formation -----------------------------------------------------------------------
     Case("formation before a release", _get(FORMATION), 200, equals=[]),
-    Case("formation", _get(FORMATION), 200, given=DEPLOYED, equals=formation()),
+    Case(
+        "formation",
+        _get(FORMATION),
+        200,
+        given=DEPLOYED,
+        equals=formation(),
+        fields=FORMATION_FIELDS,
+        keys=FORMATION_KEYS,
+    ),
     Case(
         "ps:scale",
         Request("PATCH", FORMATION, {"updates": [{"type": "web", "quantity": 3}]}),
         200,
         given=DEPLOYED,
         equals=formation(web=3),
+        fields=FORMATION_FIELDS,
     ),
     Case(
         "ps:scale two types",
@@ -258,13 +274,15 @@ CASES: tuple[Case, ...] = (
         200,
         given=DEPLOYED,
         equals=formation(web=0, worker=2),
+        fields=FORMATION_FIELDS,
     ),
     Case(
         "ps:resize",
         Request("PATCH", FORMATION, {"updates": [{"type": "worker", "size": "standard-2x"}]}),
         200,
         given=DEPLOYED,
-        equals=formation(worker_size="standard-2x"),
+        equals=formation(worker_size="Standard-2X"),
+        fields=FORMATION_FIELDS,
     ),
     Case(
         "formation after scale",
@@ -273,6 +291,76 @@ CASES: tuple[Case, ...] = (
         given=DEPLOYED,
         before=(Request("PATCH", FORMATION, {"updates": [{"type": "worker", "quantity": 1}]}),),
         equals=formation(worker=1),
+        fields=FORMATION_FIELDS,
+    ),
+    Case(
+        "ps:scale as Heroku's CLI sends it",
+        Request(
+            "PATCH",
+            FORMATION,
+            {"updates": [{"type": "web", "quantity": "2"}, {"type": "worker", "quantity": "+1"}]},
+        ),
+        200,
+        given=DEPLOYED,
+        equals=formation(web=2, worker=1),
+        fields=FORMATION_FIELDS,
+    ),
+    Case(
+        "ps:type in Heroku's spelling",
+        Request("PATCH", FORMATION, {"updates": [{"type": "worker", "size": "Standard-2X"}]}),
+        200,
+        given=DEPLOYED,
+        equals=formation(worker_size="Standard-2X"),
+        fields=FORMATION_FIELDS,
+    ),
+    Case(
+        "formation of one type",
+        _get(FORMATION + "/worker"),
+        200,
+        given=DEPLOYED,
+        keys=FORMATION_KEYS,
+        includes={"type": "worker", "quantity": 0, "size": "Standard-1X"},
+    ),
+    Case(
+        "scale one type",
+        Request("PATCH", FORMATION + "/worker", {"quantity": 2, "size": "standard-2x"}),
+        200,
+        given=DEPLOYED,
+        includes={"type": "worker", "quantity": 2, "size": "Standard-2X"},
+    ),
+    _error(
+        "formation of no such type",
+        _get(FORMATION + "/clock"),
+        404,
+        "not_found",
+        given=DEPLOYED,
+    ),
+    _error(
+        "ps:scale all or nothing",
+        Request(
+            "PATCH",
+            FORMATION,
+            {"updates": [{"type": "web", "quantity": 3}, {"type": "worker", "size": "huge"}]},
+        ),
+        422,
+        "invalid_params",
+        given=DEPLOYED,
+    ),
+    Case(
+        "formation unchanged after a refused batch",
+        _get(FORMATION),
+        200,
+        given=DEPLOYED,
+        before=(
+            Request(
+                "PATCH",
+                FORMATION,
+                {"updates": [{"type": "web", "quantity": 3}, {"type": "clock", "quantity": 1}]},
+                expect=422,
+            ),
+        ),
+        equals=formation(),
+        fields=FORMATION_FIELDS,
     ),
     _error(
         "ps:scale unknown type",
@@ -609,7 +697,7 @@ def check(case: Case, status: int, body: object) -> None:
         message = body["message"]
         assert isinstance(message, str) and message and "\n" not in message, answer
     if case.equals is not ANY:
-        assert body == case.equals, answer
+        assert _projected(body, case.fields) == case.equals, answer
     if case.length is not None:
         assert isinstance(body, list) and len(body) == case.length, answer
     items = body if isinstance(body, list) else [body]
@@ -619,3 +707,14 @@ def check(case: Case, status: int, body: object) -> None:
         first = items[0]
         assert isinstance(first, dict), answer
         assert {k: first.get(k) for k in case.includes} == dict(case.includes), answer
+
+
+def _projected(body: object, fields: tuple[str, ...]) -> object:
+    """The body, or with `fields`, each item (of a list, or the object) cut down to them."""
+    if not fields:
+        return body
+    if isinstance(body, list):
+        return [_projected(item, fields) for item in body]
+    if isinstance(body, dict):
+        return {k: body.get(k) for k in fields}
+    return body

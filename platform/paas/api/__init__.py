@@ -11,7 +11,19 @@ from __future__ import annotations
 from flask import Flask, Response, jsonify, request
 from werkzeug.exceptions import HTTPException
 
-from paas.api import addons, apps, auth, buildpacks, dynos, git, protocol, releases, run, stacks
+from paas.api import (
+    addons,
+    apps,
+    auth,
+    buildpacks,
+    dynos,
+    formation,
+    git,
+    protocol,
+    releases,
+    run,
+    stacks,
+)
 from paas.api import pg as pg_api
 from paas.api.context import Context
 from paas.domain import settings as settings_module
@@ -34,6 +46,7 @@ def create_app(settings: Settings | None = None) -> Flask:
         apps.blueprint,
         buildpacks.blueprint,
         dynos.blueprint,
+        formation.blueprint,
         releases.blueprint,
         git.blueprint,
         stacks.blueprint,

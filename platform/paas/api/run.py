@@ -38,7 +38,7 @@ import simple_websocket
 from flask import Blueprint, Response, jsonify, request
 
 from paas.api.context import ctx, find_app, json_body
-from paas.domain import one_off
+from paas.domain import one_off, sizes
 from paas.domain.access import Permission
 from paas.domain.errors import Conflict, InvalidParams, NotFound, PaasError
 from paas.domain.models import App
@@ -110,7 +110,7 @@ def create(name: str) -> tuple[Response, int]:
         app,
         one_off.check_command(body.get("command")),
         env={str(k): v for k, v in env.items()},
-        size=_text(body, "size"),
+        size=None if body.get("size") is None else sizes.canonical(body.get("size")),
         type=_text(body, "type") or one_off.RUN_TYPE,
         attach=_flag(body, "attach"),
         tty=_flag(body, "tty"),
