@@ -280,14 +280,29 @@ def build_app(fake: FakeApi) -> flask.Flask:
         find(name)
         return fake.dynos
 
+    @app.get("/apps/<name>/dynos/<dyno>")
+    def get_dyno(name: str, dyno: str) -> Any:
+        find(name)
+        for found in fake.dynos:
+            if found.get("name") == dyno:
+                return found
+        kind, _, number = dyno.partition(".")
+        if kind == "run" and number.isdigit() and 1 <= int(number) <= len(fake.one_offs):
+            return one_off(name, int(number), None, {"attach": False})
+        raise NotFound(f"no dyno {dyno} in {name}")
+
     @app.delete("/apps/<name>/dynos")
     @app.delete("/apps/<name>/dynos/<target>")
+    @app.delete("/apps/<name>/formations/<target>")
     def restart(name: str, target: str | None = None) -> Any:
         find(name)
+        check_target(name, target)
+        return {"message": f"Restarting {target or 'all dynos'} of {name}"}, 202
+
+    def check_target(name: str, target: str | None) -> None:
         kinds = {process["type"] for process in fake.formation}
         if target is not None and target.partition(".")[0] not in kinds:
             raise InvalidParams(f"no dyno or process type {target!r} in {name}")
-        return {"message": f"Restarting {target or 'all dynos'} of {name}"}, 202
 
     @app.post("/apps/<name>/dynos")
     def create_dyno(name: str) -> Any:
@@ -303,33 +318,50 @@ def build_app(fake: FakeApi) -> flask.Flask:
         if size is not None:
             size = sizes.canonical(size)
         env = given.get("env") or {}
-        if not isinstance(env, dict) or not all(isinstance(v, str) for v in env.values()):
+        valid = (str, int, type(None))
+        if not isinstance(env, dict) or not all(isinstance(v, valid) for v in env.values()):
             raise InvalidParams("env must be an object of strings")
         fake.one_offs.append(command)
-        dyno = f"run.{len(fake.one_offs)}"
+        return one_off(name, len(fake.one_offs), size, given), 201
+
+    def one_off(name: str, number: int, size: str | None, given: dict[str, Any]) -> Any:
+        dyno = f"run.{number}"
         attach = f"/apps/{name}/dynos/{dyno}/attach" if given.get("attach") else None
         return {
             "id": f"id-{dyno}",
             "name": dyno,
             "type": "run",
-            "command": command,
-            "size": size,
-            "attach_url": attach,
-            "state": "requested",
+            "state": "starting",
+            "command": fake.one_offs[number - 1],
+            "size": sizes.display(size or sizes.DEFAULT_SIZE),
+            "release": None,
+            "app": {"id": f"id-{name}", "name": name},
+            "attach_url": None,
+            "created_at": "2026-11-28T15:20:00Z",
+            "updated_at": "2026-11-28T15:20:00Z",
+            "attach_path": attach,
+            "request_state": "requested",
             "exit_status": None,
             "detail": None,
-            "release": {"version": None},
-        }, 201
+        }
 
     @app.post("/apps/<name>/dynos/<dyno>/actions/stop")
     def stop_dyno(name: str, dyno: str) -> Any:
         find(name)
         kind, _, number = dyno.partition(".")
         if kind != "run":
-            raise InvalidParams(f"{dyno} is not a one-off dyno")
-        if not number.isdigit() or not 1 <= int(number) <= len(fake.one_offs):
+            check_target(name, dyno)
+        elif not number.isdigit() or not 1 <= int(number) <= len(fake.one_offs):
             raise NotFound(f"no one-off dyno {dyno} in {name}")
         return {"message": f"Stopping {dyno} of {name}"}, 202
+
+    @app.post("/apps/<name>/formations/<kind>/actions/stop")
+    def stop_type(name: str, kind: str) -> Any:
+        find(name)
+        if kind == "run":
+            return {"message": f"Stopping every one-off dyno of {name}"}, 202
+        check_target(name, kind)
+        return {"message": f"Stopping {kind} of {name}"}, 202
 
     @app.get("/apps/<name>/releases")
     def get_releases(name: str) -> Any:

@@ -103,10 +103,11 @@ def _error(name: str, request: Request, status: int, error: str, given: str = AP
 
 CONFIG = "/apps/demo/config-vars"
 DYNOS = "/apps/demo/dynos"
-RUN_KEYS = frozenset(
-    {"id", "name", "type", "command", "size", "attach_url", "state", "exit_status", "detail"}
-    | {"release"}
+DYNO_KEYS = frozenset(
+    {"id", "name", "type", "state", "command", "size", "release", "app", "attach_url"}
+    | {"created_at", "updated_at"}
 )
+RUN_KEYS = DYNO_KEYS | {"attach_path", "request_state", "exit_status", "detail"}
 FORMATION = "/apps/demo/formation"
 RELEASES = "/apps/demo/releases"
 DOMAINS = "/apps/demo/domains"
@@ -499,6 +500,13 @@ CASES: tuple[Case, ...] = (
         given=DEPLOYED,
         equals={"message": "Restarting web.1 of demo"},
     ),
+    Case(
+        "ps:restart -p (Heroku's path)",
+        Request("DELETE", "/apps/demo/formations/web"),
+        202,
+        given=DEPLOYED,
+        equals={"message": "Restarting web of demo"},
+    ),
     _error(
         "restart unknown type",
         Request("DELETE", "/apps/demo/dynos/clock"),
@@ -514,7 +522,14 @@ CASES: tuple[Case, ...] = (
         201,
         given=DEPLOYED,
         keys=RUN_KEYS,
-        includes={"name": "run.1", "type": "run", "command": "echo hi", "attach_url": None},
+        includes={
+            "name": "run.1",
+            "type": "run",
+            "command": "echo hi",
+            "state": "starting",
+            "size": "Standard-1X",
+            "attach_path": None,
+        },
     ),
     Case(
         "run attached",
@@ -523,7 +538,7 @@ CASES: tuple[Case, ...] = (
         given=DEPLOYED,
         before=(Request("POST", DYNOS, {"command": "true"}),),
         keys=RUN_KEYS,
-        includes={"name": "run.2", "attach_url": "/apps/demo/dynos/run.2/attach"},
+        includes={"name": "run.2", "attach_path": "/apps/demo/dynos/run.2/attach"},
     ),
     _error(
         "run before a release", Request("POST", DYNOS, {"command": "true"}), 422, "invalid_params"
@@ -544,7 +559,7 @@ CASES: tuple[Case, ...] = (
     ),
     _error(
         "run with a bad env",
-        Request("POST", DYNOS, {"command": "true", "env": {"A": 1}}),
+        Request("POST", DYNOS, {"command": "true", "env": {"A": {"nested": "no"}}}),
         422,
         "invalid_params",
         given=DEPLOYED,
@@ -557,13 +572,57 @@ CASES: tuple[Case, ...] = (
         before=(Request("POST", DYNOS, {"command": "sleep 60"}),),
         equals={"message": "Stopping run.1 of demo"},
     ),
-    _error(
-        "ps:stop a formation dyno",
+    Case(
+        "ps:stop a formation dyno: the formation starts a fresh one",
         Request("POST", "/apps/demo/dynos/web.1/actions/stop"),
+        202,
+        given=DEPLOYED,
+        equals={"message": "Stopping web.1 of demo"},
+    ),
+    Case(
+        "ps:stop a process type",
+        Request("POST", "/apps/demo/formations/worker/actions/stop"),
+        202,
+        given=DEPLOYED,
+        equals={"message": "Stopping worker of demo"},
+    ),
+    Case(
+        "ps:stop every one-off",
+        Request("POST", "/apps/demo/formations/run/actions/stop"),
+        202,
+        given=DEPLOYED,
+        before=(Request("POST", DYNOS, {"command": "sleep 60"}),),
+        equals={"message": "Stopping every one-off dyno of demo"},
+    ),
+    _error(
+        "ps:stop no such type",
+        Request("POST", "/apps/demo/formations/clock/actions/stop"),
         422,
         "invalid_params",
         given=DEPLOYED,
     ),
+    Case(
+        "run with Heroku's CLI's env and size",
+        Request(
+            "POST",
+            DYNOS,
+            {"command": "true", "attach": True, "env": {"COLUMNS": 80}, "size": "Standard-2X"},
+        ),
+        201,
+        given=DEPLOYED,
+        keys=RUN_KEYS,
+        includes={"size": "Standard-2X", "attach_path": "/apps/demo/dynos/run.1/attach"},
+    ),
+    Case(
+        "a one-off dyno waiting to start",
+        _get(DYNOS + "/run.1"),
+        200,
+        given=DEPLOYED,
+        before=(Request("POST", DYNOS, {"command": "sleep 60"}),),
+        keys=RUN_KEYS,
+        includes={"name": "run.1", "state": "starting"},
+    ),
+    _error("no such dyno", _get(DYNOS + "/web.7"), 404, "not_found", given=DEPLOYED),
     _error(
         "ps:stop no such one-off",
         Request("POST", "/apps/demo/dynos/run.9/actions/stop"),

@@ -421,7 +421,7 @@ def test_a_client_that_stops_reading_a_chatty_dyno_loses_it(platform: Platform) 
         headers={"Authorization": f"Bearer {platform.token}", "Content-Type": "application/json"},
     )
     with urllib.request.urlopen(request, timeout=30) as answer:
-        path = json.load(answer)["attach_url"]
+        path = json.load(answer)["attach_path"]
     ws = websocket.WebSocket.connect(platform.api_url, path, platform.token, 30)
     try:
         ws.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)

@@ -38,6 +38,7 @@ import simple_websocket
 from flask import Blueprint, Response, jsonify, request
 
 from paas.api.context import ctx, find_app, json_body
+from paas.api.dynos import one_off_json, restart_target
 from paas.domain import one_off, sizes
 from paas.domain.access import Permission
 from paas.domain.errors import Conflict, InvalidParams, NotFound, PaasError
@@ -64,20 +65,9 @@ class TooManySessions(PaasError):
     status = 429
 
 
-def dyno_json(app: App, found: OneOffRequest) -> dict[str, object]:
-    path = f"/apps/{app.name}/dynos/{found.name}/attach"
-    return {
-        "id": found.id,
-        "name": found.name,
-        "type": one_off.RUN_TYPE,
-        "command": found.command,
-        "size": found.size,
-        "attach_url": path if found.attach else None,
-        "state": found.state,
-        "exit_status": found.exit_status,
-        "detail": found.detail,
-        "release": {"version": found.release},
-    }
+def _env_value(value: object) -> bool:
+    """A string; or a number, as Heroku's CLI sends COLUMNS and LINES; or null (unset)."""
+    return value is None or isinstance(value, str) or type(value) is int
 
 
 def _flag(body: dict[str, object], key: str) -> bool:
@@ -101,8 +91,9 @@ def create(name: str) -> tuple[Response, int]:
     app = find_app(name, Permission.OPERATE)
     body = json_body()
     env = body.get("env") or {}
-    if not isinstance(env, dict) or not all(isinstance(v, str) for v in env.values()):
+    if not isinstance(env, dict) or not all(_env_value(v) for v in env.values()):
         raise InvalidParams("env must be an object of strings: e.g. -e KEY=VALUE")
+    env = {k: str(v) for k, v in env.items() if v is not None}
     if context.store.current_release(app) is None:
         raise InvalidParams(f"{app.name} has no release to run yet: deploy it first (git push)")
     found = one_offs.request(
@@ -121,28 +112,47 @@ def create(name: str) -> tuple[Response, int]:
     context.logs.event(
         app.name, "api", f"Starting process `{found.command}` ({how}) as {found.name}"
     )
-    return jsonify(dyno_json(app, found)), 201
+    return jsonify(one_off_json(app, found)), 201
 
 
 @blueprint.post("/apps/<name>/dynos/<dyno>/actions/stop")
 def stop(name: str, dyno: str) -> tuple[Response, int]:
-    """Heroku's ps:stop, for one-off dynos: the formation's come back (ps:scale them)."""
+    """Heroku's ps:stop of one dyno. A one-off ends for good; a formation dyno (web.1)
+    stops and, as on Heroku, the formation starts a fresh one in its place: for paas that
+    is a restart of that dyno (scale the type down to keep it stopped)."""
     context = ctx()
     app = find_app(name, Permission.OPERATE)
     found = one_offs.by_name(context.store, app, dyno)
     if found is None:
         if dyno.partition(".")[0] != one_off.RUN_TYPE:
-            raise InvalidParams(
-                f"{dyno} is not a one-off dyno: scale its type down (paas ps:scale) or "
-                "restart it (paas ps:restart)"
-            )
+            return restart_target(app, dyno, "Stop")
         raise NotFound(f"no one-off dyno {dyno} in {app.name}: `paas ps` lists them")
+    _stop_one_off(app, found)
+    return jsonify(message=f"Stopping {dyno} of {app.name}"), 202
+
+
+@blueprint.post("/apps/<name>/formations/<kind>/actions/stop")
+def stop_type(name: str, kind: str) -> tuple[Response, int]:
+    """Heroku's ps:stop of a process type: every one-off dyno for `run`, else the type's
+    dynos stop and the formation starts fresh ones (a restart of the type)."""
+    context = ctx()
+    app = find_app(name, Permission.OPERATE)
+    if kind != one_off.RUN_TYPE:
+        return restart_target(app, kind, "Stop")
+    for found in one_offs.unended(context.store):
+        if found.app == app.name:
+            with contextlib.suppress(NotFound):  # ended meanwhile
+                _stop_one_off(app, found)
+    return jsonify(message=f"Stopping every one-off dyno of {app.name}"), 202
+
+
+def _stop_one_off(app: App, found: OneOffRequest) -> None:
+    context = ctx()
     if found.dyno_id is not None or not one_offs.cancel(
         context.store, found.id, "stopped before it started"
     ):
         _stop_started(app, found.id)
-    context.logs.event(app.name, "api", f"Stopping {dyno} (ps:stop)")
-    return jsonify(message=f"Stopping {dyno} of {app.name}"), 202
+    context.logs.event(app.name, "api", f"Stopping {found.name} (ps:stop)")
 
 
 def _stop_started(app: App, request_id: str) -> None:
