@@ -527,11 +527,14 @@ class Tx(AddonTx):
 
     # --- restarts and crash bookkeeping -----------------------------------------------
     def bump_restart(self, app: App, target: str) -> None:
-        """Bumps the restart generation of '' (all), a type or a dyno name."""
+        """Bumps the restart generation of '' (all), a type or a dyno name above every
+        generation of the app: a dyno runs under the highest of its app's, type's and own,
+        so a bump of only its own counter would miss the dynos restarted one by one before."""
         self.execute(
-            "INSERT INTO restarts (app_id, target, generation) VALUES (?, ?, 1) "
-            "ON CONFLICT (app_id, target) DO UPDATE SET generation = generation + 1",
-            (app.id, target),
+            "INSERT INTO restarts (app_id, target, generation) VALUES (?, ?, "
+            "(SELECT COALESCE(MAX(generation), 0) + 1 FROM restarts WHERE app_id = ?)) "
+            "ON CONFLICT (app_id, target) DO UPDATE SET generation = excluded.generation",
+            (app.id, target, app.id),
         )
 
     def clear_slots(self, app: App, target: str = "") -> None:
