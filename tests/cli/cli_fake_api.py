@@ -28,6 +28,7 @@ from paas.domain.errors import (
     PaasError,
     Unauthorized,
 )
+from paas.state import log_sessions
 
 TOKEN = "test-token-123"
 UNAUTHORIZED = "invalid credentials: the API token was not accepted"
@@ -362,6 +363,18 @@ def build_app(fake: FakeApi) -> flask.Flask:
             return {"message": f"Stopping every one-off dyno of {name}"}, 202
         check_target(name, kind)
         return {"message": f"Stopping {kind} of {name}"}, 202
+
+    @app.post("/apps/<name>/log-sessions")
+    def create_log_session(name: str) -> Any:
+        find(name)
+        log_sessions.check(body())
+        stamp = "2026-11-28T15:30:00Z"
+        url = f"{fake.url}/log-sessions/secret"
+        return {"id": "id-log", "logplex_url": url, "created_at": stamp, "updated_at": stamp}, 201
+
+    @app.get("/log-sessions/<secret>")
+    def log_stream(secret: str) -> Any:
+        raise NotFound("no such log session, or it expired")
 
     @app.get("/apps/<name>/releases")
     def get_releases(name: str) -> Any:

@@ -704,6 +704,37 @@ CASES: tuple[Case, ...] = (
     ),
     _error("buildpacks unknown app", _get("/apps/nope/buildpack-installations"), 404, "not_found"),
     # -- log lines -----------------------------------------------------------------------
+    Case(
+        "heroku logs: a log session",
+        Request("POST", "/apps/demo/log-sessions", {"lines": 50, "source": "app", "tail": True}),
+        201,
+        keys=frozenset({"id", "logplex_url", "created_at", "updated_at"}),
+    ),
+    Case(
+        "a log session of one process type",
+        Request("POST", "/apps/demo/log-sessions", {"dyno": "web", "source": "heroku"}),
+        201,
+        keys=frozenset({"id", "logplex_url", "created_at", "updated_at"}),
+    ),
+    _error(
+        "a log session of too many lines",
+        Request("POST", "/apps/demo/log-sessions", {"lines": 100000}),
+        422,
+        "invalid_params",
+    ),
+    _error(
+        "a log session of an unknown source",
+        Request("POST", "/apps/demo/log-sessions", {"source": "router"}),
+        422,
+        "invalid_params",
+    ),
+    _error(
+        "a log session of an unknown app",
+        Request("POST", "/apps/nope/log-sessions", {}),
+        404,
+        "not_found",
+    ),
+    _error("no such log stream", _get("/log-sessions/not-a-secret"), 404, "not_found"),
     Case("logs", _get("/apps/demo/log-lines"), 200, keys=frozenset({"lines", "cursor"})),
     _error("logs bad num", _get("/apps/demo/log-lines?num=abc"), 422, "invalid_params"),
     _error("logs bad source", _get("/apps/demo/log-lines?source=x"), 422, "invalid_params"),

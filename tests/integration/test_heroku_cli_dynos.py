@@ -8,8 +8,6 @@ the tests run in file order and each leaves the formation as the next expects it
 from __future__ import annotations
 
 import json
-import subprocess
-import time
 from collections.abc import Iterator
 
 import pytest

@@ -19,6 +19,7 @@ from paas.api import (
     dynos,
     formation,
     git,
+    log_sessions,
     protocol,
     releases,
     run,
@@ -32,6 +33,15 @@ from paas.domain.settings import Settings
 from paas.state.logs import LogStore
 from paas.state.store import Store
 
+# Served without a token: a log session's stream, whose URL holds its own secret (Heroku's
+# CLI fetches it without the API token: paas.api.log_sessions).
+PUBLIC_ENDPOINTS = frozenset({log_sessions.STREAM_ENDPOINT})
+
+
+def authenticate() -> None:
+    if request.endpoint not in PUBLIC_ENDPOINTS:
+        auth.require_token()
+
 
 def create_app(settings: Settings | None = None) -> Flask:
     settings = settings or settings_module.from_env()
@@ -40,13 +50,14 @@ def create_app(settings: Settings | None = None) -> Flask:
         settings, Store(settings.db_path), LogStore(settings.logs_db_path)
     )
     flask_app.before_request(protocol.begin)  # first: even a refused request has an id
-    flask_app.before_request(auth.require_token)
+    flask_app.before_request(authenticate)
     flask_app.after_request(protocol.finish)
     for blueprint in (
         apps.blueprint,
         buildpacks.blueprint,
         dynos.blueprint,
         formation.blueprint,
+        log_sessions.blueprint,
         releases.blueprint,
         git.blueprint,
         stacks.blueprint,

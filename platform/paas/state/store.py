@@ -189,6 +189,17 @@ CREATE TABLE IF NOT EXISTS one_off_dynos (
     UNIQUE (app_id, number)
 );
 CREATE INDEX IF NOT EXISTS one_off_dynos_state ON one_off_dynos (state);
+CREATE TABLE IF NOT EXISTS log_sessions (
+    id TEXT PRIMARY KEY,
+    app_id TEXT NOT NULL REFERENCES apps(id) ON DELETE CASCADE,
+    secret_hash TEXT NOT NULL UNIQUE,
+    dyno TEXT,
+    source TEXT,
+    lines INTEGER NOT NULL,
+    tail INTEGER NOT NULL,
+    created_at TEXT NOT NULL,
+    expires_at REAL NOT NULL
+);
 CREATE TABLE IF NOT EXISTS formation_stamps (
     app_id TEXT NOT NULL REFERENCES apps(id) ON DELETE CASCADE,
     type TEXT NOT NULL,
