@@ -8,10 +8,13 @@ the tests run in file order and each leaves the formation as the next expects it
 from __future__ import annotations
 
 import json
+import subprocess
+import threading
+import time
 from collections.abc import Iterator
 
 import pytest
-from heroku_cli import HerokuCli
+from heroku_cli import HEROKU, HerokuCli
 from platform_harness import Platform, commit, git, running, wait_for
 
 pytestmark = pytest.mark.integration
@@ -127,7 +130,7 @@ def test_ps_restart_all_a_type_and_one_dyno(platform: Platform, cli: HerokuCli) 
 
 def test_ps_stop_a_dyno_and_a_type(platform: Platform, cli: HerokuCli) -> None:
     """As on Heroku, a stopped formation dyno is replaced by a fresh one."""
-    settled(platform, {"web": 2, "worker": 1})
+    scaled(platform, web=2, worker=1)
     worker = running_dynos(platform, "worker")[0]["pid"]
     stopped = cli("ps:stop", "--dyno-name", "worker.1", "-a", APP)
     assert f"Stopping dyno worker.1 on {APP}... done" in stopped.stderr
@@ -173,3 +176,90 @@ def memory_of(dyno: dict[str, object]) -> object:
     if isinstance(container, dict) and "memory_mb" in container:
         return container["memory_mb"]
     return env.get("PAAS_MEMORY_MB") if isinstance(env, dict) else None
+
+
+def log_lines(output: str) -> list[str]:
+    return [line for line in output.splitlines() if line.strip()]
+
+
+def scaled(platform: Platform, **wanted: int) -> None:
+    """The formation as `wanted`, through the API (for tests that need dynos, not scaling)."""
+    updates = [{"type": kind, "quantity": n} for kind, n in wanted.items()]
+    status, _ = platform.request_json("PATCH", f"/apps/{APP}/formation", {"updates": updates})
+    assert status == 200
+    settled(platform, wanted)
+
+
+def test_logs_num_dyno_and_source(platform: Platform, cli: HerokuCli) -> None:
+    scaled(platform, worker=1)
+    wait_for(lambda: "worker-tick-" in cli("logs", "-a", APP).stdout, 30, "a worker line")
+    five = log_lines(cli("logs", "-a", APP, "--num", "5").stdout)
+    assert len(five) == 5
+    assert all(re_logplex(line) for line in five), five
+    worker = log_lines(cli("logs", "-a", APP, "--dyno", "worker.1", "-n", "20").stdout)
+    assert len(worker) == 20 and all(" app[worker.1]: worker-tick-" in line for line in worker)
+    of_type = log_lines(cli("logs", "-a", APP, "--process-type", "worker", "-n", "3").stdout)
+    assert len(of_type) == 3 and all(" app[worker." in line for line in of_type)
+    platform_only = log_lines(cli("logs", "-a", APP, "--source", "heroku", "-n", "50").stdout)
+    assert platform_only and all(" paas[" in line for line in platform_only)
+    assert any("Scaled to" in line for line in platform_only)
+
+
+def re_logplex(line: str) -> bool:
+    """`2026-12-02T00:10:00.123456+00:00 app[worker.1]: message`"""
+    stamp, _, rest = line.partition(" ")
+    return stamp.endswith("+00:00") and "T" in stamp and "]: " in rest
+
+
+def test_logs_tail_streams_what_the_app_writes_after_it_started(
+    platform: Platform, cli: HerokuCli
+) -> None:
+    tail = subprocess.Popen(
+        [str(HEROKU), "logs", "--tail", "-a", APP, "--dyno", "worker.1", "-n", "1"],
+        env=cli.env,
+        cwd=cli.home,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    watchdog = threading.Timer(60, tail.kill)  # readline must not wait forever
+    watchdog.start()
+    try:
+        assert tail.stdout is not None
+        first = tail.stdout.readline()  # the history line: the stream is open
+        assert " app[worker.1]: worker-tick-" in first, first
+        streaming_since = time.time_ns()
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            line = tail.stdout.readline()
+            tick = line.rpartition("worker-tick-")[2].strip()
+            if tick.isdigit() and int(tick) > streaming_since:
+                break  # written by the worker after the tail was streaming
+        else:
+            raise AssertionError("no line written after the tail started came through")
+        assert tail.poll() is None  # still following
+    finally:
+        watchdog.cancel()
+        tail.kill()  # by its pid: stops the CLI as a user's Ctrl-C would
+        tail.communicate(timeout=10)  # reaps it and closes its pipes
+
+
+def test_heroku_run_prints_the_output_and_passes_the_exit_status(
+    platform: Platform, cli: HerokuCli
+) -> None:
+    ran = cli("run", "-a", APP, "--", "echo", "hi from $DYNO")
+    assert ran.stdout.replace("\r\n", "\n") == "hi from run.1\n", ran
+    assert 'Running echo "hi from $DYNO" on dynoshop... up, run.1' in ran.stderr
+    failed = cli("run", "-x", "-a", APP, "--", "sh", "-c", "'exit 3'", check=False)
+    assert failed.returncode == 3, failed
+    assert "Process exited with code 3" in failed.stderr
+    piped = cli("run", "--no-tty", "-a", APP, "--", "tr", "a-z", "A-Z", stdin="shout\n")
+    assert piped.stdout.replace("\r\n", "\n") == "SHOUT\n", piped
+    wait_for(lambda: not running_dynos(platform, "run"), 30, "the run dynos to end")
+
+
+def test_heroku_run_detached_runs_to_its_end(platform: Platform, cli: HerokuCli) -> None:
+    ran = cli("run:detached", "-a", APP, "--", "echo", "detached-ran")
+    assert "Running echo detached-ran on dynoshop... done, run." in ran.stderr
+    assert "Run heroku logs --app dynoshop --dyno run." in ran.stdout + ran.stderr
+    wait_for(lambda: "detached-ran" in cli("logs", "-a", APP, "-n", "200").stdout, 60, "its line")

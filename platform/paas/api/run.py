@@ -37,6 +37,7 @@ from typing import Any
 import simple_websocket
 from flask import Blueprint, Response, jsonify, request
 
+from paas.api import rendezvous
 from paas.api.context import ctx, find_app, json_body
 from paas.api.dynos import one_off_json, restart_target
 from paas.domain import one_off, sizes
@@ -48,6 +49,7 @@ from paas.dynos.runtime import ProcessRuntime
 from paas.host.jsonfile import read_json
 from paas.state import one_offs
 from paas.state.one_offs import OneOffRequest
+from paas.state.store import Store
 
 blueprint = Blueprint("run", __name__)
 MAX_SESSIONS = 6  # per API process: each holds one of its 16 gunicorn threads
@@ -104,15 +106,36 @@ def create(name: str) -> tuple[Response, int]:
         size=None if body.get("size") is None else sizes.canonical(body.get("size")),
         type=_text(body, "type") or one_off.RUN_TYPE,
         attach=_flag(body, "attach"),
-        tty=_flag(body, "tty"),
-        rows=body.get("rows", 0),  # type: ignore[arg-type]  # checked by request
-        cols=body.get("cols", 0),  # type: ignore[arg-type]
+        **terminal(body, env),  # type: ignore[arg-type]  # checked by request
     )
     how = "attached" if found.attach else "detached"
     context.logs.event(
         app.name, "api", f"Starting process `{found.command}` ({how}) as {found.name}"
     )
-    return jsonify(one_off_json(app, found)), 201
+    url = None
+    if found.attach:
+        sessions = rendezvous.Sessions(
+            SESSIONS, MAX_SESSIONS, connect, STALL_SECONDS, TooManySessions
+        )
+        hostname = request.host.rpartition(":")[0] if ":" in request.host else request.host
+        url = rendezvous.listener(context.settings, context.store, sessions).url(
+            hostname.strip("[]") or "127.0.0.1", app, found
+        )
+    return jsonify(one_off_json(app, found, url)), 201
+
+
+def terminal(body: dict[str, object], env: dict[str, str]) -> dict[str, object]:
+    """tty, rows and cols as asked for (`paas run`), else as Heroku's CLI implies them: it
+    sends its terminal's COLUMNS and LINES in env only when its output is a terminal."""
+    if "tty" in body:
+        return {"tty": _flag(body, "tty"), "rows": body.get("rows", 0), "cols": body.get("cols", 0)}
+    size = env.get("LINES", ""), env.get("COLUMNS", "")
+    wanted = all(v.isdigit() for v in size) and not _flag(body, "force_no_tty")
+    return {
+        "tty": wanted,
+        "rows": int(size[0]) if wanted else 0,
+        "cols": int(size[1]) if wanted else 0,
+    }
 
 
 @blueprint.post("/apps/<name>/dynos/<dyno>/actions/stop")
@@ -192,9 +215,11 @@ def attach(name: str, dyno: str) -> Response:
         SESSIONS.release()
 
 
-def connect(dynos_dir: Path, app: App, found: OneOffRequest) -> socket.socket:
+def connect(
+    dynos_dir: Path, app: App, found: OneOffRequest, store: Store | None = None
+) -> socket.socket:
     """A connection to the dyno's supervisor, once the agent started it and it listens."""
-    store = ctx().store
+    store = store or ctx().store
     deadline = time.monotonic() + ATTACH_WAIT_SECONDS
     while time.monotonic() < deadline:
         if found.ended:
