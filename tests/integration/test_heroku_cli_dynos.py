@@ -42,7 +42,10 @@ def platform() -> Iterator[Platform]:
 
 @pytest.fixture(scope="module")
 def cli(platform: Platform) -> HerokuCli:
-    return HerokuCli(platform)
+    """Heroku's CLI trusting the platform's rendezvous certificate, as its user would."""
+    cli = HerokuCli(platform)
+    cli.env["NODE_EXTRA_CA_CERTS"] = str(platform.home / "rendezvous" / "cert.pem")
+    return cli
 
 
 def running_dynos(platform: Platform, kind: str | None = None) -> list[dict[str, object]]:
@@ -250,7 +253,7 @@ def test_heroku_run_prints_the_output_and_passes_the_exit_status(
     ran = cli("run", "-a", APP, "--", "echo", "hi from $DYNO")
     assert ran.stdout.replace("\r\n", "\n") == "hi from run.1\n", ran
     assert 'Running echo "hi from $DYNO" on dynoshop... up, run.1' in ran.stderr
-    failed = cli("run", "-x", "-a", APP, "--", "sh", "-c", "'exit 3'", check=False)
+    failed = cli("run", "-x", "-a", APP, "--", "sh -c 'exit 3'", check=False)
     assert failed.returncode == 3, failed
     assert "Process exited with code 3" in failed.stderr
     piped = cli("run", "--no-tty", "-a", APP, "--", "tr", "a-z", "A-Z", stdin="shout\n")

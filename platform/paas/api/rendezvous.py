@@ -18,14 +18,14 @@ client as raw bytes, the exit status closes the connection (`heroku run -x` read
 status the shell prints, as on Heroku).
 
 The certificate is the platform's own, self-signed, made once with openssl under
-PAAS_HOME/rendezvous. Heroku's CLI 11 connects with `rejectUnauthorized` unset, which
-Node takes as "do not reject": it works without trusting the certificate; a client that
-verifies can trust rendezvous/cert.pem.
+PAAS_HOME/rendezvous when the API starts. Heroku's CLI verifies it (Node's default), so
+its user trusts that certificate: NODE_EXTRA_CA_CERTS=PATH/cert.pem (docs/api.md).
 """
 
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import os
 import secrets
 import select
@@ -86,7 +86,7 @@ class Listener:
         self.lock = threading.Lock()
         self.connecting = threading.BoundedSemaphore(MAX_CONNECTING)
         self.tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        self.tls.load_cert_chain(*certificate(settings.home / "rendezvous"))
+        self.tls.load_cert_chain(*certificate(settings.home / "rendezvous", settings))
         self.server = socket.create_server((settings.bind_address, 0))
         self.port = self.server.getsockname()[1]
         threading.Thread(target=self.serve, daemon=True, name="rendezvous").start()
@@ -230,10 +230,10 @@ def keepalive(sock: socket.socket) -> None:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPCNT, 3)
 
 
-def certificate(directory: Path) -> tuple[Path, Path]:
+def certificate(directory: Path, settings: Settings) -> tuple[Path, Path]:
     """The platform's rendezvous certificate and key, made once (a self-signed EC key of
-    ten years): in a fresh directory renamed into place, so two processes racing to make
-    it both end up with the same one."""
+    ten years, for loopback, the platform's domain and its bind address): in a fresh
+    directory renamed into place, so two processes racing to make it share one."""
     cert, key = directory / "cert.pem", directory / "key.pem"
     if cert.exists() and key.exists():
         return cert, key
@@ -241,7 +241,7 @@ def certificate(directory: Path) -> tuple[Path, Path]:
     fresh = directory.with_name(f".{directory.name}.{os.getpid()}.{secrets.token_hex(4)}")
     fresh.mkdir(mode=0o700)
     key_args = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
-    names = ["-subj", "/CN=paas rendezvous", "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost"]
+    names = ["-subj", "/CN=paas rendezvous", "-addext", f"subjectAltName={alt_names(settings)}"]
     out = ["-keyout", str(fresh / "key.pem"), "-out", str(fresh / "cert.pem")]
     procs.run(
         ["openssl", "req", "-x509", "-days", "3650", *key_args, *names, *out],
@@ -254,6 +254,15 @@ def certificate(directory: Path) -> tuple[Path, Path]:
             part.unlink()
         fresh.rmdir()
     return cert, key
+
+
+def alt_names(settings: Settings) -> str:
+    names = ["IP:127.0.0.1", "DNS:localhost", f"DNS:{settings.domain}", f"DNS:*.{settings.domain}"]
+    with contextlib.suppress(ValueError):
+        address = ipaddress.ip_address(settings.bind_address)
+        if not address.is_unspecified and str(address) != "127.0.0.1":
+            names.append(f"IP:{address}")
+    return ",".join(names)
 
 
 _LISTENER: Listener | None = None
