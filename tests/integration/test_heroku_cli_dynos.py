@@ -159,9 +159,9 @@ def test_ps_stop_a_dyno_and_a_type(platform: Platform, cli: HerokuCli) -> None:
 
 def test_ps_type_resizes_a_type(platform: Platform, cli: HerokuCli) -> None:
     resized = cli("ps:type", "worker=standard-2x", "-a", APP)
-    assert "worker │ Standard-2X" in resized.stdout or "worker  Standard-2X" in " ".join(
-        resized.stdout.split("  ")
-    )
+    rows = [line.replace("│", " ").split() for line in resized.stdout.splitlines()]
+    assert ["worker", "Standard-2X", "1", "~$0.069", "$50"] in rows, resized.stdout
+    assert ["web", "Standard-1X", "2", "~$0.069", "$50"] in rows, resized.stdout
     status, formation = platform.request("GET", f"/apps/{APP}/formation/worker")
     assert status == 200 and isinstance(formation, dict) and formation["size"] == "Standard-2X"
     wait_for(
@@ -266,3 +266,20 @@ def test_heroku_run_detached_runs_to_its_end(platform: Platform, cli: HerokuCli)
     assert "Running echo detached-ran on dynoshop... done, run." in ran.stderr
     assert "Run heroku logs --app dynoshop --dyno run." in ran.stdout + ran.stderr
     wait_for(lambda: "detached-ran" in cli("logs", "-a", APP, "-n", "200").stdout, 60, "its line")
+
+
+def test_ps_shows_a_one_off_and_ps_kill_ends_it(platform: Platform, cli: HerokuCli) -> None:
+    started = cli("run:detached", "-a", APP, "-s", "Standard-2X", "--", "sleep", "300")
+    name = started.stderr.rpartition("done, ")[2].split()[0].strip(",")
+    assert name.startswith("run."), started.stderr
+    wait_for(lambda: names(running_dynos(platform, "run")) == [name], 60, "the one-off")
+
+    def shown() -> str | None:
+        out = cli("ps", "-a", APP).stdout
+        return out if f"{name} (Standard-2X): up" in out else None
+
+    listed = wait_for(shown, 30, "the one-off up in heroku ps")
+    assert "=== run: one-off processes (1)" in listed and ": sleep 300" in listed
+    killed = cli("ps:kill", "--dyno-name", name, "-a", APP)
+    assert f"Stopping dyno {name} on {APP}... done" in killed.stderr
+    wait_for(lambda: not running_dynos(platform, "run"), 30, "the one-off to end")
