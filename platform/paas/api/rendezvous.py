@@ -115,7 +115,8 @@ class Listener:
         while True:
             try:
                 connection, _ = self.server.accept()
-            except OSError:
+            except OSError:  # out of descriptors, say: not a reason to spin
+                time.sleep(0.1)
                 continue
             if not self.connecting.acquire(blocking=False):
                 connection.close()  # a flood of handshakes: not ours to wait for
@@ -123,15 +124,16 @@ class Listener:
             threading.Thread(target=self.attend, args=(connection,), daemon=True).start()
 
     def attend(self, connection: socket.socket) -> None:
+        open_socket: socket.socket = connection  # wrap_socket detaches it into the TLS one
         try:
             connection.settimeout(HANDSHAKE_SECONDS)
-            client = self.tls.wrap_socket(connection, server_side=True)
+            client = open_socket = self.tls.wrap_socket(connection, server_side=True)
             found = self.claim(read_line(client).decode(errors="replace").strip())
         except (OSError, ValueError):
-            connection.close()
-            self.connecting.release()
+            open_socket.close()
             return
-        self.connecting.release()
+        finally:
+            self.connecting.release()
         with contextlib.closing(client):
             if found is None:
                 say(client, "paas: no such session, or it expired: run the command again")
@@ -265,14 +267,13 @@ def alt_names(settings: Settings) -> str:
     return ",".join(names)
 
 
-_LISTENER: Listener | None = None
+_LISTENERS: dict[Path, Listener] = {}  # by PAAS_HOME: one in a server, one per test home
 _STARTING = threading.Lock()
 
 
 def listener(settings: Settings, store: Store, sessions: Sessions) -> Listener:
-    """This process's listener, started on first use."""
-    global _LISTENER
+    """This process's listener for this platform, started on first use."""
     with _STARTING:
-        if _LISTENER is None:
-            _LISTENER = Listener(settings, store, sessions)
-        return _LISTENER
+        if settings.home not in _LISTENERS:
+            _LISTENERS[settings.home] = Listener(settings, store, sessions)
+        return _LISTENERS[settings.home]
