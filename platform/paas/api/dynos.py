@@ -1,4 +1,11 @@
-"""Dynos (listing and restarts) and log lines."""
+"""Dynos in Heroku's shape (list, one, restarts) and paas's own log lines.
+
+A dyno's fields are Heroku's (id, name, type, state, command, size, release, app,
+attach_url, created_at, updated_at) with paas's figures beside them (uptime, crash
+backoff, memory and CPU). Its id is derived from the runtime's id for it, so it holds
+while that dyno runs and a replacement gets another. Restarts bump a restart generation
+(paas.state.store) that the agent acts on; Heroku's stop of a formation dyno is one too.
+"""
 
 from __future__ import annotations
 

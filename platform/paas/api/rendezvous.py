@@ -104,7 +104,8 @@ class Listener:
                     "try again in a minute"
                 )
             self.pending[secret] = Pending(app, found.id, found.tty, now + SECRET_SECONDS)
-        return f"rendezvous://{host}:{self.port}/{secret}"
+        named = f"[{host}]" if ":" in host else host  # an IPv6 address
+        return f"rendezvous://{named}:{self.port}/{secret}"
 
     def claim(self, secret: str) -> Pending | None:
         with self.lock:

@@ -1,8 +1,11 @@
-"""One-off dynos over the API: `paas run`, `run:detached` and `ps:stop`.
+"""One-off dynos over the API: `paas run`, `run:detached` and `ps:stop` (and Heroku's CLI's
+`run`, `run:detached`, `ps:stop`/`ps:kill`).
 
 POST /apps/APP/dynos asks for a dyno run.N (a request in paas.state.one_offs, which the
-agent starts within a tick) and answers at once with its name and, when attached, the
-path to attach to. GET /apps/APP/dynos/run.N/attach is a WebSocket (authenticated like
+agent starts within a tick) and answers at once in Heroku's dyno shape with, when
+attached, `attach_path` (this WebSocket, for `paas run`) and `attach_url` (a
+rendezvous:// URL for Heroku's CLI, served by paas.api.rendezvous with the same bound).
+GET /apps/APP/dynos/run.N/attach is a WebSocket (authenticated like
 every call, before the upgrade): this process connects to the dyno's unix socket
 (paas.dynos.session), then relays frames both ways — one frame, one binary message — until
 either side ends. The client gone, the supervisor sees its socket close and ends the dyno;
@@ -33,6 +36,7 @@ import threading
 import time
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import simple_websocket
 from flask import Blueprint, Response, jsonify, request
@@ -117,9 +121,9 @@ def create(name: str) -> tuple[Response, int]:
         sessions = rendezvous.Sessions(
             SESSIONS, MAX_SESSIONS, connect, STALL_SECONDS, TooManySessions
         )
-        hostname = request.host.rpartition(":")[0] if ":" in request.host else request.host
+        hostname = urlsplit(f"//{request.host}").hostname or "127.0.0.1"  # as the client said
         url = rendezvous.listener(context.settings, context.store, sessions).url(
-            hostname.strip("[]") or "127.0.0.1", app, found
+            hostname, app, found
         )
     return jsonify(one_off_json(app, found, url)), 201
 
