@@ -27,6 +27,7 @@ from pathlib import Path
 from types import FrameType
 
 from paas.addons import firewall as addon_firewall
+from paas.api import rendezvous
 from paas.artifacts import collector
 from paas.artifacts.slugs import SlugStore
 from paas.domain import procfile
@@ -250,7 +251,10 @@ class Server:
 
 
 def run_api(settings: Settings) -> None:
-    """Replaces this process with gunicorn serving the API (threads for long git pushes)."""
+    """Replaces this process with gunicorn serving the API (threads for long git pushes).
+    The rendezvous certificate is made first, so it is there for a client to trust before
+    the first `heroku run` (paas.api.rendezvous)."""
+    rendezvous.certificate(settings.home / "rendezvous", settings)
     os.execv(sys.executable, api_argv(settings))
 
 

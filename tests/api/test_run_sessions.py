@@ -42,7 +42,7 @@ def test_past_max_sessions_an_attach_is_refused_with_429(real_api: RealApi) -> N
     taken = [run.SESSIONS.acquire(blocking=False) for _ in range(run.MAX_SESSIONS)]
     try:
         assert all(taken)
-        refused = real_api.client.get(body(created)["attach_url"], headers=headers(real_api))
+        refused = real_api.client.get(body(created)["attach_path"], headers=headers(real_api))
         assert refused.status_code == 429
         assert body(refused)["id"] == "too_many_sessions"
         assert "run:detached" in body(refused)["message"]

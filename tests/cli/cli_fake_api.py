@@ -21,7 +21,7 @@ from paas.api import protocol
 from paas.cli import commands as cli
 from paas.cli import run as _run  # noqa: F401  # registers run, run:detached, ps:stop
 from paas.cli import users as _users  # noqa: F401  # registers login, access*, audit ...
-from paas.domain import buildpack_source, identity, ranges, sizes, validation
+from paas.domain import buildpack_source, formation, identity, ranges, sizes, validation
 from paas.domain.errors import (
     BuildFailed,
     Conflict,
@@ -30,6 +30,7 @@ from paas.domain.errors import (
     PaasError,
     Unauthorized,
 )
+from paas.state import log_sessions
 
 TOKEN = "test-token-123"
 UNAUTHORIZED = "invalid credentials: the API token was not accepted"
@@ -130,8 +131,12 @@ class FakeApi:
         self._mark_current()
         known = {entry["type"] for entry in self.formation}
         for kind in sorted(set(process_types) - known):
-            entry = {"type": kind, "quantity": 1 if kind == "web" else 0, "size": "standard-1x"}
-            self.formation.append({**entry, "command": process_types[kind]})
+            entry = {"type": kind, "quantity": 1 if kind == "web" else 0, "size": "Standard-1X"}
+            stamps = {"created_at": "2026-11-28T15:10:00Z", "updated_at": "2026-11-28T15:10:00Z"}
+            app = {"id": "id-demo", "name": "demo"}
+            self.formation.append(
+                {"id": f"id-{kind}", **entry, "command": process_types[kind], "app": app, **stamps}
+            )
         self.formation.sort(key=lambda entry: str(entry["type"]))
         return release
 
@@ -298,33 +303,69 @@ def build_app(fake: FakeApi) -> flask.Flask:
         find(name)
         return fake.formation
 
+    @app.get("/apps/<name>/formation/<kind>")
+    def get_formation_type(name: str, kind: str) -> Any:
+        find(name)
+        found = [entry for entry in fake.formation if entry["type"] == kind]
+        if not found:
+            raise NotFound(f"no process type {kind!r} in {name}'s formation")
+        return found[0]
+
     @app.patch("/apps/<name>/formation")
     def patch_formation(name: str) -> Any:
         find(name)
-        updates = body().get("updates")
-        if not isinstance(updates, list) or not updates:
-            raise InvalidParams('formation updates must be a list such as [{"type": "web"}]')
+        scale(name, body().get("updates"))
+        return fake.formation
+
+    @app.patch("/apps/<name>/formation/<kind>")
+    def patch_formation_type(name: str, kind: str) -> Any:
+        find(name)
+        scale(name, [{**body(), "type": kind}])
+        return get_formation_type(name, kind)
+
+    def scale(name: str, updates: object) -> None:
+        """As paas.release.releases.scale: the whole batch checked, then applied."""
+        changes = formation.changes(updates)
         if not fake.formation:
             raise InvalidParams(f"{name} has no release yet: push code before scaling")
         by_type = {process["type"]: process for process in fake.formation}
-        changes = [_formation_change(update, by_type) for update in updates]
-        for kind, field, value in changes:
-            by_type[kind][field] = value
-        return fake.formation
+        for kind in changes:
+            if kind not in by_type:
+                raise InvalidParams(f"no process type {kind!r} in the app's Procfile")
+        for kind, change in changes.items():
+            if change.quantity is not None:
+                by_type[kind]["quantity"] = change.quantity.applied_to(by_type[kind]["quantity"])
+            if change.size is not None:
+                by_type[kind]["size"] = sizes.display(change.size)
 
     @app.get("/apps/<name>/dynos")
     def get_dynos(name: str) -> Any:
         find(name)
         return fake.dynos
 
+    @app.get("/apps/<name>/dynos/<dyno>")
+    def get_dyno(name: str, dyno: str) -> Any:
+        find(name)
+        for found in fake.dynos:
+            if found.get("name") == dyno:
+                return found
+        kind, _, number = dyno.partition(".")
+        if kind == "run" and number.isdigit() and 1 <= int(number) <= len(fake.one_offs):
+            return one_off(name, int(number), None, {"attach": False})
+        raise NotFound(f"no dyno {dyno} in {name}")
+
     @app.delete("/apps/<name>/dynos")
     @app.delete("/apps/<name>/dynos/<target>")
+    @app.delete("/apps/<name>/formations/<target>")
     def restart(name: str, target: str | None = None) -> Any:
         find(name)
+        check_target(name, target)
+        return {"message": f"Restarting {target or 'all dynos'} of {name}"}, 202
+
+    def check_target(name: str, target: str | None) -> None:
         kinds = {process["type"] for process in fake.formation}
         if target is not None and target.partition(".")[0] not in kinds:
             raise InvalidParams(f"no dyno or process type {target!r} in {name}")
-        return {"message": f"Restarting {target or 'all dynos'} of {name}"}, 202
 
     @app.post("/apps/<name>/dynos")
     def create_dyno(name: str) -> Any:
@@ -338,35 +379,64 @@ def build_app(fake: FakeApi) -> flask.Flask:
             raise InvalidParams(f"{name} has no release to run yet: deploy it first")
         size = given.get("size")
         if size is not None:
-            sizes.memory_mb(str(size))
+            size = sizes.canonical(size)
         env = given.get("env") or {}
-        if not isinstance(env, dict) or not all(isinstance(v, str) for v in env.values()):
+        valid = (str, int, type(None))
+        if not isinstance(env, dict) or not all(isinstance(v, valid) for v in env.values()):
             raise InvalidParams("env must be an object of strings")
         fake.one_offs.append(command)
-        dyno = f"run.{len(fake.one_offs)}"
+        return one_off(name, len(fake.one_offs), size, given), 201
+
+    def one_off(name: str, number: int, size: str | None, given: dict[str, Any]) -> Any:
+        dyno = f"run.{number}"
         attach = f"/apps/{name}/dynos/{dyno}/attach" if given.get("attach") else None
         return {
             "id": f"id-{dyno}",
             "name": dyno,
             "type": "run",
-            "command": command,
-            "size": size,
-            "attach_url": attach,
-            "state": "requested",
+            "state": "starting",
+            "command": fake.one_offs[number - 1],
+            "size": sizes.display(size or sizes.DEFAULT_SIZE),
+            "release": None,
+            "app": {"id": f"id-{name}", "name": name},
+            "attach_url": None,
+            "created_at": "2026-11-28T15:20:00Z",
+            "updated_at": "2026-11-28T15:20:00Z",
+            "attach_path": attach,
+            "request_state": "requested",
             "exit_status": None,
             "detail": None,
-            "release": {"version": None},
-        }, 201
+        }
 
     @app.post("/apps/<name>/dynos/<dyno>/actions/stop")
     def stop_dyno(name: str, dyno: str) -> Any:
         find(name)
         kind, _, number = dyno.partition(".")
         if kind != "run":
-            raise InvalidParams(f"{dyno} is not a one-off dyno")
-        if not number.isdigit() or not 1 <= int(number) <= len(fake.one_offs):
+            check_target(name, dyno)
+        elif not number.isdigit() or not 1 <= int(number) <= len(fake.one_offs):
             raise NotFound(f"no one-off dyno {dyno} in {name}")
         return {"message": f"Stopping {dyno} of {name}"}, 202
+
+    @app.post("/apps/<name>/formations/<kind>/actions/stop")
+    def stop_type(name: str, kind: str) -> Any:
+        find(name)
+        if kind == "run":
+            return {"message": f"Stopping every one-off dyno of {name}"}, 202
+        check_target(name, kind)
+        return {"message": f"Stopping {kind} of {name}"}, 202
+
+    @app.post("/apps/<name>/log-sessions")
+    def create_log_session(name: str) -> Any:
+        find(name)
+        log_sessions.check(body())
+        stamp = "2026-11-28T15:30:00Z"
+        url = f"{fake.url}/log-sessions/secret"
+        return {"id": "id-log", "logplex_url": url, "created_at": stamp, "updated_at": stamp}, 201
+
+    @app.get("/log-sessions/<secret>")
+    def log_stream(secret: str) -> Any:
+        raise NotFound("no such log session, or it expired")
 
     @app.get("/apps/<name>/releases")
     def get_releases(name: str) -> Any:
@@ -522,19 +592,6 @@ def build_app(fake: FakeApi) -> flask.Flask:
         return {"lines": fake.log_lines[start:], "cursor": len(fake.log_lines)}
 
     return app
-
-
-def _formation_change(update: object, by_type: dict[str, Any]) -> tuple[str, str, object]:
-    """One formation update checked as the real API checks it: (type, field, value)."""
-    if not isinstance(update, dict) or not ({"quantity", "size"} & set(update)):
-        raise InvalidParams("each formation update needs a type and a quantity or size")
-    kind = validation.process_type(update.get("type"))
-    if kind not in by_type:
-        raise InvalidParams(f"no process type {kind!r} in the app's Procfile")
-    if "size" in update:
-        sizes.memory_mb(str(update["size"]))
-        return kind, "size", str(update["size"])
-    return kind, "quantity", validation.quantity(update["quantity"])
 
 
 class QuietHandler(WSGIRequestHandler):

@@ -30,8 +30,8 @@ def repo(isolated: Path) -> Path:
 
 def with_processes(api: FakeApi) -> None:
     api.formation[:] = [
-        {"type": "web", "quantity": 2, "size": "standard-1x", "command": "gunicorn app:app"},
-        {"type": "worker", "quantity": 0, "size": "standard-1x", "command": "python w.py"},
+        {"type": "web", "quantity": 2, "size": "Standard-1X", "command": "gunicorn app:app"},
+        {"type": "worker", "quantity": 0, "size": "Standard-1X", "command": "python w.py"},
     ]
     common = {"type": "web", "release": {"version": 3}, "command": "gunicorn app:app"}
     api.dynos[:] = [

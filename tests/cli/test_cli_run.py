@@ -53,13 +53,15 @@ def test_a_bad_env_assignment_is_refused_before_anything_is_sent(logged_in: Fake
     assert not logged_in.sent("POST")
 
 
-def test_ps_stop_stops_a_one_off_and_refuses_a_formation_dyno(logged_in: FakeApi) -> None:
+def test_ps_stop_stops_a_one_off_or_a_formation_dyno(logged_in: FakeApi) -> None:
     deployed(logged_in)
     run("run:detached", "-a", "demo", "--", "sleep 60")
     stopped = run("ps:stop", "-a", "demo", "run.1")
     assert stopped.exit_code == 0 and stopped.stdout == "Stopping run.1 dyno on demo... done\n"
-    refused = run("ps:stop", "-a", "demo", "web.1")
-    assert refused.exit_code == 1 and "not a one-off dyno" in refused.stderr
+    replaced = run("ps:stop", "-a", "demo", "web.1")  # as Heroku: the formation starts another
+    assert replaced.exit_code == 0 and replaced.stdout == "Stopping web.1 dyno on demo... done\n"
+    refused = run("ps:stop", "-a", "demo", "clock.1")
+    assert refused.exit_code == 1 and "no dyno or process type" in refused.stderr
 
 
 def test_ps_groups_one_off_dynos_as_heroku_does(logged_in: FakeApi) -> None:

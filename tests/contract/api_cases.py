@@ -53,12 +53,18 @@ ERROR_KEYS = frozenset({"id", "message"})
 ANY = object()  # `equals` when the whole body is not fixed
 
 
-def formation(web: int = 1, worker: int = 0, worker_size: str = "standard-1x") -> list[object]:
-    """demo's formation once deployed, types in name order."""
+def formation(web: int = 1, worker: int = 0, worker_size: str = "Standard-1X") -> list[object]:
+    """demo's formation once deployed, types in name order, as FORMATION_FIELDS of it."""
     return [
-        {"type": "web", "quantity": web, "size": "standard-1x", "command": "serve"},
+        {"type": "web", "quantity": web, "size": "Standard-1X", "command": "serve"},
         {"type": "worker", "quantity": worker, "size": worker_size, "command": "work"},
     ]
+
+
+FORMATION_FIELDS = ("type", "quantity", "size", "command")
+FORMATION_KEYS = frozenset(
+    {"id", "type", "quantity", "size", "command", "app", "created_at", "updated_at"}
+)
 
 
 class Target(Protocol):
@@ -97,6 +103,7 @@ class Case:
     keys: frozenset[str] | None = None  # the body's keys; of each item for a list
     includes: Mapping[str, object] = field(default_factory=dict)  # of the body, or item 0
     length: int | None = None  # a list body's length
+    fields: tuple[str, ...] = ()  # compare only these keys of each item with `equals`
 
 
 def _get(path: str) -> Request:
@@ -109,10 +116,11 @@ def _error(name: str, request: Request, status: int, error: str, given: str = AP
 
 CONFIG = "/apps/demo/config-vars"
 DYNOS = "/apps/demo/dynos"
-RUN_KEYS = frozenset(
-    {"id", "name", "type", "command", "size", "attach_url", "state", "exit_status", "detail"}
-    | {"release"}
+DYNO_KEYS = frozenset(
+    {"id", "name", "type", "state", "command", "size", "release", "app", "attach_url"}
+    | {"created_at", "updated_at"}
 )
+RUN_KEYS = DYNO_KEYS | {"attach_path", "request_state", "exit_status", "detail"}
 FORMATION = "/apps/demo/formation"
 RELEASES = "/apps/demo/releases"
 DOMAINS = "/apps/demo/domains"
@@ -304,13 +312,22 @@ CASES: tuple[Case, ...] = (
     _error("config unknown app", _get("/apps/nope/config-vars"), 404, "not_found"),
     # -- formation -----------------------------------------------------------------------
     Case("formation before a release", _get(FORMATION), 200, equals=[]),
-    Case("formation", _get(FORMATION), 200, given=DEPLOYED, equals=formation()),
+    Case(
+        "formation",
+        _get(FORMATION),
+        200,
+        given=DEPLOYED,
+        equals=formation(),
+        fields=FORMATION_FIELDS,
+        keys=FORMATION_KEYS,
+    ),
     Case(
         "ps:scale",
         Request("PATCH", FORMATION, {"updates": [{"type": "web", "quantity": 3}]}),
         200,
         given=DEPLOYED,
         equals=formation(web=3),
+        fields=FORMATION_FIELDS,
     ),
     Case(
         "ps:scale two types",
@@ -322,13 +339,15 @@ CASES: tuple[Case, ...] = (
         200,
         given=DEPLOYED,
         equals=formation(web=0, worker=2),
+        fields=FORMATION_FIELDS,
     ),
     Case(
         "ps:resize",
         Request("PATCH", FORMATION, {"updates": [{"type": "worker", "size": "standard-2x"}]}),
         200,
         given=DEPLOYED,
-        equals=formation(worker_size="standard-2x"),
+        equals=formation(worker_size="Standard-2X"),
+        fields=FORMATION_FIELDS,
     ),
     Case(
         "formation after scale",
@@ -337,6 +356,76 @@ CASES: tuple[Case, ...] = (
         given=DEPLOYED,
         before=(Request("PATCH", FORMATION, {"updates": [{"type": "worker", "quantity": 1}]}),),
         equals=formation(worker=1),
+        fields=FORMATION_FIELDS,
+    ),
+    Case(
+        "ps:scale as Heroku's CLI sends it",
+        Request(
+            "PATCH",
+            FORMATION,
+            {"updates": [{"type": "web", "quantity": "2"}, {"type": "worker", "quantity": "+1"}]},
+        ),
+        200,
+        given=DEPLOYED,
+        equals=formation(web=2, worker=1),
+        fields=FORMATION_FIELDS,
+    ),
+    Case(
+        "ps:type in Heroku's spelling",
+        Request("PATCH", FORMATION, {"updates": [{"type": "worker", "size": "Standard-2X"}]}),
+        200,
+        given=DEPLOYED,
+        equals=formation(worker_size="Standard-2X"),
+        fields=FORMATION_FIELDS,
+    ),
+    Case(
+        "formation of one type",
+        _get(FORMATION + "/worker"),
+        200,
+        given=DEPLOYED,
+        keys=FORMATION_KEYS,
+        includes={"type": "worker", "quantity": 0, "size": "Standard-1X"},
+    ),
+    Case(
+        "scale one type",
+        Request("PATCH", FORMATION + "/worker", {"quantity": 2, "size": "standard-2x"}),
+        200,
+        given=DEPLOYED,
+        includes={"type": "worker", "quantity": 2, "size": "Standard-2X"},
+    ),
+    _error(
+        "formation of no such type",
+        _get(FORMATION + "/clock"),
+        404,
+        "not_found",
+        given=DEPLOYED,
+    ),
+    _error(
+        "ps:scale all or nothing",
+        Request(
+            "PATCH",
+            FORMATION,
+            {"updates": [{"type": "web", "quantity": 3}, {"type": "worker", "size": "huge"}]},
+        ),
+        422,
+        "invalid_params",
+        given=DEPLOYED,
+    ),
+    Case(
+        "formation unchanged after a refused batch",
+        _get(FORMATION),
+        200,
+        given=DEPLOYED,
+        before=(
+            Request(
+                "PATCH",
+                FORMATION,
+                {"updates": [{"type": "web", "quantity": 3}, {"type": "clock", "quantity": 1}]},
+                expect=422,
+            ),
+        ),
+        equals=formation(),
+        fields=FORMATION_FIELDS,
     ),
     _error(
         "ps:scale unknown type",
@@ -519,6 +608,13 @@ CASES: tuple[Case, ...] = (
         given=DEPLOYED,
         equals={"message": "Restarting web.1 of demo"},
     ),
+    Case(
+        "ps:restart -p (Heroku's path)",
+        Request("DELETE", "/apps/demo/formations/web"),
+        202,
+        given=DEPLOYED,
+        equals={"message": "Restarting web of demo"},
+    ),
     _error(
         "restart unknown type",
         Request("DELETE", "/apps/demo/dynos/clock"),
@@ -534,7 +630,14 @@ CASES: tuple[Case, ...] = (
         201,
         given=DEPLOYED,
         keys=RUN_KEYS,
-        includes={"name": "run.1", "type": "run", "command": "echo hi", "attach_url": None},
+        includes={
+            "name": "run.1",
+            "type": "run",
+            "command": "echo hi",
+            "state": "starting",
+            "size": "Standard-1X",
+            "attach_path": None,
+        },
     ),
     Case(
         "run attached",
@@ -543,7 +646,7 @@ CASES: tuple[Case, ...] = (
         given=DEPLOYED,
         before=(Request("POST", DYNOS, {"command": "true"}),),
         keys=RUN_KEYS,
-        includes={"name": "run.2", "attach_url": "/apps/demo/dynos/run.2/attach"},
+        includes={"name": "run.2", "attach_path": "/apps/demo/dynos/run.2/attach"},
     ),
     _error(
         "run before a release", Request("POST", DYNOS, {"command": "true"}), 422, "invalid_params"
@@ -564,7 +667,7 @@ CASES: tuple[Case, ...] = (
     ),
     _error(
         "run with a bad env",
-        Request("POST", DYNOS, {"command": "true", "env": {"A": 1}}),
+        Request("POST", DYNOS, {"command": "true", "env": {"A": {"nested": "no"}}}),
         422,
         "invalid_params",
         given=DEPLOYED,
@@ -577,13 +680,57 @@ CASES: tuple[Case, ...] = (
         before=(Request("POST", DYNOS, {"command": "sleep 60"}),),
         equals={"message": "Stopping run.1 of demo"},
     ),
-    _error(
-        "ps:stop a formation dyno",
+    Case(
+        "ps:stop a formation dyno: the formation starts a fresh one",
         Request("POST", "/apps/demo/dynos/web.1/actions/stop"),
+        202,
+        given=DEPLOYED,
+        equals={"message": "Stopping web.1 of demo"},
+    ),
+    Case(
+        "ps:stop a process type",
+        Request("POST", "/apps/demo/formations/worker/actions/stop"),
+        202,
+        given=DEPLOYED,
+        equals={"message": "Stopping worker of demo"},
+    ),
+    Case(
+        "ps:stop every one-off",
+        Request("POST", "/apps/demo/formations/run/actions/stop"),
+        202,
+        given=DEPLOYED,
+        before=(Request("POST", DYNOS, {"command": "sleep 60"}),),
+        equals={"message": "Stopping every one-off dyno of demo"},
+    ),
+    _error(
+        "ps:stop no such type",
+        Request("POST", "/apps/demo/formations/clock/actions/stop"),
         422,
         "invalid_params",
         given=DEPLOYED,
     ),
+    Case(
+        "run with Heroku's CLI's env and size",
+        Request(
+            "POST",
+            DYNOS,
+            {"command": "true", "attach": True, "env": {"COLUMNS": 80}, "size": "Standard-2X"},
+        ),
+        201,
+        given=DEPLOYED,
+        keys=RUN_KEYS,
+        includes={"size": "Standard-2X", "attach_path": "/apps/demo/dynos/run.1/attach"},
+    ),
+    Case(
+        "a one-off dyno waiting to start",
+        _get(DYNOS + "/run.1"),
+        200,
+        given=DEPLOYED,
+        before=(Request("POST", DYNOS, {"command": "sleep 60"}),),
+        keys=RUN_KEYS,
+        includes={"name": "run.1", "state": "starting"},
+    ),
+    _error("no such dyno", _get(DYNOS + "/web.7"), 404, "not_found", given=DEPLOYED),
     _error(
         "ps:stop no such one-off",
         Request("POST", "/apps/demo/dynos/run.9/actions/stop"),
@@ -696,6 +843,37 @@ CASES: tuple[Case, ...] = (
     ),
     _error("buildpacks unknown app", _get("/apps/nope/buildpack-installations"), 404, "not_found"),
     # -- log lines -----------------------------------------------------------------------
+    Case(
+        "heroku logs: a log session",
+        Request("POST", "/apps/demo/log-sessions", {"lines": 50, "source": "app", "tail": True}),
+        201,
+        keys=frozenset({"id", "logplex_url", "created_at", "updated_at"}),
+    ),
+    Case(
+        "a log session of one process type",
+        Request("POST", "/apps/demo/log-sessions", {"dyno": "web", "source": "heroku"}),
+        201,
+        keys=frozenset({"id", "logplex_url", "created_at", "updated_at"}),
+    ),
+    _error(
+        "a log session of too many lines",
+        Request("POST", "/apps/demo/log-sessions", {"lines": 100000}),
+        422,
+        "invalid_params",
+    ),
+    _error(
+        "a log session of an unknown source",
+        Request("POST", "/apps/demo/log-sessions", {"source": "router"}),
+        422,
+        "invalid_params",
+    ),
+    _error(
+        "a log session of an unknown app",
+        Request("POST", "/apps/nope/log-sessions", {}),
+        404,
+        "not_found",
+    ),
+    _error("no such log stream", _get("/log-sessions/not-a-secret"), 404, "not_found"),
     Case("logs", _get("/apps/demo/log-lines"), 200, keys=frozenset({"lines", "cursor"})),
     _error("logs bad num", _get("/apps/demo/log-lines?num=abc"), 422, "invalid_params"),
     _error("logs bad source", _get("/apps/demo/log-lines?source=x"), 422, "invalid_params"),
@@ -748,7 +926,7 @@ def check(case: Case, status: int, body: object) -> None:
         message = body["message"]
         assert isinstance(message, str) and message and "\n" not in message, answer
     if case.equals is not ANY:
-        assert body == case.equals, answer
+        assert _projected(body, case.fields) == case.equals, answer
     if case.length is not None:
         assert isinstance(body, list) and len(body) == case.length, answer
     items = body if isinstance(body, list) else [body]
@@ -758,3 +936,14 @@ def check(case: Case, status: int, body: object) -> None:
         first = items[0]
         assert isinstance(first, dict), answer
         assert {k: first.get(k) for k in case.includes} == dict(case.includes), answer
+
+
+def _projected(body: object, fields: tuple[str, ...]) -> object:
+    """The body, or with `fields`, each item (of a list, or the object) cut down to them."""
+    if not fields:
+        return body
+    if isinstance(body, list):
+        return [_projected(item, fields) for item in body]
+    if isinstance(body, dict):
+        return {k: body.get(k) for k in fields}
+    return body

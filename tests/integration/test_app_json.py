@@ -79,7 +79,7 @@ def test_first_deploy_sets_env_and_the_initial_formation(
     assert "OPTIONAL" not in found
     secret = found["SECRET_KEY"]
     assert len(secret) == 64 and int(secret, 16) >= 0
-    assert formation(platform, "setup") == {"web": (2, "standard-1x"), "worker": (1, "256M")}
+    assert formation(platform, "setup") == {"web": (2, "Standard-1X"), "worker": (1, "256M")}
     wait_for(
         lambda: running(platform, "setup") == ["web.1", "web.2", "worker.1"],
         60,
@@ -102,7 +102,7 @@ def test_a_later_push_does_not_apply_app_json_again(platform: Platform, setup_re
     assert pushed.returncode == 0, pushed.stderr
     assert "app.json:" not in pushed.stderr
     assert config(platform, "setup") == before  # no NEW, the same SECRET_KEY
-    assert formation(platform, "setup") == {"web": (2, "standard-1x"), "worker": (0, "256M")}
+    assert formation(platform, "setup") == {"web": (2, "Standard-1X"), "worker": (0, "256M")}
 
 
 def test_a_missing_required_var_rejects_the_first_push_with_nothing_created(

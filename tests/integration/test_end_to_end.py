@@ -139,7 +139,7 @@ def test_resize_restarts_dynos_with_the_new_size(platform: Platform) -> None:
     before = the_running_dyno(platform)
     platform.paas("ps:resize", "web=standard-2x", "-a", APP)
     formation = platform.request("GET", f"/apps/{APP}/formation")[1]
-    assert isinstance(formation, list) and formation[0]["size"] == "standard-2x"
+    assert isinstance(formation, list) and formation[0]["size"] == "Standard-2X"
 
     def replaced() -> bool:
         ids = [d["id"] for d in running_dynos(platform)]
@@ -164,7 +164,7 @@ def test_resize_to_an_unknown_size_is_refused(platform: Platform) -> None:
     result = platform.paas("ps:resize", "web=huge", "-a", APP, check=False)
     assert result.returncode != 0 and "invalid dyno size" in result.stderr
     formation = platform.request("GET", f"/apps/{APP}/formation")[1]
-    assert isinstance(formation, list) and formation[0]["size"] == "standard-2x"
+    assert isinstance(formation, list) and formation[0]["size"] == "Standard-2X"
 
 
 def test_killed_dyno_is_replaced(platform: Platform) -> None:

@@ -19,7 +19,9 @@ from paas.api import (
     buildpacks,
     domains,
     dynos,
+    formation,
     git,
+    log_sessions,
     protocol,
     releases,
     run,
@@ -42,7 +44,7 @@ def create_app(settings: Settings | None = None) -> Flask:
         settings, Store(settings.db_path), LogStore(settings.logs_db_path)
     )
     flask_app.before_request(protocol.begin)  # first: even a refused request has an id
-    flask_app.before_request(auth.require_token)
+    flask_app.before_request(auth.require_token)  # but routes marked auth.public
     flask_app.after_request(protocol.finish)
     flask_app.after_request(users_api.record_change)  # the audit: after the answer is made
     for blueprint in (
@@ -50,6 +52,8 @@ def create_app(settings: Settings | None = None) -> Flask:
         buildpacks.blueprint,
         domains.blueprint,
         dynos.blueprint,
+        formation.blueprint,
+        log_sessions.blueprint,
         releases.blueprint,
         git.blueprint,
         stacks.blueprint,

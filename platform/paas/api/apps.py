@@ -1,4 +1,5 @@
-"""Apps, config vars and formation: the Heroku Platform API's app resources."""
+"""Apps and config vars: the Heroku Platform API's app resources (domains: paas.api.domains,
+formation: paas.api.formation)."""
 
 from __future__ import annotations
 
@@ -19,7 +20,6 @@ from paas.domain import identity, validation
 from paas.domain.access import Permission, Principal
 from paas.domain.errors import Conflict, InvalidParams, NotFound
 from paas.domain.models import App
-from paas.domain.procfile import formation_types
 from paas.dynos import capability
 from paas.isolation import users
 from paas.push import gitservice
@@ -306,27 +306,3 @@ def update_config(name: str) -> Response:
         by=principal(),
     )
     return jsonify(config)
-
-
-def formation_json(app: App) -> list[dict[str, object]]:
-    store = ctx().store
-    latest = store.latest_release(app)
-    commands = formation_types(latest.process_types if latest else {})
-    return [
-        {"type": f.type, "quantity": f.quantity, "size": f.size, "command": commands.get(f.type)}
-        for f in store.formation(app)
-        if f.type in commands
-    ]
-
-
-@blueprint.get("/apps/<name>/formation")
-def show_formation(name: str) -> Response:
-    return jsonify(formation_json(find_app(name, Permission.VIEW)))
-
-
-@blueprint.patch("/apps/<name>/formation")
-def update_formation(name: str) -> Response:
-    context = ctx()
-    app = find_app(name, Permission.OPERATE)
-    releases.scale(context.store, context.logs, app, json_body().get("updates"))
-    return jsonify(formation_json(app))

@@ -50,7 +50,7 @@ View = TypeVar("View", bound=Callable[..., object])
 
 
 def public(view: View) -> View:
-    """Marks a route whose URL is its own secret (a build's output stream): served without
+    """Marks a route whose URL is its own secret (a build's output, a log stream): served without
     a token, as Heroku's clients fetch those URLs bare."""
     view.paas_public = True  # type: ignore[attr-defined]
     return view

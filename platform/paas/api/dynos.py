@@ -1,21 +1,38 @@
-"""Dynos (listing and restarts) and log lines."""
+"""Dynos in Heroku's shape (list, one, restarts) and paas's own log lines.
+
+A dyno's fields are Heroku's (id, name, type, state, command, size, release, app,
+attach_url, created_at, updated_at) with paas's figures beside them (uptime, crash
+backoff, memory and CPU). Its id is derived from the runtime's id for it, so it holds
+while that dyno runs and a replacement gets another. Restarts bump a restart generation
+(paas.state.store) that the agent acts on; Heroku's stop of a formation dyno is one too.
+"""
 
 from __future__ import annotations
 
 import time
+import uuid
 from datetime import UTC, datetime
 
 from flask import Blueprint, Response, jsonify, request
 
+from paas.api import protocol
 from paas.api.context import ctx, find_app
+from paas.domain import one_off, sizes
 from paas.domain.access import Permission
-from paas.domain.errors import InvalidParams
+from paas.domain.errors import InvalidParams, NotFound
+from paas.domain.models import App
 from paas.domain.procfile import formation_types
 from paas.dynos.runtime import ProcessRuntime
 from paas.reconcile.agent import describe_dynos
+from paas.state import one_offs
+from paas.state.one_offs import OneOffRequest
 
 blueprint = Blueprint("dynos", __name__)
 MIN_WINDOW_SECONDS = 1.0
+RANGE_FIELDS = ("name", "id")
+_IDS = uuid.UUID("0c6f4a8e-9d2b-4e71-b3a5-7f1e2d9c4b60")  # the namespace of derived ids
+# The runtime's states as Heroku names them (up, starting, crashed, down).
+STATES = {"running": "up", "stopping": "down", "exited": "down"}
 
 
 def iso(timestamp: float | None) -> str | None:
@@ -27,33 +44,104 @@ def iso(timestamp: float | None) -> str | None:
 
 
 @blueprint.get("/apps/<name>/dynos")
-def list_dynos(name: str) -> Response:
-    context = ctx()
+def list_dynos(name: str) -> tuple[Response, int]:
     app = find_app(name, Permission.VIEW)
+    return protocol.listing(dynos_json(app), RANGE_FIELDS)
+
+
+@blueprint.get("/apps/<name>/dynos/<dyno>")
+def show_dyno(name: str, dyno: str) -> Response:
+    app = find_app(name, Permission.VIEW)
+    for found in dynos_json(app):
+        if dyno in (found["name"], found["id"]):
+            return jsonify(found)
+    waiting = one_offs.by_name(ctx().store, app, dyno)
+    if waiting is not None:  # asked for, not started yet (or ended: down)
+        return jsonify(one_off_json(app, waiting))
+    raise NotFound(f"no dyno {dyno} in {app.name}: `paas ps` lists them")
+
+
+def dynos_json(app: App) -> list[dict[str, object]]:
+    """The app's dynos in Heroku's shape, by name, with paas's figures as extra fields."""
+    context = ctx()
     runtime = ProcessRuntime(context.settings.dynos_dir, {})
     statuses = [s for s in runtime.list() if s.spec.app == app.name]
-    now = time.time()
     views = describe_dynos(statuses, context.store.slots(app))
     running = [(v.id, v.started_at) for v in views if v.id and v.state == "up"]
     usage = sample_usage(runtime, app.name, running)
-    return jsonify(
-        [
+    sizes_of = {f.type: f.size for f in context.store.formation(app)}
+    with context.store.reading() as tx:  # the few releases the dynos run
+        releases_of = {v.release: tx.find_release(app, v.release) for v in views if v.release}
+    release_ids = {version: r.id for version, r in releases_of.items() if r is not None}
+    requests = {r.name: r for r in one_offs.unended(context.store) if r.app == app.name}
+    now = time.time()
+    found: list[dict[str, object]] = []
+    for view in views:
+        request_of = requests.get(view.name) if view.type == one_off.RUN_TYPE else None
+        size = (request_of.size if request_of else None) or sizes_of.get(view.type)
+        found.append(
             {
-                "name": v.name,
-                "type": v.type,
-                "state": v.state,
-                "release": {"version": v.release},
-                "command": v.command,
-                "started_at": iso(v.started_at),
-                "uptime_seconds": None if v.started_at is None else round(now - v.started_at, 1),
-                "crash_count": v.crash_count,
-                "last_exit_status": v.last_exit_status,
-                "next_retry_at": iso(v.next_retry_at) if v.state == "crashed" else None,
-                **usage.get(v.id or "", {}),
+                "id": dyno_id(app, view.id or view.name),
+                "name": view.name,
+                "type": view.type,
+                "state": STATES.get(view.state, view.state),
+                "command": view.command,
+                "size": sizes.display(size or sizes.DEFAULT_SIZE),
+                "release": None
+                if view.release is None
+                else {"id": release_ids.get(view.release), "version": view.release},
+                "app": {"id": app.id, "name": app.name},
+                "attach_url": None,
+                "created_at": iso(view.started_at or now),
+                "updated_at": iso(view.started_at or now),
+                "started_at": iso(view.started_at),
+                "uptime_seconds": None
+                if view.started_at is None
+                else round(now - view.started_at, 1),
+                "crash_count": view.crash_count,
+                "last_exit_status": view.last_exit_status,
+                "next_retry_at": iso(view.next_retry_at) if view.state == "crashed" else None,
+                **usage.get(view.id or "", {}),
             }
-            for v in views
-        ]
-    )
+        )
+    return found
+
+
+def dyno_id(app: App, key: str) -> str:
+    """A dyno's id, a UUID derived from the runtime's own id (APP.web.1.N), so the same
+    dyno keeps it and a replacement gets a new one."""
+    return str(uuid.uuid5(_IDS, f"dyno:{app.id}:{key}"))
+
+
+def one_off_json(
+    app: App, found: OneOffRequest, attach_url: str | None = None
+) -> dict[str, object]:
+    """A one-off dyno asked for, in Heroku's dyno shape; paas's own request state, exit
+    status and attach path as extra fields."""
+    state = "down" if found.ended else ("up" if found.dyno_id else "starting")
+    created = iso(found.created_at)
+    release_of = None
+    if found.release is not None:
+        with ctx().store.reading() as tx:
+            known = tx.find_release(app, found.release)
+        release_of = {"id": known.id if known else None, "version": found.release}
+    return {
+        "id": found.id,
+        "name": found.name,
+        "type": found.type,
+        "state": state,
+        "command": found.command,
+        "size": sizes.display(found.size or sizes.DEFAULT_SIZE),
+        "release": release_of,
+        "app": {"id": app.id, "name": app.name},
+        "attach_url": attach_url,
+        "created_at": created,
+        "updated_at": created,
+        "attach_path": f"/apps/{app.name}/dynos/{found.name}/attach" if found.attach else None,
+        "request_state": found.state,
+        "exit_status": found.exit_status,
+        "detail": found.detail,
+    }
 
 
 class CpuMeter:
@@ -107,9 +195,15 @@ def sample_usage(
 
 @blueprint.delete("/apps/<name>/dynos")
 @blueprint.delete("/apps/<name>/dynos/<target>")
+@blueprint.delete("/apps/<name>/formations/<target>")  # Heroku's restart of a process type
 def restart(name: str, target: str = "") -> tuple[Response, int]:
-    context = ctx()
     app = find_app(name, Permission.OPERATE)
+    return restart_target(app, target, "Restart")
+
+
+def restart_target(app: App, target: str, verb: str) -> tuple[Response, int]:
+    """Fresh dynos for '' (all), a type or one dyno (web.1): the agent replaces them."""
+    context = ctx()
     latest = context.store.latest_release(app)
     if target:
         kind, _, number = target.partition(".")
@@ -119,8 +213,9 @@ def restart(name: str, target: str = "") -> tuple[Response, int]:
                 f"no dyno or process type {target!r} in {app.name}: `paas ps` lists them"
             )
     context.store.request_restart(app, target)
-    context.logs.event(app.name, "api", f"Restart {target or 'all dynos'} requested")
-    return jsonify(message=f"Restarting {target or 'all dynos'} of {app.name}"), 202
+    context.logs.event(app.name, "api", f"{verb} {target or 'all dynos'} requested")
+    doing = "Restarting" if verb == "Restart" else "Stopping"
+    return jsonify(message=f"{doing} {target or 'all dynos'} of {app.name}"), 202
 
 
 @blueprint.get("/apps/<name>/log-lines")

@@ -1,8 +1,11 @@
-"""One-off dynos over the API: `paas run`, `run:detached` and `ps:stop`.
+"""One-off dynos over the API: `paas run`, `run:detached` and `ps:stop` (and Heroku's CLI's
+`run`, `run:detached`, `ps:stop`/`ps:kill`).
 
 POST /apps/APP/dynos asks for a dyno run.N (a request in paas.state.one_offs, which the
-agent starts within a tick) and answers at once with its name and, when attached, the
-path to attach to. GET /apps/APP/dynos/run.N/attach is a WebSocket (authenticated like
+agent starts within a tick) and answers at once in Heroku's dyno shape with, when
+attached, `attach_path` (this WebSocket, for `paas run`) and `attach_url` (a
+rendezvous:// URL for Heroku's CLI, served by paas.api.rendezvous with the same bound).
+GET /apps/APP/dynos/run.N/attach is a WebSocket (authenticated like
 every call, before the upgrade): this process connects to the dyno's unix socket
 (paas.dynos.session), then relays frames both ways — one frame, one binary message — until
 either side ends. The client gone, the supervisor sees its socket close and ends the dyno;
@@ -33,12 +36,15 @@ import threading
 import time
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import simple_websocket
 from flask import Blueprint, Response, jsonify, request
 
+from paas.api import rendezvous
 from paas.api.context import ctx, find_app, json_body
-from paas.domain import one_off
+from paas.api.dynos import one_off_json, restart_target
+from paas.domain import one_off, sizes
 from paas.domain.access import Permission
 from paas.domain.errors import Conflict, InvalidParams, NotFound, PaasError
 from paas.domain.models import App
@@ -47,6 +53,7 @@ from paas.dynos.runtime import ProcessRuntime
 from paas.host.jsonfile import read_json
 from paas.state import one_offs
 from paas.state.one_offs import OneOffRequest
+from paas.state.store import Store
 
 blueprint = Blueprint("run", __name__)
 MAX_SESSIONS = 6  # per API process: each holds one of its 16 gunicorn threads
@@ -64,20 +71,9 @@ class TooManySessions(PaasError):
     status = 429
 
 
-def dyno_json(app: App, found: OneOffRequest) -> dict[str, object]:
-    path = f"/apps/{app.name}/dynos/{found.name}/attach"
-    return {
-        "id": found.id,
-        "name": found.name,
-        "type": one_off.RUN_TYPE,
-        "command": found.command,
-        "size": found.size,
-        "attach_url": path if found.attach else None,
-        "state": found.state,
-        "exit_status": found.exit_status,
-        "detail": found.detail,
-        "release": {"version": found.release},
-    }
+def _env_value(value: object) -> bool:
+    """A string; or a number, as Heroku's CLI sends COLUMNS and LINES; or null (unset)."""
+    return value is None or isinstance(value, str) or type(value) is int
 
 
 def _flag(body: dict[str, object], key: str) -> bool:
@@ -101,8 +97,9 @@ def create(name: str) -> tuple[Response, int]:
     app = find_app(name, Permission.OPERATE)
     body = json_body()
     env = body.get("env") or {}
-    if not isinstance(env, dict) or not all(isinstance(v, str) for v in env.values()):
+    if not isinstance(env, dict) or not all(_env_value(v) for v in env.values()):
         raise InvalidParams("env must be an object of strings: e.g. -e KEY=VALUE")
+    env = {k: str(v) for k, v in env.items() if v is not None}
     if context.store.current_release(app) is None:
         raise InvalidParams(f"{app.name} has no release to run yet: deploy it first (git push)")
     found = one_offs.request(
@@ -110,39 +107,79 @@ def create(name: str) -> tuple[Response, int]:
         app,
         one_off.check_command(body.get("command")),
         env={str(k): v for k, v in env.items()},
-        size=_text(body, "size"),
+        size=None if body.get("size") is None else sizes.canonical(body.get("size")),
         type=_text(body, "type") or one_off.RUN_TYPE,
         attach=_flag(body, "attach"),
-        tty=_flag(body, "tty"),
-        rows=body.get("rows", 0),  # type: ignore[arg-type]  # checked by request
-        cols=body.get("cols", 0),  # type: ignore[arg-type]
+        **terminal(body, env),  # type: ignore[arg-type]  # checked by request
     )
     how = "attached" if found.attach else "detached"
     context.logs.event(
         app.name, "api", f"Starting process `{found.command}` ({how}) as {found.name}"
     )
-    return jsonify(dyno_json(app, found)), 201
+    url = None
+    if found.attach:
+        sessions = rendezvous.Sessions(
+            SESSIONS, MAX_SESSIONS, connect, STALL_SECONDS, TooManySessions
+        )
+        hostname = urlsplit(f"//{request.host}").hostname or "127.0.0.1"  # as the client said
+        url = rendezvous.listener(context.settings, context.store, sessions).url(
+            hostname, app, found
+        )
+    return jsonify(one_off_json(app, found, url)), 201
+
+
+def terminal(body: dict[str, object], env: dict[str, str]) -> dict[str, object]:
+    """tty, rows and cols as asked for (`paas run`), else as Heroku's CLI implies them: it
+    sends its terminal's COLUMNS and LINES in env only when its output is a terminal."""
+    if "tty" in body:
+        return {"tty": _flag(body, "tty"), "rows": body.get("rows", 0), "cols": body.get("cols", 0)}
+    size = env.get("LINES", ""), env.get("COLUMNS", "")
+    wanted = all(v.isdigit() for v in size) and not _flag(body, "force_no_tty")
+    return {
+        "tty": wanted,
+        "rows": int(size[0]) if wanted else 0,
+        "cols": int(size[1]) if wanted else 0,
+    }
 
 
 @blueprint.post("/apps/<name>/dynos/<dyno>/actions/stop")
 def stop(name: str, dyno: str) -> tuple[Response, int]:
-    """Heroku's ps:stop, for one-off dynos: the formation's come back (ps:scale them)."""
+    """Heroku's ps:stop of one dyno. A one-off ends for good; a formation dyno (web.1)
+    stops and, as on Heroku, the formation starts a fresh one in its place: for paas that
+    is a restart of that dyno (scale the type down to keep it stopped)."""
     context = ctx()
     app = find_app(name, Permission.OPERATE)
     found = one_offs.by_name(context.store, app, dyno)
     if found is None:
         if dyno.partition(".")[0] != one_off.RUN_TYPE:
-            raise InvalidParams(
-                f"{dyno} is not a one-off dyno: scale its type down (paas ps:scale) or "
-                "restart it (paas ps:restart)"
-            )
+            return restart_target(app, dyno, "Stop")
         raise NotFound(f"no one-off dyno {dyno} in {app.name}: `paas ps` lists them")
+    _stop_one_off(app, found)
+    return jsonify(message=f"Stopping {dyno} of {app.name}"), 202
+
+
+@blueprint.post("/apps/<name>/formations/<kind>/actions/stop")
+def stop_type(name: str, kind: str) -> tuple[Response, int]:
+    """Heroku's ps:stop of a process type: every one-off dyno for `run`, else the type's
+    dynos stop and the formation starts fresh ones (a restart of the type)."""
+    context = ctx()
+    app = find_app(name, Permission.OPERATE)
+    if kind != one_off.RUN_TYPE:
+        return restart_target(app, kind, "Stop")
+    for found in one_offs.unended(context.store):
+        if found.app == app.name:
+            with contextlib.suppress(NotFound):  # ended meanwhile
+                _stop_one_off(app, found)
+    return jsonify(message=f"Stopping every one-off dyno of {app.name}"), 202
+
+
+def _stop_one_off(app: App, found: OneOffRequest) -> None:
+    context = ctx()
     if found.dyno_id is not None or not one_offs.cancel(
         context.store, found.id, "stopped before it started"
     ):
         _stop_started(app, found.id)
-    context.logs.event(app.name, "api", f"Stopping {dyno} (ps:stop)")
-    return jsonify(message=f"Stopping {dyno} of {app.name}"), 202
+    context.logs.event(app.name, "api", f"Stopping {found.name} (ps:stop)")
 
 
 def _stop_started(app: App, request_id: str) -> None:
@@ -182,9 +219,11 @@ def attach(name: str, dyno: str) -> Response:
         SESSIONS.release()
 
 
-def connect(dynos_dir: Path, app: App, found: OneOffRequest) -> socket.socket:
+def connect(
+    dynos_dir: Path, app: App, found: OneOffRequest, store: Store | None = None
+) -> socket.socket:
     """A connection to the dyno's supervisor, once the agent started it and it listens."""
-    store = ctx().store
+    store = store or ctx().store
     deadline = time.monotonic() + ATTACH_WAIT_SECONDS
     while time.monotonic() < deadline:
         if found.ended:

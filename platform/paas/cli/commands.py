@@ -257,6 +257,13 @@ def format_dyno(dyno: Mapping[str, Any], now: datetime, with_command: bool = Fal
     return line
 
 
+def size_name(size: object) -> str:
+    """A size as paas names it: the API's Heroku spelling (Standard-2X) lowered, <N>M kept."""
+    if not isinstance(size, str) or not size:
+        return "?"
+    return size.lower() if "-" in size else size
+
+
 def format_ps(
     formation: Sequence[Mapping[str, Any]], dynos: Sequence[Mapping[str, Any]], now: datetime
 ) -> list[str]:
@@ -274,7 +281,7 @@ def format_ps(
         group = by_type.get(kind, [])
         process = processes.get(kind, {})
         command = process.get("command") or (group[0].get("command") if group else "") or ""
-        size = process.get("size") or "?"
+        size = size_name(process.get("size"))
         if lines:
             lines.append("")
         heading = f"=== {kind} ({size}): {command}" if command else f"=== {kind} ({size})"
@@ -556,7 +563,7 @@ def ps_scale(session: Session, quantities: tuple[str, ...], app_name: str | None
     name = session.app(app_name)
     formation = session.api().scale(name, wanted)
     running = ", ".join(
-        f"{p.get('type')} at {p.get('quantity')}:{p.get('size')}"
+        f"{p.get('type')} at {p.get('quantity')}:{size_name(p.get('size'))}"
         for p in formation
         if p.get("type") in wanted or (p.get("quantity") or 0) > 0
     )
@@ -589,7 +596,9 @@ def ps_resize(session: Session, sizes: tuple[str, ...], app_name: str | None) ->
     name = session.app(app_name)
     formation = session.api().resize(name, wanted)
     resized = ", ".join(
-        f"{p.get('type')} at {p.get('size')}" for p in formation if p.get("type") in wanted
+        f"{p.get('type')} at {size_name(p.get('size'))}"
+        for p in formation
+        if p.get("type") in wanted
     )
     click.echo(f"Resized {name}: {resized}; its dynos restart with the new limits")
 

@@ -102,9 +102,9 @@ def attach(session: Session, app: str, body: dict[str, Any], terminal: bool) -> 
         body["rows"], body["cols"] = window_size()
     api = session.api()
     dyno = api.request("POST", f"/apps/{app}/dynos", body)
-    if not isinstance(dyno, dict) or not isinstance(dyno.get("attach_url"), str):
-        raise client.ApiError(200, "bad_response", "the API answered no attach_url for the dyno")
-    ws = websocket.WebSocket.connect(api.api_url, dyno["attach_url"], api.token, CONNECT_TIMEOUT)
+    if not isinstance(dyno, dict) or not isinstance(dyno.get("attach_path"), str):
+        raise client.ApiError(200, "bad_response", "the API answered no attach_path for the dyno")
+    ws = websocket.WebSocket.connect(api.api_url, dyno["attach_path"], api.token, CONNECT_TIMEOUT)
     # Said once attached: the dyno is up and its command starts now.
     click.echo(f"Running `{dyno.get('command')}` on {app}... up, {dyno.get('name')}", err=True)
     code = attached(ws, terminal)
@@ -138,7 +138,8 @@ def run_detached(
 @app_option
 @click.pass_obj
 def ps_stop(session: Session, dyno: str, app_name: str | None) -> None:
-    """Stop a one-off dyno (run.N)."""
+    """Stop a dyno: a one-off (run.N) ends; a formation dyno (web.1) is replaced by a
+    fresh one, as on Heroku (scale its type down to keep it stopped)."""
     name = session.app(app_name)
     session.api().request("POST", f"/apps/{name}/dynos/{dyno}/actions/stop")
     click.echo(f"Stopping {dyno} dyno on {name}... done")

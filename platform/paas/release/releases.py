@@ -17,7 +17,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from paas.domain import access, addons, sizes, validation
+from paas.domain import access, addons, formation, validation
 from paas.domain.access import Principal
 from paas.domain.errors import Conflict, InvalidParams, NotFound
 from paas.domain.models import App, Release
@@ -224,27 +224,13 @@ def _previous(tx: Tx, app: App, current: Release) -> int:
 def scale(store: Store, logs: LogStore, app: App, updates: object) -> None:
     """Sets quantities and/or sizes for several process types at once, all or nothing.
     A new size restarts that type's dynos, as their limits are fixed at start."""
-    if not isinstance(updates, list) or not updates:
-        raise InvalidParams(
-            'formation updates must be a list such as [{"type": "web", "quantity": 2}]'
-        )
-    changes: dict[str, tuple[int | None, str | None]] = {}
-    for update in updates:
-        if not isinstance(update, dict) or not ({"quantity", "size"} & set(update)):
-            raise InvalidParams("each formation update needs a type and a quantity or size")
-        quantity = update.get("quantity")
-        size = update.get("size")
-        if size is not None:
-            sizes.memory_mb(str(size))
-        changes[validation.process_type(update.get("type"))] = (
-            None if quantity is None else validation.quantity(quantity),
-            None if size is None else str(size),
-        )
+    changes = formation.changes(updates)
     with store.transaction() as tx:
         current = tx.latest_release(app)
         if current is None or not current.has_slug:
             raise InvalidParams(f"{app.name} has no code yet: push code before scaling")
-        for name, (quantity, size) in changes.items():
+        now = {f.type: f.quantity for f in tx.formation(app)}
+        for name, change in changes.items():
             if name == RELEASE_PHASE:
                 raise InvalidParams(
                     "the release process runs once per release, before rollout: it cannot be scaled"
@@ -254,14 +240,15 @@ def scale(store: Store, logs: LogStore, app: App, updates: object) -> None:
                     f"no process type {name!r} in {app.name}'s Procfile "
                     f"(it has: {', '.join(sorted(current.process_types)) or 'none'})"
                 )
-            if quantity is not None:
-                tx.set_quantity(app, name, quantity)
-            if size is not None:
-                tx.set_size(app, name, size)
+            if change.quantity is not None:
+                tx.set_quantity(app, name, change.quantity.applied_to(now.get(name, 0)))
+            if change.size is not None:
+                tx.set_size(app, name, change.size)
                 tx.bump_restart(app, name)
             tx.clear_slots(app, name)
     summary = ", ".join(
-        f"{name}@{'' if q is None else q}{'' if s is None else ':' + s}"
-        for name, (q, s) in changes.items()
+        f"{name}@{'' if c.quantity is None else c.quantity.value}"
+        f"{'' if c.size is None else ':' + c.size}"
+        for name, c in changes.items()
     )
     logs.event(app.name, "api", f"Scaled to {summary}")

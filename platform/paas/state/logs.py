@@ -108,9 +108,12 @@ class LogStore:
         """The last `num` lines (or every line after `after`), filtered; plus a cursor."""
         where = ["app = ?"]
         args: list[object] = [app]
-        if process:
+        if process and "." in process:
             where.append("process = ?")
             args.append(process)
+        elif process:  # a process type: each of its dynos (web.1, web.2…), as logplex does
+            where.append("(process = ? OR substr(process, 1, ?) = ?)")
+            args += [process, len(process) + 1, f"{process}."]
         if source:
             where.append("source = ?")
             args.append(source)

@@ -192,6 +192,24 @@ CREATE TABLE IF NOT EXISTS one_off_dynos (
     UNIQUE (app_id, number)
 );
 CREATE INDEX IF NOT EXISTS one_off_dynos_state ON one_off_dynos (state);
+CREATE TABLE IF NOT EXISTS log_sessions (
+    id TEXT PRIMARY KEY,
+    app_id TEXT NOT NULL REFERENCES apps(id) ON DELETE CASCADE,
+    secret_hash TEXT NOT NULL UNIQUE,
+    dyno TEXT,
+    source TEXT,
+    lines INTEGER NOT NULL,
+    tail INTEGER NOT NULL,
+    created_at TEXT NOT NULL,
+    expires_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS formation_stamps (
+    app_id TEXT NOT NULL REFERENCES apps(id) ON DELETE CASCADE,
+    type TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL,
+    PRIMARY KEY (app_id, type)
+);
 """
 
 
@@ -551,6 +569,7 @@ class Tx(AddonTx):
             "ON CONFLICT (app_id, type) DO UPDATE SET quantity = excluded.quantity",
             (app.id, process_type, quantity),
         )
+        self._stamp_formation(app, process_type)
 
     def set_size(self, app: App, process_type: str, size: str) -> None:
         self.execute(
@@ -558,14 +577,35 @@ class Tx(AddonTx):
             "ON CONFLICT (app_id, type) DO UPDATE SET size = excluded.size",
             (app.id, process_type, size),
         )
+        self._stamp_formation(app, process_type)
+
+    def _stamp_formation(self, app: App, process_type: str) -> None:
+        """When a type joined the formation and when it last changed (Heroku shows both)."""
+        now = now_iso()
+        self.execute(
+            "INSERT INTO formation_stamps (app_id, type, created_at, updated_at) "
+            "VALUES (?, ?, ?, ?) ON CONFLICT (app_id, type) DO UPDATE SET updated_at = ?",
+            (app.id, process_type, now, now, now),
+        )
+
+    def formation_stamps(self, app: App) -> dict[str, tuple[str, str]]:
+        """type -> (created_at, updated_at); types set before stamps were kept are absent."""
+        rows = self.execute(
+            "SELECT type, created_at, updated_at FROM formation_stamps WHERE app_id = ?",
+            (app.id,),
+        )
+        return {r["type"]: (r["created_at"], r["updated_at"]) for r in rows}
 
     # --- restarts and crash bookkeeping -----------------------------------------------
     def bump_restart(self, app: App, target: str) -> None:
-        """Bumps the restart generation of '' (all), a type or a dyno name."""
+        """Bumps the restart generation of '' (all), a type or a dyno name above every
+        generation of the app: a dyno runs under the highest of its app's, type's and own,
+        so a bump of only its own counter would miss the dynos restarted one by one before."""
         self.execute(
-            "INSERT INTO restarts (app_id, target, generation) VALUES (?, ?, 1) "
-            "ON CONFLICT (app_id, target) DO UPDATE SET generation = generation + 1",
-            (app.id, target),
+            "INSERT INTO restarts (app_id, target, generation) VALUES (?, ?, "
+            "(SELECT COALESCE(MAX(generation), 0) + 1 FROM restarts WHERE app_id = ?)) "
+            "ON CONFLICT (app_id, target) DO UPDATE SET generation = excluded.generation",
+            (app.id, target, app.id),
         )
 
     def clear_slots(self, app: App, target: str = "") -> None:
@@ -1044,6 +1084,10 @@ class Store:
     def formation(self, app: App) -> list[FormationEntry]:
         with self.reading() as tx:
             return tx.formation(app)
+
+    def formation_stamps(self, app: App) -> dict[str, tuple[str, str]]:
+        with self.reading() as tx:
+            return tx.formation_stamps(app)
 
     # --- builds -------------------------------------------------------------------------
     def start_build(
