@@ -271,3 +271,16 @@ def test_another_users_add_on_cannot_be_seen_attached_or_detached(tmp_path: Path
         assert answer.status_code == 404, (method, path, answer.get_json())
     assert "DATABASE_URL" not in call(api, "GET", "/apps/bob-app/config-vars", bob).get_json()
     assert len(call(api, "GET", "/apps/ada-app/addon-attachments", ada).get_json()) == 1
+
+
+def test_one_identity_per_caller_in_account_owner_and_release_user(real_api: RealApi) -> None:
+    """The operator and a user each have one id, whichever answer names them (the releases
+    once derived another id for the operator than /account gave)."""
+    ada = add_user(real_api, "ada@example.com")
+    for token, app in ((TOKEN, "ops-app"), (ada, "ada-app")):
+        assert call(real_api, "POST", "/apps", token, name=app).status_code == 201
+        assert call(real_api, "PATCH", f"/apps/{app}/config-vars", token, K="v").status_code == 200
+        me = call(real_api, "GET", "/account", token).get_json()
+        shown = call(real_api, "GET", f"/apps/{app}", token).get_json()
+        [release] = call(real_api, "GET", f"/apps/{app}/releases", token).get_json()
+        assert shown["owner"]["id"] == release["user"]["id"] == me["id"], (app, me)

@@ -78,7 +78,7 @@ class FakeApi:
             "created_at": "2026-11-28T15:00:00Z",
             "updated_at": "2026-11-28T15:00:00Z",
             "released_at": None,
-            "owner": {"id": identity.derived_id("user", "admin"), "email": "admin"},
+            "owner": identity.user(None, "admin"),
             "region": identity.region(),
             **{k: None for k in ("archived_at", "buildpack_provided_description")},
             **{k: None for k in ("internal_routing", "repo_size", "slug_size")},

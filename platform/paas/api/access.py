@@ -18,7 +18,7 @@ from flask import Blueprint, Response, jsonify
 from paas.api import apps as apps_api
 from paas.api import protocol
 from paas.api.context import ctx, find_app, json_body, principal
-from paas.domain import access
+from paas.domain import access, identity
 from paas.domain.access import Permission, Principal
 from paas.domain.errors import Forbidden, InvalidParams
 from paas.domain.models import App
@@ -44,7 +44,7 @@ def permissions_json(level: Permission) -> list[dict[str, str]]:
 
 
 def _user_json(user_id: str | None, email: str) -> dict[str, object]:
-    return {"id": user_id or users.OPERATOR_ID, "email": email, "federated": False}
+    return {**identity.user(user_id, email), "federated": False}
 
 
 def owner_json(app: App, owner: Principal) -> dict[str, object]:

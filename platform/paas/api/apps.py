@@ -59,7 +59,7 @@ def slug_size(slugs_dir: Path, artifact: str) -> int | None:
 
 
 def owner_json(owner: Principal) -> dict[str, object]:
-    return {"id": owner.user_id or identity.derived_id("user", owner.email), "email": owner.email}
+    return identity.user(owner.user_id, owner.email)
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,6 @@ import functools
 import itertools
 import json
 import re
-import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 
@@ -26,7 +25,7 @@ from paas.api.context import ctx, find_app, json_body, principal
 from paas.api.protocol import listing
 from paas.artifacts.images import ImageStore
 from paas.artifacts.slugs import SlugStore
-from paas.domain import access, validation
+from paas.domain import access, identity, validation
 from paas.domain.access import Permission
 from paas.domain.errors import InvalidParams, NotFound
 from paas.domain.models import App, Build, Release, slug_id
@@ -53,20 +52,9 @@ def iso(epoch: float | None, fallback: str) -> str:
     return datetime.fromtimestamp(epoch, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
-# As paas.domain.identity on the apps branch: ids derived for what has none stored (the
-# operator, a stack), the same in every answer.
-_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "https://paas.invalid/ids")
-
-
-@functools.cache
-def derived_id(kind: str, key: str) -> str:
-    return str(uuid.uuid5(_NAMESPACE, f"{kind}:{key}"))
-
-
 def user_json(user_id: str | None, email: str | None) -> dict[str, object]:
     """Who caused it; a record from before paas kept that was the operator's."""
-    email = email or access.OPERATOR.email
-    return {"id": user_id or derived_id("user", email), "email": email}
+    return identity.user(user_id, email or access.OPERATOR.email)
 
 
 def slug_json(artifact: str | None) -> dict[str, object] | None:
@@ -343,7 +331,7 @@ def show_slug(name: str, slug: str) -> Response:
             "commit_description": None,
             "process_types": process_types,
             "size": size,
-            "stack": {"id": derived_id("stack", app.stack), "name": app.stack},
+            "stack": identity.stack(app.stack),
             "checksum": artifact if artifact.startswith("sha256:") else f"sha256:{artifact}",
             "buildpack_provided_description": None,
             "blob": None,

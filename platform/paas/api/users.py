@@ -22,7 +22,7 @@ from flask import Blueprint, Response, g, jsonify, request
 
 from paas.api import auth, protocol
 from paas.api.context import ctx, find_app, json_body, principal
-from paas.domain import access
+from paas.domain import access, identity
 from paas.domain.access import Permission, Principal
 from paas.domain.errors import Forbidden, InvalidParams
 from paas.domain.models import App
@@ -42,7 +42,7 @@ def iso(seconds: float) -> str:
 
 def user_ref(caller: Principal) -> dict[str, object]:
     """Heroku's nested user: {id, email}."""
-    return {"id": caller.user_id or users.OPERATOR_ID, "email": caller.email}
+    return identity.user(caller.user_id, caller.email)
 
 
 def account_json(caller: Principal, created_at: str) -> dict[str, object]:

@@ -16,12 +16,20 @@ _NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "https://paas.invalid/ids")
 # paas runs on one host: every app is in this one region (Heroku's `us`, `eu`... do not
 # exist here). `heroku apps:create --region local` is accepted, any other region refused.
 REGION_NAME = "local"
+# The operator (the admin token) in Heroku's account, owner and user shapes: the same id on
+# every install, as the operator is a role, not an account anyone signs up for.
+OPERATOR_ID = "00000000-0000-4000-8000-000000000000"
 
 
 @functools.lru_cache(maxsize=4096)  # a listing of 1,000 apps asks for the same few
 def derived_id(kind: str, key: str) -> str:
     """The id of the `kind` thing called `key` (e.g. "stack", "debian-13")."""
     return str(uuid.uuid5(_NAMESPACE, f"{kind}:{key}"))
+
+
+def user(user_id: str | None, email: str) -> dict[str, object]:
+    """Heroku's nested user {id, email}; no user id: the operator."""
+    return {"id": user_id or OPERATOR_ID, "email": email}
 
 
 def region() -> dict[str, object]:

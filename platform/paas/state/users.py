@@ -20,13 +20,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from paas.domain import access
+from paas.domain import access, identity
 from paas.domain.access import Permission, Principal
 from paas.domain.errors import Conflict, InvalidParams, NotFound
 
-# A stable identity for the operator in Heroku's account and collaborator shapes: the
-# same on every paas install (the operator is a role, not an account anyone signs up for).
-OPERATOR_ID = "00000000-0000-4000-8000-000000000000"
+OPERATOR_ID = identity.OPERATOR_ID
 
 SCHEMA = (
     """CREATE TABLE IF NOT EXISTS users (
