@@ -245,6 +245,17 @@ def release_from_row(row: sqlite3.Row) -> Release:
     )
 
 
+def _refuse_taken_name(db: Tx, name: str, own_hostname: str) -> None:
+    """Conflict when an app has the name, or its hostname is another app's custom domain."""
+    if db.execute("SELECT 1 FROM apps WHERE name = ?", (name,)).fetchone():
+        raise Conflict(f"app {name!r} already exists: choose another name")
+    if db.execute("SELECT 1 FROM domains WHERE hostname = ?", (own_hostname,)).fetchone():
+        raise Conflict(
+            f"app {name!r} would answer at {own_hostname}, a custom domain of another "
+            "app: choose another name"
+        )
+
+
 def _listed_owner(row: sqlite3.Row) -> Principal:
     """The owner a listing row joined: a user, or the operator (no owner_id)."""
     if row["owner_email"] is None:
@@ -923,13 +934,7 @@ class Store:
         app = App(str(uuid.uuid4()), validation.app_name(name), stack, now_iso())
         own_hostname = validation.default_hostname(name, domain)
         with self.transaction() as db:
-            if db.execute("SELECT 1 FROM apps WHERE name = ?", (name,)).fetchone():
-                raise Conflict(f"app {name!r} already exists: choose another name")
-            if db.execute("SELECT 1 FROM domains WHERE hostname = ?", (own_hostname,)).fetchone():
-                raise Conflict(
-                    f"app {name!r} would answer at {own_hostname}, a custom domain of another "
-                    "app: choose another name"
-                )
+            _refuse_taken_name(db, name, own_hostname)
             db.execute(
                 "INSERT INTO apps (id, name, stack, created_at, owner_id) VALUES (?, ?, ?, ?, ?)",
                 (app.id, app.name, app.stack, app.created_at, owner.user_id),
@@ -962,13 +967,7 @@ class Store:
         renamed = App(app.id, validation.app_name(name), app.stack, app.created_at)
         own_hostname = validation.default_hostname(name, domain)
         with self.transaction() as db:
-            if db.execute("SELECT 1 FROM apps WHERE name = ?", (name,)).fetchone():
-                raise Conflict(f"app {name!r} already exists: choose another name")
-            if db.execute("SELECT 1 FROM domains WHERE hostname = ?", (own_hostname,)).fetchone():
-                raise Conflict(
-                    f"app {name!r} would answer at {own_hostname}, a custom domain of an "
-                    "app: choose another name"
-                )
+            _refuse_taken_name(db, name, own_hostname)
             db.execute("UPDATE apps SET name = ? WHERE id = ?", (name, app.id))
         return renamed
 
