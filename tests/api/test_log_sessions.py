@@ -114,3 +114,94 @@ def test_a_tail_streams_new_lines_and_frees_its_slot_when_closed(shop: RealApi) 
     assert all(log_api.TAILS.acquire(blocking=False) for _ in range(log_api.MAX_TAILS))
     for _ in range(log_api.MAX_TAILS):
         log_api.TAILS.release()
+
+
+# --- the security review's holes (each test failed before its fix) ----------------------
+def call(api: RealApi, method: str, path: str, token: str | None = None, **body: Any) -> Any:
+    headers = {"Authorization": f"Bearer {token or api.token}"}
+    return api.client.open(path, method=method, json=body or None, headers=headers)
+
+
+def add_user(api: RealApi, email: str) -> str:
+    made = call(api, "POST", "/users", email=email)
+    assert made.status_code == 201, made.get_json()
+    return str(made.get_json()["token"])
+
+
+def tail_of(api: RealApi, token: str | None = None, app: str = "shop") -> Any:
+    made = call(api, "POST", f"/apps/{app}/log-sessions", token, lines=0, tail=True)
+    assert made.status_code == 201, made.get_json()
+    return api.client.get(made.get_json()["logplex_url"].removeprefix("http://localhost"))
+
+
+@pytest.mark.parametrize("how", ["rename", "destroy"])
+def test_a_tail_ends_when_its_app_name_passes_to_another_app(shop: RealApi, how: str) -> None:
+    answer = tail_of(shop)
+    stream = iter(answer.response)
+    assert next(stream) == b": tailing\n\n"
+    if how == "rename":
+        assert call(shop, "PATCH", "/apps/shop", name="shop-old").status_code == 200
+    else:
+        assert call(shop, "DELETE", "/apps/shop").status_code == 200
+    assert call(shop, "POST", "/apps", name="shop").status_code == 201
+    LogStore(shop.settings.logs_db_path).append("shop", "app", "web.1", ["the new shop's secret"])
+    for chunk in stream:  # before the fix, the first chunk was the new shop's line
+        assert b"the new shop's secret" not in bytes(chunk)
+    answer.close()
+
+
+def test_a_session_stops_working_once_its_creator_lost_access(
+    shop: RealApi, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(log_api, "HEARTBEAT_SECONDS", 0.2)
+    bob = add_user(shop, "bob@example.com")
+    added = call(shop, "POST", "/teams/apps/shop/collaborators", user="bob@example.com")
+    assert added.status_code in (200, 201), added.get_json()
+    plain = call(shop, "POST", "/apps/shop/log-sessions", bob).get_json()["logplex_url"]
+    answer = tail_of(shop, bob)
+    stream = iter(answer.response)
+    assert next(stream) == b": tailing\n\n"
+    removed = call(shop, "DELETE", "/apps/shop/collaborators/bob@example.com")
+    assert removed.status_code == 200, removed.get_json()
+    assert shop.client.get(plain.removeprefix("http://localhost")).status_code == 404
+    assert b": heartbeat" not in b"".join(stream)  # it ends at its first heartbeat
+    answer.close()
+
+
+def test_a_deleted_users_session_is_refused(shop: RealApi) -> None:
+    bob = add_user(shop, "bob@example.com")
+    call(shop, "POST", "/teams/apps/shop/collaborators", user="bob@example.com")
+    plain = call(shop, "POST", "/apps/shop/log-sessions", bob).get_json()["logplex_url"]
+    assert call(shop, "DELETE", "/users/bob@example.com").status_code in (200, 204)
+    assert shop.client.get(plain.removeprefix("http://localhost")).status_code == 404
+
+
+def test_a_plain_session_is_good_for_one_read_and_a_tail_for_one_stream(shop: RealApi) -> None:
+    path = session(shop)
+    assert shop.client.get(path).status_code == 200
+    assert shop.client.get(path).status_code == 404
+    tail = session(shop, tail=True)
+    first = shop.client.get(tail)
+    assert first.status_code == 200
+    assert shop.client.get(tail).status_code == 404  # while the first streams
+    first.close()
+    again = shop.client.get(tail)  # once it ended, the secret opens another (until it expires)
+    assert again.status_code == 200
+    again.close()
+
+
+def test_one_creator_takes_at_most_its_share_of_the_tails(shop: RealApi) -> None:
+    held = [tail_of(shop) for _ in range(log_api.MAX_TAILS_PER_CREATOR)]
+    try:
+        assert all(answer.status_code == 200 for answer in held)
+        refused = tail_of(shop)
+        assert refused.status_code == 429, refused.get_json()
+        assert "end one" in refused.get_json()["message"]
+        bob = add_user(shop, "bob@example.com")
+        call(shop, "POST", "/teams/apps/shop/collaborators", user="bob@example.com")
+        other = tail_of(shop, bob)  # another user still gets one
+        assert other.status_code == 200
+        other.close()
+    finally:
+        for answer in held:
+            answer.close()

@@ -10,10 +10,16 @@ one served without a token (marked `auth.public`, like a build's output stream).
 
 A tail holds one of its API process's 16 gunicorn threads while it lasts (as a `paas run`
 relay does, paas.api.run, at most 6): so each process streams at most MAX_TAILS tails at
-once and answers 429 past that, leaving 16 - 6 - 4 = 6 threads to the rest of the API
-whatever runs. A tail reads the log only when the log database changed (a stat of the
-file, paas.state.database.stamp), and writes a comment every HEARTBEAT_SECONDS, so a
-client that left is noticed (its write fails) and its thread freed within that time.
+once, at most MAX_TAILS_PER_CREATOR of them one creator's, and answers 429 past that,
+leaving 16 - 6 - 4 = 6 threads to the rest of the API whatever runs. A tail reads the log
+only when the log database changed (a stat of the file, paas.state.database.stamp), and
+writes a comment every HEARTBEAT_SECONDS, so a client that left is noticed (its write
+fails) and its thread freed within that time.
+
+The log is kept by app name, and a name can pass to another app (rename, destroy and
+create): so a stream reads its app's name by id at its start, before it sends lines and
+at every heartbeat, and ends once the app is gone or renamed; and it checks at its start
+and every heartbeat that its creator may still view the app (a deleted user may not).
 """
 
 from __future__ import annotations
@@ -25,7 +31,7 @@ from collections.abc import Iterator
 from flask import Blueprint, Response, jsonify, request
 
 from paas.api import auth
-from paas.api.context import Context, ctx, find_app, json_body
+from paas.api.context import Context, ctx, find_app, json_body, principal
 from paas.domain.access import Permission
 from paas.domain.errors import NotFound, PaasError
 from paas.state import database, log_sessions
@@ -33,10 +39,14 @@ from paas.state.log_sessions import LogSession
 
 blueprint = Blueprint("log_sessions", __name__)
 MAX_TAILS = 4  # per API process
+MAX_TAILS_PER_CREATOR = 2  # per API process: one user cannot take every slot
 HEARTBEAT_SECONDS = 10.0
 POLL_SECONDS = 0.2
 READ_BATCH = 1000  # what one LogStore.read(after=...) returns at most
 TAILS = threading.BoundedSemaphore(MAX_TAILS)
+_BY_CREATOR: dict[str | None, int] = {}  # tails streaming now, by creator's user id
+_BY_CREATOR_LOCK = threading.Lock()
+GONE = "no such log session, or it expired: ask for a new one (heroku logs)"
 
 
 class TooManyTails(PaasError):
@@ -48,7 +58,7 @@ class TooManyTails(PaasError):
 def create(name: str) -> tuple[Response, int]:
     context = ctx()
     app = find_app(name, Permission.VIEW)
-    found, secret = log_sessions.create(context.store, app, json_body())
+    found, secret = log_sessions.create(context.store, app, json_body(), principal())
     return jsonify(
         id=found.id,
         logplex_url=f"{request.host_url.rstrip('/')}/log-sessions/{secret}",
@@ -61,14 +71,19 @@ def create(name: str) -> tuple[Response, int]:
 @auth.public
 def stream(secret: str) -> Response:
     context = ctx()
-    found = log_sessions.by_secret(context.store, secret)
+    found = log_sessions.claim(context.store, secret)  # a plain read's secret is used up
     if found is None:
-        raise NotFound("no such log session, or it expired: ask for a new one (heroku logs)")
-    app_name = context.store.app(found.app_id).name
-    if found.tail and not TAILS.acquire(blocking=False):
-        raise TooManyTails(
-            f"this API process streams {MAX_TAILS} log tails already: try again once one ended"
-        )
+        raise NotFound(GONE)
+    try:
+        app_name = log_sessions.app_name(context.store, found.app_id)
+        if app_name is None or not _allowed(context, found):
+            raise NotFound(GONE)
+        if found.tail:
+            _take_tail(found.user_id)
+    except PaasError:
+        if found.tail:
+            log_sessions.release(context.store, found)
+        raise
     response = Response(events(context, app_name, found), mimetype="text/event-stream")
     response.headers["Cache-Control"] = "no-cache"
     if found.tail:
@@ -77,15 +92,39 @@ def stream(secret: str) -> Response:
         def release() -> None:  # once, however the stream ended (or never started)
             if not released.is_set():
                 released.set()
-                TAILS.release()
+                _give_tail(found.user_id)
+                log_sessions.release(context.store, found)
 
         response.call_on_close(release)
     return response
 
 
+def _take_tail(user_id: str | None) -> None:
+    """One of the process's tail slots for this creator, or TooManyTails."""
+    with _BY_CREATOR_LOCK:
+        if _BY_CREATOR.get(user_id, 0) >= MAX_TAILS_PER_CREATOR:
+            raise TooManyTails(
+                f"you stream {MAX_TAILS_PER_CREATOR} log tails from this API process already:"
+                " end one (Ctrl-C) before starting another"
+            )
+        if not TAILS.acquire(blocking=False):
+            raise TooManyTails(
+                f"this API process streams {MAX_TAILS} log tails already: try again once one ended"
+            )
+        _BY_CREATOR[user_id] = _BY_CREATOR.get(user_id, 0) + 1
+
+
+def _give_tail(user_id: str | None) -> None:
+    with _BY_CREATOR_LOCK:
+        left = _BY_CREATOR.pop(user_id, 1) - 1
+        if left:
+            _BY_CREATOR[user_id] = left
+        TAILS.release()
+
+
 def events(context: Context, app: str, found: LogSession) -> Iterator[bytes]:
     lines, cursor = context.logs.read(app, num=found.lines, process=found.dyno, source=found.source)
-    if lines:
+    if lines and _same_app(context, found, app):
         yield event([line.format() for line in lines])
     if not found.tail:
         return
@@ -100,24 +139,35 @@ def events(context: Context, app: str, found: LogSession) -> Iterator[bytes]:
                     app, after=cursor, process=found.dyno, source=found.source
                 )
                 if lines:
+                    if not _same_app(context, found, app):
+                        return  # the name is another app's now: its lines are not ours
                     yield event([line.format() for line in lines])
-                    beat = time.monotonic()
                 if len(lines) < READ_BATCH:
                     break
         if time.monotonic() - beat >= HEARTBEAT_SECONDS:
-            if not _app_exists(context, app):
-                return  # destroyed: nothing more will come
+            if not _same_app(context, found, app) or not _allowed(context, found):
+                return  # destroyed, renamed, or no longer the creator's to see
             yield b": heartbeat\n\n"  # a client gone makes this write fail
             beat = time.monotonic()
         time.sleep(POLL_SECONDS)
 
 
-def _app_exists(context: Context, app: str) -> bool:
+def _same_app(context: Context, found: LogSession, name: str) -> bool:
+    """The session's app still exists and still has the name its log is read by."""
+    return log_sessions.app_name(context.store, found.app_id) == name
+
+
+def _allowed(context: Context, found: LogSession) -> bool:
+    """The session's creator still exists and may still view its app."""
+    creator = log_sessions.creator(context.store, found)
+    if creator is None:
+        return False
     try:
-        context.store.app(app)
+        app = context.store.app(found.app_id)
     except NotFound:
         return False
-    return True
+    held = context.store.permission(app, creator)
+    return held is not None and held >= Permission.VIEW
 
 
 def event(lines: list[str]) -> bytes:

@@ -753,6 +753,10 @@ class Store:
                     "stream_secret": "TEXT",
                 },
             )
+            # log sessions: who made one, and whether its tail streams now
+            _add_columns(
+                db, "log_sessions", {"user_id": "TEXT", "streaming": "INTEGER NOT NULL DEFAULT 0"}
+            )
 
     def _migrate_domain_ids(self) -> None:
         """Domains got an id and a date (Heroku's domain shape): a database from before
