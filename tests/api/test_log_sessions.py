@@ -205,3 +205,17 @@ def test_one_creator_takes_at_most_its_share_of_the_tails(shop: RealApi) -> None
     finally:
         for answer in held:
             answer.close()
+
+
+def test_an_unexpected_error_logs_the_route_not_the_secret(
+    shop: RealApi, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = session(shop)
+
+    def broken(*_: Any) -> None:
+        raise RuntimeError("the state database broke")
+
+    monkeypatch.setattr(log_sessions, "claim", broken)
+    assert shop.client.get(path).status_code == 500
+    logged = caplog.text
+    assert "/log-sessions/<secret>" in logged and path.rsplit("/", 1)[1] not in logged

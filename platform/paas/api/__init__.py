@@ -86,9 +86,9 @@ def create_app(settings: Settings | None = None) -> Flask:
 
     @flask_app.errorhandler(Exception)
     def unexpected(error: Exception) -> tuple[Response, int]:
-        flask_app.logger.error(
-            "unexpected error in %s %s", request.method, request.path, exc_info=error
-        )
+        # The route's rule, not its path: a public route's path holds its secret.
+        route = request.url_rule.rule if request.url_rule is not None else "(no route)"
+        flask_app.logger.error("unexpected error in %s %s", request.method, route, exc_info=error)
         message = "the API failed unexpectedly; the platform's log has the details"
         return jsonify(id="internal_server_error", message=message), 500
 
