@@ -47,7 +47,7 @@ from paas.state.one_offs import OneOffRequest
 from paas.state.store import Store
 
 SECRET_SECONDS = 60.0  # for the client to connect, once the dyno was asked for
-HANDSHAKE_SECONDS = 10.0  # TLS and the secret's line
+HANDSHAKE_SECONDS = 10.0  # TLS and the secret's line, together
 MAX_PENDING = 32  # secrets handed out and not used yet, per process
 MAX_CONNECTING = 8  # connections in their handshake at once
 GREETING = b"rendezvous\r\n"
@@ -126,23 +126,29 @@ class Listener:
 
     def attend(self, connection: socket.socket) -> None:
         open_socket: socket.socket = connection  # wrap_socket detaches it into the TLS one
+        deadline = time.monotonic() + HANDSHAKE_SECONDS  # one for the TLS and the line both
         try:
-            connection.settimeout(HANDSHAKE_SECONDS)
-            client = open_socket = self.tls.wrap_socket(connection, server_side=True)
-            found = self.claim(read_line(client).decode(errors="replace").strip())
+            client = open_socket = self.tls.wrap_socket(
+                connection, server_side=True, do_handshake_on_connect=False
+            )
+            handshake(client, deadline)
+            secret = read_line(client, deadline).decode(errors="replace").strip()
+            client.settimeout(HANDSHAKE_SECONDS)  # for what is said before the relay's own
         except (OSError, ValueError):
             open_socket.close()
             return
         finally:
             self.connecting.release()
         with contextlib.closing(client):
-            if found is None:
-                say(client, "paas: no such session, or it expired: run the command again")
-                return
+            # A slot first: a full process must not use up the client's one-use secret.
             if not self.sessions.slots.acquire(blocking=False):
                 say(client, f"paas: this API process runs {self.sessions.most} sessions already")
                 return
             try:
+                found = self.claim(secret)
+                if found is None:
+                    say(client, "paas: no such session, or it expired: run the command again")
+                    return
                 self.relay(client, found)
             finally:
                 self.sessions.slots.release()
@@ -205,10 +211,36 @@ def to_dyno(link: socket.socket, data: bytes, tty: bool) -> bool:
     return True
 
 
-def read_line(client: ssl.SSLSocket, limit: int = 256) -> bytes:
-    """The secret's line: up to CRLF, within `limit` bytes (else ValueError)."""
+def handshake(client: ssl.SSLSocket, deadline: float) -> None:
+    """The TLS handshake, done by `deadline` (a monotonic time) however slowly the client
+    trickles its bytes, else TimeoutError."""
+    client.setblocking(False)
+    while True:
+        try:
+            client.do_handshake()
+            return
+        except ssl.SSLWantReadError:
+            ready = select.select([client], [], [], remaining(deadline))[0]
+        except ssl.SSLWantWriteError:
+            ready = select.select([], [client], [], remaining(deadline))[1]
+        if not ready:
+            raise TimeoutError("TLS handshake too slow")
+
+
+def remaining(deadline: float) -> float:
+    """Seconds left until `deadline`; TimeoutError once it passed."""
+    left = deadline - time.monotonic()
+    if left <= 0:
+        raise TimeoutError("handshake too slow")
+    return left
+
+
+def read_line(client: ssl.SSLSocket, deadline: float, limit: int = 256) -> bytes:
+    """The secret's line: up to CRLF, within `limit` bytes (else ValueError) and by
+    `deadline` (else TimeoutError), however slowly it comes."""
     line = b""
     while not line.endswith(b"\n"):
+        client.settimeout(remaining(deadline))
         data = client.recv(limit)
         if not data or len(line) + len(data) > limit:
             raise ValueError("no secret line")
@@ -240,6 +272,11 @@ def certificate(directory: Path, settings: Settings) -> tuple[Path, Path]:
     cert, key = directory / "cert.pem", directory / "key.pem"
     if cert.exists() and key.exists():
         return cert, key
+    if directory.exists():  # half a pair (a crash, a hand): set it aside, make a whole one
+        with contextlib.suppress(OSError):  # another process did already
+            directory.rename(
+                directory.with_name(f".{directory.name}.broken.{secrets.token_hex(4)}")
+            )
     directory.parent.mkdir(parents=True, exist_ok=True)
     fresh = directory.with_name(f".{directory.name}.{os.getpid()}.{secrets.token_hex(4)}")
     fresh.mkdir(mode=0o700)
