@@ -40,14 +40,13 @@ def grant(store: Store, build_ids: Iterable[str], holder: Principal) -> dict[str
     if not found:
         return found
     now = time.time()
-    user_id = None if holder.admin else holder.user_id
     with store.transaction() as tx:
         tx.execute("DELETE FROM build_stream_grants WHERE expires_at < ?", (now,))
         for build_id, secret in found.items():
             tx.execute(
                 "INSERT INTO build_stream_grants (secret_hash, build_id, user_id, expires_at)"
                 " VALUES (?, ?, ?, ?)",
-                (token_hash(secret), build_id, user_id, now + TTL_SECONDS),
+                (token_hash(secret), build_id, holder.user_id, now + TTL_SECONDS),
             )
     return found
 
