@@ -330,7 +330,9 @@ class TooManyStreams(PaasError):
     status = 429
 
 
-MAX_STREAMS = 4  # live build streams per API process (each holds a gunicorn thread)
+# Live build streams per API process, each holding one of its 16 gunicorn threads: with
+# log tails (4, paas.api.log_sessions) and run relays (6, paas.api.run), 3 stay for the rest.
+MAX_STREAMS = 3
 FOLLOWERS_PER_SECRET = 2
 STREAMS = threading.BoundedSemaphore(MAX_STREAMS)
 _followers: dict[str, int] = {}
