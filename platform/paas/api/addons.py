@@ -44,8 +44,14 @@ def catalog() -> Catalog:
 
 
 def _names() -> dict[str, str]:
-    with ctx().store.reading() as tx:
-        return tx.app_names()
+    """The names of the apps the caller may view, by id: no other app is named (nor its
+    id given) in an add-on or attachment shown to them (one listing query)."""
+    return {listed.app.id: listed.app.name for listed in ctx().store.app_listing(principal())}
+
+
+def _app_ref(app_id: str, names: dict[str, str]) -> dict[str, str | None]:
+    """{id, name} of an app the caller may view; of any other, both null."""
+    return {"id": app_id, "name": names[app_id]} if app_id in names else {"id": None, "name": None}
 
 
 def visible_app_ids() -> set[str]:
@@ -61,7 +67,7 @@ def service_json(service: str) -> dict[str, object]:
 def addon_json(addon: Addon, names: dict[str, str] | None = None) -> dict[str, object]:
     names = names if names is not None else _names()
     with ctx().store.reading() as tx:
-        attachments = tx.attachments(addon=addon)
+        attachments = [a for a in tx.attachments(addon=addon) if a.app_id in names]
     found = catalog().services.get(addon.service)
     plan = found.plans.get(addon.plan) if found else None
     plan_name = f"{addon.service}:{addon.plan}"
@@ -77,7 +83,7 @@ def addon_json(addon: Addon, names: dict[str, str] | None = None) -> dict[str, o
             "connections": plan.connections if plan else None,
             "summary": plan.summary if plan else None,
         },
-        "app": {"id": addon.app_id, "name": names.get(addon.app_id)},
+        "app": _app_ref(addon.app_id, names),
         "state": addon.state,
         "config_vars": sorted({a.var for a in attachments if a.app_id == addon.app_id}),
         "attachments": [attachment_json(a, addon, names) for a in attachments],
@@ -100,10 +106,10 @@ def attachment_json(
         "addon": {
             "id": addon.id,
             "name": addon.name,
-            "app": {"id": addon.app_id, "name": names.get(addon.app_id)},
+            "app": _app_ref(addon.app_id, names),
         },
         "addon_service": service_json(addon.service),
-        "app": {"id": attachment.app_id, "name": names.get(attachment.app_id)},
+        "app": _app_ref(attachment.app_id, names),
         "config_var": attachment.var,
         "created_at": attachment.created_at,
         "updated_at": attachment.created_at,

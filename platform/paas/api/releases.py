@@ -15,6 +15,8 @@ import functools
 import itertools
 import json
 import re
+import threading
+import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 
@@ -27,10 +29,10 @@ from paas.artifacts.images import ImageStore
 from paas.artifacts.slugs import SlugStore
 from paas.domain import access, identity, validation
 from paas.domain.access import Permission
-from paas.domain.errors import InvalidParams, NotFound
+from paas.domain.errors import InvalidParams, NotFound, PaasError
 from paas.domain.models import App, Build, Release, slug_id
 from paas.release import releases as release_logic
-from paas.state import build_output
+from paas.state import build_output, build_streams
 from paas.state.store import Store
 
 blueprint = Blueprint("releases", __name__)
@@ -222,13 +224,15 @@ def export_image(name: str, ref: str) -> Response:
 # -- builds ---------------------------------------------------------------------------------
 
 
-def output_url(build: Build) -> str | None:
-    if build.stream_secret is None:  # a build from before paas streamed them
-        return None
-    return f"{request.host_url.rstrip('/')}/build-output/{build.stream_secret}"
+def output_urls(builds: list[Build]) -> dict[str, str]:
+    """Each build's output stream URL for the caller: a fresh secret of theirs, good for a
+    few minutes (paas.state.build_streams), one transaction for them all."""
+    granted = build_streams.grant(ctx().store, [b.id for b in builds], principal())
+    base = request.host_url.rstrip("/")
+    return {build_id: f"{base}/build-output/{secret}" for build_id, secret in granted.items()}
 
 
-def build_json(build: Build, app: App) -> dict[str, object]:
+def build_json(build: Build, app: App, url: str | None) -> dict[str, object]:
     """Heroku's build (`stack` a name, as its schema has it), with paas's own fields."""
     urls = _buildpack_urls(build.buildpacks)
     return {
@@ -241,7 +245,7 @@ def build_json(build: Build, app: App) -> dict[str, object]:
         "stack": build.stack or app.stack,
         "user": user_json(build.user_id, build.user_email),
         "app": {"id": app.id, "name": app.name},
-        "output_stream_url": output_url(build),
+        "output_stream_url": url,
         "created_at": build.created_at,
         "updated_at": build.finished_at or build.created_at,
         "source_version": build.source_version,
@@ -259,7 +263,9 @@ def _buildpack_urls(stored: str | None) -> list[str]:
 @blueprint.get("/apps/<name>/builds")
 def list_builds(name: str) -> tuple[Response, int]:
     app = find_app(name, Permission.VIEW)
-    items = [build_json(b, app) for b in ctx().store.builds(app)]
+    builds = ctx().store.builds(app)
+    urls = output_urls(builds)
+    items = [build_json(b, app, urls[b.id]) for b in builds]
     return listing(items, ("created_at", "id"))
 
 
@@ -278,32 +284,123 @@ def create_build(name: str) -> Response:
 @blueprint.get("/apps/<name>/builds/<build_id>")
 def show_build(name: str, build_id: str) -> Response:
     app = find_app(name, Permission.VIEW)
-    return jsonify(build_json(ctx().store.build(app, build_id), app))
+    build = ctx().store.build(app, build_id)
+    return jsonify(build_json(build, app, output_urls([build])[build.id]))
 
 
 @blueprint.get("/build-output/<secret>")
 @auth.public
 def build_output_stream(secret: str) -> Response:
     """The build's output, live while it runs, whole once it ended. Its URL is the secret
-    (Heroku's CLI sends no token to it), so a wrong one is a plain 404."""
+    (Heroku's CLI sends no token to it): unknown, expired, or its holder no longer may
+    view the app, a plain 404. A live build's stream takes one of STREAMS (429 past it),
+    and at most FOLLOWERS_PER_SECRET of them follow one URL."""
     context = ctx()
-    build = context.store.build_by_secret(secret)
-    if build is None:
-        raise NotFound("no such build output stream: `paas builds` gives each build's URL")
     store = context.store
+    grant = build_streams.by_secret(store, secret)
+    found = None if grant is None else store.build_by_id(grant.build_id)
+    if grant is None or found is None or not _may_view(store, grant, found):
+        raise NotFound(
+            "no such build output stream, or it expired: list the builds again for a fresh "
+            "output_stream_url (heroku builds, paas builds)"
+        )
+    build: Build = found
 
     def current() -> Build:  # a record trimmed meanwhile: the last one read
-        return store.build_by_secret(secret) or build
+        return store.build_by_id(build.id) or build
 
+    if current().status != "pending":  # ended: its recorded output, whole, at once
+        return _plain(iter([current().output.encode()]))
+    claim = _claim(grant.secret_hash)
+    allowed = _Recheck(lambda: _may_view(store, grant, current()))
     chunks: Iterator[bytes] = build_output.follow(
         context.settings.run_dir,
         build.id,
-        running=lambda: current().status == "pending",
-        recorded=lambda: current().output,
+        running=lambda: allowed() and current().status == "pending",
+        recorded=lambda: current().output if allowed() else "",
         timeout=context.settings.push_timeout_seconds,
     )
+    response = _plain(c for c in chunks if allowed())  # no request context needed
+    response.call_on_close(claim)
+    return response
+
+
+class TooManyStreams(PaasError):
+    code = "rate_limit"
+    status = 429
+
+
+# Live build streams per API process, each holding one of its 16 gunicorn threads: with
+# log tails (4, paas.api.log_sessions) and run relays (6, paas.api.run), 3 stay for the rest.
+MAX_STREAMS = 3
+FOLLOWERS_PER_SECRET = 2
+STREAMS = threading.BoundedSemaphore(MAX_STREAMS)
+_followers: dict[str, int] = {}
+_followers_lock = threading.Lock()
+
+
+def _claim(secret_hash: str) -> Callable[[], None]:
+    """Takes a stream slot and a follower of this secret (TooManyStreams past either);
+    returns what gives them back, once however often it is called."""
+    with _followers_lock:
+        if _followers.get(secret_hash, 0) >= FOLLOWERS_PER_SECRET:
+            raise TooManyStreams(
+                f"this build output URL is followed {FOLLOWERS_PER_SECRET} times already: "
+                "close one, or list the builds again for a URL of your own"
+            )
+        if not STREAMS.acquire(blocking=False):
+            raise TooManyStreams(
+                f"this API process streams {MAX_STREAMS} live builds already: try again "
+                "once one ended"
+            )
+        _followers[secret_hash] = _followers.get(secret_hash, 0) + 1
+    released = threading.Event()
+
+    def release() -> None:
+        with _followers_lock:
+            if released.is_set():
+                return
+            released.set()
+            left = _followers.pop(secret_hash, 1) - 1
+            if left:
+                _followers[secret_hash] = left
+            STREAMS.release()
+
+    return release
+
+
+class _Recheck:
+    """A check re-run at most every RECHECK_SECONDS; once false, false for good."""
+
+    RECHECK_SECONDS = 1.0
+
+    def __init__(self, check: Callable[[], bool]) -> None:
+        self._check = check
+        self._at = time.monotonic()
+        self._ok = True
+
+    def __call__(self) -> bool:
+        if self._ok and time.monotonic() - self._at >= self.RECHECK_SECONDS:
+            self._ok, self._at = self._check(), time.monotonic()
+        return self._ok
+
+
+def _may_view(store: Store, grant: build_streams.Grant, build: Build) -> bool:
+    """Whether the grant's holder (still a user) may still view the build's app."""
+    holder = build_streams.holder(store, grant)
+    if holder is None:
+        return False
+    try:
+        app = store.app(build.app_id)
+    except NotFound:
+        return False
+    held = store.permission(app, holder)
+    return held is not None and held >= Permission.VIEW
+
+
+def _plain(body: Iterator[bytes]) -> Response:
     return Response(
-        stream_with_context(chunks),
+        body,
         content_type="text/plain; charset=utf-8",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )

@@ -86,7 +86,7 @@ class Build:
     release_id: str | None = None  # the release it made, once made
     stack: str | None = None  # the stack it built on
     buildpacks: str | None = None  # JSON list of the buildpack URLs it was given
-    stream_secret: str | None = None  # the unguessable part of its output stream's URL
+    stream_secret: str | None = None  # no longer set (paas.state.build_streams grants)
 
 
 @dataclass(frozen=True)

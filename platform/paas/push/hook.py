@@ -29,7 +29,7 @@ from typing import TextIO
 
 from paas.artifacts import runtimes, stacks
 from paas.artifacts.slugs import SlugStore
-from paas.domain import access
+from paas.domain import access, identity
 from paas.domain import settings as settings_module
 from paas.domain.access import Principal
 from paas.domain.errors import BuildFailed, CommandFailed, PaasError
@@ -346,11 +346,16 @@ def pre_receive(stdin: TextIO, out: TextIO) -> int:
     return 1
 
 
+# Who a hook run outside the API (no pusher in its environment) records: nobody known,
+# never the operator, whose name would vouch for a push it did not make.
+UNKNOWN_PUSHER = Principal(identity.derived_id("user", "unknown pusher"), "unknown pusher")
+
+
 def pusher(environ: Mapping[str, str]) -> Principal:
-    """Who pushed, as the API's git endpoint passed it (paas.api.git); none: the operator."""
+    """Who pushed, as the API's git endpoint passed it (paas.api.git); none: UNKNOWN_PUSHER."""
     email = environ.get("PAAS_USER_EMAIL")
     if not email:
-        return access.OPERATOR
+        return UNKNOWN_PUSHER
     return Principal(
         environ.get("PAAS_USER_ID") or None, email, environ.get("PAAS_USER_ADMIN") == "1"
     )

@@ -14,7 +14,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import secrets
 import sqlite3
 import threading
 import time
@@ -710,6 +709,7 @@ class Store:
         database.create(path, SCHEMA)
         self._migrate()
         self._migrate_domain_ids()
+        self._migrate_build_streams()
 
     def data_version(self) -> int:
         """A number that changes whenever a connection other than the one kept for it
@@ -771,6 +771,18 @@ class Store:
                     "UPDATE domains SET id = ?, created_at = ? WHERE rowid = ?",
                     (str(uuid.uuid4()), now_iso(), row["rowid"]),
                 )
+
+    def _migrate_build_streams(self) -> None:
+        """A build's output stream URL carried the plaintext secret kept in
+        builds.stream_secret, good forever for anyone: those secrets go (a URL handed out
+        before stops working), and short-lived grants of hashed secrets, one per caller
+        who asked, replace them (paas.state.build_streams)."""
+        with self.transaction() as db:
+            db.execute(
+                "CREATE TABLE IF NOT EXISTS build_stream_grants (secret_hash TEXT PRIMARY KEY,"
+                " build_id TEXT NOT NULL, user_id TEXT, expires_at REAL NOT NULL)"
+            )
+            db.execute("UPDATE builds SET stream_secret = NULL WHERE stream_secret IS NOT NULL")
 
     def _connect(self) -> sqlite3.Connection:
         db = database.connect(self.path, autocommit=True)
@@ -1100,8 +1112,8 @@ class Store:
         by: Principal = access.OPERATOR,
         buildpacks: Iterable[str] = (),
     ) -> Build:
-        """A pending build of `source_version` that `by` caused, with the unguessable secret
-        of its output stream's URL."""
+        """A pending build of `source_version` that `by` caused (the secrets of its output
+        stream's URLs are granted per caller, paas.state.build_streams)."""
         build = Build(
             id=str(uuid.uuid4()),
             app_id=app.id,
@@ -1115,7 +1127,6 @@ class Store:
             user_email=by.email,
             stack=app.stack,
             buildpacks=json.dumps(list(buildpacks)),
-            stream_secret=secrets.token_urlsafe(32),
         )
         fields = tuple(k for k, v in vars(build).items() if v is not None)
         with self.transaction() as db:
@@ -1147,13 +1158,11 @@ class Store:
             raise NotFound(f"build {build_id} of {app.name} not found: `paas builds` lists them")
         return _build(row)
 
-    def build_by_secret(self, secret: str) -> Build | None:
-        """The build whose output stream URL carries `secret` (compared in constant time)."""
+    def build_by_id(self, build_id: str) -> Build | None:
+        """The build of this id, whichever app it is of; None: none (or trimmed)."""
         with self.reading() as db:
-            row = db.execute("SELECT * FROM builds WHERE stream_secret = ?", (secret,)).fetchone()
-        if row is None or not hmac.compare_digest(str(row["stream_secret"]), secret):
-            return None
-        return _build(row)
+            row = db.execute("SELECT * FROM builds WHERE id = ?", (build_id,)).fetchone()
+        return None if row is None else _build(row)
 
     def pending_builds(self) -> list[tuple[str, str]]:
         """(app name, created_at) of every build still pending: running, or left by a crash."""
