@@ -151,3 +151,20 @@ def test_old_plaintext_secrets_go_when_the_store_opens(real_api: RealApi) -> Non
         kept = db.execute("SELECT stream_secret FROM builds WHERE id = ?", (build.id,)).fetchone()
     assert kept == (None,)
     assert read(real_api.client, "/build-output/old-plaintext")[0] == 404
+
+
+def test_a_listing_grants_urls_for_its_page_only(real_api: RealApi) -> None:
+    """A grant is a write: a page of 1 build of 4 makes 1, not 4 (a listing's grants
+    competed with pushes for SQLite's write lock)."""
+    ada, _, _ = shared_app(real_api)
+    store = Store(real_api.settings.db_path)
+    for commit in ("bcdef123", "cdef1234", "def12345"):
+        store.start_build(store.app("ada-app"), commit, Principal("u", "ada@example.com"))
+    page = real_api.client.get(
+        "/apps/ada-app/builds",
+        headers={"Authorization": f"Bearer {ada}", "Range": "id ..; max=1"},
+    )
+    assert page.status_code == 206 and len(page.get_json()) == 1
+    with sqlite3.connect(real_api.settings.db_path) as db:
+        [(grants,)] = db.execute("SELECT COUNT(*) FROM build_stream_grants").fetchall()
+    assert grants == 1

@@ -57,14 +57,14 @@ def request_id() -> str:
 def listing(
     items: Sequence[ranges.Item],
     fields: Sequence[str],
-    shape: Callable[[ranges.Item], ranges.Item] | None = None,
+    shape: Callable[[list[ranges.Item]], list[ranges.Item]] | None = None,
 ) -> tuple[Response, int]:
     """A list answer paged by the request's Range header; `fields` are those a client may
-    range over, the first being the default order. `shape`, when given, makes each item
-    of the page only into what is answered (items then need only the range fields and
-    what `shape` reads), so a page of 15 costs 15 full items, not all of them."""
+    range over, the first being the default order. `shape`, when given, makes the page's
+    items only into what is answered (items then need only the range fields and what
+    `shape` reads), so a page of 15 costs 15 full items, not all of them."""
     chosen = ranges.page(items, ranges.parse(request.headers.get("Range"), fields))
-    response = jsonify(chosen.items if shape is None else [shape(i) for i in chosen.items])
+    response = jsonify(chosen.items if shape is None else shape(chosen.items))
     response.headers["Content-Range"] = chosen.content_range
     response.headers["Accept-Ranges"] = ", ".join(fields)
     if chosen.next_range is None:

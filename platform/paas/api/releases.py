@@ -146,11 +146,12 @@ def list_releases(name: str) -> tuple[Response, int]:
     eligible = rollback_check(*_stores())
     version = current.version if current else None
 
-    def shape(item: dict[str, object]) -> dict[str, object]:
-        release = found[str(item["id"])]
-        return release_json(
-            release, app, version, eligible=eligible(release), plans=plans.get(release.id)
-        )
+    def shape(page: list[dict[str, object]]) -> list[dict[str, object]]:
+        shown = [found[str(item["id"])] for item in page]
+        return [
+            release_json(r, app, version, eligible=eligible(r), plans=plans.get(r.id))
+            for r in shown
+        ]
 
     items = [{"version": r.version, "id": r.id} for r in found.values()]
     return listing(items, ("version", "id"), shape)
@@ -263,10 +264,18 @@ def _buildpack_urls(stored: str | None) -> list[str]:
 @blueprint.get("/apps/<name>/builds")
 def list_builds(name: str) -> tuple[Response, int]:
     app = find_app(name, Permission.VIEW)
-    builds = ctx().store.builds(app)
-    urls = output_urls(builds)
-    items = [build_json(b, app, urls[b.id]) for b in builds]
-    return listing(items, ("created_at", "id"))
+    found = {b.id: b for b in ctx().store.builds(app)}
+
+    def shape(page: list[dict[str, object]]) -> list[dict[str, object]]:
+        """Only the page's builds get an output URL: a grant is a write (build_streams)."""
+        shown = [found[str(item["id"])] for item in page]
+        urls = output_urls(shown)
+        return [build_json(b, app, urls[b.id]) for b in shown]
+
+    items: list[dict[str, object]] = [
+        {"created_at": b.created_at, "id": b.id} for b in found.values()
+    ]
+    return listing(items, ("created_at", "id"), shape)
 
 
 @blueprint.post("/apps/<name>/builds")
