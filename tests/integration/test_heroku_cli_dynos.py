@@ -199,8 +199,15 @@ def test_logs_num_dyno_and_source(platform: Platform, cli: HerokuCli) -> None:
     five = log_lines(cli("logs", "-a", APP, "--num", "5").stdout)
     assert len(five) == 5
     assert all(re_logplex(line) for line in five), five
-    worker = log_lines(cli("logs", "-a", APP, "--dyno", "worker.1", "-n", "20").stdout)
-    assert len(worker) == 20 and all(" app[worker.1]: worker-tick-" in line for line in worker)
+
+    def twenty_ticks() -> list[str] | None:
+        """worker.1's last 20 lines, once all are its ticks (a worker just (re)started has
+        its own state lines among them, and ticks twice a second)."""
+        shown = log_lines(cli("logs", "-a", APP, "--dyno", "worker.1", "-n", "20").stdout)
+        ticks = len(shown) == 20 and all(" app[worker.1]: worker-tick-" in s for s in shown)
+        return shown if ticks else None
+
+    wait_for(twenty_ticks, 40, "20 worker.1 ticks in a row, and no other dyno's line")
     of_type = log_lines(cli("logs", "-a", APP, "--process-type", "worker", "-n", "3").stdout)
     assert len(of_type) == 3 and all(" app[worker." in line for line in of_type)
     platform_only = log_lines(cli("logs", "-a", APP, "--source", "heroku", "-n", "50").stdout)
