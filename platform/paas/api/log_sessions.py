@@ -30,7 +30,7 @@ from collections.abc import Iterator
 
 from flask import Blueprint, Response, jsonify, request
 
-from paas.api import auth
+from paas.api import auth, slots
 from paas.api.context import Context, ctx, find_app, json_body, principal
 from paas.domain.access import Permission
 from paas.domain.errors import NotFound, PaasError
@@ -43,9 +43,8 @@ MAX_TAILS_PER_CREATOR = 2  # per API process: one user cannot take every slot
 HEARTBEAT_SECONDS = 10.0
 POLL_SECONDS = 0.2
 READ_BATCH = 1000  # what one LogStore.read(after=...) returns at most
-TAILS = threading.BoundedSemaphore(MAX_TAILS)
-_BY_CREATOR: dict[str | None, int] = {}  # tails streaming now, by creator's user id
-_BY_CREATOR_LOCK = threading.Lock()
+TAIL_SLOTS = slots.SlotPool(MAX_TAILS, MAX_TAILS_PER_CREATOR)  # keyed by creator's user id
+TAILS = TAIL_SLOTS.total
 GONE = "no such log session, or it expired: ask for a new one (heroku logs)"
 
 
@@ -101,25 +100,20 @@ def stream(secret: str) -> Response:
 
 def _take_tail(user_id: str | None) -> None:
     """One of the process's tail slots for this creator, or TooManyTails."""
-    with _BY_CREATOR_LOCK:
-        if _BY_CREATOR.get(user_id, 0) >= MAX_TAILS_PER_CREATOR:
-            raise TooManyTails(
-                f"you stream {MAX_TAILS_PER_CREATOR} log tails from this API process already:"
-                " end one (Ctrl-C) before starting another"
-            )
-        if not TAILS.acquire(blocking=False):
-            raise TooManyTails(
-                f"this API process streams {MAX_TAILS} log tails already: try again once one ended"
-            )
-        _BY_CREATOR[user_id] = _BY_CREATOR.get(user_id, 0) + 1
+    refused = TAIL_SLOTS.take(user_id)
+    if refused == "key":
+        raise TooManyTails(
+            f"you stream {MAX_TAILS_PER_CREATOR} log tails from this API process already:"
+            " end one (Ctrl-C) before starting another"
+        )
+    if refused == "total":
+        raise TooManyTails(
+            f"this API process streams {MAX_TAILS} log tails already: try again once one ended"
+        )
 
 
 def _give_tail(user_id: str | None) -> None:
-    with _BY_CREATOR_LOCK:
-        left = _BY_CREATOR.pop(user_id, 1) - 1
-        if left:
-            _BY_CREATOR[user_id] = left
-        TAILS.release()
+    TAIL_SLOTS.give(user_id)
 
 
 def events(context: Context, app: str, found: LogSession) -> Iterator[bytes]:

@@ -22,7 +22,7 @@ from datetime import UTC, datetime
 
 from flask import Blueprint, Response, jsonify, request, stream_with_context
 
-from paas.api import auth
+from paas.api import auth, slots
 from paas.api.context import ctx, find_app, json_body, principal
 from paas.api.protocol import listing
 from paas.artifacts.images import ImageStore
@@ -343,37 +343,31 @@ class TooManyStreams(PaasError):
 # log tails (4, paas.api.log_sessions) and run relays (6, paas.api.run), 3 stay for the rest.
 MAX_STREAMS = 3
 FOLLOWERS_PER_SECRET = 2
-STREAMS = threading.BoundedSemaphore(MAX_STREAMS)
-_followers: dict[str, int] = {}
-_followers_lock = threading.Lock()
+STREAM_SLOTS = slots.SlotPool(MAX_STREAMS, FOLLOWERS_PER_SECRET)  # keyed by secret hash
 
 
 def _claim(secret_hash: str) -> Callable[[], None]:
     """Takes a stream slot and a follower of this secret (TooManyStreams past either);
     returns what gives them back, once however often it is called."""
-    with _followers_lock:
-        if _followers.get(secret_hash, 0) >= FOLLOWERS_PER_SECRET:
-            raise TooManyStreams(
-                f"this build output URL is followed {FOLLOWERS_PER_SECRET} times already: "
-                "close one, or list the builds again for a URL of your own"
-            )
-        if not STREAMS.acquire(blocking=False):
-            raise TooManyStreams(
-                f"this API process streams {MAX_STREAMS} live builds already: try again "
-                "once one ended"
-            )
-        _followers[secret_hash] = _followers.get(secret_hash, 0) + 1
+    refused = STREAM_SLOTS.take(secret_hash)
+    if refused == "key":
+        raise TooManyStreams(
+            f"this build output URL is followed {FOLLOWERS_PER_SECRET} times already: "
+            "close one, or list the builds again for a URL of your own"
+        )
+    if refused == "total":
+        raise TooManyStreams(
+            f"this API process streams {MAX_STREAMS} live builds already: try again once one ended"
+        )
     released = threading.Event()
+    lock = threading.Lock()
 
     def release() -> None:
-        with _followers_lock:
+        with lock:
             if released.is_set():
                 return
             released.set()
-            left = _followers.pop(secret_hash, 1) - 1
-            if left:
-                _followers[secret_hash] = left
-            STREAMS.release()
+        STREAM_SLOTS.give(secret_hash)
 
     return release
 
